@@ -1,0 +1,1 @@
+"""Tally client SDK: local signing against a Tally node; never imports `node`."""
