@@ -1,0 +1,545 @@
+"""Submit-to-receipt throughput and latency over JSON-RPC: Tally against anvil.
+
+Why this shape: the number that matters to a wallet is how fast a node turns signed
+transactions into receipts, so everything a client does before submitting (key derivation,
+signing, nonce bookkeeping) happens before the clock starts. Transactions go in as raw
+``eth_sendRawTransaction`` JSON-RPC batches, which is what a busy gateway does, and receipts are
+collected by batched ``eth_getTransactionReceipt`` polls from a second thread, so submitting and
+observing overlap. Both nodes seal blocks on a 1 s timer (anvil ``--block-time 1``, Tally
+``--block-period 1``), so latency includes waiting for the next block on both.
+
+    python benchmarks/throughput.py --count 2000
+    python benchmarks/throughput.py --targets anvil --count 500
+    python benchmarks/throughput.py --targets tally --tally-url http://127.0.0.1:8545
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_abi import encode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import (
+    DEV_MNEMONIC,
+    REPO_ROOT,
+    free_port,
+    run_anvil,
+    stop_process,
+    wait_for_rpc,
+)
+
+sys.path.insert(0, str(REPO_ROOT))
+from contracts import load_artifact
+
+Account.enable_unaudited_hdwallet_features()
+
+TOKEN_SUPPLY = 10**9 * 10**18
+ETH_VALUE = 10**12  # wei per plain transfer
+TOKEN_VALUE = 10**18  # token units per ERC-20 transfer
+GAS_ETH = 21_000
+GAS_ERC20 = 60_000
+TRANSFER_SELECTOR = function_signature_to_4byte_selector("transfer(address,uint256)")
+BALANCE_OF_SELECTOR = function_signature_to_4byte_selector("balanceOf(address)")
+
+
+class BenchError(RuntimeError):
+    """A check failed: the run's figures must not be trusted."""
+
+
+class Rpc:
+    """Minimal JSON-RPC over HTTP with batching; one per thread (httpx.Client is not shared)."""
+
+    def __init__(self, url: str, timeout: float = 60.0) -> None:
+        self.url = url
+        self.client = httpx.Client(timeout=timeout)
+        self._id = 0
+
+    def close(self) -> None:
+        self.client.close()
+
+    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        return self.batch([(method, params)])[0]
+
+    def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Send calls as one batch; return results in order, raising on any JSON-RPC error."""
+        body = []
+        for method, params in calls:
+            self._id += 1
+            body.append(
+                {"jsonrpc": "2.0", "id": self._id, "method": method, "params": list(params)}
+            )
+        resp = self.client.post(self.url, json=body)
+        resp.raise_for_status()
+        answers = resp.json()
+        if not isinstance(answers, list):
+            raise BenchError(f"batch answered with a non-list: {str(answers)[:300]}")
+        by_id = {a.get("id"): a for a in answers}
+        out = []
+        for req in body:
+            ans = by_id.get(req["id"])
+            if ans is None:
+                raise BenchError(f"no answer for {req['method']} (id {req['id']})")
+            if "error" in ans:
+                raise BenchError(f"{req['method']} failed: {ans['error']}")
+            out.append(ans.get("result"))
+        return out
+
+
+@dataclass
+class Result:
+    """One target x workload measurement."""
+
+    target: str
+    workload: str
+    count: int
+    tx_per_s: float
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+    submit_s: float
+    blocks: int
+
+
+@dataclass
+class Chain:
+    """What the signer needs to know about the node it signs for."""
+
+    chain_id: int
+    gas_price: int
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def sign(
+    acct: LocalAccount, chain: Chain, nonce: int, to: str | None, value: int, data: bytes, gas: int
+) -> tuple[str, str]:
+    """Sign a legacy EIP-155 transaction; return (raw hex, tx hash hex).
+
+    Legacy rather than EIP-1559 because a private chain at gas price zero has no fee market to
+    express, and every node accepts legacy transactions.
+    """
+    tx: dict[str, Any] = {
+        "chainId": chain.chain_id,
+        "nonce": nonce,
+        "gasPrice": chain.gas_price,
+        "gas": gas,
+        "value": value,
+        "data": data,
+    }
+    if to is not None:
+        tx["to"] = to
+    signed = acct.sign_transaction(tx)
+    return "0x" + signed.raw_transaction.hex(), "0x" + signed.hash.hex()
+
+
+def wait_receipts(rpc: Rpc, hashes: Sequence[str], timeout: float) -> list[dict[str, Any]]:
+    """Wait (bounded) for all receipts during setup; fail on a missing or failed one."""
+    deadline = time.monotonic() + timeout
+    receipts: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        pending = [h for h in hashes if h not in receipts]
+        if not pending:
+            break
+        for part in chunks(pending, 500):
+            for h, r in zip(
+                part, rpc.batch([("eth_getTransactionReceipt", [h]) for h in part]), strict=True
+            ):
+                if r is not None:
+                    receipts[h] = r
+        time.sleep(0.2)
+    missing = [h for h in hashes if h not in receipts]
+    if missing:
+        raise BenchError(f"{len(missing)} setup receipts missing after {timeout}s: {missing[:3]}")
+    failed = [h for h in hashes if int(receipts[h]["status"], 16) != 1]
+    if failed:
+        raise BenchError(f"setup transactions failed (status 0): {failed[:3]}")
+    return [receipts[h] for h in hashes]
+
+
+def erc20_transfer_data(to: str, amount: int) -> bytes:
+    return TRANSFER_SELECTOR + encode(["address", "uint256"], [to, amount])
+
+
+def balances(rpc: Rpc, token: str | None, addrs: Sequence[str]) -> list[int]:
+    """ETH balances (token None) or token balances of ``addrs``, batched."""
+    out: list[int] = []
+    for part in chunks(addrs, 200):
+        if token is None:
+            calls = [("eth_getBalance", [a, "latest"]) for a in part]
+        else:
+            calls = [
+                (
+                    "eth_call",
+                    [
+                        {
+                            "to": token,
+                            "data": "0x" + (BALANCE_OF_SELECTOR + encode(["address"], [a])).hex(),
+                        },
+                        "latest",
+                    ],
+                )
+                for a in part
+            ]
+        out += [int(r, 16) for r in rpc.batch(calls)]
+    return out
+
+
+class Setup:
+    """Deploys DevToken and funds fresh senders with ETH and tokens (before any clock starts)."""
+
+    def __init__(self, rpc: Rpc, senders: int, count: int, timeout: float) -> None:
+        self.rpc = rpc
+        self.dev: LocalAccount = Account.from_mnemonic(
+            DEV_MNEMONIC, account_path="m/44'/60'/0'/0/0"
+        )
+        gas_price = int(rpc.call("eth_gasPrice"), 16)
+        # Headroom: full 1 s blocks push an EIP-1559 base fee up 12.5% a block while we submit.
+        self.chain = Chain(int(rpc.call("eth_chainId"), 16), gas_price * 3)
+        self.senders: list[LocalAccount] = [Account.create() for _ in range(senders)]
+        per_sender = -(-count // senders)
+        nonce = int(rpc.call("eth_getTransactionCount", [self.dev.address, "pending"]), 16)
+
+        raw, txh = sign(
+            self.dev,
+            self.chain,
+            nonce,
+            None,
+            0,
+            bytes.fromhex(load_artifact("DevToken")["bytecode"][2:])
+            + encode(["uint256"], [TOKEN_SUPPLY]),
+            3_000_000,
+        )
+        rpc.call("eth_sendRawTransaction", [raw])
+        self.token = to_checksum_address(wait_receipts(rpc, [txh], timeout)[0]["contractAddress"])
+        nonce += 1
+
+        eth_each = per_sender * (ETH_VALUE + GAS_ERC20 * self.chain.gas_price) * 2 + 10**16
+        tok_each = per_sender * TOKEN_VALUE
+        raws: list[str] = []
+        hashes: list[str] = []
+        for s in self.senders:
+            for to, value, data, gas in (
+                (s.address, eth_each, b"", GAS_ETH),
+                (self.token, 0, erc20_transfer_data(s.address, tok_each), GAS_ERC20),
+            ):
+                r, h = sign(self.dev, self.chain, nonce, to, value, data, gas)
+                nonce += 1
+                raws.append(r)
+                hashes.append(h)
+        for part in chunks(raws, 200):
+            rpc.batch([("eth_sendRawTransaction", [r]) for r in part])
+        wait_receipts(rpc, hashes, timeout)
+
+
+def run_workload(
+    url: str,
+    setup: Setup,
+    workload: str,
+    count: int,
+    batch: int,
+    poll: float,
+    timeout: float,
+    target: str,
+) -> Result:
+    """Pre-sign ``count`` transfers, submit in batches, and time each until its receipt."""
+    rpc = setup.rpc
+    recipients = [Account.create().address for _ in range(min(count, 200))]
+    nonces = [
+        int(n, 16)
+        for n in rpc.batch(
+            [("eth_getTransactionCount", [s.address, "pending"]) for s in setup.senders]
+        )
+    ]
+    raws: list[str] = []
+    hashes: list[str] = []
+    expected: dict[str, int] = {}
+    for i in range(count):
+        k = i % len(setup.senders)
+        rcpt = recipients[i % len(recipients)]
+        if workload == "eth":
+            r, h = sign(setup.senders[k], setup.chain, nonces[k], rcpt, ETH_VALUE, b"", GAS_ETH)
+            expected[rcpt] = expected.get(rcpt, 0) + ETH_VALUE
+        else:
+            r, h = sign(
+                setup.senders[k],
+                setup.chain,
+                nonces[k],
+                setup.token,
+                0,
+                erc20_transfer_data(rcpt, TOKEN_VALUE),
+                GAS_ERC20,
+            )
+            expected[rcpt] = expected.get(rcpt, 0) + TOKEN_VALUE
+        nonces[k] += 1
+        raws.append(r)
+        hashes.append(h)
+
+    submitted: dict[str, float] = {}  # tx hash -> submit time of its batch
+    seen: dict[str, float] = {}  # tx hash -> time its receipt was first seen
+    receipts: dict[str, dict[str, Any]] = {}
+    lock = threading.Lock()
+    done = threading.Event()
+    poll_error: list[BaseException] = []
+
+    def poller() -> None:
+        prpc = Rpc(url)
+        try:
+            last_block = -1
+            last_sweep = 0.0
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and not done.is_set():
+                block = int(prpc.call("eth_blockNumber"), 16)
+                now = time.monotonic()
+                # Sweep receipts when a block appears (cheap for the node), or every 2 s anyway.
+                if block != last_block or now - last_sweep > 2.0:
+                    last_block, last_sweep = block, now
+                    with lock:
+                        pending = [h for h in submitted if h not in seen]
+                    for part in chunks(pending, 500):
+                        res = prpc.batch([("eth_getTransactionReceipt", [h]) for h in part])
+                        t = time.monotonic()
+                        with lock:
+                            for h, r in zip(part, res, strict=True):
+                                if r is not None:
+                                    seen[h] = t
+                                    receipts[h] = r
+                    with lock:
+                        if len(seen) == count:
+                            return
+                time.sleep(poll)
+        except BaseException as exc:  # reported by the main thread
+            poll_error.append(exc)
+        finally:
+            prpc.close()
+
+    thread = threading.Thread(target=poller, daemon=True)
+    thread.start()
+    t0 = time.monotonic()
+    try:
+        for part_raw, part_hash in zip(chunks(raws, batch), chunks(hashes, batch), strict=True):
+            t = time.monotonic()
+            res = rpc.batch([("eth_sendRawTransaction", [r]) for r in part_raw])
+            for want, got in zip(part_hash, res, strict=True):
+                if str(got).lower() != want:
+                    raise BenchError(f"node returned tx hash {got}, expected {want}")
+            with lock:
+                submitted.update((h, t) for h in part_hash)
+        t_submitted = time.monotonic() - t0
+        thread.join(timeout + 10)
+    finally:
+        done.set()
+    if poll_error:
+        raise BenchError(f"receipt poller failed: {poll_error[0]!r}")
+    if len(seen) != count:
+        raise BenchError(
+            f"{target}/{workload}: only {len(seen)}/{count} receipts within {timeout}s"
+        )
+    failed = [h for h in hashes if int(receipts[h]["status"], 16) != 1]
+    if failed:
+        raise BenchError(f"{target}/{workload}: {len(failed)} receipts with status 0: {failed[:3]}")
+
+    got = balances(rpc, None if workload == "eth" else setup.token, list(expected))
+    for (addr, want), have in zip(expected.items(), got, strict=True):
+        if want != have:
+            raise BenchError(f"{target}/{workload}: balance of {addr} is {have}, expected {want}")
+    if workload == "erc20":
+        holders = [setup.dev.address] + [s.address for s in setup.senders] + list(expected)
+        total = sum(balances(rpc, setup.token, holders))
+        if total != TOKEN_SUPPLY:
+            raise BenchError(f"{target}: token balances sum to {total}, supply is {TOKEN_SUPPLY}")
+
+    lat = sorted((seen[h] - submitted[h]) * 1000 for h in hashes)
+    blocks = {int(receipts[h]["blockNumber"], 16) for h in hashes}
+    q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else lat * 99
+    return Result(
+        target=target,
+        workload=workload,
+        count=count,
+        tx_per_s=count / (max(seen.values()) - t0),
+        p50_ms=q[49],
+        p95_ms=q[94],
+        max_ms=lat[-1],
+        submit_s=t_submitted,
+        blocks=len(blocks),
+    )
+
+
+@contextmanager
+def run_tally(workdir: Path) -> Iterator[str]:
+    """Start ``tally dev`` on loopback ports in a temporary datadir; stop it on exit."""
+    exe = shutil.which("tally")
+    if exe is None:
+        raise BenchError("`tally` console script not found (pip install -e . first)")
+    rpc_port, ws_port = free_port(), free_port()
+    cmd = [
+        exe,
+        "dev",
+        "--datadir",
+        str(workdir / "data"),
+        "--rpc-port",
+        str(rpc_port),
+        "--ws-port",
+        str(ws_port),
+        "--block-period",
+        "1",
+    ]
+    log_path = workdir / "tally.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            url = f"http://127.0.0.1:{rpc_port}"
+            try:
+                wait_for_rpc(url, timeout=60, proc=proc)
+            except (RuntimeError, TimeoutError) as exc:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise BenchError(
+                    f"tally did not start: {exc}\n--- tally.log tail ---\n{tail}"
+                ) from exc
+            yield url
+        finally:
+            stop_process(proc)
+
+
+def bench_target(target: str, url: str, args: argparse.Namespace) -> list[Result]:
+    rpc = Rpc(url)
+    try:
+        setup = Setup(rpc, args.senders, args.count, args.timeout)
+        results = []
+        for wl in args.workloads.split(","):
+            r = run_workload(
+                url, setup, wl, args.count, args.batch, args.poll, args.timeout, target
+            )
+            print(
+                f"  {target:6} {wl:6} {r.tx_per_s:9.1f} tx/s  p50 {r.p50_ms:7.0f} ms  "
+                f"p95 {r.p95_ms:7.0f} ms  ({r.blocks} blocks, submit {r.submit_s:.2f} s)",
+                flush=True,
+            )
+            results.append(r)
+        return results
+    finally:
+        rpc.close()
+
+
+def print_table(results: list[Result], errors: dict[str, str]) -> None:
+    base = {r.workload: r for r in results if r.target == "anvil"}
+    headers = [
+        "target",
+        "workload",
+        "txs",
+        "tx/s",
+        "p50 ms",
+        "p95 ms",
+        "max ms",
+        "blocks",
+        "tx/s vs anvil",
+    ]
+    rows = []
+    for r in results:
+        ratio = ""
+        if r.target != "anvil" and r.workload in base:
+            ratio = f"{r.tx_per_s / base[r.workload].tx_per_s:.2f}x"
+        rows.append(
+            [
+                r.target,
+                r.workload,
+                str(r.count),
+                f"{r.tx_per_s:.1f}",
+                f"{r.p50_ms:.0f}",
+                f"{r.p95_ms:.0f}",
+                f"{r.max_ms:.0f}",
+                str(r.blocks),
+                ratio,
+            ]
+        )
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+        print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    else:
+        table = Table(title="submit-to-receipt (anvil --block-time 1, tally --block-period 1)")
+        for h in headers:
+            table.add_column(h, justify="left" if h in ("target", "workload") else "right")
+        for row in rows:
+            table.add_row(*row)
+        Console(width=max(100, Console().width)).print(table)
+    for target, err in errors.items():
+        print(f"{target}: FAILED: {err}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--count", type=int, default=2000, help="transactions per workload")
+    ap.add_argument("--targets", default="anvil,tally", help="comma list of anvil,tally")
+    ap.add_argument("--workloads", default="eth,erc20", help="comma list of eth,erc20")
+    ap.add_argument("--senders", type=int, default=50, help="fresh sender accounts")
+    ap.add_argument("--batch", type=int, default=200, help="transactions per JSON-RPC batch")
+    ap.add_argument("--poll", type=float, default=0.05, help="eth_blockNumber poll interval (s)")
+    ap.add_argument("--timeout", type=float, default=300.0, help="per-workload receipt timeout")
+    ap.add_argument("--tally-url", help="use this running Tally node instead of starting one")
+    ap.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    args = ap.parse_args(argv)
+
+    targets = [t for t in args.targets.split(",") if t]
+    unknown = set(targets) - {"anvil", "tally"} | set(args.workloads.split(",")) - {"eth", "erc20"}
+    if unknown:
+        ap.error(f"unknown target/workload: {', '.join(sorted(unknown))}")
+    results: list[Result] = []
+    errors: dict[str, str] = {}
+    for target in targets:
+        print(f"{target}: starting", flush=True)
+        try:
+            if target == "anvil":
+                print("anvil: started by this script with --block-time 1 on 127.0.0.1", flush=True)
+                with run_anvil(free_port(), block_time=1.0) as url:
+                    results += bench_target(target, url, args)
+            elif args.tally_url:
+                print(f"tally: using running node at {args.tally_url}", flush=True)
+                results += bench_target(target, args.tally_url, args)
+            else:
+                with (
+                    tempfile.TemporaryDirectory(prefix="tally-bench-") as tmp,
+                    run_tally(Path(tmp)) as url,
+                ):
+                    print(f"tally: started `tally dev --block-period 1` at {url}", flush=True)
+                    results += bench_target(target, url, args)
+        except (BenchError, httpx.HTTPError, OSError) as exc:
+            errors[target] = str(exc)
+        except Exception as exc:  # a node answering nonsense must not hide the other target
+            traceback.print_exc()
+            errors[target] = f"{type(exc).__name__}: {exc}"
+    print_table(results, errors)
+    if args.json:
+        args.json.write_text(
+            json.dumps({"results": [asdict(r) for r in results], "errors": errors}, indent=2) + "\n"
+        )
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
