@@ -1,0 +1,200 @@
+"""The chain: genesis, head, and turning executed blocks into committed ones.
+
+`Chain` is the only writer of the block database. A block is built (or re-executed) into a
+batch, sealed by the consensus engine, then committed with its records and the new head in one
+atomic write; until then nothing of it is visible to readers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from eth.abc import BlockHeaderAPI, SignedTransactionAPI
+from eth.db.account import AccountDB
+
+from node.chain.executor import (
+    BlockExecutor,
+    BlockRejected,
+    ExecutedBlock,
+    check_reexecuted,
+    header_fields_for_reexecution,
+)
+from node.chain.genesis import QBFT_MIX_HASH, Genesis, GenesisError
+from node.consensus.hashing import onchain_hash
+from node.storage.chainstore import ChainStore
+from node.storage.records import LogRecord, ReceiptRecord, TransactionRecord
+from node.storage.store import StoreBatch
+
+_HEADER_CACHE_SIZE = 512
+
+
+@dataclass(slots=True)
+class PendingBlock:
+    """An executed, not yet committed block and the batch holding its state writes."""
+
+    parent_hash: bytes
+    executed: ExecutedBlock
+    batch: StoreBatch
+
+    @property
+    def header(self) -> BlockHeaderAPI:
+        return self.executed.header
+
+
+class Chain:
+    """Head tracking, block building, import and commit over one `ChainStore`."""
+
+    def __init__(self, store: ChainStore, genesis: Genesis) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.executor = BlockExecutor(genesis.chain_id)
+        self._headers: OrderedDict[bytes, BlockHeaderAPI] = OrderedDict()
+        head_hash = store.head_hash()
+        if head_hash is None:
+            head_hash = self._write_genesis()
+        else:
+            self._check_genesis()
+        head = store.header(head_hash)
+        if head is None:
+            raise GenesisError("database names a head block it does not hold")
+        self.head: BlockHeaderAPI = head
+        self.head_hash: bytes = head_hash
+
+    @property
+    def chain_id(self) -> int:
+        return self.genesis.chain_id
+
+    def _write_genesis(self) -> bytes:
+        batch = self.store.new_batch()
+        header = self.genesis.header(batch)
+        block_hash = onchain_hash(header)
+        self.store.save_genesis_document(batch, self.genesis.dumps().encode())
+        self.store.save_block(batch, block_hash, header, [])
+        self.store.commit(batch)
+        return block_hash
+
+    def _check_genesis(self) -> None:
+        stored = self.store.genesis_document()
+        if stored is None or Genesis.from_json(json.loads(stored)) != self.genesis:
+            raise GenesisError("the datadir holds a different chain than this genesis describes")
+
+    def header_by_hash(self, block_hash: bytes) -> BlockHeaderAPI | None:
+        header = self._headers.get(block_hash)
+        if header is None:
+            header = self.store.header(block_hash)
+            if header is not None:
+                self._remember(block_hash, header)
+        return header
+
+    def header_by_number(self, number: int) -> BlockHeaderAPI | None:
+        if number == self.head.block_number:
+            return self.head
+        block_hash = self.store.canonical_hash(number)
+        return None if block_hash is None else self.header_by_hash(block_hash)
+
+    def _require_header(self, block_hash: bytes) -> BlockHeaderAPI:
+        header = self.header_by_hash(block_hash)
+        if header is None:
+            raise KeyError(block_hash)
+        return header
+
+    def _remember(self, block_hash: bytes, header: BlockHeaderAPI) -> None:
+        self._headers[block_hash] = header
+        if len(self._headers) > _HEADER_CACHE_SIZE:
+            self._headers.popitem(last=False)
+
+    def state_at(self, header: BlockHeaderAPI) -> AccountDB:
+        """Read-only account state after `header` (writes to it are never persisted)."""
+        return AccountDB(self.store.store, header.state_root)
+
+    def build(
+        self,
+        transactions: Sequence[SignedTransactionAPI],
+        *,
+        timestamp: int,
+        coinbase: bytes,
+        extra_data: bytes,
+        tx_hashes: dict[int, bytes] | None = None,
+    ) -> PendingBlock:
+        """Execute `transactions` on the head into a new, uncommitted block."""
+        parent = self.head
+        header = self.executor.new_header(
+            parent,
+            parent_hash=self.head_hash,
+            timestamp=timestamp,
+            coinbase=coinbase,
+            gas_limit=self.genesis.gas_limit,
+            extra_data=extra_data,
+            mix_hash=QBFT_MIX_HASH,
+            **({"base_fee_per_gas": 0} if self.genesis.zero_base_fee else {}),
+        )
+        batch = self.store.new_batch()
+        executed = self.executor.execute(
+            batch, self._require_header, header, transactions, building=True, tx_hashes=tx_hashes
+        )
+        return PendingBlock(self.head_hash, executed, batch)
+
+    def reexecute(
+        self, header: BlockHeaderAPI, transactions: Iterable[SignedTransactionAPI]
+    ) -> PendingBlock:
+        """Re-run a received block on its parent; raise `BlockRejected` if it disagrees."""
+        if header.parent_hash != self.head_hash or header.block_number != self.head.block_number + 1:
+            raise BlockRejected("block does not extend the current head")
+        template = self.executor.new_header(
+            self.head, parent_hash=self.head_hash, **header_fields_for_reexecution(header)
+        )
+        batch = self.store.new_batch()
+        executed = self.executor.execute(
+            batch, self._require_header, template, list(transactions), building=False
+        )
+        check_reexecuted(header, executed.header)
+        executed.header = header
+        return PendingBlock(self.head_hash, executed, batch)
+
+    def commit(self, pending: PendingBlock, sealed_header: BlockHeaderAPI) -> bytes:
+        """Write the sealed block, its records and the new head in one atomic batch."""
+        if pending.parent_hash != self.head_hash:
+            raise BlockRejected("head moved while the block was pending")
+        block_hash = onchain_hash(sealed_header)
+        number = sealed_header.block_number
+        records = []
+        log_index = 0
+        for index, item in enumerate(pending.executed.transactions):
+            receipt = item.receipt
+            tx_record = TransactionRecord(
+                raw=item.tx.encode(),
+                sender=item.sender,
+                block_hash=block_hash,
+                block_number=number,
+                index=index,
+            )
+            logs = [
+                LogRecord(
+                    address=log.address,
+                    topics=[topic.to_bytes(32, "big") for topic in log.topics],
+                    data=log.data,
+                )
+                for log in receipt.logs
+            ]
+            receipt_record = ReceiptRecord(
+                tx_type=item.tx.type_id or 0,
+                status=int.from_bytes(receipt.state_root, "big") if receipt.state_root else 0,
+                cumulative_gas_used=receipt.gas_used,
+                gas_used=item.gas_used,
+                effective_gas_price=item.effective_gas_price,
+                contract_address=item.contract_address,
+                first_log_index=log_index,
+                logs=logs,
+            )
+            log_index += len(logs)
+            counterparty = item.tx.to or item.contract_address
+            records.append((item.tx_hash, tx_record, receipt_record, counterparty))
+        self.store.save_block(pending.batch, block_hash, sealed_header, records)
+        self.store.commit(pending.batch)
+        self._remember(block_hash, sealed_header)
+        self.head = sealed_header
+        self.head_hash = block_hash
+        return block_hash

@@ -1,0 +1,220 @@
+"""Execute a block's transactions with py-evm in one pass: build a new block or re-check one.
+
+This is the node's hot path. It drives py-evm's VM pieces directly rather than through
+`Chain.mine_all`/`import_block`, because those persist transaction and receipt tries, read the
+block back after writing it, and (per transaction) redo work Tally already did at admission
+(sender recovery). Everything here is pure: it reads and writes only the database batch it is
+given, and knows nothing of the pool, the network or the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from eth.abc import (
+    AtomicDatabaseAPI,
+    BlockHeaderAPI,
+    ComputationAPI,
+    ReceiptAPI,
+    SignedTransactionAPI,
+)
+from eth.consensus.context import ConsensusContext
+from eth_utils import ValidationError
+from eth.vm.chain_context import ChainContext
+from eth_hash.auto import keccak
+
+from node.chain.roots import ordered_trie_root
+from node.chain.vm import TallyVM
+
+
+HeaderLookup = Callable[[bytes], BlockHeaderAPI]
+"""On-chain block hash -> header; raises KeyError for an unknown hash."""
+
+
+class HeaderSource:
+    """What py-evm's VM needs from a chain database: state access and headers by hash.
+
+    `headers_by_hash` resolves on-chain (QBFT) hashes, which is what `parent_hash` holds.
+    """
+
+    def __init__(self, db: AtomicDatabaseAPI, headers_by_hash: HeaderLookup) -> None:
+        self.db = db
+        self._lookup = headers_by_hash
+
+    def get_block_header_by_hash(self, block_hash: bytes) -> BlockHeaderAPI:
+        return self._lookup(block_hash)
+
+
+@dataclass(slots=True)
+class ExecutedTransaction:
+    """A transaction as included: the tx, its receipt, and what the receipt record needs."""
+
+    tx: SignedTransactionAPI
+    tx_hash: bytes
+    sender: bytes
+    receipt: ReceiptAPI
+    gas_used: int
+    effective_gas_price: int
+    contract_address: bytes
+
+
+@dataclass(slots=True)
+class ExecutedBlock:
+    """The outcome of executing a block: its final (unsealed) header and transactions.
+
+    State changes are already written into the batch the executor was given; `skipped` lists
+    candidate transactions left out while building (with why), for the pool to act on.
+    """
+
+    header: BlockHeaderAPI
+    transactions: list[ExecutedTransaction]
+    skipped: list[tuple[SignedTransactionAPI, str]] = field(default_factory=list)
+    deferred: list[SignedTransactionAPI] = field(default_factory=list)
+
+
+class BlockRejected(Exception):
+    """A block (or one of its transactions) that does not execute to what its header claims."""
+
+
+def tx_hash_of(tx: SignedTransactionAPI) -> bytes:
+    """The transaction hash; computed once by callers that keep it (legacy `.hash` is uncached)."""
+    return keccak(tx.encode()) if tx.type_id is not None else tx.hash
+
+
+def effective_gas_price(tx: SignedTransactionAPI, base_fee: int) -> int:
+    if tx.type_id in (None, 1):
+        return tx.gas_price
+    return min(tx.max_fee_per_gas, base_fee + tx.max_priority_fee_per_gas)
+
+
+class BlockExecutor:
+    """Runs transactions on a header template with py-evm and finishes the header."""
+
+    def __init__(self, chain_id: int) -> None:
+        self._chain_context = ChainContext(chain_id)
+
+    def new_header(
+        self, parent: BlockHeaderAPI, parent_hash: bytes, **fields: object
+    ) -> BlockHeaderAPI:
+        """A child header of `parent` (fork rules fill what `fields` leaves out).
+
+        py-evm links a child to `parent.hash`, which for a QBFT header covers the commit
+        seals; Tally links to the on-chain hash the caller passes as `parent_hash`.
+        """
+        return TallyVM.create_header_from_parent(parent, **fields).copy(parent_hash=parent_hash)
+
+    def execute(
+        self,
+        db: AtomicDatabaseAPI,
+        headers: HeaderLookup,
+        header: BlockHeaderAPI,
+        transactions: Iterable[SignedTransactionAPI],
+        *,
+        building: bool,
+        tx_hashes: dict[int, bytes] | None = None,
+    ) -> ExecutedBlock:
+        """Apply `transactions` on `header` (its roots and gas fields are recomputed).
+
+        When `building`, a transaction that does not fit the remaining gas is deferred and one
+        that is invalid against the current state is skipped; otherwise (re-executing a
+        received block) either is a `BlockRejected`. `tx_hashes` maps id(tx) to known hashes.
+        """
+        vm = TallyVM(
+            header=header,
+            chaindb=HeaderSource(db, headers),
+            chain_context=self._chain_context,
+            consensus_context=ConsensusContext(db),
+        )
+        block = TallyVM.get_block_class()(header, transactions=[], uncles=[], withdrawals=[])
+        vm._block = block
+        vm.block_preprocessing(block)
+
+        state = vm.state
+        running = header.copy(gas_used=0, bloom=0, blob_gas_used=0)
+        base_fee = header.base_fee_per_gas
+        executed: list[ExecutedTransaction] = []
+        skipped: list[tuple[SignedTransactionAPI, str]] = []
+        deferred: list[SignedTransactionAPI] = []
+        known_hashes = tx_hashes or {}
+        previous_gas = 0
+        for tx in transactions:
+            if running.gas_used + tx.gas > running.gas_limit:
+                if not building:
+                    raise BlockRejected("transactions exceed the block gas limit")
+                deferred.append(tx)
+                continue
+            snapshot = state.snapshot()
+            try:
+                receipt, computation = vm.apply_transaction(running, tx)
+            except ValidationError as exc:
+                state.revert(snapshot)
+                if not building:
+                    raise BlockRejected(f"invalid transaction: {exc}") from exc
+                skipped.append((tx, str(exc)))
+                continue
+            running = vm.add_receipt_to_header(running, receipt)
+            executed.append(
+                ExecutedTransaction(
+                    tx=tx,
+                    tx_hash=known_hashes.get(id(tx)) or tx_hash_of(tx),
+                    sender=tx.sender,
+                    receipt=receipt,
+                    gas_used=receipt.gas_used - previous_gas,
+                    effective_gas_price=effective_gas_price(tx, base_fee),
+                    contract_address=_created_address(tx, computation),
+                )
+            )
+            previous_gas = receipt.gas_used
+
+        receipts = tuple(item.receipt for item in executed)
+        vm.receipts_for_postprocessing = receipts
+        filled = block.copy(
+            header=running.copy(
+                transaction_root=ordered_trie_root([item.tx.encode() for item in executed]),
+                receipt_root=ordered_trie_root([receipt.encode() for receipt in receipts]),
+            ),
+            transactions=[item.tx for item in executed],
+        )
+        processed = vm.block_postprocessing(filled)
+        state.persist()
+        final_header = processed.header.copy(state_root=state.state_root)
+        return ExecutedBlock(final_header, executed, skipped, deferred)
+
+
+def _created_address(tx: SignedTransactionAPI, computation: ComputationAPI) -> bytes:
+    if tx.to != b"":
+        return b""
+    return computation.msg.storage_address
+
+
+def header_fields_for_reexecution(block_header: BlockHeaderAPI) -> dict[str, object]:
+    """The header fields a proposer chose, which re-execution must keep as given."""
+    return {
+        "coinbase": block_header.coinbase,
+        "timestamp": block_header.timestamp,
+        "gas_limit": block_header.gas_limit,
+        "extra_data": block_header.extra_data,
+        "mix_hash": block_header.mix_hash,
+        "nonce": block_header.nonce,
+        "difficulty": block_header.difficulty,
+        "base_fee_per_gas": block_header.base_fee_per_gas,
+        "parent_beacon_block_root": block_header.parent_beacon_block_root,
+    }
+
+
+def check_reexecuted(claimed: BlockHeaderAPI, computed: BlockHeaderAPI) -> None:
+    """Raise `BlockRejected` naming the first header field re-execution disagrees with."""
+    for name in (
+        "state_root",
+        "transaction_root",
+        "receipt_root",
+        "gas_used",
+        "bloom",
+        "requests_hash",
+        "withdrawals_root",
+        "blob_gas_used",
+        "excess_blob_gas",
+    ):
+        if getattr(claimed, name) != getattr(computed, name):
+            raise BlockRejected(f"{name} mismatch after re-execution")

@@ -1,0 +1,195 @@
+"""Genesis documents: the JSON an operator writes once, and the block-0 state built from it.
+
+The format follows Besu's QBFT genesis where it can (`config.chainId`, `config.qbft.*`, `alloc`,
+`gasLimit`), with the validator list given directly instead of pre-encoded `extraData`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth.abc import AtomicDatabaseAPI, BlockHeaderAPI
+from eth.constants import BLANK_ROOT_HASH
+from eth.db.account import AccountDB
+from eth_account import Account
+from eth_utils import to_canonical_address, to_checksum_address
+
+from node.chain.vm import TallyVM
+from node.consensus.extra_data import genesis_extra_data
+
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+DEV_ACCOUNT_COUNT = 10
+DEV_BALANCE_WEI = 10_000 * 10**18
+DEV_CHAIN_ID = 1337
+DEFAULT_GAS_LIMIT = 60_000_000
+QBFT_MIX_HASH = bytes.fromhex("63746963616c2062797a616e74696e65206661756c7420746f6c6572616e6365")
+
+
+class GenesisError(ValueError):
+    """A genesis document that cannot describe a chain."""
+
+
+@dataclass(frozen=True, slots=True)
+class AllocEntry:
+    balance: int = 0
+    nonce: int = 0
+    code: bytes = b""
+    storage: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Genesis:
+    """Everything that fixes a chain's identity: change one field and it is another chain."""
+
+    chain_id: int
+    validators: tuple[bytes, ...]
+    alloc: dict[bytes, AllocEntry]
+    gas_limit: int = DEFAULT_GAS_LIMIT
+    timestamp: int = 0
+    block_period_seconds: int = 1
+    request_timeout_seconds: int = 2
+    zero_base_fee: bool = True
+    vanity: bytes = b""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "config": {
+                "chainId": self.chain_id,
+                "zeroBaseFee": self.zero_base_fee,
+                "qbft": {
+                    "blockPeriodSeconds": self.block_period_seconds,
+                    "requestTimeoutSeconds": self.request_timeout_seconds,
+                },
+            },
+            "gasLimit": hex(self.gas_limit),
+            "timestamp": hex(self.timestamp),
+            "vanity": "0x" + self.vanity.hex(),
+            "validators": [to_checksum_address(v) for v in self.validators],
+            "alloc": {
+                to_checksum_address(address): _alloc_to_json(entry)
+                for address, entry in sorted(self.alloc.items())
+            },
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Genesis:
+        try:
+            config = doc["config"]
+            qbft = config.get("qbft", {})
+            validators = tuple(sorted(to_canonical_address(v) for v in doc["validators"]))
+            genesis = cls(
+                chain_id=int(config["chainId"]),
+                validators=validators,
+                alloc={
+                    to_canonical_address(address): _alloc_from_json(entry)
+                    for address, entry in doc.get("alloc", {}).items()
+                },
+                gas_limit=_quantity(doc.get("gasLimit", DEFAULT_GAS_LIMIT)),
+                timestamp=_quantity(doc.get("timestamp", 0)),
+                block_period_seconds=int(qbft.get("blockPeriodSeconds", 1)),
+                request_timeout_seconds=int(qbft.get("requestTimeoutSeconds", 2)),
+                zero_base_fee=bool(config.get("zeroBaseFee", True)),
+                vanity=bytes.fromhex(str(doc.get("vanity", "0x"))[2:]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GenesisError(f"invalid genesis document: {exc!r}") from exc
+        genesis.check()
+        return genesis
+
+    @classmethod
+    def load(cls, path: Path) -> Genesis:
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except json.JSONDecodeError as exc:
+            raise GenesisError(f"{path}: not JSON: {exc}") from exc
+
+    def check(self) -> None:
+        if self.chain_id <= 0:
+            raise GenesisError("chainId must be positive")
+        if not self.validators:
+            raise GenesisError("at least one validator is required")
+        if self.gas_limit < 5_000 or self.gas_limit > 2**63 - 1:
+            raise GenesisError("gasLimit out of range")
+        if self.block_period_seconds < 1:
+            raise GenesisError("blockPeriodSeconds must be at least 1")
+        if len(self.vanity) > 32:
+            raise GenesisError("vanity is at most 32 bytes")
+
+    def header(self, db: AtomicDatabaseAPI) -> BlockHeaderAPI:
+        """Write the allocated state into `db` and return the genesis header."""
+        state = AccountDB(db, BLANK_ROOT_HASH)
+        for address, entry in self.alloc.items():
+            state.set_balance(address, entry.balance)
+            state.set_nonce(address, entry.nonce)
+            if entry.code:
+                state.set_code(address, entry.code)
+            for slot, value in entry.storage.items():
+                state.set_storage(address, slot, value)
+        state.persist()
+        return TallyVM.create_header_from_parent(
+            None,
+            difficulty=0,
+            gas_limit=self.gas_limit,
+            timestamp=self.timestamp,
+            extra_data=genesis_extra_data(list(self.validators), self.vanity),
+            state_root=state.state_root,
+            base_fee_per_gas=0 if self.zero_base_fee else 10**9,
+            mix_hash=QBFT_MIX_HASH,
+        )
+
+
+def dev_accounts() -> list[Any]:
+    """The ten well-known dev accounts (anvil's and Hardhat's), derived from the dev mnemonic."""
+    Account.enable_unaudited_hdwallet_features()
+    return [
+        Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+        for index in range(DEV_ACCOUNT_COUNT)
+    ]
+
+
+def dev_genesis(validator: bytes, *, chain_id: int = DEV_CHAIN_ID, block_period: int = 1) -> Genesis:
+    """A single-validator dev chain with the dev accounts prefunded."""
+    return Genesis(
+        chain_id=chain_id,
+        validators=(validator,),
+        alloc={
+            to_canonical_address(account.address): AllocEntry(balance=DEV_BALANCE_WEI)
+            for account in dev_accounts()
+        },
+        block_period_seconds=block_period,
+    )
+
+
+def _quantity(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    return int(text, 16) if text.startswith("0x") else int(text)
+
+
+def _alloc_from_json(entry: dict[str, Any]) -> AllocEntry:
+    return AllocEntry(
+        balance=_quantity(entry.get("balance", 0)),
+        nonce=_quantity(entry.get("nonce", 0)),
+        code=bytes.fromhex(str(entry.get("code", "0x"))[2:]),
+        storage={
+            _quantity(slot): _quantity(value) for slot, value in entry.get("storage", {}).items()
+        },
+    )
+
+
+def _alloc_to_json(entry: AllocEntry) -> dict[str, Any]:
+    doc: dict[str, Any] = {"balance": hex(entry.balance)}
+    if entry.nonce:
+        doc["nonce"] = hex(entry.nonce)
+    if entry.code:
+        doc["code"] = "0x" + entry.code.hex()
+    if entry.storage:
+        doc["storage"] = {hex(k): hex(v) for k, v in sorted(entry.storage.items())}
+    return doc

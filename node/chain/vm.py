@@ -1,0 +1,91 @@
+"""The EVM Tally runs: py-evm's newest fork (Prague) with the node's own block bookkeeping.
+
+py-evm's stock VM persists transaction and receipt tries and reads receipts back from them
+after execution; Tally keeps bodies and receipts under its own keys instead (see
+`node.storage.schema`), so the few VM hooks that read those tries are redirected here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI, TransactionBuilderAPI
+from eth.constants import GENESIS_PARENT_HASH
+from eth.vm.forks.prague import PragueVM
+
+MAX_PREV_HEADER_DEPTH = 256
+
+FORK_NAME = "prague"
+
+
+class TallyVM(PragueVM):
+    """Prague with block post-processing fed from in-memory receipts.
+
+    `PragueVM.process_deposit_request_data` reads the block's receipts back from the receipt
+    trie in the database; Tally never writes that trie, so the receipts just produced are
+    handed over in `receipts_for_postprocessing` before post-processing runs.
+    """
+
+    receipts_for_postprocessing: tuple[ReceiptAPI, ...] = ()
+
+    @classmethod
+    def get_prev_hashes(cls, last_block_hash: bytes, chaindb: Any) -> Iterator[bytes]:
+        """Ancestor hashes for BLOCKHASH, as clients see them (QBFT on-chain hashes).
+
+        py-evm's version yields `header.hash`, which for a QBFT header covers the commit
+        seals; Tally's block hashes exclude them, and `parent_hash` links hold those.
+        """
+        if last_block_hash == GENESIS_PARENT_HASH:
+            return
+        current = last_block_hash
+        for _ in range(MAX_PREV_HEADER_DEPTH):
+            yield current
+            header = chaindb.get_block_header_by_hash(current)
+            if header.block_number == 0:
+                return
+            current = header.parent_hash
+
+    def process_deposit_request_data(self, block: BlockAPI) -> None:
+        from eth.vm.forks.prague.constants import (
+            DEPOSIT_CONTRACT_ADDRESS,
+            DEPOSIT_EVENT_SIGNATURE_HASH,
+            DEPOSIT_REQUEST_TYPE,
+        )
+
+        request_data = b""
+        for receipt in self.receipts_for_postprocessing:
+            for log in receipt.logs:
+                is_deposit = (
+                    log.address == DEPOSIT_CONTRACT_ADDRESS
+                    and len(log.topics) > 0
+                    and log.topics[0].to_bytes(32, "big") == DEPOSIT_EVENT_SIGNATURE_HASH
+                )
+                if is_deposit:
+                    data = log.data
+                    request_data += (
+                        data[192:240] + data[288:320] + data[352:360] + data[416:512] + data[544:552]
+                    )
+        block.block_requests.append(DEPOSIT_REQUEST_TYPE + request_data)
+
+
+TRANSACTION_BUILDER: type[TransactionBuilderAPI] = TallyVM.get_transaction_builder()
+
+
+def decode_transaction(raw: bytes) -> SignedTransactionAPI:
+    """Decode a raw (legacy RLP or EIP-2718 typed) signed transaction.
+
+    Raises whatever py-evm raises for malformed input (rlp.DecodingError, ValidationError,
+    ValueError); callers at the edge translate that into a user-facing rejection.
+    """
+    return TRANSACTION_BUILDER.decode(raw)
+
+
+def transaction_fields(tx: SignedTransactionAPI) -> dict[str, Any]:
+    """The fee fields of any transaction type, normalised (legacy: both fees = gas price)."""
+    if hasattr(tx, "max_fee_per_gas"):
+        return {
+            "max_fee_per_gas": tx.max_fee_per_gas,
+            "max_priority_fee_per_gas": tx.max_priority_fee_per_gas,
+        }
+    return {"max_fee_per_gas": tx.gas_price, "max_priority_fee_per_gas": tx.gas_price}

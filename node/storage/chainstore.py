@@ -1,0 +1,95 @@
+"""Typed reads and writes of blocks, transactions and receipts over a `KeyValueStore`.
+
+Writes go into a batch the caller commits (a block is one batch); reads go to the store and
+see only committed blocks. Headers are keyed by their on-chain (QBFT) hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import rlp
+from eth.abc import BlockHeaderAPI
+from eth.vm.forks.prague.headers import PragueBlockHeader
+
+from node.storage import schema
+from node.storage.records import (
+    ReceiptRecord,
+    TransactionRecord,
+    decode_receipt_record,
+    decode_transaction_record,
+    encode_record,
+)
+from node.storage.store import KeyValueStore, StoreBatch
+
+
+class ChainStore:
+    """The block database: one instance per node, shared by the chain and the readers."""
+
+    def __init__(self, store: KeyValueStore) -> None:
+        self.store = store
+
+    def new_batch(self) -> StoreBatch:
+        return StoreBatch(self.store)
+
+    def commit(self, batch: StoreBatch) -> None:
+        self.store.commit(batch.pending)
+
+    def head_hash(self) -> bytes | None:
+        return self.store.get(schema.HEAD_KEY)
+
+    def genesis_document(self) -> bytes | None:
+        return self.store.get(schema.GENESIS_KEY)
+
+    def header(self, block_hash: bytes) -> BlockHeaderAPI | None:
+        data = self.store.get(schema.header_key(block_hash))
+        return None if data is None else rlp.decode(data, sedes=PragueBlockHeader)
+
+    def canonical_hash(self, number: int) -> bytes | None:
+        return self.store.get(schema.canonical_hash_key(number))
+
+    def block_tx_hashes(self, block_hash: bytes) -> list[bytes]:
+        body = self.store.get(schema.body_key(block_hash)) or b""
+        return [body[i : i + 32] for i in range(0, len(body), 32)]
+
+    def transaction(self, tx_hash: bytes) -> TransactionRecord | None:
+        data = self.store.get(schema.transaction_key(tx_hash))
+        return None if data is None else decode_transaction_record(data)
+
+    def receipt(self, tx_hash: bytes) -> ReceiptRecord | None:
+        data = self.store.get(schema.receipt_key(tx_hash))
+        return None if data is None else decode_receipt_record(data)
+
+    def account_transactions(
+        self, address: bytes, *, newest_first: bool = True
+    ) -> Iterator[tuple[int, int]]:
+        """(block number, index) of every transaction `address` sent or received."""
+        for key in self.store.iterate_prefix(schema.account_tx_prefix(address), reverse=newest_first):
+            yield schema.decode_account_tx_key(key)
+
+    @staticmethod
+    def save_genesis_document(batch: StoreBatch, document: bytes) -> None:
+        batch[schema.GENESIS_KEY] = document
+
+    @staticmethod
+    def save_block(
+        batch: StoreBatch,
+        block_hash: bytes,
+        header: BlockHeaderAPI,
+        transactions: list[tuple[bytes, TransactionRecord, ReceiptRecord, bytes]],
+    ) -> None:
+        """Stage a block as the new head: header, body, per-tx records and account index.
+
+        `transactions` holds (tx hash, tx record, receipt record, recipient or created address).
+        """
+        batch[schema.header_key(block_hash)] = rlp.encode(header)
+        batch[schema.canonical_hash_key(header.block_number)] = block_hash
+        batch[schema.body_key(block_hash)] = b"".join(item[0] for item in transactions)
+        for tx_hash, tx_record, receipt_record, counterparty in transactions:
+            batch[schema.transaction_key(tx_hash)] = encode_record(tx_record)
+            batch[schema.receipt_key(tx_hash)] = encode_record(receipt_record)
+            position = (tx_record.block_number, tx_record.index)
+            batch[schema.account_tx_key(tx_record.sender, *position)] = b""
+            if counterparty and counterparty != tx_record.sender:
+                batch[schema.account_tx_key(counterparty, *position)] = b""
+        batch[schema.HEAD_KEY] = block_hash
