@@ -1,0 +1,155 @@
+"""Read-only execution for `eth_call` and `eth_estimateGas`, with state overrides.
+
+Calls run on a throw-away batch over the block's state, in the context of a child block (as
+geth does for "latest"), at gas price zero; nothing they write reaches the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from eth.abc import BlockHeaderAPI, ComputationAPI, StateAPI
+from eth.vm.chain_context import ChainContext
+from eth.vm.spoof import SpoofTransaction
+from eth_utils import ValidationError
+
+from node.chain.chain import Chain
+from node.chain.executor import HeaderSource
+from node.chain.vm import TallyVM
+from node.consensus.hashing import onchain_hash
+from node.storage.store import StoreBatch
+
+
+class CallError(Exception):
+    """A call that could not run at all (bad nonce/balance, gas above the cap)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountOverride:
+    balance: int | None = None
+    nonce: int | None = None
+    code: bytes | None = None
+    state: dict[int, int] | None = None
+    state_diff: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRequest:
+    sender: bytes
+    to: bytes
+    data: bytes
+    value: int
+    gas: int | None
+
+
+class CallExecutor:
+    """Runs messages against a block's state without committing anything."""
+
+    def __init__(self, chain: Chain, gas_cap: int) -> None:
+        self._chain = chain
+        self.gas_cap = gas_cap
+        self._context = ChainContext(chain.chain_id)
+
+    def _state(self, header: BlockHeaderAPI, overrides: dict[bytes, AccountOverride]) -> StateAPI:
+        block_hash = onchain_hash(header)
+        child = TallyVM.create_header_from_parent(
+            header,
+            timestamp=header.timestamp + 1,
+            coinbase=header.coinbase,
+            gas_limit=header.gas_limit,
+            base_fee_per_gas=0,
+            extra_data=header.extra_data,
+            mix_hash=header.mix_hash,
+        ).copy(parent_hash=block_hash)
+        batch = StoreBatch(self._chain.store.store)
+        source = HeaderSource(batch, self._lookup)
+        state = TallyVM.build_state(
+            batch, child, self._context, TallyVM.get_prev_hashes(block_hash, source)
+        )
+        for address, override in overrides.items():
+            _apply_override(state, address, override)
+        return state
+
+    def _lookup(self, block_hash: bytes) -> BlockHeaderAPI:
+        header = self._chain.header_by_hash(block_hash)
+        if header is None:
+            raise KeyError(block_hash)
+        return header
+
+    def _transaction(self, state: StateAPI, request: CallRequest, gas: int) -> SpoofTransaction:
+        unsigned = TallyVM.create_unsigned_transaction(
+            nonce=state.get_nonce(request.sender),
+            gas_price=0,
+            gas=gas,
+            to=request.to,
+            value=request.value,
+            data=request.data,
+        )
+        return SpoofTransaction(unsigned, sender=request.sender)
+
+    def _run(self, state: StateAPI, request: CallRequest, gas: int) -> ComputationAPI:
+        snapshot = state.snapshot()
+        try:
+            return state.apply_transaction(self._transaction(state, request, gas))
+        except ValidationError as exc:
+            raise CallError(str(exc)) from exc
+        finally:
+            state.revert(snapshot)
+
+    def call(
+        self,
+        request: CallRequest,
+        header: BlockHeaderAPI,
+        overrides: dict[bytes, AccountOverride] | None = None,
+    ) -> ComputationAPI:
+        gas = self._gas_for(request)
+        return self._run(self._state(header, overrides or {}), request, gas)
+
+    def estimate_gas(
+        self,
+        request: CallRequest,
+        header: BlockHeaderAPI,
+        overrides: dict[bytes, AccountOverride] | None = None,
+    ) -> int | ComputationAPI:
+        """The least gas with which the call succeeds, or the failed computation at the cap."""
+        state = self._state(header, overrides or {})
+        high = self._gas_for(request)
+        at_cap = self._run(state, request, high)
+        if at_cap.is_error:
+            return at_cap
+        low = self._transaction(state, request, high).intrinsic_gas - 1
+        used = at_cap.get_gas_used() - at_cap.get_gas_refund()
+        guess = max(low + 1, min(high, used + used // 64 + 2_300))
+        if not self._run(state, request, guess).is_error:
+            high = guess
+        else:
+            low = guess
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self._run(state, request, middle).is_error:
+                low = middle
+            else:
+                high = middle
+        return high
+
+    def _gas_for(self, request: CallRequest) -> int:
+        if request.gas is None:
+            return self.gas_cap
+        if request.gas > self.gas_cap:
+            raise CallError(f"gas {request.gas} above the call gas cap {self.gas_cap}")
+        return request.gas
+
+
+def _apply_override(state: StateAPI, address: bytes, override: AccountOverride) -> None:
+    if override.balance is not None:
+        state.set_balance(address, override.balance)
+    if override.nonce is not None:
+        state.set_nonce(address, override.nonce)
+    if override.code is not None:
+        state.set_code(address, override.code)
+    if override.state is not None:
+        state.delete_storage(address)
+        for slot, value in override.state.items():
+            state.set_storage(address, slot, value)
+    for slot, value in override.state_diff.items():
+        state.set_storage(address, slot, value)

@@ -1,0 +1,90 @@
+"""The `tally` command: run a node, write a genesis, and (later) wallet and audit tools."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import typer
+
+from node.chain.genesis import Genesis, dev_genesis
+from node.keys import load_or_create_node_key
+
+app = typer.Typer(help="Tally: a permissioned EVM chain for a bank's digital wallet.",
+                  no_args_is_help=True)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _run(config: object) -> None:
+    from node.service import Node
+
+    node = Node(config)  # type: ignore[arg-type]
+    try:
+        import uvloop
+
+        uvloop.run(node.run())
+    except ImportError:
+        asyncio.run(node.run())
+
+
+@app.command()
+def dev(
+    datadir: Path = typer.Option(Path(".tally/dev"), help="Where the chain's LevelDB lives."),
+    rpc_port: int = typer.Option(8545, help="JSON-RPC over HTTP."),
+    ws_port: int = typer.Option(8546, help="JSON-RPC over WebSocket."),
+    block_period: int = typer.Option(1, min=1, help="Seconds between blocks (when txs wait)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    log_level: str = typer.Option("info"),
+) -> None:
+    """A single-validator dev chain with the ten well-known dev accounts prefunded."""
+    from node.service import NodeConfig
+
+    _logging(log_level)
+    _run(NodeConfig(datadir=datadir, dev=True, dev_block_period=block_period, host=host,
+                    rpc_port=rpc_port, ws_port=ws_port))
+
+
+@app.command()
+def run(
+    genesis: Path = typer.Option(..., exists=True, help="The network's genesis JSON."),
+    datadir: Path = typer.Option(..., help="Where this node's key and LevelDB live."),
+    rpc_port: int = typer.Option(8545),
+    ws_port: int = typer.Option(8546),
+    host: str = typer.Option("127.0.0.1"),
+    log_level: str = typer.Option("info"),
+) -> None:
+    """Run a node of the network described by GENESIS."""
+    from node.service import NodeConfig
+
+    _logging(log_level)
+    _run(NodeConfig(datadir=datadir, genesis=genesis, host=host, rpc_port=rpc_port,
+                    ws_port=ws_port))
+
+
+@app.command()
+def init(
+    out: Path = typer.Option(Path("genesis.json"), help="Where to write the genesis JSON."),
+    datadir: Path = typer.Option(Path(".tally/node"), help="Node key location (validator)."),
+    chain_id: int = typer.Option(1337),
+    block_period: int = typer.Option(1, min=1),
+    gas_limit: int = typer.Option(60_000_000),
+) -> None:
+    """Write a genesis whose single validator is this datadir's node key (created if needed)."""
+    key = load_or_create_node_key(datadir)
+    base = dev_genesis(key.public_key.to_canonical_address(), chain_id=chain_id,
+                       block_period=block_period)
+    genesis = Genesis(
+        chain_id=base.chain_id, validators=base.validators, alloc=base.alloc,
+        gas_limit=gas_limit, block_period_seconds=block_period,
+    )
+    genesis.check()
+    out.write_text(genesis.dumps())
+    typer.echo(f"wrote {out} (validator 0x{key.public_key.to_canonical_address().hex()})")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,109 @@
+"""QBFT with a single validator (dev mode): each block is sealed by the node's own key.
+
+The block layout is exactly what a one-validator Besu QBFT network produces: coinbase = the
+validator, extraData = [vanity, [validator], no vote, round 0, [its commit seal]], block hash
+excluding the seals. Blocks are made every `block_period` seconds while transactions wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from eth_keys import keys
+
+from node.chain.chain import Chain, PendingBlock
+from node.chain.events import ChainEvents, CommittedBlock
+from node.consensus.extra_data import VANITY_LENGTH, QbftExtraData
+from node.consensus.hashing import sign_commit_seal
+from node.txpool.pool import TxPool
+
+log = logging.getLogger(__name__)
+
+
+class SoloValidator:
+    """Builds, seals and commits blocks for a chain whose only validator is this node."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        pool: TxPool,
+        events: ChainEvents,
+        key: keys.PrivateKey,
+        block_period: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.chain = chain
+        self.pool = pool
+        self.events = events
+        self.key = key
+        self.address = key.public_key.to_canonical_address()
+        self.block_period = block_period
+        self.clock = clock
+        self._work = asyncio.Event()
+        if self.address not in chain.genesis.validators:
+            raise ValueError("this node's key is not the chain's validator")
+
+    def transactions_pending(self) -> None:
+        self._work.set()
+
+    async def run(self) -> None:
+        if self.pool.stats().get("pending", 0):
+            self._work.set()
+        while True:
+            await self._work.wait()
+            delay = self.chain.head.timestamp + self.block_period - self.clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            selected = self.pool.select(self.chain.head.gas_limit, self.chain.head.base_fee_per_gas)
+            if not selected:
+                self._work.clear()
+                continue
+            await self._produce(selected)
+
+    async def _produce(self, selected: list) -> None:
+        timestamp = max(int(self.clock()), self.chain.head.timestamp + self.block_period)
+        tx_hashes = {id(item.tx): item.hash for item in selected}
+        transactions = [item.tx for item in selected]
+        pending, block_hash = await asyncio.to_thread(
+            self._build_and_commit, transactions, timestamp, tx_hashes
+        )
+        for tx, reason in pending.executed.skipped:
+            dropped = self.pool.drop_invalid(tx_hashes[id(tx)])
+            if dropped is not None:
+                log.info("dropped %s at execution: %s", dropped.hash.hex(), reason)
+        included = tuple(item.tx_hash for item in pending.executed.transactions)
+        self.pool.on_new_block(included, self.chain.state_at(self.chain.head))
+        header = self.chain.head
+        log.info(
+            "sealed block %d hash=%s txs=%d gas=%d",
+            header.block_number,
+            block_hash.hex()[:16],
+            len(included),
+            header.gas_used,
+        )
+        self.events.publish_block(CommittedBlock(block_hash, header, included))
+
+    def _build_and_commit(
+        self, transactions: list, timestamp: int, tx_hashes: dict[int, bytes]
+    ) -> tuple[PendingBlock, bytes]:
+        extra = QbftExtraData(
+            vanity=self.chain.genesis.vanity.rjust(VANITY_LENGTH, b"\x00"),
+            validators=self.chain.genesis.validators,
+            vote=None,
+            round=0,
+            seals=(),
+        )
+        pending = self.chain.build(
+            transactions,
+            timestamp=timestamp,
+            coinbase=self.address,
+            extra_data=extra.encode(),
+            tx_hashes=tx_hashes,
+        )
+        seal = sign_commit_seal(pending.header, 0, self.key)
+        sealed_extra = QbftExtraData(extra.vanity, extra.validators, None, 0, (seal,))
+        sealed = pending.header.copy(extra_data=sealed_extra.encode())
+        return pending, self.chain.commit(pending, sealed)

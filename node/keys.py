@@ -1,0 +1,30 @@
+"""The node key: the secp256k1 key that signs this node's commit seals and identifies it.
+
+Kept in `<datadir>/nodekey` as hex, created on first start with owner-only permissions.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from eth_keys import keys
+
+NODE_KEY_FILE = "nodekey"
+
+
+def load_or_create_node_key(datadir: Path) -> keys.PrivateKey:
+    path = datadir / NODE_KEY_FILE
+    if path.exists():
+        return keys.PrivateKey(bytes.fromhex(path.read_text().strip().removeprefix("0x")))
+    datadir.mkdir(parents=True, exist_ok=True)
+    key = keys.PrivateKey(secrets.token_bytes(32))
+    temporary = path.with_suffix(".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key.to_hex() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    return key

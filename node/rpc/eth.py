@@ -1,0 +1,359 @@
+"""The `eth_`, `net_` and `web3_` JSON-RPC namespaces over the chain, pool and call executor.
+
+Handlers parse their params (`node.rpc.params`), read through `Chain`/`ChainStore`, and shape
+answers with `node.rpc.views`; they never write the store. Transactions enter only through
+the pool, so `eth_sendRawTransaction` refusals carry the pool's reason with code -32000.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import eth_abi
+from eth.abc import BlockHeaderAPI, ComputationAPI
+from eth.exceptions import Revert
+from eth_hash.auto import keccak
+
+from node import __version__
+from node.chain.calls import AccountOverride, CallError, CallExecutor, CallRequest
+from node.chain.chain import Chain
+from node.consensus.hashing import onchain_hash
+from node.rpc import params as p
+from node.rpc import views
+from node.rpc.dispatch import rpc_method
+from node.rpc.errors import ExecutionReverted, InvalidParams, ServerError
+from node.txpool.errors import TxPoolError
+from node.txpool.pool import TxPool
+
+_ERROR_SELECTOR = bytes.fromhex("08c379a0")
+_PANIC_SELECTOR = bytes.fromhex("4e487b71")
+
+
+class BlockResolver:
+    """Turns block params (tags, numbers, EIP-1898 objects) into headers."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+
+    def header(self, tag: Any) -> BlockHeaderAPI:
+        """The header a state-reading method runs against; unknown blocks are an error."""
+        header = self.find(p.block_tag(tag))
+        if header is None:
+            raise ServerError("header not found")
+        return header
+
+    def find(self, which: str | int | bytes) -> BlockHeaderAPI | None:
+        if isinstance(which, bytes):
+            return self.chain.header_by_hash(which)
+        if isinstance(which, int):
+            return self.chain.header_by_number(which)
+        if which == "earliest":
+            return self.chain.header_by_number(0)
+        return self.chain.head
+
+
+class EthApi:
+    """Standard Ethereum methods; Tally has immediate finality, so safe = finalized = latest."""
+
+    def __init__(self, chain: Chain, pool: TxPool, calls: CallExecutor) -> None:
+        self.chain = chain
+        self.store = chain.store
+        self.pool = pool
+        self.calls = calls
+        self.blocks = BlockResolver(chain)
+
+    # web3_ / net_
+    @rpc_method("web3_clientVersion")
+    def client_version(self) -> str:
+        return f"Tally/v{__version__}/python/py-evm"
+
+    @rpc_method("web3_sha3", 1)
+    def sha3(self, value: Any) -> str:
+        return views.hexd(keccak(p.data(value)))
+
+    @rpc_method("net_version")
+    def net_version(self) -> str:
+        return str(self.chain.chain_id)
+
+    @rpc_method("net_listening")
+    def net_listening(self) -> bool:
+        return True
+
+    @rpc_method("net_peerCount")
+    def net_peer_count(self) -> str:
+        return "0x0"
+
+    # chain facts
+    @rpc_method("eth_chainId")
+    def chain_id(self) -> str:
+        return views.hexq(self.chain.chain_id)
+
+    @rpc_method("eth_syncing")
+    def syncing(self) -> bool:
+        return False
+
+    @rpc_method("eth_blockNumber")
+    def block_number(self) -> str:
+        return views.hexq(self.chain.head.block_number)
+
+    @rpc_method("eth_accounts")
+    def accounts(self) -> list[str]:
+        return []
+
+    @rpc_method("eth_gasPrice")
+    def gas_price(self) -> str:
+        return views.hexq(self.chain.head.base_fee_per_gas + self.pool.config.min_gas_price)
+
+    @rpc_method("eth_maxPriorityFeePerGas")
+    def max_priority_fee(self) -> str:
+        return views.hexq(self.pool.config.min_gas_price)
+
+    # state
+    @rpc_method("eth_getBalance", 1, 2)
+    def get_balance(self, address: Any, block: Any) -> str:
+        account = p.address(address)
+        return views.hexq(self.chain.state_at(self.blocks.header(block)).get_balance(account))
+
+    @rpc_method("eth_getTransactionCount", 1, 2)
+    def get_transaction_count(self, address: Any, block: Any) -> str:
+        account = p.address(address)
+        if block == "pending":
+            state = self.chain.state_at(self.chain.head)
+            return views.hexq(self.pool.pending_nonce(account, state))
+        return views.hexq(self.chain.state_at(self.blocks.header(block)).get_nonce(account))
+
+    @rpc_method("eth_getCode", 1, 2)
+    def get_code(self, address: Any, block: Any) -> str:
+        account = p.address(address)
+        return views.hexd(self.chain.state_at(self.blocks.header(block)).get_code(account))
+
+    @rpc_method("eth_getStorageAt", 2, 3)
+    def get_storage_at(self, address: Any, slot: Any, block: Any) -> str:
+        account = p.address(address)
+        position = _storage_slot(slot)
+        value = self.chain.state_at(self.blocks.header(block)).get_storage(account, position)
+        return views.hexd(value.to_bytes(32, "big"))
+
+    # execution
+    @rpc_method("eth_call", 1, 3)
+    def call(self, request: Any, block: Any, overrides: Any) -> str:
+        header = self.blocks.header(block)
+        try:
+            computation = self.calls.call(_call_request(request), header, _overrides(overrides))
+        except CallError as exc:
+            raise ServerError(str(exc)) from exc
+        _raise_if_failed(computation)
+        return views.hexd(computation.output)
+
+    @rpc_method("eth_estimateGas", 1, 3)
+    def estimate_gas(self, request: Any, block: Any, overrides: Any) -> str:
+        header = self.blocks.header(block)
+        try:
+            outcome = self.calls.estimate_gas(_call_request(request), header, _overrides(overrides))
+        except CallError as exc:
+            raise ServerError(str(exc)) from exc
+        if not isinstance(outcome, int):
+            _raise_if_failed(outcome)
+            raise ServerError("gas required exceeds allowance")
+        return views.hexq(outcome)
+
+    # transactions
+    @rpc_method("eth_sendRawTransaction", 1)
+    def send_raw_transaction(self, raw: Any) -> str:
+        payload = p.data(raw, "transaction")
+        try:
+            pooled = self.pool.add(payload, self.chain.state_at(self.chain.head))
+        except TxPoolError as exc:
+            raise ServerError(str(exc)) from exc
+        return views.hexd(pooled.hash)
+
+    @rpc_method("eth_getTransactionByHash", 1)
+    def get_transaction_by_hash(self, tx_hash: Any) -> dict[str, Any] | None:
+        key = p.hash32(tx_hash)
+        record = self.store.transaction(key)
+        if record is not None:
+            header = self.chain.header_by_hash(record.block_hash)
+            base_fee = header.base_fee_per_gas if header is not None else 0
+            return views.mined_transaction_json(key, record, base_fee)
+        pooled = self.pool.get(key)
+        if pooled is None:
+            return None
+        return views.transaction_json(pooled.tx, pooled.hash, pooled.sender, None)
+
+    @rpc_method("eth_getTransactionReceipt", 1)
+    def get_transaction_receipt(self, tx_hash: Any) -> dict[str, Any] | None:
+        key = p.hash32(tx_hash)
+        receipt = self.store.receipt(key)
+        if receipt is None:
+            return None
+        record = self.store.transaction(key)
+        if record is None:
+            return None
+        return views.receipt_json(key, record, receipt, _recipient(record.raw))
+
+    # blocks
+    def _block_json(self, header: BlockHeaderAPI | None, full: Any) -> dict[str, Any] | None:
+        if header is None:
+            return None
+        full_transactions = p.boolean(full, "fullTransactions") if full is not None else False
+        block_hash = onchain_hash(header)
+        hashes = self.store.block_tx_hashes(block_hash)
+        transactions: list[Any]
+        size = len(header.extra_data) + 540
+        if full_transactions:
+            transactions = []
+            for tx_hash in hashes:
+                record = self.store.transaction(tx_hash)
+                if record is not None:
+                    size += len(record.raw)
+                    transactions.append(
+                        views.mined_transaction_json(tx_hash, record, header.base_fee_per_gas)
+                    )
+        else:
+            transactions = [views.hexd(tx_hash) for tx_hash in hashes]
+            size += 110 * len(hashes)
+        return views.block_json(header, block_hash, transactions, size)
+
+    @rpc_method("eth_getBlockByNumber", 1, 2)
+    def get_block_by_number(self, block: Any, full: Any) -> dict[str, Any] | None:
+        return self._block_json(self.blocks.find(p.block_tag(block)), full)
+
+    @rpc_method("eth_getBlockByHash", 1, 2)
+    def get_block_by_hash(self, block_hash: Any, full: Any) -> dict[str, Any] | None:
+        return self._block_json(self.chain.header_by_hash(p.hash32(block_hash)), full)
+
+    def _tx_count(self, header: BlockHeaderAPI | None) -> str | None:
+        if header is None:
+            return None
+        return views.hexq(len(self.store.block_tx_hashes(onchain_hash(header))))
+
+    @rpc_method("eth_getBlockTransactionCountByNumber", 1)
+    def tx_count_by_number(self, block: Any) -> str | None:
+        return self._tx_count(self.blocks.find(p.block_tag(block)))
+
+    @rpc_method("eth_getBlockTransactionCountByHash", 1)
+    def tx_count_by_hash(self, block_hash: Any) -> str | None:
+        return self._tx_count(self.chain.header_by_hash(p.hash32(block_hash)))
+
+    @rpc_method("eth_getUncleCountByBlockNumber", 1)
+    def uncle_count_by_number(self, block: Any) -> str | None:
+        return None if self.blocks.find(p.block_tag(block)) is None else "0x0"
+
+    @rpc_method("eth_getUncleCountByBlockHash", 1)
+    def uncle_count_by_hash(self, block_hash: Any) -> str | None:
+        return None if self.chain.header_by_hash(p.hash32(block_hash)) is None else "0x0"
+
+    def _tx_at(self, header: BlockHeaderAPI | None, index: Any) -> dict[str, Any] | None:
+        position = p.quantity(index, "index")
+        if header is None:
+            return None
+        hashes = self.store.block_tx_hashes(onchain_hash(header))
+        if position >= len(hashes):
+            return None
+        record = self.store.transaction(hashes[position])
+        if record is None:
+            return None
+        return views.mined_transaction_json(hashes[position], record, header.base_fee_per_gas)
+
+    @rpc_method("eth_getTransactionByBlockNumberAndIndex", 2)
+    def tx_by_number_and_index(self, block: Any, index: Any) -> dict[str, Any] | None:
+        return self._tx_at(self.blocks.find(p.block_tag(block)), index)
+
+    @rpc_method("eth_getTransactionByBlockHashAndIndex", 2)
+    def tx_by_hash_and_index(self, block_hash: Any, index: Any) -> dict[str, Any] | None:
+        return self._tx_at(self.chain.header_by_hash(p.hash32(block_hash)), index)
+
+    @rpc_method("eth_getBlockReceipts", 1)
+    def block_receipts(self, block: Any) -> list[dict[str, Any]] | None:
+        header = self.blocks.find(p.block_tag(block))
+        if header is None:
+            return None
+        receipts = []
+        for tx_hash in self.store.block_tx_hashes(onchain_hash(header)):
+            receipt = self.get_transaction_receipt(views.hexd(tx_hash))
+            if receipt is not None:
+                receipts.append(receipt)
+        return receipts
+
+
+def _recipient(raw: bytes) -> bytes | None:
+    from node.chain.vm import decode_transaction
+
+    return decode_transaction(raw).to or None
+
+
+def _storage_slot(value: Any) -> int:
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 66:
+        return int.from_bytes(p.hash32(value, "slot"), "big")
+    return p.quantity(value, "slot")
+
+
+def _call_request(request: Any) -> CallRequest:
+    if not isinstance(request, dict):
+        raise InvalidParams("call request must be an object")
+    payload = request.get("input", request.get("data"))
+    if request.get("input") is not None and request.get("data") is not None:
+        if request["input"] != request["data"]:
+            raise InvalidParams('both "data" and "input" are set and not equal')
+    to = request.get("to")
+    return CallRequest(
+        sender=p.address(request["from"], "from") if request.get("from") else b"\x00" * 20,
+        to=p.address(to, "to") if to else b"",
+        data=p.data(payload, "input") if payload is not None else b"",
+        value=p.quantity(request["value"], "value") if request.get("value") is not None else 0,
+        gas=p.quantity(request["gas"], "gas") if request.get("gas") is not None else None,
+    )
+
+
+def _overrides(value: Any) -> dict[bytes, AccountOverride]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidParams("state overrides must be an object")
+    result = {}
+    for address, spec in value.items():
+        if not isinstance(spec, dict):
+            raise InvalidParams("each state override must be an object")
+        if spec.get("state") is not None and spec.get("stateDiff") is not None:
+            raise InvalidParams("state and stateDiff cannot both be set")
+        result[p.address(address, "override address")] = AccountOverride(
+            balance=p.quantity(spec["balance"], "balance") if "balance" in spec else None,
+            nonce=p.quantity(spec["nonce"], "nonce") if "nonce" in spec else None,
+            code=p.data(spec["code"], "code") if "code" in spec else None,
+            state=_slots(spec["state"]) if spec.get("state") is not None else None,
+            state_diff=_slots(spec.get("stateDiff") or {}),
+        )
+    return result
+
+
+def _slots(value: Any) -> dict[int, int]:
+    if not isinstance(value, dict):
+        raise InvalidParams("storage override must be an object")
+    return {
+        int.from_bytes(p.hash32(slot, "slot"), "big"): int.from_bytes(
+            p.hash32(word, "storage value"), "big"
+        )
+        for slot, word in value.items()
+    }
+
+
+def _raise_if_failed(computation: ComputationAPI) -> None:
+    """Map a failed computation to geth's errors: code 3 with revert data, else -32000."""
+    if not computation.is_error:
+        return
+    if isinstance(computation.error, Revert):
+        output = computation.output
+        raise ExecutionReverted(_revert_message(output), views.hexd(output))
+    raise ServerError(str(computation.error) or type(computation.error).__name__)
+
+
+def _revert_message(output: bytes) -> str:
+    if output[:4] == _ERROR_SELECTOR:
+        try:
+            (reason,) = eth_abi.decode(["string"], output[4:])
+            return f"execution reverted: {reason}"
+        except Exception:
+            return "execution reverted"
+    if output[:4] == _PANIC_SELECTOR and len(output) == 36:
+        return f"execution reverted: panic code {hex(int.from_bytes(output[4:], 'big'))}"
+    return "execution reverted"

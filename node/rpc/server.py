@@ -1,0 +1,123 @@
+"""JSON-RPC over HTTP (POST /) and WebSocket (/) as a Starlette app.
+
+Both listeners (the HTTP and the WS port) serve the same app, so either protocol works on
+either port, as geth's do. Bodies above `max_body_bytes` are refused before parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from node.rpc.dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
+
+_JSON = "application/json"
+
+
+class WsConnection:
+    """One WebSocket client: where subscription notifications are sent."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.outbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=10_000)
+        self.subscriptions: dict[str, Any] = {}
+        self.closed = False
+
+    def notify(self, payload: bytes) -> None:
+        """Queue a message; a client too slow to drain 10,000 messages is disconnected."""
+        if self.closed:
+            return
+        try:
+            self.outbox.put_nowait(payload)
+        except asyncio.QueueFull:
+            log.warning("websocket client too slow; closing it")
+            self.closed = True
+
+
+def create_app(dispatcher: Dispatcher, max_body_bytes: int = 16 * 1024 * 1024,
+               on_disconnect: Any = None) -> Starlette:
+    """The JSON-RPC app; `on_disconnect(connection)` drops a WS client's subscriptions."""
+
+    async def http_endpoint(request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+            return JSONResponse(
+                {"jsonrpc": "2.0", "id": None,
+                 "error": {"code": -32600, "message": "request body too large"}},
+                status_code=413,
+            )
+        body = await request.body()
+        if len(body) > max_body_bytes:
+            return JSONResponse(
+                {"jsonrpc": "2.0", "id": None,
+                 "error": {"code": -32600, "message": "request body too large"}},
+                status_code=413,
+            )
+        response = await dispatcher.handle_body(body)
+        if response is None:
+            return Response(status_code=204)
+        return Response(response, media_type=_JSON)
+
+    async def get_endpoint(request: Request) -> Response:
+        return JSONResponse(
+            {"jsonrpc": "2.0", "id": None,
+             "error": {"code": -32600, "message": "JSON-RPC requests must be POSTed"}},
+            status_code=405,
+        )
+
+    async def ws_endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        connection = WsConnection(websocket)
+        sender = asyncio.create_task(_drain(connection))
+        try:
+            while not connection.closed:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                body = message.get("bytes") or (message.get("text") or "").encode()
+                if len(body) > max_body_bytes:
+                    connection.notify(
+                        b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,'
+                        b'"message":"request body too large"}}'
+                    )
+                    continue
+                response = await dispatcher.handle_body(body, connection)
+                if response is not None:
+                    connection.notify(response)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            connection.closed = True
+            sender.cancel()
+            if on_disconnect is not None:
+                on_disconnect(connection)
+
+    async def post_or_get(request: Request) -> Response:
+        if request.method == "POST":
+            return await http_endpoint(request)
+        return await get_endpoint(request)
+
+    return Starlette(
+        routes=[
+            Route("/", post_or_get, methods=["POST", "GET"]),
+            WebSocketRoute("/", ws_endpoint),
+        ]
+    )
+
+
+async def _drain(connection: WsConnection) -> None:
+    try:
+        while True:
+            payload = await connection.outbox.get()
+            await connection.websocket.send_text(payload.decode())
+    except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
+        connection.closed = True
