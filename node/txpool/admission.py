@@ -12,9 +12,10 @@ gaps, capacity); see `node.txpool.pool`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import rlp
+from eth.abc import LegacyTransactionFieldsAPI, SignedTransactionAPI
 from eth.constants import CREATE_CONTRACT_ADDRESS, GAS_TX, SECPK1_N
 from eth.vm.forks.prague.constants import STANDARD_TOKEN_COST, TOTAL_COST_FLOOR_PER_TOKEN
 from eth.vm.forks.shanghai.constants import MAX_INITCODE_SIZE
@@ -120,7 +121,7 @@ def decode_checked(
         raise MalformedTransaction(str(exc) or type(exc).__name__) from exc
 
     if legacy:
-        v = tx.v
+        v = cast(LegacyTransactionFieldsAPI, tx).v
         if v >= _EIP155_V_MIN:
             chain_id = tx.chain_id
         elif v in (27, 28):
@@ -223,9 +224,9 @@ def _check_gas(to: bytes, data: bytes, gas: int, intrinsic: int) -> None:
             raise InitCodeTooLarge(len(data), MAX_INITCODE_SIZE)
 
 
-def _sender_or_zero(tx: object) -> bytes:
+def _sender_or_zero(tx: SignedTransactionAPI) -> bytes:
     """The sender for an error message, if it can be recovered; never raises."""
     try:
-        return tx.sender  # type: ignore[attr-defined,no-any-return]
+        return tx.sender
     except Exception:
         return b"\x00" * 20

@@ -120,7 +120,7 @@ class TxPool:
         if acct is None:
             return state_nonce
         if acct.base != state_nonce:
-            self._rebase(acct, state_nonce, balance=None, included=frozenset())
+            self._announce(self._rebase(acct, state_nonce, balance=None, included=frozenset()))
             acct = self._senders.get(address)
             if acct is None:
                 return state_nonce
@@ -168,8 +168,8 @@ class TxPool:
         check_account(ptx, state_nonce, state.get_balance(sender))
 
         acct = self._senders.get(sender)
-        if acct is not None and acct.base != state_nonce:
-            self._rebase(acct, state_nonce, balance=None, included=frozenset())
+        if acct is not None and acct.base != state_nonce:  # a block the pool was not told of
+            self._announce(self._rebase(acct, state_nonce, balance=None, included=frozenset()))
             acct = self._senders.get(sender)
         if acct is not None and ptx.nonce in acct.txs:
             return self._replace(acct, ptx)
