@@ -52,15 +52,16 @@ class CallExecutor:
 
     def _state(self, header: BlockHeaderAPI, overrides: dict[bytes, AccountOverride]) -> StateAPI:
         block_hash = onchain_hash(header)
-        child = TallyVM.create_header_from_parent(
+        child = self._chain.executor.new_header(
             header,
+            parent_hash=block_hash,
+            base_fee=0,
             timestamp=header.timestamp + 1,
             coinbase=header.coinbase,
             gas_limit=header.gas_limit,
-            base_fee_per_gas=0,
             extra_data=header.extra_data,
             mix_hash=header.mix_hash,
-        ).copy(parent_hash=block_hash)
+        )
         batch = StoreBatch(self._chain.store.store)
         source = HeaderSource(batch, self._lookup)
         state = TallyVM.build_state(
@@ -85,7 +86,12 @@ class CallExecutor:
             value=request.value,
             data=request.data,
         )
-        return SpoofTransaction(unsigned, sender=request.sender)
+        # The signature fields only have to pass py-evm's shape checks (low s, non-zero):
+        # a call is never signed, its sender is given.
+        return SpoofTransaction(
+            unsigned, sender=request.sender, r=1, s=1, v=27, y_parity=0, type_id=None,
+            chain_id=self._chain.chain_id,
+        )
 
     def _run(self, state: StateAPI, request: CallRequest, gas: int) -> ComputationAPI:
         snapshot = state.snapshot()

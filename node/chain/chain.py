@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 from eth.db.account import AccountDB
+from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 
 from node.chain.executor import (
     BlockExecutor,
@@ -110,6 +111,12 @@ class Chain:
         """Read-only account state after `header` (writes to it are never persisted)."""
         return AccountDB(self.store.store, header.state_root)
 
+    def child_base_fee(self, parent: BlockHeaderAPI) -> int:
+        """EIP-1559's base fee for the next block, or 0 on a zero-base-fee network."""
+        if self.genesis.zero_base_fee:
+            return 0
+        return calculate_expected_base_fee_per_gas(parent)
+
     def build(
         self,
         transactions: Sequence[SignedTransactionAPI],
@@ -129,7 +136,7 @@ class Chain:
             gas_limit=self.genesis.gas_limit,
             extra_data=extra_data,
             mix_hash=QBFT_MIX_HASH,
-            **({"base_fee_per_gas": 0} if self.genesis.zero_base_fee else {}),
+            base_fee=self.child_base_fee(parent),
         )
         batch = self.store.new_batch()
         executed = self.executor.execute(
@@ -143,8 +150,13 @@ class Chain:
         """Re-run a received block on its parent; raise `BlockRejected` if it disagrees."""
         if header.parent_hash != self.head_hash or header.block_number != self.head.block_number + 1:
             raise BlockRejected("block does not extend the current head")
+        if header.base_fee_per_gas != self.child_base_fee(self.head):
+            raise BlockRejected("base fee does not follow the parent's")
         template = self.executor.new_header(
-            self.head, parent_hash=self.head_hash, **header_fields_for_reexecution(header)
+            self.head,
+            parent_hash=self.head_hash,
+            base_fee=header.base_fee_per_gas,
+            **header_fields_for_reexecution(header),
         )
         batch = self.store.new_batch()
         executed = self.executor.execute(

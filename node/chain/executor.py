@@ -95,14 +95,17 @@ class BlockExecutor:
         self._chain_context = ChainContext(chain_id)
 
     def new_header(
-        self, parent: BlockHeaderAPI, parent_hash: bytes, **fields: object
+        self, parent: BlockHeaderAPI, parent_hash: bytes, base_fee: int, **fields: object
     ) -> BlockHeaderAPI:
         """A child header of `parent` (fork rules fill what `fields` leaves out).
 
         py-evm links a child to `parent.hash`, which for a QBFT header covers the commit
-        seals; Tally links to the on-chain hash the caller passes as `parent_hash`.
+        seals; Tally links to the on-chain hash the caller passes as `parent_hash`. The base
+        fee is set afterwards because py-evm refuses any but the London formula's, and a
+        zero-base-fee network (Besu's `zeroBaseFee`) keeps it at 0.
         """
-        return TallyVM.create_header_from_parent(parent, **fields).copy(parent_hash=parent_hash)
+        header = TallyVM.create_header_from_parent(parent, **fields)
+        return header.copy(parent_hash=parent_hash, base_fee_per_gas=base_fee)
 
     def execute(
         self,
@@ -198,7 +201,6 @@ def header_fields_for_reexecution(block_header: BlockHeaderAPI) -> dict[str, obj
         "mix_hash": block_header.mix_hash,
         "nonce": block_header.nonce,
         "difficulty": block_header.difficulty,
-        "base_fee_per_gas": block_header.base_fee_per_gas,
         "parent_beacon_block_root": block_header.parent_beacon_block_root,
     }
 

@@ -57,19 +57,33 @@ class SoloValidator:
             delay = self.chain.head.timestamp + self.block_period - self.clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-            selected = self.pool.select(self.chain.head.gas_limit, self.chain.head.base_fee_per_gas)
+            selected = self.pool.select(
+                self.chain.head.gas_limit, self.chain.child_base_fee(self.chain.head)
+            )
             if not selected:
                 self._work.clear()
                 continue
-            await self._produce(selected)
+            try:
+                await self._produce(selected)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("block production failed; retrying after one block period")
+                await asyncio.sleep(self.block_period)
 
     async def _produce(self, selected: list) -> None:
         timestamp = max(int(self.clock()), self.chain.head.timestamp + self.block_period)
         tx_hashes = {id(item.tx): item.hash for item in selected}
         transactions = [item.tx for item in selected]
-        pending, block_hash = await asyncio.to_thread(
-            self._build_and_commit, transactions, timestamp, tx_hashes
+        work = asyncio.get_running_loop().run_in_executor(
+            None, self._build_and_commit, transactions, timestamp, tx_hashes
         )
+        try:
+            pending, block_hash = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # Stopping: let the commit finish before the store is closed under it.
+            await asyncio.wait([work])
+            raise
         for tx, reason in pending.executed.skipped:
             dropped = self.pool.drop_invalid(tx_hashes[id(tx)])
             if dropped is not None:
