@@ -63,6 +63,7 @@ class Chain:
             raise GenesisError("database names a head block it does not hold")
         self.head: BlockHeaderAPI = head
         self.head_hash: bytes = head_hash
+        self._head_state: AccountDB | None = None
 
     @property
     def chain_id(self) -> int:
@@ -108,7 +109,16 @@ class Chain:
             self._headers.popitem(last=False)
 
     def state_at(self, header: BlockHeaderAPI) -> AccountDB:
-        """Read-only account state after `header` (writes to it are never persisted)."""
+        """Read-only account state after `header` (writes to it are never persisted).
+
+        The head's state object is kept until the head moves, so that its account cache
+        serves the many nonce and balance reads of transaction admission.
+        """
+        if header is self.head:
+            state = self._head_state
+            if state is None or state.state_root != header.state_root:
+                state = self._head_state = AccountDB(self.store.store, header.state_root)
+            return state
         return AccountDB(self.store.store, header.state_root)
 
     def child_base_fee(self, parent: BlockHeaderAPI) -> int:
@@ -126,7 +136,10 @@ class Chain:
         extra_data: bytes,
         tx_hashes: dict[int, bytes] | None = None,
     ) -> PendingBlock:
-        """Execute `transactions` on the head into a new, uncommitted block."""
+        """Execute pool-admitted `transactions` on the head into a new, uncommitted block.
+
+        The pool already checked their signatures and fields, so execution skips those checks.
+        """
         parent = self.head
         header = self.executor.new_header(
             parent,
@@ -140,7 +153,13 @@ class Chain:
         )
         batch = self.store.new_batch()
         executed = self.executor.execute(
-            batch, self._require_header, header, transactions, building=True, tx_hashes=tx_hashes
+            batch,
+            self._require_header,
+            header,
+            transactions,
+            building=True,
+            tx_hashes=tx_hashes,
+            prevalidated=frozenset(map(id, transactions)),
         )
         return PendingBlock(self.head_hash, executed, batch)
 

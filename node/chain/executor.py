@@ -20,13 +20,12 @@ from eth.abc import (
     SignedTransactionAPI,
 )
 from eth.consensus.context import ConsensusContext
-from eth_utils import ValidationError
 from eth.vm.chain_context import ChainContext
 from eth_hash.auto import keccak
+from eth_utils import ValidationError
 
 from node.chain.roots import ordered_trie_root
 from node.chain.vm import TallyVM
-
 
 HeaderLookup = Callable[[bytes], BlockHeaderAPI]
 """On-chain block hash -> header; raises KeyError for an unknown hash."""
@@ -116,12 +115,14 @@ class BlockExecutor:
         *,
         building: bool,
         tx_hashes: dict[int, bytes] | None = None,
+        prevalidated: frozenset[int] = frozenset(),
     ) -> ExecutedBlock:
         """Apply `transactions` on `header` (its roots and gas fields are recomputed).
 
         When `building`, a transaction that does not fit the remaining gas is deferred and one
         that is invalid against the current state is skipped; otherwise (re-executing a
-        received block) either is a `BlockRejected`. `tx_hashes` maps id(tx) to known hashes.
+        received block) either is a `BlockRejected`. `tx_hashes` maps id(tx) to known hashes;
+        `prevalidated` holds ids of transactions whose stateless checks the pool already did.
         """
         vm = TallyVM(
             header=header,
@@ -134,6 +135,7 @@ class BlockExecutor:
         vm.block_preprocessing(block)
 
         state = vm.state
+        state.prevalidated = prevalidated
         running = header.copy(gas_used=0, bloom=0, blob_gas_used=0)
         base_fee = header.base_fee_per_gas
         executed: list[ExecutedTransaction] = []

@@ -13,10 +13,33 @@ from typing import Any
 from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI, TransactionBuilderAPI
 from eth.constants import GENESIS_PARENT_HASH
 from eth.vm.forks.prague import PragueVM
+from eth.vm.forks.prague.state import PragueState, PragueTransactionExecutor
 
 MAX_PREV_HEADER_DEPTH = 256
 
 FORK_NAME = "prague"
+
+
+class TallyTransactionExecutor(PragueTransactionExecutor):
+    """Skips re-checking what the pool's admission already checked for a transaction.
+
+    py-evm's `transaction.validate()` recovers the signature again (a third of a plain
+    transfer's execution time). Transactions the pool admitted had their fields, intrinsic
+    gas and signature checked, and their sender recovered, at admission; the block builder
+    lists them in `TallyState.prevalidated` (by id) so only the state checks (nonce, balance,
+    fee against base fee) run again. Anything else is validated in full.
+    """
+
+    def validate_transaction(self, transaction: SignedTransactionAPI) -> None:
+        if id(transaction) in self.vm_state.prevalidated:
+            self.vm_state.validate_transaction(transaction)
+        else:
+            super().validate_transaction(transaction)
+
+
+class TallyState(PragueState):
+    transaction_executor_class = TallyTransactionExecutor
+    prevalidated: frozenset[int] = frozenset()
 
 
 class TallyVM(PragueVM):
@@ -27,6 +50,7 @@ class TallyVM(PragueVM):
     handed over in `receipts_for_postprocessing` before post-processing runs.
     """
 
+    _state_class = TallyState
     receipts_for_postprocessing: tuple[ReceiptAPI, ...] = ()
 
     @classmethod
