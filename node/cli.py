@@ -11,12 +11,15 @@ import typer
 from node.chain.genesis import Genesis, dev_genesis
 from node.keys import load_or_create_node_key
 
-app = typer.Typer(help="Tally: a permissioned EVM chain for a bank's digital wallet.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Tally: a permissioned EVM chain for a bank's digital wallet.", no_args_is_help=True
+)
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _run(config: object) -> None:
@@ -44,8 +47,16 @@ def dev(
     from node.service import NodeConfig
 
     _logging(log_level)
-    _run(NodeConfig(datadir=datadir, dev=True, dev_block_period=block_period, host=host,
-                    rpc_port=rpc_port, ws_port=ws_port))
+    _run(
+        NodeConfig(
+            datadir=datadir,
+            dev=True,
+            dev_block_period=block_period,
+            host=host,
+            rpc_port=rpc_port,
+            ws_port=ws_port,
+        )
+    )
 
 
 @app.command()
@@ -61,8 +72,9 @@ def run(
     from node.service import NodeConfig
 
     _logging(log_level)
-    _run(NodeConfig(datadir=datadir, genesis=genesis, host=host, rpc_port=rpc_port,
-                    ws_port=ws_port))
+    _run(
+        NodeConfig(datadir=datadir, genesis=genesis, host=host, rpc_port=rpc_port, ws_port=ws_port)
+    )
 
 
 @app.command()
@@ -75,11 +87,15 @@ def init(
 ) -> None:
     """Write a genesis whose single validator is this datadir's node key (created if needed)."""
     key = load_or_create_node_key(datadir)
-    base = dev_genesis(key.public_key.to_canonical_address(), chain_id=chain_id,
-                       block_period=block_period)
+    base = dev_genesis(
+        key.public_key.to_canonical_address(), chain_id=chain_id, block_period=block_period
+    )
     genesis = Genesis(
-        chain_id=base.chain_id, validators=base.validators, alloc=base.alloc,
-        gas_limit=gas_limit, block_period_seconds=block_period,
+        chain_id=base.chain_id,
+        validators=base.validators,
+        alloc=base.alloc,
+        gas_limit=gas_limit,
+        block_period_seconds=block_period,
     )
     genesis.check()
     out.write_text(genesis.dumps())

@@ -76,7 +76,9 @@ class Node:
         self.store = LevelDBStore(config.datadir / "chaindata")
         try:
             self.chainstore = ChainStore(self.store)
-            genesis = resolve_genesis(config, self.chainstore, self.key.public_key.to_canonical_address())
+            genesis = resolve_genesis(
+                config, self.chainstore, self.key.public_key.to_canonical_address()
+            )
             self.chain = Chain(self.chainstore, genesis)
             self.events = ChainEvents()
             self.pool = TxPool(
@@ -102,8 +104,16 @@ class Node:
     async def run(self) -> None:
         app = create_app(self.dispatcher)
         listeners = [
-            _Listener(uvicorn.Config(app, host=self.config.host, port=port, log_level="warning",
-                                     lifespan="off", ws_max_size=16 * 1024 * 1024))
+            _Listener(
+                uvicorn.Config(
+                    app,
+                    host=self.config.host,
+                    port=port,
+                    log_level="warning",
+                    lifespan="off",
+                    ws_max_size=16 * 1024 * 1024,
+                )
+            )
             for port in dict.fromkeys((self.config.rpc_port, self.config.ws_port))
         ]
         stop = asyncio.Event()
@@ -114,9 +124,13 @@ class Node:
         servers = [asyncio.create_task(listener.serve()) for listener in listeners]
         log.info(
             "Tally node up: chain id %d, head #%d, validator %s, JSON-RPC http://%s:%d ws://%s:%d",
-            self.chain.chain_id, self.chain.head.block_number,
-            "0x" + self.engine.address.hex(), self.config.host, self.config.rpc_port,
-            self.config.host, self.config.ws_port,
+            self.chain.chain_id,
+            self.chain.head.block_number,
+            "0x" + self.engine.address.hex(),
+            self.config.host,
+            self.config.rpc_port,
+            self.config.host,
+            self.config.ws_port,
         )
         print(f"JSON-RPC listening on http://{self.config.host}:{self.config.rpc_port}", flush=True)
         try:

@@ -89,7 +89,13 @@ class CallExecutor:
         # The signature fields only have to pass py-evm's shape checks (low s, non-zero):
         # a call is never signed, its sender is given.
         return SpoofTransaction(
-            unsigned, sender=request.sender, r=1, s=1, v=27, y_parity=0, type_id=None,
+            unsigned,
+            sender=request.sender,
+            r=1,
+            s=1,
+            v=27,
+            y_parity=0,
+            type_id=None,
             chain_id=self._chain.chain_id,
         )
 

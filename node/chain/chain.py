@@ -167,7 +167,10 @@ class Chain:
         self, header: BlockHeaderAPI, transactions: Iterable[SignedTransactionAPI]
     ) -> PendingBlock:
         """Re-run a received block on its parent; raise `BlockRejected` if it disagrees."""
-        if header.parent_hash != self.head_hash or header.block_number != self.head.block_number + 1:
+        if (
+            header.parent_hash != self.head_hash
+            or header.block_number != self.head.block_number + 1
+        ):
             raise BlockRejected("block does not extend the current head")
         if header.base_fee_per_gas != self.child_base_fee(self.head):
             raise BlockRejected("base fee does not follow the parent's")

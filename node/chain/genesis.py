@@ -153,7 +153,9 @@ def dev_accounts() -> list[Any]:
     ]
 
 
-def dev_genesis(validator: bytes, *, chain_id: int = DEV_CHAIN_ID, block_period: int = 1) -> Genesis:
+def dev_genesis(
+    validator: bytes, *, chain_id: int = DEV_CHAIN_ID, block_period: int = 1
+) -> Genesis:
     """A single-validator dev chain with the dev accounts prefunded."""
     return Genesis(
         chain_id=chain_id,

@@ -88,7 +88,11 @@ class TallyVM(PragueVM):
                 if is_deposit:
                     data = log.data
                     request_data += (
-                        data[192:240] + data[288:320] + data[352:360] + data[416:512] + data[544:552]
+                        data[192:240]
+                        + data[288:320]
+                        + data[352:360]
+                        + data[416:512]
+                        + data[544:552]
                     )
         block.block_requests.append(DEPOSIT_REQUEST_TYPE + request_data)
 

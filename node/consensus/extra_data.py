@@ -39,11 +39,11 @@ class QbftExtraData:
 
     def encode(self) -> bytes:
         vote: list[bytes] = (
-            [] if self.vote is None else [self.vote.recipient, _VOTE_ADD if self.vote.add else _VOTE_DROP]
+            []
+            if self.vote is None
+            else [self.vote.recipient, _VOTE_ADD if self.vote.add else _VOTE_DROP]
         )
-        return rlp.encode(
-            [self.vanity, list(self.validators), vote, self.round, list(self.seals)]
-        )
+        return rlp.encode([self.vanity, list(self.validators), vote, self.round, list(self.seals)])
 
     def without_seals(self, round_number: int) -> QbftExtraData:
         """The form hashed for the on-chain hash (round 0) or a commit seal (its round)."""

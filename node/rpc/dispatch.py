@@ -29,13 +29,18 @@ class Method:
     needs_connection: bool = False
 
 
-def rpc_method(name: str, min_params: int = 0, max_params: int | None = None, *,
-               needs_connection: bool = False) -> Callable[[Handler], Handler]:
+def rpc_method(
+    name: str, min_params: int = 0, max_params: int | None = None, *, needs_connection: bool = False
+) -> Callable[[Handler], Handler]:
     """Mark a namespace method as the handler of JSON-RPC method `name`."""
 
     def mark(fn: Handler) -> Handler:
-        fn.__rpc__ = (name, min_params, min_params if max_params is None else max_params,
-                      needs_connection)  # type: ignore[attr-defined]
+        fn.__rpc__ = (
+            name,
+            min_params,
+            min_params if max_params is None else max_params,
+            needs_connection,
+        )  # type: ignore[attr-defined]
         return fn
 
     return mark
@@ -89,7 +94,9 @@ class Dispatcher:
         is_notification = "id" not in request
         if request.get("jsonrpc") != "2.0":
             return _error_response(request_id, InvalidRequest('jsonrpc must be "2.0"'))
-        if not isinstance(request_id, (str, int, float, type(None))) or isinstance(request_id, bool):
+        if not isinstance(request_id, (str, int, float, type(None))) or isinstance(
+            request_id, bool
+        ):
             return _error_response(None, InvalidRequest("id must be a string, number or null"))
         name = request.get("method")
         if not isinstance(name, str):

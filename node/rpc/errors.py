@@ -1,14 +1,14 @@
 """JSON-RPC errors with the numeric codes Ethereum clients act on.
 
-    RpcError
-    ├── ParseError        -32700  body is not JSON
-    ├── InvalidRequest    -32600  not a JSON-RPC 2.0 request object
-    ├── MethodNotFound    -32601  unknown method
-    ├── InvalidParams     -32602  wrong number, type or form of params
-    ├── InternalError     -32603  the node failed (never the caller's fault)
-    ├── ServerError       -32000  request understood but refused (rejected tx, unknown block...)
-    ├── LimitExceeded     -32005  a configured cap (log range, batch size) was exceeded
-    └── ExecutionReverted      3  eth_call / eth_estimateGas reverted; data = ABI revert data
+RpcError
+├── ParseError        -32700  body is not JSON
+├── InvalidRequest    -32600  not a JSON-RPC 2.0 request object
+├── MethodNotFound    -32601  unknown method
+├── InvalidParams     -32602  wrong number, type or form of params
+├── InternalError     -32603  the node failed (never the caller's fault)
+├── ServerError       -32000  request understood but refused (rejected tx, unknown block...)
+├── LimitExceeded     -32005  a configured cap (log range, batch size) was exceeded
+└── ExecutionReverted      3  eth_call / eth_estimateGas reverted; data = ABI revert data
 """
 
 from __future__ import annotations

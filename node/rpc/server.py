@@ -43,23 +43,30 @@ class WsConnection:
             self.closed = True
 
 
-def create_app(dispatcher: Dispatcher, max_body_bytes: int = 16 * 1024 * 1024,
-               on_disconnect: Any = None) -> Starlette:
+def create_app(
+    dispatcher: Dispatcher, max_body_bytes: int = 16 * 1024 * 1024, on_disconnect: Any = None
+) -> Starlette:
     """The JSON-RPC app; `on_disconnect(connection)` drops a WS client's subscriptions."""
 
     async def http_endpoint(request: Request) -> Response:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
             return JSONResponse(
-                {"jsonrpc": "2.0", "id": None,
-                 "error": {"code": -32600, "message": "request body too large"}},
+                {
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": {"code": -32600, "message": "request body too large"},
+                },
                 status_code=413,
             )
         body = await request.body()
         if len(body) > max_body_bytes:
             return JSONResponse(
-                {"jsonrpc": "2.0", "id": None,
-                 "error": {"code": -32600, "message": "request body too large"}},
+                {
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": {"code": -32600, "message": "request body too large"},
+                },
                 status_code=413,
             )
         response = await dispatcher.handle_body(body)
@@ -69,8 +76,11 @@ def create_app(dispatcher: Dispatcher, max_body_bytes: int = 16 * 1024 * 1024,
 
     async def get_endpoint(request: Request) -> Response:
         return JSONResponse(
-            {"jsonrpc": "2.0", "id": None,
-             "error": {"code": -32600, "message": "JSON-RPC requests must be POSTed"}},
+            {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": -32600, "message": "JSON-RPC requests must be POSTed"},
+            },
             status_code=405,
         )
 

@@ -113,8 +113,12 @@ def transaction_json(
     return result
 
 
-def mined_transaction_json(tx_hash: bytes, record: TransactionRecord, base_fee: int) -> dict[str, Any]:
-    return transaction_json(decode_transaction(record.raw), tx_hash, record.sender, record, base_fee)
+def mined_transaction_json(
+    tx_hash: bytes, record: TransactionRecord, base_fee: int
+) -> dict[str, Any]:
+    return transaction_json(
+        decode_transaction(record.raw), tx_hash, record.sender, record, base_fee
+    )
 
 
 def log_json(

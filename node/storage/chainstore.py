@@ -64,7 +64,9 @@ class ChainStore:
         self, address: bytes, *, newest_first: bool = True
     ) -> Iterator[tuple[int, int]]:
         """(block number, index) of every transaction `address` sent or received."""
-        for key in self.store.iterate_prefix(schema.account_tx_prefix(address), reverse=newest_first):
+        for key in self.store.iterate_prefix(
+            schema.account_tx_prefix(address), reverse=newest_first
+        ):
             yield schema.decode_account_tx_key(key)
 
     @staticmethod
