@@ -292,9 +292,9 @@ def _call_request(request: Any) -> CallRequest:
     if not isinstance(request, dict):
         raise InvalidParams("call request must be an object")
     payload = request.get("input", request.get("data"))
-    if request.get("input") is not None and request.get("data") is not None:
-        if request["input"] != request["data"]:
-            raise InvalidParams('both "data" and "input" are set and not equal')
+    both = request.get("input") is not None and request.get("data") is not None
+    if both and request["input"] != request["data"]:
+        raise InvalidParams('both "data" and "input" are set and not equal')
     to = request.get("to")
     return CallRequest(
         sender=p.address(request["from"], "from") if request.get("from") else b"\x00" * 20,
