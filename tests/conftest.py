@@ -16,6 +16,7 @@ import httpx
 import pytest
 from eth_account import Account
 from web3 import Web3
+from web3.middleware import ExtraDataToPOAMiddleware
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 REPO = Path(__file__).resolve().parents[1]
@@ -127,9 +128,17 @@ def shared_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProces
     node.stop()
 
 
+def web3_for(url: str) -> Web3:
+    """web3.py for a Tally node: QBFT headers carry validators and seals in extraData (as on
+    Besu and GoQuorum), so web3.py needs its standard proof-of-authority middleware."""
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 60}))
+    w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    return w3
+
+
 @pytest.fixture(scope="module")
 def w3(shared_node: NodeProcess) -> Web3:
-    return Web3(Web3.HTTPProvider(shared_node.url, request_kwargs={"timeout": 60}))
+    return web3_for(shared_node.url)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,136 @@
+"""Building, re-executing and committing blocks with the real executor on both stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from contracts import load_artifact
+from node.chain.chain import Chain
+from node.chain.executor import BlockRejected
+from node.chain.genesis import dev_accounts, dev_genesis
+from node.chain.vm import decode_transaction
+from node.consensus.extra_data import QbftExtraData
+from node.consensus.hashing import onchain_hash
+from node.storage.chainstore import ChainStore
+from node.storage.store import LevelDBStore, MemoryStore
+
+VALIDATOR = b"\x11" * 20
+RECIPIENT = "0x" + "22" * 20
+EXTRA = QbftExtraData(b"\x00" * 32, (VALIDATOR,), None, 0, ()).encode()
+
+
+def transfers(count: int, first_nonce: int = 0) -> list:
+    senders = dev_accounts()[:4]
+    raws = [
+        senders[i % 4].sign_transaction(
+            {"nonce": first_nonce + i // 4, "gas": 21000, "gasPrice": 0, "to": RECIPIENT,
+             "value": 10 + i, "chainId": 1337}
+        ).raw_transaction
+        for i in range(count)
+    ]
+    return [decode_transaction(bytes(raw)) for raw in raws]
+
+
+def new_chain(tmp_path: Path | None = None) -> Chain:
+    store = MemoryStore() if tmp_path is None else LevelDBStore(tmp_path)
+    return Chain(ChainStore(store), dev_genesis(VALIDATOR))
+
+
+def build_and_commit(chain: Chain, txs: list, timestamp: int):
+    pending = chain.build(txs, timestamp=timestamp, coinbase=VALIDATOR, extra_data=EXTRA)
+    chain.commit(pending, pending.header)
+    return pending
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_a_built_block_re_executes_to_the_same_hash_elsewhere(on_disk: bool, tmp_path: Path) -> None:
+    builder = new_chain(tmp_path / "a" if on_disk else None)
+    follower = new_chain(tmp_path / "b" if on_disk else None)
+    txs = transfers(40)
+    pending = build_and_commit(builder, txs, timestamp=10)
+    assert len(pending.executed.transactions) == 40
+    replay = follower.reexecute(pending.header, [decode_transaction(t.encode()) for t in txs])
+    follower.commit(replay, pending.header)
+    assert follower.head_hash == builder.head_hash == onchain_hash(pending.header)
+    recipient = bytes.fromhex(RECIPIENT[2:])
+    assert follower.state_at(follower.head).get_balance(recipient) == sum(10 + i for i in range(40))
+
+
+def test_tampered_blocks_are_rejected() -> None:
+    builder, follower = new_chain(), new_chain()
+    txs = transfers(8)
+    pending = build_and_commit(builder, txs, timestamp=10)
+    copies = [decode_transaction(t.encode()) for t in txs]
+    for field, value in (("state_root", b"\x01" * 32), ("receipt_root", b"\x02" * 32),
+                         ("transaction_root", b"\x03" * 32), ("gas_used", 1)):
+        with pytest.raises(BlockRejected, match=field):
+            follower.reexecute(pending.header.copy(**{field: value}), copies)
+    with pytest.raises(BlockRejected):
+        follower.reexecute(pending.header, copies[:-1])
+    with pytest.raises(BlockRejected, match="base fee"):
+        follower.reexecute(pending.header.copy(base_fee_per_gas=7), copies)
+
+
+def test_building_skips_invalid_and_defers_what_does_not_fit() -> None:
+    chain = new_chain()
+    good = transfers(4)
+    stale = transfers(1)[0]  # same nonce 0 as good[0]: invalid once good[0] ran
+    broke = decode_transaction(bytes(Account.create().sign_transaction(
+        {"nonce": 0, "gas": 21000, "gasPrice": 0, "to": RECIPIENT, "value": 1, "chainId": 1337}
+    ).raw_transaction))
+    pending = chain.build([*good, stale, broke], timestamp=3, coinbase=VALIDATOR, extra_data=EXTRA)
+    assert [item.tx for item in pending.executed.transactions] == good
+    assert {id(tx) for tx, _ in pending.executed.skipped} == {id(stale), id(broke)}
+    assert pending.executed.deferred == []
+
+
+def test_receipts_and_records_are_committed_with_the_block(tmp_path: Path) -> None:
+    chain = new_chain(tmp_path)
+    txs = transfers(6)
+    pending = build_and_commit(chain, txs, timestamp=10)
+    block_hash = chain.head_hash
+    hashes = chain.store.block_tx_hashes(block_hash)
+    assert len(hashes) == 6
+    receipt = chain.store.receipt(hashes[5])
+    record = chain.store.transaction(hashes[5])
+    assert receipt is not None and record is not None
+    assert receipt.status == 1 and receipt.gas_used == 21000
+    assert receipt.cumulative_gas_used == 6 * 21000 == pending.header.gas_used
+    assert record.block_hash == block_hash and record.index == 5 and record.block_number == 1
+    sender = bytes.fromhex(dev_accounts()[1].address[2:])
+    assert list(chain.store.account_transactions(sender)) == [(1, 5), (1, 1)]
+
+
+def test_blockhash_opcode_sees_onchain_hashes() -> None:
+    chain = new_chain()
+    build_and_commit(chain, transfers(1), timestamp=5)
+    first_hash = chain.head_hash
+    # PUSH1 1, BLOCKHASH, PUSH1 0, MSTORE, PUSH1 32, PUSH1 0, RETURN
+    runtime = bytes.fromhex("600140600052" + "60206000f3")
+    from node.chain.calls import CallExecutor, CallRequest
+
+    calls = CallExecutor(chain, chain.genesis.gas_limit)
+    probe = b"\x99" * 20
+    from node.chain.calls import AccountOverride
+
+    result = calls.call(CallRequest(VALIDATOR, probe, b"", 0, None), chain.head,
+                        {probe: AccountOverride(code=runtime)})
+    assert result.output == first_hash
+
+
+def test_deploy_and_call_a_compiled_contract() -> None:
+    chain = new_chain()
+    artifact = load_artifact("DevToken")
+    deployer = dev_accounts()[0]
+    from eth_abi import encode
+
+    data = bytes.fromhex(artifact["bytecode"][2:]) + encode(["uint256"], [10**24])
+    raw = deployer.sign_transaction({"nonce": 0, "gas": 3_000_000, "gasPrice": 0, "data": data,
+                                     "chainId": 1337}).raw_transaction
+    pending = build_and_commit(chain, [decode_transaction(bytes(raw))], timestamp=5)
+    created = pending.executed.transactions[0].contract_address
+    assert len(created) == 20
+    assert chain.state_at(chain.head).get_code(created) != b""
