@@ -1,0 +1,12 @@
+FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /opt/tally
+COPY pyproject.toml README.md ./
+COPY node ./node
+COPY client ./client
+COPY contracts ./contracts
+RUN pip install --no-cache-dir .
+EXPOSE 8545 8546
+ENTRYPOINT ["tally"]
+CMD ["dev", "--datadir", "/data", "--host", "0.0.0.0"]
