@@ -149,11 +149,11 @@ class BlockExecutor:
                     raise BlockRejected("transactions exceed the block gas limit")
                 deferred.append(tx)
                 continue
-            snapshot = state.snapshot()
             try:
+                # py-evm validates (nonce, balance, fees) before touching any state, and
+                # `apply_transaction` locks the journal first, so there is nothing to revert.
                 receipt, computation = vm.apply_transaction(running, tx)
             except ValidationError as exc:
-                state.revert(snapshot)
                 if not building:
                     raise BlockRejected(f"invalid transaction: {exc}") from exc
                 skipped.append((tx, str(exc)))
