@@ -88,6 +88,8 @@ class SoloValidator:
             dropped = self.pool.drop_invalid(tx_hashes[id(tx)])
             if dropped is not None:
                 log.info("dropped %s at execution: %s", dropped.hash.hex(), reason)
+        if block_hash is None:
+            return
         included = tuple(item.tx_hash for item in pending.executed.transactions)
         self.pool.on_new_block(included, self.chain.state_at(self.chain.head))
         header = self.chain.head
@@ -102,7 +104,8 @@ class SoloValidator:
 
     def _build_and_commit(
         self, transactions: list, timestamp: int, tx_hashes: dict[int, bytes]
-    ) -> tuple[PendingBlock, bytes]:
+    ) -> tuple[PendingBlock, bytes | None]:
+        """Build, seal and commit; a block whose every candidate proved invalid is not kept."""
         extra = QbftExtraData(
             vanity=self.chain.genesis.vanity.rjust(VANITY_LENGTH, b"\x00"),
             validators=self.chain.genesis.validators,
@@ -117,6 +120,8 @@ class SoloValidator:
             extra_data=extra.encode(),
             tx_hashes=tx_hashes,
         )
+        if not pending.executed.transactions:
+            return pending, None
         seal = sign_commit_seal(pending.header, 0, self.key)
         sealed_extra = QbftExtraData(extra.vanity, extra.validators, None, 0, (seal,))
         sealed = pending.header.copy(extra_data=sealed_extra.encode())
