@@ -25,6 +25,7 @@ from node.chain.executor import (
 )
 from node.chain.genesis import QBFT_MIX_HASH, Genesis, GenesisError
 from node.consensus.hashing import onchain_hash
+from node.consensus.voting import VoteTally
 from node.storage.chainstore import ChainStore
 from node.storage.records import LogRecord, ReceiptRecord, TransactionRecord
 from node.storage.store import StoreBatch
@@ -75,6 +76,9 @@ class Chain:
         block_hash = onchain_hash(header)
         self.store.save_genesis_document(batch, self.genesis.dumps().encode())
         self.store.save_block(batch, block_hash, header, [])
+        self.store.save_validator_tally(
+            batch, block_hash, VoteTally(tuple(sorted(self.genesis.validators))).encode()
+        )
         self.store.commit(batch)
         return block_hash
 
@@ -107,6 +111,13 @@ class Chain:
         self._headers[block_hash] = header
         if len(self._headers) > _HEADER_CACHE_SIZE:
             self._headers.popitem(last=False)
+
+    def validator_tally(self, block_hash: bytes) -> VoteTally:
+        """Validators (and pending votes) in force for the child of `block_hash`."""
+        data = self.store.validator_tally(block_hash)
+        if data is None:
+            raise KeyError(block_hash)
+        return VoteTally.decode(data)
 
     def state_at(self, header: BlockHeaderAPI) -> AccountDB:
         """Read-only account state after `header` (writes to it are never persisted).
@@ -227,6 +238,10 @@ class Chain:
             counterparty = item.tx.to or item.contract_address
             records.append((item.tx_hash, tx_record, receipt_record, counterparty))
         self.store.save_block(pending.batch, block_hash, sealed_header, records)
+        tally = self.validator_tally(pending.parent_hash).after(
+            sealed_header, self.genesis.epoch_length
+        )
+        self.store.save_validator_tally(pending.batch, block_hash, tally.encode())
         self.store.commit(pending.batch)
         self._remember(block_hash, sealed_header)
         self.head = sealed_header

@@ -53,6 +53,7 @@ class Genesis:
     request_timeout_seconds: int = 2
     zero_base_fee: bool = True
     vanity: bytes = b""
+    epoch_length: int = 30_000
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +63,7 @@ class Genesis:
                 "qbft": {
                     "blockPeriodSeconds": self.block_period_seconds,
                     "requestTimeoutSeconds": self.request_timeout_seconds,
+                    "epochLength": self.epoch_length,
                 },
             },
             "gasLimit": hex(self.gas_limit),
@@ -94,6 +96,7 @@ class Genesis:
                 timestamp=_quantity(doc.get("timestamp", 0)),
                 block_period_seconds=int(qbft.get("blockPeriodSeconds", 1)),
                 request_timeout_seconds=int(qbft.get("requestTimeoutSeconds", 2)),
+                epoch_length=int(qbft.get("epochLength", 30_000)),
                 zero_base_fee=bool(config.get("zeroBaseFee", True)),
                 vanity=bytes.fromhex(str(doc.get("vanity", "0x"))[2:]),
             )
@@ -118,6 +121,8 @@ class Genesis:
             raise GenesisError("gasLimit out of range")
         if self.block_period_seconds < 1:
             raise GenesisError("blockPeriodSeconds must be at least 1")
+        if self.epoch_length < 1:
+            raise GenesisError("epochLength must be positive")
         if len(self.vanity) > 32:
             raise GenesisError("vanity is at most 32 bytes")
 

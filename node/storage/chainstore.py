@@ -69,6 +69,14 @@ class ChainStore:
         ):
             yield schema.decode_account_tx_key(key)
 
+    def validator_tally(self, block_hash: bytes) -> bytes | None:
+        """The encoded `VoteTally` after `block_hash` (see `node.consensus.voting`)."""
+        return self.store.get(schema.validators_key(block_hash))
+
+    @staticmethod
+    def save_validator_tally(batch: StoreBatch, block_hash: bytes, tally: bytes) -> None:
+        batch[schema.validators_key(block_hash)] = tally
+
     @staticmethod
     def save_genesis_document(batch: StoreBatch, document: bytes) -> None:
         batch[schema.GENESIS_KEY] = document

@@ -14,6 +14,7 @@ so the two key spaces cannot collide.
 | `t` + tx hash (32)                   | transaction record (`TransactionRecord` RLP)        |
 | `r` + tx hash (32)                   | receipt record (`ReceiptRecord` RLP)                |
 | `a` + address (20) + number (8) + index (4) | empty: the account sent or received that tx  |
+| `v` + block hash (32)                | validator set and pending votes after that block    |
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _BODY = b"b"
 _TRANSACTION = b"t"
 _RECEIPT = b"r"
 _ACCOUNT_TX = b"a"
+_VALIDATORS = b"v"
 
 
 def canonical_hash_key(number: int) -> bytes:
@@ -60,3 +62,7 @@ def account_tx_prefix(address: bytes) -> bytes:
 def decode_account_tx_key(key: bytes) -> tuple[int, int]:
     """(block number, tx index) from an `account_tx_key`."""
     return int.from_bytes(key[21:29], "big"), int.from_bytes(key[29:33], "big")
+
+
+def validators_key(block_hash: bytes) -> bytes:
+    return _VALIDATORS + block_hash

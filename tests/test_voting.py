@@ -1,0 +1,77 @@
+"""Validator voting (shared/QBFT.md checklist item 12) on real QBFT headers."""
+
+from __future__ import annotations
+
+from node.chain.genesis import dev_genesis
+from node.consensus.extra_data import QbftExtraData, Vote
+from node.consensus.voting import VoteTally, choose_vote
+from node.storage.store import MemoryStore
+
+A, B, C, D, E = (bytes([value]) * 20 for value in (0x0A, 0x0B, 0x0C, 0x0D, 0x0E))
+GENESIS = dev_genesis(A).header(MemoryStore())
+
+
+def header(number: int, coinbase: bytes, vote: Vote | None, validators=(A, B, C, D)):
+    extra = QbftExtraData(b"\x00" * 32, tuple(sorted(validators)), vote, 0, ())
+    return GENESIS.copy(block_number=number, coinbase=coinbase, extra_data=extra.encode())
+
+
+def test_majority_add_takes_effect_at_the_vote_that_crosses_the_threshold() -> None:
+    tally = VoteTally((A, B, C, D))
+    assert tally.threshold == 3
+    tally = tally.after(header(1, A, Vote(E, add=True)))
+    tally = tally.after(header(2, B, Vote(E, add=True)))
+    assert E not in tally.validators and len(tally.pending_for(E)) == 2
+    tally = tally.after(header(3, C, Vote(E, add=True)))
+    assert tally.validators == (A, B, C, D, E) and tally.pending_for(E) == []
+
+
+def test_a_later_vote_replaces_the_earlier_and_non_validators_do_not_count() -> None:
+    tally = VoteTally((A, B, C, D))
+    tally = tally.after(header(1, A, Vote(D, add=False)))
+    tally = tally.after(header(2, A, Vote(D, add=False)))
+    assert tally.pending_for(D) == [(A, False)]
+    tally = tally.after(header(3, E, Vote(D, add=False)))
+    assert tally.pending_for(D) == [(A, False)]
+
+
+def test_drop_removes_and_discards_the_dropped_validators_votes() -> None:
+    tally = VoteTally((A, B, C, D))
+    tally = tally.after(header(1, D, Vote(E, add=True)))
+    for number, voter in enumerate((A, B, C), start=2):
+        tally = tally.after(header(number, voter, Vote(D, add=False)))
+    assert tally.validators == (A, B, C)
+    assert tally.votes == ()
+
+
+def test_epoch_restarts_from_the_epoch_headers_list_ignoring_its_vote() -> None:
+    tally = VoteTally((A, B, C, D)).after(header(1, A, Vote(E, add=True)))
+    epoch_header = header(30, B, Vote(E, add=True), validators=(A, B, C))
+    after_epoch = tally.after(epoch_header, epoch_length=30)
+    assert after_epoch.validators == (A, B, C) and after_epoch.votes == ()
+
+
+def test_tally_encoding_round_trips() -> None:
+    tally = VoteTally((A, B), ((A, C, True), (B, A, False)))
+    assert VoteTally.decode(tally.encode()) == tally
+
+
+def test_vote_rotation_skips_what_already_holds_and_repeats() -> None:
+    tally = VoteTally((A, B, C, D), ((A, E, True),))
+    proposals = {E: True, B: True, C: False}
+    vote, index = choose_vote(tally, A, proposals, -1)
+    assert vote == Vote(C, add=False)
+    vote, _ = choose_vote(tally, A, {E: True, B: True}, index)
+    assert vote is None
+
+
+def test_chain_keeps_the_tally_after_every_block() -> None:
+    from node.chain.chain import Chain
+    from node.storage.chainstore import ChainStore
+
+    chain = Chain(ChainStore(MemoryStore()), dev_genesis(A))
+    assert chain.validator_tally(chain.head_hash).validators == (A,)
+    extra = QbftExtraData(b"\x00" * 32, (A,), Vote(B, add=True), 0, ())
+    pending = chain.build([], timestamp=5, coinbase=A, extra_data=extra.encode())
+    chain.commit(pending, pending.header)
+    assert chain.validator_tally(chain.head_hash).validators == (A, B)
