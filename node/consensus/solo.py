@@ -108,7 +108,7 @@ class SoloValidator:
         """Build, seal and commit; a block whose every candidate proved invalid is not kept."""
         extra = QbftExtraData(
             vanity=self.chain.genesis.vanity.rjust(VANITY_LENGTH, b"\x00"),
-            validators=self.chain.genesis.validators,
+            validators=self.chain.validator_tally(self.chain.head_hash).validators,
             vote=None,
             round=0,
             seals=(),
