@@ -44,9 +44,13 @@ class WsConnection:
 
 
 def create_app(
-    dispatcher: Dispatcher, max_body_bytes: int = 16 * 1024 * 1024, on_disconnect: Any = None
+    dispatcher: Dispatcher,
+    max_body_bytes: int = 16 * 1024 * 1024,
+    on_disconnect: Any = None,
+    metrics: Any = None,
 ) -> Starlette:
-    """The JSON-RPC app; `on_disconnect(connection)` drops a WS client's subscriptions."""
+    """The JSON-RPC app; `on_disconnect(connection)` drops a WS client's subscriptions;
+    `metrics` (a `NodeMetrics`) is served as Prometheus text at GET /metrics."""
 
     async def http_endpoint(request: Request) -> Response:
         declared = request.headers.get("content-length")
@@ -116,12 +120,18 @@ def create_app(
             return await http_endpoint(request)
         return await get_endpoint(request)
 
-    return Starlette(
-        routes=[
-            Route("/", post_or_get, methods=["POST", "GET"]),
-            WebSocketRoute("/", ws_endpoint),
-        ]
-    )
+    async def metrics_endpoint(request: Request) -> Response:
+        from node.metrics import CONTENT_TYPE
+
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    routes = [
+        Route("/", post_or_get, methods=["POST", "GET"]),
+        WebSocketRoute("/", ws_endpoint),
+    ]
+    if metrics is not None:
+        routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
+    return Starlette(routes=routes)
 
 
 async def _drain(connection: WsConnection) -> None:
