@@ -373,16 +373,6 @@ def test_code_override(http: httpx.Client) -> None:
     assert result(http, "eth_getCode", [target, "latest"]) == "0x"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "node/chain/calls.py:106-107 (CallExecutor._run) passes py-evm's ValidationError text "
-        "through: eth_call/eth_estimateGas from an account that cannot pay the value answer "
-        "'Sender does not have enough balance to cover transaction value and gas  (has 0, "
-        "needs 16)' instead of geth's 'insufficient funds for gas * price + value: ...', which "
-        "wallets (ethers INSUFFICIENT_FUNDS) match on"
-    ),
-)
 @pytest.mark.parametrize("method", ["eth_call", "eth_estimateGas"])
 def test_insufficient_funds_in_call_uses_geth_wording(http: httpx.Client, method: str) -> None:
     failure = error(http, method, [{"from": STRANGER, "to": ZERO, "value": "0x10"}, "latest"])

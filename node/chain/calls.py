@@ -100,6 +100,13 @@ class CallExecutor:
         )
 
     def _run(self, state: StateAPI, request: CallRequest, gas: int) -> ComputationAPI:
+        balance = state.get_balance(request.sender)
+        if balance < request.value:
+            # geth's wording: wallets (ethers' INSUFFICIENT_FUNDS) recognise it.
+            raise CallError(
+                "insufficient funds for gas * price + value: "
+                f"address 0x{request.sender.hex()} have {balance} want {request.value}"
+            )
         snapshot = state.snapshot()
         try:
             return state.apply_transaction(self._transaction(state, request, gas))
