@@ -277,14 +277,13 @@ def test_unprotected_legacy(rpc: Rpc, dev_accounts: list) -> None:
 
 @pytest.mark.parametrize("kind", ["eip1559", "legacy-eip155"])
 def test_wrong_chain_id(rpc: Rpc, dev_accounts: list, kind: str) -> None:
-    """Tally says "invalid chain id: have 1 want 1337"; geth words the same refusal "invalid
-    sender: invalid chain id for signer: have 1 want 1337" (no client matches on either)."""
+    """Worded as geth does: "invalid sender: invalid chain id for signer: have 1 want 1337"."""
     account = dev_accounts[MINED]
     if kind == "eip1559":
         raw = transfer(account, 1, chainId=1)
     else:
         raw = legacy_transfer(account, 1, chain_id=1)
-    message = refused(rpc, raw, "invalid chain id", account.address)
+    message = refused(rpc, raw, "invalid sender: invalid chain id for signer", account.address)
     assert message.endswith("have 1 want 1337"), message
 
 

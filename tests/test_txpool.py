@@ -231,7 +231,7 @@ def test_rejects_unprotected_legacy(state: ChainState, pool: TxPool) -> None:
 def test_rejects_wrong_chain_id(kind: str, state: ChainState, pool: TxPool) -> None:
     alice = funded(state)
     message = rejected(pool, sign(alice, kind=kind, chain_id=1), state, errors.InvalidChainId)
-    assert message == "invalid chain id: have 1 want 1337"
+    assert message == "invalid sender: invalid chain id for signer: have 1 want 1337"
 
 
 def test_rejects_set_code_and_blob_types(state: ChainState, pool: TxPool) -> None:

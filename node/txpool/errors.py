@@ -87,10 +87,10 @@ class UnprotectedTransaction(InvalidTransaction):
 
 
 class InvalidChainId(InvalidTransaction):
-    """Signed for another chain."""
+    """Signed for another chain (geth's wording: the signer cannot recover for this chain)."""
 
     def __init__(self, have: int, want: int) -> None:
-        super().__init__(f"invalid chain id: have {have} want {want}")
+        super().__init__(f"invalid sender: invalid chain id for signer: have {have} want {want}")
         self.have = have
         self.want = want
 
