@@ -106,3 +106,28 @@ def tally_through(start: VoteTally, headers: Iterable[BlockHeaderAPI], epoch: in
     for header in headers:
         tally = tally.after(header, epoch)
     return tally
+
+
+class VoteProposals:
+    """This validator's pending proposals (subject -> add?), set over JSON-RPC.
+
+    Kept in memory like Besu's: a restarted validator forgets them, and proposals only take
+    effect through votes in blocks this validator proposes.
+    """
+
+    def __init__(self) -> None:
+        self._proposals: dict[bytes, bool] = {}
+        self._last_index = -1
+
+    def propose(self, subject: bytes, add: bool) -> None:
+        self._proposals[subject] = add
+
+    def discard(self, subject: bytes) -> None:
+        self._proposals.pop(subject, None)
+
+    def pending(self) -> dict[bytes, bool]:
+        return dict(self._proposals)
+
+    def next_vote(self, tally: VoteTally, proposer: bytes) -> Vote | None:
+        vote, self._last_index = choose_vote(tally, proposer, self._proposals, self._last_index)
+        return vote
