@@ -63,8 +63,12 @@ def dev(
 def run(
     genesis: Path = typer.Option(..., exists=True, help="The network's genesis JSON."),
     datadir: Path = typer.Option(..., help="Where this node's key and LevelDB live."),
+    network: Path | None = typer.Option(
+        None, exists=True, help="network.json: the nodes (static peers and permissioned list)."
+    ),
     rpc_port: int = typer.Option(8545),
     ws_port: int = typer.Option(8546),
+    p2p_port: int = typer.Option(30303, help="Port for authenticated node-to-node links."),
     host: str = typer.Option("127.0.0.1"),
     log_level: str = typer.Option("info"),
 ) -> None:
@@ -73,7 +77,15 @@ def run(
 
     _logging(log_level)
     _run(
-        NodeConfig(datadir=datadir, genesis=genesis, host=host, rpc_port=rpc_port, ws_port=ws_port)
+        NodeConfig(
+            datadir=datadir,
+            genesis=genesis,
+            network=network,
+            host=host,
+            rpc_port=rpc_port,
+            ws_port=ws_port,
+            p2p_port=p2p_port,
+        )
     )
 
 
@@ -100,6 +112,50 @@ def init(
     genesis.check()
     out.write_text(genesis.dumps())
     typer.echo(f"wrote {out} (validator 0x{key.public_key.to_canonical_address().hex()})")
+
+
+localnet_app = typer.Typer(help="A local network of node processes on loopback ports.")
+app.add_typer(localnet_app, name="localnet")
+
+
+@localnet_app.command("up")
+def localnet_up(
+    directory: Path = typer.Option(Path(".tally/localnet"), "--dir", help="Keys, logs, datadirs."),
+    validators: int = typer.Option(4, min=1),
+    members: int = typer.Option(0, min=0),
+    block_period: int = typer.Option(1, min=1),
+) -> None:
+    """Create (first time) and start the network; print each node's JSON-RPC URL."""
+    from node import localnet
+
+    for node in localnet.up(directory, validators, members, block_period):
+        role = "validator" if node.validator else "member"
+        typer.echo(f"{node.name}  {role:9}  {node.address}  {node.url}")
+
+
+@localnet_app.command("status")
+def localnet_status(
+    directory: Path = typer.Option(Path(".tally/localnet"), "--dir"),
+) -> None:
+    """Height, peers and liveness of every node."""
+    from node import localnet
+
+    for row in localnet.status(directory):
+        typer.echo(
+            f"{row['name']}  {row['role']:9}  {'up' if row['running'] else 'down':4}  "
+            f"height={row['height']}  peers={row['peers']}  {row['url']}"
+        )
+
+
+@localnet_app.command("down")
+def localnet_down(
+    directory: Path = typer.Option(Path(".tally/localnet"), "--dir"),
+) -> None:
+    """Stop every node of the network (data is kept)."""
+    from node import localnet
+
+    localnet.down(directory)
+    typer.echo("stopped")
 
 
 if __name__ == "__main__":

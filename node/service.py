@@ -17,20 +17,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from eth.abc import BlockAPI
 
 from node.chain.calls import CallExecutor
 from node.chain.chain import Chain
-from node.chain.events import ChainEvents
+from node.chain.events import ChainEvents, CommittedBlock
 from node.chain.genesis import Genesis, dev_genesis
+from node.consensus.engine import ConsensusEngine
 from node.consensus.solo import SoloValidator
+from node.consensus.voting import VoteProposals
 from node.keys import load_or_create_node_key
+from node.metrics import NodeMetrics
+from node.network import NetworkConfig
+from node.p2p.allowlist import AllowList
+from node.p2p.host import P2PHost
+from node.p2p.messages import MessageKind
 from node.rpc.dispatch import Dispatcher
 from node.rpc.eth import EthApi
+from node.rpc.node import NodeApi
+from node.rpc.qbft import QbftApi
 from node.rpc.server import create_app
 from node.storage.chainstore import ChainStore
 from node.storage.store import LevelDBStore
+from node.sync import BlockSync, block_at
 from node.txpool.admission import AdmissionRules
+from node.txpool.errors import TxPoolError
 from node.txpool.pool import PoolConfig, TxPool
+from node.txpool.transaction import PooledTransaction
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +58,8 @@ class NodeConfig:
     rpc_port: int = 8545
     ws_port: int = 8546
     max_log_range: int = 10_000
+    network: Path | None = None
+    p2p_port: int = 30303
 
 
 class _Listener(uvicorn.Server):
@@ -85,24 +100,101 @@ class Node:
                 PoolConfig(),
                 AdmissionRules(chain_id=genesis.chain_id, block_gas_limit=genesis.gas_limit),
             )
-            self.engine = SoloValidator(
-                self.chain, self.pool, self.events, self.key, genesis.block_period_seconds
-            )
+            self.chain_lock = asyncio.Lock()
+            self.metrics = NodeMetrics()
+            self.proposals = VoteProposals()
+            self.p2p: P2PHost | None = None
+            self.sync: BlockSync | None = None
+            if config.network is not None:
+                self._setup_network(NetworkConfig.load(config.network))
+            self.engine = self._make_engine()
             self.pool.on_pending.append(self._on_pending)
+            self.events.on_block(self._on_block)
+            self.metrics.bind(
+                height=lambda: self.chain.head.block_number,
+                pool=self.pool.stats,
+                peers=(lambda: self.p2p.peer_count) if self.p2p is not None else None,
+            )
             self.dispatcher = Dispatcher()
             self.dispatcher.register_namespace(
                 EthApi(self.chain, self.pool, CallExecutor(self.chain, genesis.gas_limit))
             )
+            self.dispatcher.register_namespace(NodeApi(self.p2p, self.sync, self.chain))
+            self.dispatcher.register_namespace(QbftApi(self.chain, self.proposals))
         except BaseException:
             self.store.close()
             raise
 
-    def _on_pending(self, pooled: object) -> None:
-        self.engine.transactions_pending()
-        self.events.publish_pending(pooled.hash)  # type: ignore[attr-defined]
+    @property
+    def address(self) -> bytes:
+        return self.key.public_key.to_canonical_address()
+
+    def _setup_network(self, network: NetworkConfig) -> None:
+        genesis_hash = self.chain.store.canonical_hash(0)
+        assert genesis_hash is not None
+        self.network = network
+        self.allowlist = AllowList(network.addresses)
+        self.p2p = P2PHost(
+            self.key,
+            self.config.host,
+            self.config.p2p_port,
+            self.chain.chain_id,
+            genesis_hash,
+            self.allowlist,
+        )
+        self.sync = BlockSync(self.chain, self.p2p, self.events, self.chain_lock, self._imported)
+        self.p2p.subscribe(MessageKind.TX, self._on_gossiped_transaction)
+
+    def _make_engine(self) -> ConsensusEngine | None:
+        """Solo QBFT for a network of one validator; none for a non-validating member."""
+        validators = self.chain.validator_tally(self.chain.head_hash).validators
+        if self.config.network is None or validators == (self.address,):
+            return SoloValidator(
+                self.chain,
+                self.pool,
+                self.events,
+                self.key,
+                self.chain.genesis.block_period_seconds,
+                chain_lock=self.chain_lock,
+            )
+        if self.address not in validators:
+            return None
+        raise SystemExit("multi-validator QBFT is not available in this build")
+
+    def _on_pending(self, pooled: PooledTransaction) -> None:
+        if self.engine is not None:
+            self.engine.transactions_pending()
+        self.events.publish_pending(pooled.hash)
+        if self.p2p is not None:
+            self.p2p.gossip(MessageKind.TX, pooled.raw)
+
+    def _on_gossiped_transaction(self, peer: bytes, raw: bytes) -> bool:
+        """A peer's transaction: pool it, and relay it only if it was valid and new here."""
+        try:
+            self.pool.add(raw, self.chain.state_at(self.chain.head))
+        except TxPoolError:
+            return False
+        return True
+
+    def _on_block(self, block: CommittedBlock) -> None:
+        self.metrics.transactions.inc(len(block.tx_hashes))
+        if block.local and self.sync is not None:
+            announced = block_at(self.chain, block.header.block_number)
+            if announced is not None:
+                self.sync.announce(announced)
+            self.sync.broadcast_status()
+
+    def _imported(self, block: CommittedBlock, blocks: list[BlockAPI]) -> None:
+        senders = {tx.sender for item in blocks for tx in item.transactions}
+        self.pool.on_new_block(
+            block.tx_hashes, self.chain.state_at(self.chain.head), senders=senders
+        )
+        if self.sync is not None:
+            self.sync.broadcast_status()
+        self.events.publish_block(block)
 
     async def run(self) -> None:
-        app = create_app(self.dispatcher)
+        app = create_app(self.dispatcher, metrics=self.metrics)
         listeners = [
             _Listener(
                 uvicorn.Config(
@@ -120,13 +212,21 @@ class Node:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        engine = asyncio.create_task(self.engine.run(), name="engine")
+        background: list[asyncio.Task] = []
+        if self.p2p is not None and self.sync is not None:
+            await self.p2p.start()
+            for peer in self.network.peers_of(self.address):
+                self.p2p.connect(peer.address, peer.host, peer.p2p_port)
+            background.append(asyncio.create_task(self.sync.run(), name="sync"))
+        if self.engine is not None:
+            background.append(asyncio.create_task(self.engine.run(), name="engine"))
         servers = [asyncio.create_task(listener.serve()) for listener in listeners]
         log.info(
-            "Tally node up: chain id %d, head #%d, validator %s, JSON-RPC http://%s:%d ws://%s:%d",
+            "Tally node up: chain id %d, head #%d, %s 0x%s, JSON-RPC http://%s:%d ws://%s:%d",
             self.chain.chain_id,
             self.chain.head.block_number,
-            "0x" + self.engine.address.hex(),
+            "validator" if self.engine is not None else "member",
+            self.address.hex(),
             self.config.host,
             self.config.rpc_port,
             self.config.host,
@@ -134,7 +234,7 @@ class Node:
         )
         print(f"JSON-RPC listening on http://{self.config.host}:{self.config.rpc_port}", flush=True)
         try:
-            waiters = [asyncio.create_task(stop.wait()), engine, *servers]
+            waiters = [asyncio.create_task(stop.wait()), *background, *servers]
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task is not waiters[0] and task.exception() is not None:
@@ -143,8 +243,11 @@ class Node:
             for listener in listeners:
                 listener.should_exit = True
             await asyncio.gather(*servers, return_exceptions=True)
-            engine.cancel()
-            await asyncio.gather(engine, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            if self.p2p is not None:
+                await self.p2p.stop()
             waiters[0].cancel()
             self.store.close()
             log.info("Tally node stopped cleanly")

@@ -17,9 +17,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class CommittedBlock:
+    """A block now at the head; `local` when this node's engine committed it (not imported)."""
+
     block_hash: bytes
     header: BlockHeaderAPI
     tx_hashes: tuple[bytes, ...]
+    local: bool = True
 
 
 BlockListener = Callable[[CommittedBlock], None]

@@ -34,6 +34,7 @@ class SoloValidator:
         key: keys.PrivateKey,
         block_period: int,
         clock: Callable[[], float] = time.time,
+        chain_lock: asyncio.Lock | None = None,
     ) -> None:
         self.chain = chain
         self.pool = pool
@@ -43,6 +44,7 @@ class SoloValidator:
         self.block_period = block_period
         self.clock = clock
         self._work = asyncio.Event()
+        self._chain_lock = chain_lock or asyncio.Lock()
         if self.address not in chain.genesis.validators:
             raise ValueError("this node's key is not the chain's validator")
 
@@ -75,15 +77,16 @@ class SoloValidator:
         timestamp = max(int(self.clock()), self.chain.head.timestamp + self.block_period)
         tx_hashes = {id(item.tx): item.hash for item in selected}
         transactions = [item.tx for item in selected]
-        work = asyncio.get_running_loop().run_in_executor(
-            None, self._build_and_commit, transactions, timestamp, tx_hashes
-        )
-        try:
-            pending, block_hash = await asyncio.shield(work)
-        except asyncio.CancelledError:
-            # Stopping: let the commit finish before the store is closed under it.
-            await asyncio.wait([work])
-            raise
+        async with self._chain_lock:
+            work = asyncio.get_running_loop().run_in_executor(
+                None, self._build_and_commit, transactions, timestamp, tx_hashes
+            )
+            try:
+                pending, block_hash = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # Stopping: let the commit finish before the store is closed under it.
+                await asyncio.wait([work])
+                raise
         for tx, reason in pending.executed.skipped:
             dropped = self.pool.drop_invalid(tx_hashes[id(tx)])
             if dropped is not None:

@@ -1,0 +1,233 @@
+"""Block sync: keep this node's chain level with its peers', verifying every block's seals.
+
+Peers tell each other their head (STATUS) on connect and after every new block. A node that
+learns of a higher head asks one peer at a time for a batch of blocks (BLOCK_REQUEST ->
+BLOCKS), verifies each block's commit seals against the validators in force at its height,
+re-executes it and commits it (`node.chain.importer`). A freshly committed block is also
+pushed to every peer as a one-block BLOCKS message, so followers import it without asking.
+All chain writes go through one lock shared with the consensus engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import rlp
+from eth.abc import BlockAPI
+from rlp.sedes import CountableList, big_endian_int, binary
+
+from node.chain.chain import Chain
+from node.chain.events import ChainEvents, CommittedBlock
+from node.chain.executor import BlockRejected
+from node.chain.importer import import_block
+from node.chain.vm import TallyVM, decode_transaction
+from node.p2p.host import P2PHost
+from node.p2p.messages import MessageKind
+from node.p2p.peer import Peer
+
+log = logging.getLogger(__name__)
+
+MAX_BLOCKS_PER_REQUEST = 64
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+REQUEST_TIMEOUT = 10.0
+BLOCK_CLASS = TallyVM.get_block_class()
+
+
+class Status(rlp.Serializable):
+    fields = (("number", big_endian_int), ("block_hash", binary))
+
+
+class BlockRequest(rlp.Serializable):
+    fields = (("start", big_endian_int), ("count", big_endian_int))
+
+
+class Blocks(rlp.Serializable):
+    fields = (("blocks", CountableList(BLOCK_CLASS)),)
+
+
+def block_at(chain: Chain, number: int) -> BlockAPI | None:
+    """A committed block as it travels: header and transactions."""
+    header = chain.header_by_number(number)
+    if header is None:
+        return None
+    from node.consensus.hashing import onchain_hash
+
+    transactions = []
+    for tx_hash in chain.store.block_tx_hashes(onchain_hash(header)):
+        record = chain.store.transaction(tx_hash)
+        if record is None:
+            return None
+        transactions.append(decode_transaction(record.raw))
+    return BLOCK_CLASS(header, transactions=transactions, uncles=[], withdrawals=[])
+
+
+@dataclass
+class _PeerHead:
+    number: int
+    block_hash: bytes
+
+
+class BlockSync:
+    """Status exchange, batch download and verified import over a `P2PHost`."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        p2p: P2PHost,
+        events: ChainEvents,
+        chain_lock: asyncio.Lock,
+        after_import: Callable[[CommittedBlock, list[BlockAPI]], None],
+    ) -> None:
+        self.chain = chain
+        self.p2p = p2p
+        self.events = events
+        self.chain_lock = chain_lock
+        self.after_import = after_import
+        self._heads: dict[bytes, _PeerHead] = {}
+        self._in_flight: tuple[bytes, float] | None = None
+        self._wake = asyncio.Event()
+        p2p.subscribe(MessageKind.STATUS, self._on_status)
+        p2p.subscribe(MessageKind.BLOCK_REQUEST, self._on_request)
+        p2p.subscribe(MessageKind.BLOCKS, self._on_blocks)
+        p2p.on_peer_connected(self._on_connected)
+        p2p.on_peer_disconnected(lambda peer: self._heads.pop(peer.address, None))
+
+    @property
+    def highest_known(self) -> int:
+        return max((head.number for head in self._heads.values()), default=0)
+
+    def is_syncing(self) -> bool:
+        return self.highest_known > self.chain.head.block_number
+
+    def _status_payload(self) -> bytes:
+        return rlp.encode(Status(self.chain.head.block_number, self.chain.head_hash))
+
+    def _on_connected(self, peer: Peer) -> None:
+        self.p2p.send(peer.address, MessageKind.STATUS, self._status_payload())
+
+    def announce(self, block: BlockAPI) -> None:
+        """Push our newly committed block to every peer (and our new head)."""
+        self.p2p.broadcast(MessageKind.BLOCKS, rlp.encode(Blocks([block])))
+
+    def head_hint(self, peer: bytes, number: int) -> None:
+        """A peer's message speaks of a height we lack (e.g. future-height consensus)."""
+        current = self._heads.get(peer)
+        if current is None or current.number < number - 1:
+            self._heads[peer] = _PeerHead(number - 1, b"")
+            self._wake.set()
+
+    def _on_status(self, peer: bytes, payload: bytes) -> None:
+        try:
+            status = rlp.decode(payload, sedes=Status)
+        except rlp.DecodingError:
+            return
+        self._heads[peer] = _PeerHead(status.number, status.block_hash)
+        if status.number > self.chain.head.block_number:
+            self._wake.set()
+
+    def _on_request(self, peer: bytes, payload: bytes) -> None:
+        try:
+            request = rlp.decode(payload, sedes=BlockRequest)
+        except rlp.DecodingError:
+            return
+        blocks: list[BlockAPI] = []
+        size = 0
+        last = min(
+            request.start + min(request.count, MAX_BLOCKS_PER_REQUEST),
+            self.chain.head.block_number + 1,
+        )
+        for number in range(request.start, last):
+            block = block_at(self.chain, number)
+            if block is None:
+                break
+            size += sum(len(tx.encode()) for tx in block.transactions) + 600
+            if blocks and size > MAX_RESPONSE_BYTES:
+                break
+            blocks.append(block)
+        self.p2p.send(peer, MessageKind.BLOCKS, rlp.encode(Blocks(blocks)))
+
+    async def _on_blocks(self, peer: bytes, payload: bytes) -> None:
+        if self._in_flight is not None and self._in_flight[0] == peer:
+            self._in_flight = None
+        try:
+            blocks = rlp.decode(payload, sedes=Blocks).blocks
+        except (rlp.DecodingError, rlp.DeserializationError, ValueError) as exc:
+            log.info("undecodable BLOCKS from 0x%s: %s", peer.hex(), exc)
+            return
+        if blocks:
+            last = blocks[-1].header.block_number
+            head = self._heads.get(peer)
+            if head is None or head.number < last:
+                self._heads[peer] = _PeerHead(last, b"")
+        await self.import_blocks(peer, list(blocks))
+        self._wake.set()
+
+    async def import_blocks(self, peer: bytes, blocks: list[BlockAPI]) -> int:
+        """Import the blocks that extend our head, in order; stop at the first bad one."""
+        imported = 0
+        for block in blocks:
+            number = block.header.block_number
+            if number <= self.chain.head.block_number:
+                continue
+            if number > self.chain.head.block_number + 1:
+                break
+            async with self.chain_lock:
+                if number != self.chain.head.block_number + 1:
+                    continue
+                started = time.perf_counter()
+                try:
+                    block_hash = await asyncio.get_running_loop().run_in_executor(
+                        None, import_block, self.chain, block.header, list(block.transactions)
+                    )
+                except BlockRejected as exc:
+                    log.warning("block %d from 0x%s rejected: %s", number, peer.hex(), exc)
+                    self._heads.pop(peer, None)
+                    return imported
+                elapsed = time.perf_counter() - started
+            imported += 1
+            committed = CommittedBlock(
+                block_hash,
+                self.chain.head,
+                tuple(self.chain.store.block_tx_hashes(block_hash)),
+                local=False,
+            )
+            log.info(
+                "imported block %d hash=%s txs=%d in %.0f ms",
+                number,
+                block_hash.hex()[:16],
+                len(block.transactions),
+                elapsed * 1000,
+            )
+            self.after_import(committed, [block])
+        return imported
+
+    async def run(self) -> None:
+        """Ask for blocks while any peer is ahead; one request in flight at a time."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=2.0)
+            self._wake.clear()
+            if (
+                self._in_flight is not None
+                and time.monotonic() - self._in_flight[1] < REQUEST_TIMEOUT
+            ):
+                continue
+            self._in_flight = None
+            ours = self.chain.head.block_number
+            ahead = [
+                (head.number, peer) for peer, head in self._heads.items() if head.number > ours
+            ]
+            if not ahead:
+                continue
+            _, peer = max(ahead)
+            request = BlockRequest(ours + 1, MAX_BLOCKS_PER_REQUEST)
+            if self.p2p.send(peer, MessageKind.BLOCK_REQUEST, rlp.encode(request)):
+                self._in_flight = (peer, time.monotonic())
+
+    def broadcast_status(self) -> None:
+        self.p2p.broadcast(MessageKind.STATUS, self._status_payload())
