@@ -150,14 +150,23 @@ def down(directory: Path, grace: float = 15.0) -> None:
     for node in nodes:
         if is_running(node):
             os.kill(node.pid, signal.SIGTERM)  # type: ignore[arg-type]
-    deadline = time.monotonic() + grace
     for node in nodes:
-        while is_running(node) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if is_running(node):
-            os.kill(node.pid, signal.SIGKILL)  # type: ignore[arg-type]
-        node.pid = None
+        stop_node(node, grace)
     save(directory, nodes)
+
+
+def stop_node(node: LocalNode, grace: float = 15.0) -> None:
+    """SIGTERM (if still running), wait up to `grace` seconds, then SIGKILL."""
+    if is_running(node):
+        os.kill(node.pid, signal.SIGTERM)  # type: ignore[arg-type]
+    deadline = time.monotonic() + grace
+    while is_running(node) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if is_running(node):
+        os.kill(node.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        while is_running(node):
+            time.sleep(0.05)
+    node.pid = None
 
 
 def status(directory: Path) -> list[dict[str, object]]:

@@ -1,0 +1,110 @@
+"""Real node processes on loopback: a validator and a member linked by authenticated p2p.
+
+The member forwards transactions to the validator by gossip, imports every block after
+checking its commit seals, serves reads, and a member started on an empty datadir catches up
+from genesis. A node whose key is not in network.json is refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from node import localnet
+from tests.conftest import web3_for
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[list[localnet.LocalNode]]:
+    nodes = localnet.up(tmp_path / "net", validators=1, members=1)
+    try:
+        yield nodes
+    finally:
+        localnet.down(tmp_path / "net")
+
+
+def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_member_forwards_transactions_and_follows_the_chain(network, dev_accounts) -> None:
+    validator, member = (web3_for(node.url) for node in network)
+    wait_for(lambda: member.net.peer_count == 1 and validator.net.peer_count == 1, what="the link")
+    sender = dev_accounts[3]
+    recipient = Account.create().address
+    hashes = []
+    for nonce in range(10):
+        signed = sender.sign_transaction(
+            {
+                "nonce": nonce,
+                "gas": 21000,
+                "gasPrice": 0,
+                "to": recipient,
+                "value": 5,
+                "chainId": 1337,
+            }
+        )
+        hashes.append(member.eth.send_raw_transaction(signed.raw_transaction))
+    receipt = member.eth.wait_for_transaction_receipt(hashes[-1], timeout=30)
+    assert receipt["status"] == 1
+    wait_for(lambda: validator.eth.block_number >= receipt["blockNumber"], what="validator head")
+    assert member.eth.get_balance(recipient) == validator.eth.get_balance(recipient) == 50
+    number = receipt["blockNumber"]
+    assert member.eth.get_block(number)["hash"] == validator.eth.get_block(number)["hash"]
+    peers = member.provider.make_request("admin_peers", [])["result"]
+    assert [peer["address"] for peer in peers] == [network[0].address]
+
+
+def test_a_member_with_an_empty_datadir_catches_up(network, dev_accounts, tmp_path: Path) -> None:
+    validator = web3_for(network[0].url)
+    sender = dev_accounts[4]
+    for nonce in range(3):
+        signed = sender.sign_transaction(
+            {
+                "nonce": nonce,
+                "gas": 21000,
+                "gasPrice": 0,
+                "to": sender.address,
+                "value": 0,
+                "chainId": 1337,
+            }
+        )
+        tx_hash = validator.eth.send_raw_transaction(signed.raw_transaction)
+        validator.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+    head = validator.eth.block_number
+    assert head >= 3
+    directory = tmp_path / "net"
+    member = network[1]
+    localnet.down(directory)
+    for item in (directory / member.name / "chaindata").iterdir():
+        item.unlink()
+    (directory / member.name / "chaindata").rmdir()
+    nodes = localnet.up(directory, validators=1, members=1)
+    fresh = web3_for(nodes[1].url)
+    wait_for(lambda: fresh.eth.block_number >= head, what="catch-up")
+    for number in range(head + 1):
+        assert fresh.eth.get_block(number)["hash"] == validator.eth.get_block(number)["hash"]
+
+
+def test_a_node_with_an_unknown_key_is_refused(network, tmp_path: Path) -> None:
+    directory = tmp_path / "net"
+    intruder = localnet.LocalNode("intruder", "0x" + "00" * 20, False, *localnet._free_ports(3))
+    (directory / "intruder").mkdir()
+    localnet.start_node(directory, intruder)
+    try:
+        wait_for(lambda: localnet.rpc(intruder, "eth_chainId") is not None, what="intruder up")
+        validator_log = directory / network[0].name / "node.log"
+        wait_for(lambda: "refused inbound" in validator_log.read_text(), what="a refusal")
+        assert localnet.rpc(intruder, "net_peerCount") == "0x0"
+        assert web3_for(network[0].url).net.peer_count == 1
+    finally:
+        localnet.stop_node(intruder)
