@@ -133,6 +133,26 @@ def localnet_up(
         typer.echo(f"{node.name}  {role:9}  {node.address}  {node.url}")
 
 
+@localnet_app.command("init")
+def localnet_init(
+    directory: Path = typer.Option(Path(".tally/localnet"), "--dir"),
+    validators: int = typer.Option(4, min=1),
+    members: int = typer.Option(0, min=0),
+    block_period: int = typer.Option(1, min=1),
+    containers: bool = typer.Option(False, help="Nodes reached by name on standard ports."),
+) -> None:
+    """Write keys, genesis and network.json only (what docker-compose's init step runs)."""
+    from node import localnet
+
+    if (directory / localnet.GENESIS_FILE).exists():
+        typer.echo(f"{directory} already holds a network; keeping it")
+        return
+    for node in localnet.create(
+        directory, validators, members, block_period, containers=containers
+    ):
+        typer.echo(f"{node.name}  {'validator' if node.validator else 'member'}  {node.address}")
+
+
 @localnet_app.command("status")
 def localnet_status(
     directory: Path = typer.Option(Path(".tally/localnet"), "--dir"),

@@ -57,13 +57,24 @@ def _free_ports(count: int) -> list[int]:
 
 
 def create(
-    directory: Path, validators: int, members: int, block_period: int = 1
+    directory: Path,
+    validators: int,
+    members: int,
+    block_period: int = 1,
+    *,
+    containers: bool = False,
 ) -> list[LocalNode]:
-    """Keys, genesis and network file for a new localnet (nothing is started)."""
+    """Keys, genesis and network file for a new network (nothing is started).
+
+    With `containers`, every node gets the standard ports and is reached by its name as a
+    host (one container per node, as docker-compose.yml runs them); otherwise nodes share
+    loopback and each gets free ports.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     nodes: list[LocalNode] = []
-    ports = _free_ports(3 * (validators + members))
-    for index in range(validators + members):
+    count = validators + members
+    ports = [8545, 8546, 30303] * count if containers else _free_ports(3 * count)
+    for index in range(count):
         name = f"node{index}"
         key = load_or_create_node_key(directory / name)
         rpc, ws, p2p = ports[3 * index : 3 * index + 3]
@@ -82,14 +93,20 @@ def create(
         request_timeout_seconds=max(2, 2 * block_period),
     )
     (directory / GENESIS_FILE).write_text(genesis.dumps())
-    write_network(directory, nodes)
+    write_network(directory, nodes, containers=containers)
+    save(directory, nodes)
     return nodes
 
 
-def write_network(directory: Path, nodes: list[LocalNode]) -> None:
+def write_network(directory: Path, nodes: list[LocalNode], *, containers: bool = False) -> None:
     network = {
         "nodes": [
-            {"name": n.name, "address": n.address, "host": "127.0.0.1", "p2pPort": n.p2p_port}
+            {
+                "name": n.name,
+                "address": n.address,
+                "host": n.name if containers else "127.0.0.1",
+                "p2pPort": n.p2p_port,
+            }
             for n in nodes
         ]
     }
