@@ -121,6 +121,16 @@ class BlockSync:
             self._heads[peer] = _PeerHead(number - 1, b"")
             self._wake.set()
 
+    def want(self, number: int) -> None:
+        """Validators are past `number`: fetch up to it from whichever peer has it."""
+        if number <= self.chain.head.block_number:
+            return
+        for peer in [info.address for info in self.p2p.peers()]:
+            current = self._heads.get(peer)
+            if current is None or current.number < number:
+                self._heads[peer] = _PeerHead(number, b"")
+        self._wake.set()
+
     def _on_status(self, peer: bytes, payload: bytes) -> None:
         try:
             status = rlp.decode(payload, sedes=Status)
