@@ -314,8 +314,8 @@ class Network:
         if not peers:
             return
         best = max(peers, key=lambda p: p.head)
-        for number in range(node.head + 1, best.head + 1):
-            self.import_sealed(node, best.sealed[number], via_sync=True)
+        while node.head < best.head:  # replayed messages may commit blocks meanwhile
+            self.import_sealed(node, best.sealed[node.head + 1], via_sync=True)
 
     def assert_consistent(self) -> None:
         honest = [n for n in self.nodes if n.honest]
@@ -392,3 +392,482 @@ def test_a_non_validator_runs_a_no_op_manager() -> None:
     )
     assert machine.handle(NewChainHead(chain.head, 0.0)) == []
     assert machine.handle(BlockTimerExpired(1, 1.0)) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# One validator's machine fed hand-crafted messages (§6 items 6-8 and 10)
+
+
+def digest(block: QbftBlock) -> bytes:
+    return commit_seal_hash(block.header, QbftExtraData.decode(block.header.extra_data).round)
+
+
+class Lab:
+    """An observing validator at height 1 (round 0 started) and every validator's key."""
+
+    def __init__(self, n: int = 4, config: QbftConfig | None = None, observer: int = -1) -> None:
+        self.genesis = make_genesis(n)
+        self.keys = validator_keys(n)
+        self.validators = self.genesis.validators
+        self.q = quorum(n)
+        self.builder = new_chain(self.genesis)
+        self.key = self.keys[observer]
+        self.chain = new_chain(self.genesis)
+        self.port = ChainPort(self.chain, self.key.public_key.to_canonical_address())
+        self.machine = QbftStateMachine(
+            self.key, self.port, config or QbftConfig.from_genesis(self.genesis)
+        )
+        self.machine.handle(NewChainHead(self.chain.head, 0.0))
+        self.machine.handle(BlockTimerExpired(1, 1.0))
+        assert proposer(self.validators, b"\x00" * 20, 0) != self.address
+
+    @property
+    def address(self) -> bytes:
+        return self.key.public_key.to_canonical_address()
+
+    def proposer_key(self, round_number: int) -> keys.PrivateKey:
+        address = proposer(self.validators, b"\x00" * 20, round_number)
+        return next(k for k in self.keys if k.public_key.to_canonical_address() == address)
+
+    def others(self, count: int) -> list[keys.PrivateKey]:
+        return [k for k in self.keys if k != self.key][:count]
+
+    def block(self, coinbase: keys.PrivateKey, round_number: int, timestamp: int = 1, txs=None):
+        address = coinbase.public_key.to_canonical_address()
+        return build_block(self.builder, address, round_number, timestamp, txs)
+
+    def prepares(self, block: QbftBlock, round_number: int, signers) -> list:
+        return [Prepare.create(k, 1, round_number, digest(block)).signed for k in signers]
+
+    def round_changes(self, target: int, signers, prepared=None) -> list:
+        meta = None if prepared is None else PreparedRoundMetadata(prepared[0], prepared[1])
+        return [RoundChange.create(k, 1, target, meta).signed for k in signers]
+
+    def feed(self, message: QbftMessage, now: float = 2.0) -> list[Action]:
+        return self.machine.handle(MessageReceived(message, now))
+
+
+def prepared_in(actions: list[Action], round_number: int) -> bool:
+    """Whether the machine accepted a proposal for `round_number` (it multicasts PREPARE)."""
+    return any(
+        isinstance(a, Broadcast)
+        and isinstance(a.message, Prepare)
+        and a.message.round == round_number
+        for a in actions
+    )
+
+
+def rejection(actions: list[Action]) -> str:
+    return " | ".join(a.text for a in actions if isinstance(a, Log) and "rejected" in a.text)
+
+
+def test_round_zero_proposal_checks() -> None:
+    lab = Lab()
+    p0, p1 = lab.proposer_key(0), lab.proposer_key(1)
+    cases = [
+        (Proposal.create(p1, 1, 0, lab.block(p1, 0)), "not the proposer"),
+        (Proposal.create(p0, 1, 0, lab.block(lab.keys[2], 0)), "coinbase"),
+        (Proposal.create(p0, 1, 0, lab.block(p0, 1)), "extraData round"),
+        (Proposal.create(p1, 1, 1, lab.block(p1, 1)), "0 round changes, 3 required"),
+        (
+            Proposal.create(p0, 1, 0, lab.block(p0, 0), lab.round_changes(1, lab.keys[:3])),
+            "round-0 proposal carries a justification",
+        ),
+        (Proposal.create(p0, 1, 0, lab.block(p0, 0, timestamp=0)), "block period"),
+        (Proposal.create(p0, 1, 0, lab.block(p0, 0, timestamp=9)), "in the future"),
+    ]
+    for proposal, reason in cases:
+        actions = lab.feed(proposal)
+        assert not prepared_in(actions, proposal.round)
+        assert reason in rejection(actions)
+    # A proposal whose block has another height's number.
+    other = new_chain(lab.genesis)
+    first = build_block(other, p0.public_key.to_canonical_address(), 0, 1)
+    other.commit(other.reexecute(first.header, ()), first.header)
+    second = build_block(other, p0.public_key.to_canonical_address(), 0, 2)
+    assert "block number is not the height" in rejection(
+        lab.feed(Proposal.create(p0, 1, 0, second))
+    )
+    # The first valid proposal of a round is accepted; an equivocating second one is not.
+    first_block, second_block = lab.block(p0, 0), lab.block(p0, 0, txs=transfers(1))
+    assert prepared_in(lab.feed(Proposal.create(p0, 1, 0, first_block)), 0)
+    assert not prepared_in(lab.feed(Proposal.create(p0, 1, 0, second_block)), 0)
+
+
+def test_future_height_proposals_are_buffered_not_handled() -> None:
+    lab = Lab()
+    p0 = lab.proposer_key(0)
+    actions = lab.feed(Proposal.create(p0, 2, 0, lab.block(p0, 0)))
+    assert actions == [RequestSync(2)]
+    assert lab.feed(Prepare.create(p0, 12, 0, b"\x01" * 32)) == []  # more than 10 ahead
+
+
+def test_round_one_justification_edge_cases() -> None:
+    lab = Lab()
+    p1 = lab.proposer_key(1)
+    block = lab.block(p1, 1, timestamp=2)
+    quorum_rcs = lab.round_changes(1, lab.keys[: lab.q])
+    duplicated = [*lab.round_changes(1, lab.keys[:2]), lab.round_changes(1, lab.keys[:1])[0]]
+    other_round = [*lab.round_changes(1, lab.keys[:2]), *lab.round_changes(2, lab.keys[2:3])]
+    outsider = [*lab.round_changes(1, lab.keys[:2]), *lab.round_changes(1, [OUTSIDER])]
+    stray_prepares = lab.prepares(block, 0, lab.keys[:3])
+    cases = [
+        (lab.round_changes(1, lab.keys[: lab.q - 1]), (), "2 round changes, 3 required"),
+        (duplicated, (), "duplicate round-change authors"),
+        (other_round, (), "another height or round"),
+        (outsider, (), "non-validator"),
+        (quorum_rcs, stray_prepares, "prepares without any prepared round change"),
+    ]
+    for rcs, prepares, reason in cases:
+        actions = lab.feed(Proposal.create(p1, 1, 1, block, rcs, prepares), now=3.0)
+        assert not prepared_in(actions, 1), reason
+        assert reason in rejection(actions)
+    assert lab.machine.round == 0
+    # The valid one jumps the observer to round 1.
+    actions = lab.feed(Proposal.create(p1, 1, 1, block, quorum_rcs), now=3.0)
+    assert prepared_in(actions, 1)
+    assert lab.machine.round == 1
+    assert StartTimer("round", 1, 1, 4.0) in actions
+
+
+def test_a_re_proposal_of_the_prepared_block_keeps_its_coinbase_and_is_accepted() -> None:
+    lab = Lab()
+    p0, p1 = lab.proposer_key(0), lab.proposer_key(1)
+    locked = lab.block(p0, 0)
+    locked_hash = digest(locked)
+    prepares = lab.prepares(locked, 0, lab.keys[: lab.q])
+    rcs = [
+        *lab.round_changes(1, lab.keys[:1], prepared=(0, locked_hash)),
+        *lab.round_changes(1, lab.keys[1 : lab.q]),
+    ]
+    reproposed = locked.with_header(with_round(locked.header, 1))
+    assert reproposed.header.coinbase == p0.public_key.to_canonical_address() != p1
+    assert digest(reproposed) != locked_hash
+    assert onchain_hash(reproposed.header) == onchain_hash(locked.header)
+    outsider_prepares = [*prepares[: lab.q - 1], *lab.prepares(locked, 0, [OUTSIDER])]
+    fresh = lab.block(p1, 1, timestamp=2)
+    wrong = lab.prepares(fresh, 0, lab.keys[: lab.q])
+    cases = [
+        (fresh, prepares, "does not match the highest prepared certificate"),
+        (reproposed, prepares[: lab.q - 1], "2 justifying prepares, 3 required"),
+        (reproposed, outsider_prepares, "non-validator"),
+        (reproposed, wrong, "another height, round or block"),
+        (reproposed, (), "0 justifying prepares"),
+        (locked, prepares, "extraData round differs"),
+    ]
+    for block, justification, reason in cases:
+        actions = lab.feed(Proposal.create(p1, 1, 1, block, rcs, justification), now=3.0)
+        assert not prepared_in(actions, 1), reason
+        assert reason in rejection(actions)
+    duplicated = [*prepares, prepares[0]]  # duplicates by author are tolerated
+    actions = lab.feed(Proposal.create(p1, 1, 1, reproposed, rcs, duplicated), now=3.0)
+    assert prepared_in(actions, 1), rejection(actions)
+
+
+def test_the_highest_prepared_certificate_wins() -> None:
+    lab = Lab()
+    p0, p1, p2 = lab.proposer_key(0), lab.proposer_key(1), lab.proposer_key(2)
+    older, newer = lab.block(p0, 0), lab.block(p1, 1, timestamp=2)
+    rcs = [
+        *lab.round_changes(2, lab.keys[:1], prepared=(0, digest(older))),
+        *lab.round_changes(2, lab.keys[1:2], prepared=(1, digest(newer))),
+        *lab.round_changes(2, lab.keys[2:3]),
+    ]
+    stale = Proposal.create(
+        p2,
+        1,
+        2,
+        older.with_header(with_round(older.header, 2)),
+        rcs,
+        lab.prepares(older, 0, lab.keys[:3]),
+    )
+    assert "highest prepared certificate" in rejection(lab.feed(stale, now=9.0))
+    best = Proposal.create(
+        p2,
+        1,
+        2,
+        newer.with_header(with_round(newer.header, 2)),
+        rcs,
+        lab.prepares(newer, 1, lab.keys[:3]),
+    )
+    assert prepared_in(lab.feed(best, now=9.0), 2)
+
+
+def test_round_change_validation() -> None:
+    lab = Lab()
+    p0 = lab.proposer_key(0)
+    block = lab.block(p0, 0)
+    meta = PreparedRoundMetadata(0, digest(block))
+    prepares = lab.prepares(block, 0, lab.keys[:3])
+    k = lab.others(3)
+    bad = [
+        (RoundChange.create(k[0], 1, 0), "round change to round 0"),
+        (RoundChange.create(k[0], 1, 1, None, block), "without prepared-round metadata"),
+        (RoundChange.create(k[0], 1, 1, meta), "metadata without its block"),
+        (RoundChange.create(k[0], 1, 1, meta, block, prepares[:2]), "2 prepares, 3 required"),
+        (
+            RoundChange.create(
+                k[0], 1, 1, PreparedRoundMetadata(1, meta.block_hash), block, prepares
+            ),
+            "not below the target",
+        ),
+        (
+            RoundChange.create(k[0], 1, 1, PreparedRoundMetadata(0, b"\x07" * 32), block, prepares),
+            "does not match its block",
+        ),
+    ]
+    for message, reason in bad:
+        assert reason in rejection(lab.feed(message))
+    # Duplicated prepares inside a round change are deduplicated, not fatal (besu#2449).
+    good = [
+        RoundChange.create(k[0], 1, 1, meta, block, [*prepares, prepares[1]]),
+        RoundChange.create(k[0], 1, 1),  # a second one from the same author: ignored
+        RoundChange.create(k[1], 1, 1),
+    ]
+    for message in good:
+        assert lab.feed(message, now=3.0) == [Regossip(message)]
+    # The third author completes a quorum for round 1: the observer moves there.
+    actions = lab.feed(RoundChange.create(k[2], 1, 1), now=3.0)
+    assert StartTimer("round", 1, 1, 4.0) in actions
+    assert lab.machine.round == 1
+    # Once round 1 times out, round changes targeting round 1 are no longer kept.
+    lab.machine.handle(RoundTimerExpired(1, 1, 7.0))
+    assert lab.machine.round == 2
+    late = RoundChange.create(k[1], 1, 1, meta, block, prepares)
+    assert lab.feed(late, now=7.0) == [Regossip(late)]
+    assert 1 not in lab.machine._height.round_changes  # type: ignore[union-attr]
+
+
+def test_future_round_prepares_and_commits_are_adopted_when_the_round_starts() -> None:
+    lab = Lab()
+    p1 = lab.proposer_key(1)
+    block = lab.block(p1, 1, timestamp=2)
+    others = lab.others(lab.q - 1)
+    early = [
+        *[Prepare.create(k, 1, 1, digest(block)) for k in others],
+        *[
+            Commit.create(k, 1, 1, digest(block), k.sign_msg_hash(digest(block)).to_bytes())
+            for k in others
+        ],
+    ]
+    for message in early:
+        assert lab.feed(message) == [Regossip(message)]
+    actions = lab.feed(Proposal.create(p1, 1, 1, block, lab.round_changes(1, lab.keys[: lab.q])))
+    sent = [type(a.message) for a in actions if isinstance(a, Broadcast)]
+    assert sent == [Prepare, Commit]
+    commits = [a for a in actions if isinstance(a, CommitBlock)]
+    assert len(commits) == 1 and commits[0].round == 1
+    assert len(check_sealed(commits[0].block, lab.validators)) == lab.q
+
+
+def test_a_forged_commit_seal_is_rejected() -> None:
+    lab = Lab()
+    p0 = lab.proposer_key(0)
+    block = lab.block(p0, 0)
+    lab.feed(Proposal.create(p0, 1, 0, block))
+    k = lab.others(2)
+    wrong_round = commit_seal_hash(block.header, 1)
+    forged = Commit.create(k[0], 1, 0, digest(block), k[1].sign_msg_hash(digest(block)).to_bytes())
+    other_round = Commit.create(
+        k[0], 1, 0, digest(block), k[0].sign_msg_hash(wrong_round).to_bytes()
+    )
+    for message in (forged, other_round):
+        assert "commit seal is not the author's" in rejection(lab.feed(message))
+
+
+def test_buffered_future_height_messages_are_replayed_after_import() -> None:
+    lab = Lab()
+    p0 = lab.proposer_key(0)
+    block = lab.block(p0, 0)
+    lab.builder.commit(lab.builder.reexecute(block.header, ()), block.header)
+    signers = lab.keys[: lab.q]
+    sealed = block.header.copy(
+        extra_data=replace(
+            QbftExtraData.decode(block.header.extra_data),
+            seals=tuple(k.sign_msg_hash(digest(block)).to_bytes() for k in signers),
+        ).encode()
+    )
+    ahead = Prepare.create(lab.keys[0], 2, 0, b"\x05" * 32)
+    assert lab.feed(ahead) == [RequestSync(2)]
+    import_block(lab.chain, sealed, ())
+    actions = lab.machine.handle(NewChainHead(lab.chain.head, 2.0))
+    assert Regossip(ahead) in actions
+    assert lab.machine.height == 2
+
+
+def test_f_plus_one_round_changes_pull_a_laggard_forward_only_when_enabled() -> None:
+    for enabled in (False, True):
+        genesis = make_genesis(4)
+        lab = Lab(config=QbftConfig.from_genesis(genesis, early_round_change=enabled))
+        k = lab.others(2)
+        first = RoundChange.create(k[0], 1, 5)
+        assert lab.feed(first, now=3.0) == [Regossip(first)]
+        actions = lab.feed(RoundChange.create(k[1], 1, 7), now=3.0)
+        moved = [a for a in actions if isinstance(a, StartTimer)]
+        if enabled:
+            assert moved == [StartTimer("round", 1, 5, 30.0)]
+            rc = [a.message for a in actions if isinstance(a, Broadcast)]
+            assert len(rc) == 1 and isinstance(rc[0], RoundChange) and rc[0].round == 5
+            assert lab.machine.round == 5
+        else:
+            assert moved == [] and lab.machine.round == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole networks (§6 items 6, 7 and 9)
+
+
+def test_a_block_prepared_in_round_zero_is_re_proposed_in_round_one() -> None:
+    net = Network(4)
+    net.filter = lambda src, dst, msg: not (isinstance(msg, Commit) and msg.round == 0)
+    net.start()
+    assert net.run_until_height(1, limit=30) == [1] * 4
+    net.assert_consistent()
+    validators = net.genesis.validators
+    p0 = proposer(validators, b"\x00" * 20, 0)
+    locked = next(m for m in net.node_of(p0).sent if isinstance(m, Proposal) and m.round == 0)
+    p1 = proposer(validators, b"\x00" * 20, 1)
+    reproposal = next(m for m in net.node_of(p1).sent if isinstance(m, Proposal) and m.round == 1)
+    assert len(reproposal.prepares) >= quorum(4)
+    for node in net.nodes:
+        block = node.sealed[1]
+        assert block.header.coinbase == p0  # the original proposer's, not round 1's
+        assert QbftExtraData.decode(block.header.extra_data).round == 1
+        assert onchain_hash(block.header) == onchain_hash(locked.block.header)
+        assert len(check_sealed(block, validators)) >= quorum(4)
+    assert net.run_until_height(3, limit=30) == [3] * 4
+
+
+def equivocate(net: Network, byzantine: SimNode, groups: tuple[set[int], set[int]]) -> None:
+    """Make `byzantine` send one round-0 block to one group and another block to the other."""
+    twin: dict[str, QbftBlock] = {}
+
+    def intercept(node: SimNode, action: Broadcast) -> bool:
+        message = action.message
+        if node is not byzantine or message.height != 1 or message.round != 0:
+            return False
+        if isinstance(message, Proposal):
+            twin["a"] = message.block
+            twin["b"] = build_block(
+                node.chain, node.address, 0, message.block.header.timestamp, transfers(1)
+            )
+        variants = {}
+        for name, block in twin.items():
+            d = digest(block)
+            if isinstance(message, Proposal):
+                variants[name] = Proposal.create(node.key, 1, 0, block)
+            elif isinstance(message, Prepare):
+                variants[name] = Prepare.create(node.key, 1, 0, d)
+            elif isinstance(message, Commit):
+                variants[name] = Commit.create(
+                    node.key, 1, 0, d, node.key.sign_msg_hash(d).to_bytes()
+                )
+            else:
+                return False
+        for name, group in zip(("a", "b"), groups, strict=True):
+            for dst in group:
+                net.send(node.index, dst, variants[name])
+        return True
+
+    net.intercept = intercept
+
+
+@pytest.mark.parametrize("split", [1, 2])
+def test_an_equivocating_proposer_cannot_fork_the_honest_nodes(split: int) -> None:
+    net = Network(4, gossip=True)
+    p0 = proposer(net.genesis.validators, b"\x00" * 20, 0)
+    byzantine = net.node_of(p0)
+    byzantine.honest = False
+    honest = [n.index for n in net.nodes if n.honest]
+    equivocate(net, byzantine, (set(honest[:split]), set(honest[split:])))
+    net.start()
+    assert net.run_until_height(3, limit=120) == [3, 3, 3]
+    net.assert_consistent()
+    for node in net.nodes:
+        if node.honest:
+            accepted = [m for m in node.sent if isinstance(m, Prepare) and m.height == 1]
+            assert len({m.round for m in accepted}) == len(accepted)  # one per round
+
+
+@pytest.mark.parametrize(("n", "crashed"), [(4, 1), (7, 2)])
+def test_progress_with_f_crashed_validators(n: int, crashed: int) -> None:
+    net = Network(n)
+    validators = net.genesis.validators
+    # Crash the first proposers so that rounds must change.
+    for round_number in range(crashed):
+        net.node_of(proposer(validators, b"\x00" * 20, round_number)).alive = False
+    net.start()
+    assert net.run_until_height(4, limit=120) == [4] * (n - crashed)
+    net.assert_consistent()
+
+
+def test_f_plus_one_partitioned_stalls_then_recovers_when_healed() -> None:
+    net = Network(4)
+    net.partition({2, 3})
+    net.start()
+    net.run(until=600.0)
+    assert [node.head for node in net.nodes] == [0, 0, 0, 0]
+    rounds = {node.machine.round for node in net.nodes}
+    assert len(rounds) == 1 and rounds.pop() > 10  # timers capped, still in lockstep
+    net.heal()
+    healed_at = net.now
+    assert net.run_until_height(2, limit=120) == [2] * 4
+    # Capped rounds: the first round after healing ends within one cap (plus a block).
+    assert net.now - healed_at < 2 * 30 + 5
+    net.assert_consistent()
+
+
+@pytest.mark.parametrize("early", [False, True])
+def test_a_restarted_laggard_rejoins_capped_rounds_only_with_early_round_change(early) -> None:
+    genesis = make_genesis(4)
+    net = Network(4, config=QbftConfig.from_genesis(genesis, early_round_change=early))
+    net.partition({2, 3})
+    net.start()
+    net.run(until=600.0)
+    net.nodes[2].alive = False  # one validator stays down (f = 1)
+    net.restart(net.nodes[3])  # the other comes back at round 0 of the same height
+    net.heal()
+    heads = net.run_until_height(1, limit=300, nodes=[net.nodes[0], net.nodes[1], net.nodes[3]])
+    if early:
+        assert heads == [1, 1, 1]
+    else:
+        # With capped timers the restarted node climbs rounds exactly as fast as the others
+        # advance, so without the f+1 rule it never meets them: enable it with the cap.
+        assert heads == [0, 0, 0]
+    net.assert_consistent()
+
+
+@pytest.mark.parametrize(
+    ("seed", "n", "gossip", "drop"),
+    [(11, 4, True, 0.3), (44, 4, False, 0.3), (55, 4, False, 0.3), (7, 7, False, 0.2)],
+)
+def test_liveness_and_safety_on_a_lossy_reordering_network(seed, n, gossip, drop) -> None:
+    net = Network(n, seed=seed, delay=(0.0, 1.0), drop=drop, duplicate=0.1, gossip=gossip)
+    net.start()
+    assert net.run_until_height(4, limit=600) == [4] * n
+    net.assert_consistent()
+    rounds = [
+        QbftExtraData.decode(net.nodes[0].chain.header_by_number(h).extra_data).round
+        for h in range(1, 5)
+    ]
+    assert max(rounds) > 0  # these schedules do exercise round changes
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.sampled_from([4, 5, 7]),
+    drop=st.floats(0.0, 0.3),
+    gossip=st.booleans(),
+    crash=st.booleans(),
+)
+def test_no_fork_under_random_schedules(
+    seed: int, n: int, drop: float, gossip: bool, crash: bool
+) -> None:
+    net = Network(n, seed=seed, delay=(0.0, 1.5), drop=drop, duplicate=0.2, gossip=gossip)
+    if crash:
+        net.nodes[net.rng.randrange(n)].alive = False
+    net.start()
+    net.run_until_height(3, limit=600)
+    net.assert_consistent()
+    assert min(node.head for node in net.nodes if node.alive) >= 3
