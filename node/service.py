@@ -34,9 +34,15 @@ from node.p2p.host import P2PHost
 from node.p2p.messages import MessageKind
 from node.rpc.dispatch import Dispatcher
 from node.rpc.eth import EthApi
+from node.rpc.fees import FeesApi
+from node.rpc.filters import FiltersApi
+from node.rpc.logquery import LogSearch
+from node.rpc.logs import LogsApi
 from node.rpc.node import NodeApi
+from node.rpc.proofs import ProofsApi
 from node.rpc.qbft import QbftApi
 from node.rpc.server import create_app
+from node.rpc.subscriptions import SubscriptionsApi
 from node.storage.chainstore import ChainStore
 from node.storage.store import LevelDBStore
 from node.sync import BlockSync, block_at
@@ -58,6 +64,7 @@ class NodeConfig:
     rpc_port: int = 8545
     ws_port: int = 8546
     max_log_range: int = 10_000
+    max_log_results: int = 10_000
     network: Path | None = None
     p2p_port: int = 30303
 
@@ -121,6 +128,16 @@ class Node:
             )
             self.dispatcher.register_namespace(NodeApi(self.p2p, self.sync, self.chain))
             self.dispatcher.register_namespace(QbftApi(self.chain, self.proposals))
+            search = LogSearch(self.chain, config.max_log_range, config.max_log_results)
+            self.subscriptions = SubscriptionsApi(self.chainstore, self.events)
+            for namespace in (
+                LogsApi(search),
+                FiltersApi(search, self.events),
+                self.subscriptions,
+                ProofsApi(self.chain),
+                FeesApi(self.chain),
+            ):
+                self.dispatcher.register_namespace(namespace)
         except BaseException:
             self.store.close()
             raise
@@ -194,7 +211,9 @@ class Node:
         self.events.publish_block(block)
 
     async def run(self) -> None:
-        app = create_app(self.dispatcher, metrics=self.metrics)
+        app = create_app(
+            self.dispatcher, on_disconnect=self.subscriptions.drop_connection, metrics=self.metrics
+        )
         listeners = [
             _Listener(
                 uvicorn.Config(
