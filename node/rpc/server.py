@@ -7,6 +7,7 @@ either port, as geth's do. Bodies above `max_body_bytes` are refused before pars
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -31,6 +32,7 @@ class WsConnection:
         self.outbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=10_000)
         self.subscriptions: dict[str, Any] = {}
         self.closed = False
+        self._closing: asyncio.Future[None] | None = None
 
     def notify(self, payload: bytes) -> None:
         """Queue a message; a client too slow to drain 10,000 messages is disconnected."""
@@ -41,6 +43,12 @@ class WsConnection:
         except asyncio.QueueFull:
             log.warning("websocket client too slow; closing it")
             self.closed = True
+            self._closing = asyncio.ensure_future(self._close(1008))
+
+    async def _close(self, code: int) -> None:
+        """Close the socket, which ends the endpoint's receive loop and drops subscriptions."""
+        with contextlib.suppress(RuntimeError):  # already closed by the client
+            await self.websocket.close(code=code)
 
 
 def create_app(
