@@ -878,3 +878,20 @@ def test_no_fork_under_random_schedules(
     net.run_until_height(3, limit=600)
     net.assert_consistent()
     assert min(node.head for node in net.nodes if node.alive) >= 3
+
+
+def test_a_proposer_prepares_its_own_block_only_if_it_validates() -> None:
+    class RejectingPort(ChainPort):
+        def validate_block(self, block: QbftBlock) -> bool:
+            return False
+
+    for port_class, prepares in ((ChainPort, 1), (RejectingPort, 0)):
+        genesis = make_genesis(4)
+        key = validator_keys(4)[0]  # proposes height 1, round 0
+        chain = new_chain(genesis)
+        port = port_class(chain, key.public_key.to_canonical_address())
+        machine = QbftStateMachine(key, port, QbftConfig.from_genesis(genesis))
+        machine.handle(NewChainHead(chain.head, 0.0))
+        actions = machine.handle(BlockTimerExpired(1, 1.0))
+        sent = [type(a.message) for a in actions if isinstance(a, Broadcast)]
+        assert sent == [Proposal] + [Prepare] * prepares
