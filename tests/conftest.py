@@ -51,10 +51,23 @@ class NodeProcess:
         self.log_path = self.datadir.parent / f"{self.datadir.name}.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "dev", "--datadir", str(self.datadir),
-             "--rpc-port", str(self.rpc_port), "--ws-port", str(self.ws_port),
-             "--block-period", str(self.block_period)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "node.cli",
+                "dev",
+                "--datadir",
+                str(self.datadir),
+                "--rpc-port",
+                str(self.rpc_port),
+                "--ws-port",
+                str(self.ws_port),
+                "--block-period",
+                str(self.block_period),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -72,8 +85,11 @@ class NodeProcess:
 
     def rpc(self, method: str, params: list | None = None) -> object:
         """One JSON-RPC call; returns the result or raises with the error object."""
-        response = httpx.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method,
-                                              "params": params or []}, timeout=30)
+        response = httpx.post(
+            self.url,
+            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
+            timeout=30,
+        )
         body = response.json()
         if "error" in body:
             raise RpcFailure(body["error"])
@@ -108,8 +124,9 @@ def node_factory(tmp_path: Path) -> Iterator:
     started: list[NodeProcess] = []
 
     def start(datadir: Path | None = None, block_period: int = 1) -> NodeProcess:
-        node = NodeProcess(datadir or tmp_path / f"node{len(started)}", free_port(), free_port(),
-                           block_period)
+        node = NodeProcess(
+            datadir or tmp_path / f"node{len(started)}", free_port(), free_port(), block_period
+        )
         started.append(node)
         return node.start()
 
@@ -144,17 +161,24 @@ def w3(shared_node: NodeProcess) -> Web3:
 @pytest.fixture(scope="session")
 def dev_accounts() -> list:
     Account.enable_unaudited_hdwallet_features()
-    return [Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}")
-            for i in range(10)]
+    return [
+        Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(10)
+    ]
 
 
 def fresh_funded_account(w3: Web3, funder, amount_wei: int = 10**20):
     """A new account funded by `funder` (a dev account), so tests never share nonces."""
     account = Account.create()
-    tx = funder.sign_transaction({
-        "to": account.address, "value": amount_wei, "gas": 21000, "gasPrice": 0,
-        "nonce": w3.eth.get_transaction_count(funder.address, "pending"), "chainId": w3.eth.chain_id,
-    })
+    tx = funder.sign_transaction(
+        {
+            "to": account.address,
+            "value": amount_wei,
+            "gas": 21000,
+            "gasPrice": 0,
+            "nonce": w3.eth.get_transaction_count(funder.address, "pending"),
+            "chainId": w3.eth.chain_id,
+        }
+    )
     w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(tx.raw_transaction), timeout=30)
     return account
 

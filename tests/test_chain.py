@@ -25,10 +25,18 @@ EXTRA = QbftExtraData(b"\x00" * 32, (VALIDATOR,), None, 0, ()).encode()
 def transfers(count: int, first_nonce: int = 0) -> list:
     senders = dev_accounts()[:4]
     raws = [
-        senders[i % 4].sign_transaction(
-            {"nonce": first_nonce + i // 4, "gas": 21000, "gasPrice": 0, "to": RECIPIENT,
-             "value": 10 + i, "chainId": 1337}
-        ).raw_transaction
+        senders[i % 4]
+        .sign_transaction(
+            {
+                "nonce": first_nonce + i // 4,
+                "gas": 21000,
+                "gasPrice": 0,
+                "to": RECIPIENT,
+                "value": 10 + i,
+                "chainId": 1337,
+            }
+        )
+        .raw_transaction
         for i in range(count)
     ]
     return [decode_transaction(bytes(raw)) for raw in raws]
@@ -46,7 +54,9 @@ def build_and_commit(chain: Chain, txs: list, timestamp: int):
 
 
 @pytest.mark.parametrize("on_disk", [False, True])
-def test_a_built_block_re_executes_to_the_same_hash_elsewhere(on_disk: bool, tmp_path: Path) -> None:
+def test_a_built_block_re_executes_to_the_same_hash_elsewhere(
+    on_disk: bool, tmp_path: Path
+) -> None:
     builder = new_chain(tmp_path / "a" if on_disk else None)
     follower = new_chain(tmp_path / "b" if on_disk else None)
     txs = transfers(40)
@@ -64,8 +74,12 @@ def test_tampered_blocks_are_rejected() -> None:
     txs = transfers(8)
     pending = build_and_commit(builder, txs, timestamp=10)
     copies = [decode_transaction(t.encode()) for t in txs]
-    for field, value in (("state_root", b"\x01" * 32), ("receipt_root", b"\x02" * 32),
-                         ("transaction_root", b"\x03" * 32), ("gas_used", 1)):
+    for field, value in (
+        ("state_root", b"\x01" * 32),
+        ("receipt_root", b"\x02" * 32),
+        ("transaction_root", b"\x03" * 32),
+        ("gas_used", 1),
+    ):
         with pytest.raises(BlockRejected, match=field):
             follower.reexecute(pending.header.copy(**{field: value}), copies)
     with pytest.raises(BlockRejected):
@@ -78,9 +92,22 @@ def test_building_skips_invalid_and_defers_what_does_not_fit() -> None:
     chain = new_chain()
     good = transfers(4)
     stale = transfers(1)[0]  # same nonce 0 as good[0]: invalid once good[0] ran
-    broke = decode_transaction(bytes(Account.create().sign_transaction(
-        {"nonce": 0, "gas": 21000, "gasPrice": 0, "to": RECIPIENT, "value": 1, "chainId": 1337}
-    ).raw_transaction))
+    broke = decode_transaction(
+        bytes(
+            Account.create()
+            .sign_transaction(
+                {
+                    "nonce": 0,
+                    "gas": 21000,
+                    "gasPrice": 0,
+                    "to": RECIPIENT,
+                    "value": 1,
+                    "chainId": 1337,
+                }
+            )
+            .raw_transaction
+        )
+    )
     pending = chain.build([*good, stale, broke], timestamp=3, coinbase=VALIDATOR, extra_data=EXTRA)
     assert [item.tx for item in pending.executed.transactions] == good
     assert {id(tx) for tx, _ in pending.executed.skipped} == {id(stale), id(broke)}
@@ -116,8 +143,11 @@ def test_blockhash_opcode_sees_onchain_hashes() -> None:
     probe = b"\x99" * 20
     from node.chain.calls import AccountOverride
 
-    result = calls.call(CallRequest(VALIDATOR, probe, b"", 0, None), chain.head,
-                        {probe: AccountOverride(code=runtime)})
+    result = calls.call(
+        CallRequest(VALIDATOR, probe, b"", 0, None),
+        chain.head,
+        {probe: AccountOverride(code=runtime)},
+    )
     assert result.output == first_hash
 
 
@@ -128,8 +158,9 @@ def test_deploy_and_call_a_compiled_contract() -> None:
     from eth_abi import encode
 
     data = bytes.fromhex(artifact["bytecode"][2:]) + encode(["uint256"], [10**24])
-    raw = deployer.sign_transaction({"nonce": 0, "gas": 3_000_000, "gasPrice": 0, "data": data,
-                                     "chainId": 1337}).raw_transaction
+    raw = deployer.sign_transaction(
+        {"nonce": 0, "gas": 3_000_000, "gasPrice": 0, "data": data, "chainId": 1337}
+    ).raw_transaction
     pending = build_and_commit(chain, [decode_transaction(bytes(raw))], timestamp=5)
     created = pending.executed.transactions[0].contract_address
     assert len(created) == 20

@@ -18,8 +18,12 @@ from tests.conftest import REPO, NodeProcess
 
 def run_client(command: list[str], node: NodeProcess) -> dict:
     result = subprocess.run(
-        command, cwd=REPO, env={**os.environ, "RPC_URL": node.url}, capture_output=True,
-        text=True, timeout=240,
+        command,
+        cwd=REPO,
+        env={**os.environ, "RPC_URL": node.url},
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert result.returncode == 0, (
         f"{command[-1]} failed:\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}\n"

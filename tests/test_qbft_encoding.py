@@ -71,7 +71,10 @@ def test_onchain_hash_ignores_round_and_seals_commit_hash_keeps_round() -> None:
     assert onchain_hash(base) == onchain_hash(later_round) == onchain_hash(sealed)
     assert commit_seal_hash(later_round, 2) == commit_seal_hash(sealed, 2)
     assert commit_seal_hash(base, 0) != commit_seal_hash(base, 1)
-    assert onchain_hash(base) != base.copy(extra_data=_child_header(0, (b"\x02" * 65,)).extra_data).hash
+    assert (
+        onchain_hash(base)
+        != base.copy(extra_data=_child_header(0, (b"\x02" * 65,)).extra_data).hash
+    )
 
 
 def test_genesis_hashes_its_extra_data_unchanged() -> None:
@@ -85,9 +88,15 @@ def test_commit_seal_recovers_to_the_signer_and_not_for_another_round() -> None:
     seal = sign_commit_seal(header, 1, key)
     assert len(seal) == 65 and seal[64] in (0, 1)
     sealed_extra = QbftExtraData.decode(header.extra_data)
-    sealed = header.copy(extra_data=QbftExtraData(
-        sealed_extra.vanity, sealed_extra.validators, None, 1, (seal,)).encode())
+    sealed = header.copy(
+        extra_data=QbftExtraData(
+            sealed_extra.vanity, sealed_extra.validators, None, 1, (seal,)
+        ).encode()
+    )
     assert recover_seal_signer(sealed, seal) == key.public_key.to_canonical_address()
-    wrong_round = header.copy(extra_data=QbftExtraData(
-        sealed_extra.vanity, sealed_extra.validators, None, 2, (seal,)).encode())
+    wrong_round = header.copy(
+        extra_data=QbftExtraData(
+            sealed_extra.vanity, sealed_extra.validators, None, 2, (seal,)
+        ).encode()
+    )
     assert recover_seal_signer(wrong_round, seal) != key.public_key.to_canonical_address()

@@ -23,11 +23,16 @@ INITIAL_SUPPLY = 1_000_000 * 10**18
 
 def send(w3: Web3, account, tx: dict) -> dict:
     fee = {} if "maxFeePerGas" in tx else {"gasPrice": w3.eth.gas_price}
-    tx = {"chainId": w3.eth.chain_id, **fee,
-          "nonce": w3.eth.get_transaction_count(account.address, "pending"), **tx}
+    tx = {
+        "chainId": w3.eth.chain_id,
+        **fee,
+        "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+        **tx,
+    }
     if "gas" not in tx:
-        tx["gas"] = w3.eth.estimate_gas({k: v for k, v in tx.items() if k != "nonce"}
-                                        | {"from": account.address})
+        tx["gas"] = w3.eth.estimate_gas(
+            {k: v for k, v in tx.items() if k != "nonce"} | {"from": account.address}
+        )
     signed = account.sign_transaction(tx)
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
@@ -36,9 +41,20 @@ def send(w3: Web3, account, tx: dict) -> dict:
 def deploy(w3: Web3, account, name: str, *args):
     artifact = load_artifact(name)
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    receipt = send(w3, account, factory.constructor(*args).build_transaction(
-        {"from": account.address, "gasPrice": 0, "nonce": 0, "chainId": w3.eth.chain_id,
-         "gas": 3_000_000}) | {"nonce": w3.eth.get_transaction_count(account.address, "pending")})
+    receipt = send(
+        w3,
+        account,
+        factory.constructor(*args).build_transaction(
+            {
+                "from": account.address,
+                "gasPrice": 0,
+                "nonce": 0,
+                "chainId": w3.eth.chain_id,
+                "gas": 3_000_000,
+            }
+        )
+        | {"nonce": w3.eth.get_transaction_count(account.address, "pending")},
+    )
     assert receipt["status"] == 1
     return w3.eth.contract(address=receipt["contractAddress"], abi=artifact["abi"])
 
@@ -70,12 +86,31 @@ def test_plain_transfer_moves_value_and_is_final(w3: Web3, payer) -> None:
 
 def test_eip1559_and_eip2930_transactions(w3: Web3, payer) -> None:
     recipient = Account.create().address
-    dynamic = send(w3, payer, {"to": recipient, "value": 1, "gas": 21000, "type": 2,
-                                "maxFeePerGas": 10, "maxPriorityFeePerGas": 1})
+    dynamic = send(
+        w3,
+        payer,
+        {
+            "to": recipient,
+            "value": 1,
+            "gas": 21000,
+            "type": 2,
+            "maxFeePerGas": 10,
+            "maxPriorityFeePerGas": 1,
+        },
+    )
     assert dynamic["status"] == 1 and dynamic["type"] == 2
     assert dynamic["effectiveGasPrice"] == 1
-    access = send(w3, payer, {"to": recipient, "value": 2, "gas": 30000, "type": 1,
-                              "accessList": [{"address": recipient, "storageKeys": []}]})
+    access = send(
+        w3,
+        payer,
+        {
+            "to": recipient,
+            "value": 2,
+            "gas": 30000,
+            "type": 1,
+            "accessList": [{"address": recipient, "storageKeys": []}],
+        },
+    )
     assert access["status"] == 1 and access["type"] == 1
     assert w3.eth.get_balance(recipient) == 3
 
@@ -87,8 +122,11 @@ def test_erc20_deploy_transfer_balances_and_events(w3: Web3, payer) -> None:
     holder = Account.create().address
     start = w3.eth.block_number
     tx = token.functions.transfer(holder, 500).build_transaction(
-        {"from": payer.address, "gasPrice": 0, "nonce": 0, "chainId": 1337, "gas": 100_000})
-    receipt = send(w3, payer, tx | {"nonce": w3.eth.get_transaction_count(payer.address, "pending")})
+        {"from": payer.address, "gasPrice": 0, "nonce": 0, "chainId": 1337, "gas": 100_000}
+    )
+    receipt = send(
+        w3, payer, tx | {"nonce": w3.eth.get_transaction_count(payer.address, "pending")}
+    )
     assert receipt["status"] == 1
     assert token.functions.balanceOf(holder).call() == 500
     assert token.functions.balanceOf(payer.address).call() == INITIAL_SUPPLY - 500
@@ -111,8 +149,11 @@ def test_revert_reasons_reach_web3(w3: Web3, payer) -> None:
 def test_a_reverted_transaction_is_mined_with_status_zero(w3: Web3, payer) -> None:
     probe = deploy(w3, payer, "Probe")
     tx = probe.functions.failRequire().build_transaction(
-        {"from": payer.address, "gasPrice": 0, "nonce": 0, "chainId": 1337, "gas": 100_000})
-    receipt = send(w3, payer, tx | {"nonce": w3.eth.get_transaction_count(payer.address, "pending")})
+        {"from": payer.address, "gasPrice": 0, "nonce": 0, "chainId": 1337, "gas": 100_000}
+    )
+    receipt = send(
+        w3, payer, tx | {"nonce": w3.eth.get_transaction_count(payer.address, "pending")}
+    )
     assert receipt["status"] == 0 and receipt["gasUsed"] < 100_000
 
 
@@ -120,7 +161,8 @@ def test_log_filter_sees_new_events(w3: Web3, payer) -> None:
     probe = deploy(w3, payer, "Probe")
     event_filter = probe.events.Poked.create_filter(from_block="latest")
     tx = probe.functions.poke(42).build_transaction(
-        {"from": payer.address, "gasPrice": 0, "nonce": 0, "chainId": 1337, "gas": 100_000})
+        {"from": payer.address, "gasPrice": 0, "nonce": 0, "chainId": 1337, "gas": 100_000}
+    )
     send(w3, payer, tx | {"nonce": w3.eth.get_transaction_count(payer.address, "pending")})
     changes = event_filter.get_new_entries()
     assert [entry["args"]["value"] for entry in changes] == [42]
@@ -139,16 +181,24 @@ def test_websocket_subscription_receives_new_heads_and_logs(
             heads = await aw3.eth.subscribe("newHeads")
             logs = await aw3.eth.subscribe("logs", {"address": probe.address})
             tx = probe.functions.poke(7).build_transaction(
-                {"from": payer.address, "gasPrice": 0, "chainId": 1337, "gas": 100_000,
-                 "nonce": w3.eth.get_transaction_count(payer.address, "pending")})
+                {
+                    "from": payer.address,
+                    "gasPrice": 0,
+                    "chainId": 1337,
+                    "gas": 100_000,
+                    "nonce": w3.eth.get_transaction_count(payer.address, "pending"),
+                }
+            )
             await asyncio.to_thread(send, w3, payer, tx)
             seen: dict[str, dict] = {}
+
             async def collect() -> None:
                 async for message in aw3.socket.process_subscriptions():
-                    kind = "heads" if message["subscription"] == heads else "logs"
+                    kind = {heads: "heads", logs: "logs"}[message["subscription"]]
                     seen.setdefault(kind, message["result"])
                     if len(seen) == 2:
                         return
+
             await asyncio.wait_for(collect(), timeout=20)
             return seen["heads"], seen["logs"]
 
