@@ -176,7 +176,20 @@ class Node:
             )
         if self.address not in validators:
             return None
-        raise SystemExit("multi-validator QBFT is not available in this build")
+        assert self.p2p is not None and self.sync is not None
+        from node.consensus.qbft_engine import QbftEngine
+
+        return QbftEngine(
+            self.chain,
+            self.pool,
+            self.events,
+            self.key,
+            self.p2p,
+            self.sync,
+            self.chain_lock,
+            self.proposals,
+            self.metrics,
+        )
 
     def _on_pending(self, pooled: PooledTransaction) -> None:
         if self.engine is not None:
