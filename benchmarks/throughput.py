@@ -47,6 +47,8 @@ from peers import (
     wait_for_rpc,
 )
 
+from node import localnet
+
 sys.path.insert(0, str(REPO_ROOT))
 from contracts import load_artifact
 
@@ -262,8 +264,13 @@ def run_workload(
     poll: float,
     timeout: float,
     target: str,
+    rate: float | None = None,
 ) -> Result:
-    """Pre-sign ``count`` transfers, submit in batches, and time each until its receipt."""
+    """Pre-sign ``count`` transfers, submit in batches, and time each until its receipt.
+
+    With ``rate`` (tx/s) the batches are paced to that offered load instead of sent at once,
+    which is how finality latency is measured below saturation.
+    """
     rpc = setup.rpc
     recipients = [Account.create().address for _ in range(min(count, 200))]
     nonces = [
@@ -338,7 +345,13 @@ def run_workload(
     thread.start()
     t0 = time.monotonic()
     try:
+        sent = 0
         for part_raw, part_hash in zip(chunks(raws, batch), chunks(hashes, batch), strict=True):
+            if rate:
+                ahead = sent / rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+            sent += len(part_raw)
             t = time.monotonic()
             res = rpc.batch([("eth_sendRawTransaction", [r]) for r in part_raw])
             for want, got in zip(part_hash, res, strict=True):
@@ -429,7 +442,15 @@ def bench_target(target: str, url: str, args: argparse.Namespace) -> list[Result
         results = []
         for wl in args.workloads.split(","):
             r = run_workload(
-                url, setup, wl, args.count, args.batch, args.poll, args.timeout, target
+                url,
+                setup,
+                wl,
+                args.count,
+                args.batch,
+                args.poll,
+                args.timeout,
+                target,
+                rate=args.rate,
             )
             print(
                 f"  {target:6} {wl:6} {r.tx_per_s:9.1f} tx/s  p50 {r.p50_ms:7.0f} ms  "
@@ -495,7 +516,10 @@ def print_table(results: list[Result], errors: dict[str, str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--count", type=int, default=2000, help="transactions per workload")
-    ap.add_argument("--targets", default="anvil,tally", help="comma list of anvil,tally")
+    ap.add_argument("--targets", default="anvil,tally", help="comma list of anvil,tally,qbft4")
+    ap.add_argument(
+        "--rate", type=float, help="offered load in tx/s (default: submit everything at once)"
+    )
     ap.add_argument("--workloads", default="eth,erc20", help="comma list of eth,erc20")
     ap.add_argument("--senders", type=int, default=50, help="fresh sender accounts")
     ap.add_argument("--batch", type=int, default=200, help="transactions per JSON-RPC batch")
@@ -506,7 +530,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     targets = [t for t in args.targets.split(",") if t]
-    unknown = set(targets) - {"anvil", "tally"} | set(args.workloads.split(",")) - {"eth", "erc20"}
+    unknown = set(targets) - {"anvil", "tally", "qbft4"} | set(args.workloads.split(",")) - {
+        "eth",
+        "erc20",
+    }
     if unknown:
         ap.error(f"unknown target/workload: {', '.join(sorted(unknown))}")
     results: list[Result] = []
@@ -518,6 +545,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("anvil: started by this script with --block-time 1 on 127.0.0.1", flush=True)
                 with run_anvil(free_port(), block_time=1.0) as url:
                     results += bench_target(target, url, args)
+            elif target == "qbft4":
+                with tempfile.TemporaryDirectory(prefix="tally-qbft-") as tmp:
+                    nodes = localnet.up(Path(tmp) / "net", validators=4, members=0)
+                    try:
+                        print(
+                            f"qbft4: 4-validator localnet, submitting to {nodes[0].url}", flush=True
+                        )
+                        results += bench_target(target, nodes[0].url, args)
+                    finally:
+                        localnet.down(Path(tmp) / "net")
             elif args.tally_url:
                 print(f"tally: using running node at {args.tally_url}", flush=True)
                 results += bench_target(target, args.tally_url, args)

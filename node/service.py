@@ -31,7 +31,6 @@ from node.metrics import NodeMetrics
 from node.network import NetworkConfig
 from node.p2p.allowlist import AllowList
 from node.p2p.host import P2PHost
-from node.p2p.messages import MessageKind
 from node.rpc.dispatch import Dispatcher
 from node.rpc.eth import EthApi
 from node.rpc.fees import FeesApi
@@ -46,8 +45,8 @@ from node.rpc.subscriptions import SubscriptionsApi
 from node.storage.chainstore import ChainStore
 from node.storage.store import LevelDBStore
 from node.sync import BlockSync, block_at
+from node.txgossip import TransactionGossip
 from node.txpool.admission import AdmissionRules
-from node.txpool.errors import TxPoolError
 from node.txpool.pool import PoolConfig, TxPool
 from node.txpool.transaction import PooledTransaction
 
@@ -160,7 +159,8 @@ class Node:
             self.allowlist,
         )
         self.sync = BlockSync(self.chain, self.p2p, self.events, self.chain_lock, self._imported)
-        self.p2p.subscribe(MessageKind.TX, self._on_gossiped_transaction)
+        self.sync.admitted = self.pool.admitted
+        self.tx_gossip = TransactionGossip(self.p2p, self.pool, self.chain)
 
     def _make_engine(self) -> ConsensusEngine | None:
         """Solo QBFT for a network of one validator; none for a non-validating member."""
@@ -196,15 +196,7 @@ class Node:
             self.engine.transactions_pending()
         self.events.publish_pending(pooled.hash)
         if self.p2p is not None:
-            self.p2p.gossip(MessageKind.TX, pooled.raw)
-
-    def _on_gossiped_transaction(self, peer: bytes, raw: bytes) -> bool:
-        """A peer's transaction: pool it, and relay it only if it was valid and new here."""
-        try:
-            self.pool.add(raw, self.chain.state_at(self.chain.head))
-        except TxPoolError:
-            return False
-        return True
+            self.tx_gossip.queue(pooled)
 
     def _on_block(self, block: CommittedBlock) -> None:
         self.metrics.transactions.inc(len(block.tx_hashes))

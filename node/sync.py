@@ -16,15 +16,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import rlp
 from eth.abc import BlockAPI
 from rlp.sedes import CountableList, big_endian_int, binary
 
-from node.chain.chain import Chain
+from node.chain.chain import Chain, PendingBlock
 from node.chain.events import ChainEvents, CommittedBlock
 from node.chain.executor import BlockRejected
-from node.chain.importer import import_block
+from node.chain.importer import AdmittedLookup, import_block
 from node.chain.vm import TallyVM, decode_transaction
 from node.p2p.host import P2PHost
 from node.p2p.messages import MessageKind
@@ -91,6 +92,8 @@ class BlockSync:
         self._heads: dict[bytes, _PeerHead] = {}
         self._in_flight: tuple[bytes, float] | None = None
         self._wake = asyncio.Event()
+        self.executed: Callable[[bytes], PendingBlock | None] | None = None
+        self.admitted: AdmittedLookup | None = None
         p2p.subscribe(MessageKind.STATUS, self._on_status)
         p2p.subscribe(MessageKind.BLOCK_REQUEST, self._on_request)
         p2p.subscribe(MessageKind.BLOCKS, self._on_blocks)
@@ -192,7 +195,15 @@ class BlockSync:
                 started = time.perf_counter()
                 try:
                     block_hash = await asyncio.get_running_loop().run_in_executor(
-                        None, import_block, self.chain, block.header, list(block.transactions)
+                        None,
+                        partial(
+                            import_block,
+                            self.chain,
+                            block.header,
+                            list(block.transactions),
+                            executed=self.executed,
+                            admitted=self.admitted,
+                        ),
                     )
                 except BlockRejected as exc:
                     log.warning("block %d from 0x%s rejected: %s", number, peer.hex(), exc)

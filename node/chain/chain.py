@@ -146,6 +146,7 @@ class Chain:
         coinbase: bytes,
         extra_data: bytes,
         tx_hashes: dict[int, bytes] | None = None,
+        deadline: float | None = None,
     ) -> PendingBlock:
         """Execute pool-admitted `transactions` on the head into a new, uncommitted block.
 
@@ -171,13 +172,21 @@ class Chain:
             building=True,
             tx_hashes=tx_hashes,
             prevalidated=frozenset(map(id, transactions)),
+            deadline=deadline,
         )
         return PendingBlock(self.head_hash, executed, batch)
 
     def reexecute(
-        self, header: BlockHeaderAPI, transactions: Iterable[SignedTransactionAPI]
+        self,
+        header: BlockHeaderAPI,
+        transactions: Iterable[SignedTransactionAPI],
+        prevalidated: frozenset[int] = frozenset(),
     ) -> PendingBlock:
-        """Re-run a received block on its parent; raise `BlockRejected` if it disagrees."""
+        """Re-run a received block on its parent; raise `BlockRejected` if it disagrees.
+
+        `prevalidated` holds ids of transactions this node's pool admitted (signature and
+        fields already checked); the rest are validated in full.
+        """
         if (
             header.parent_hash != self.head_hash
             or header.block_number != self.head.block_number + 1
@@ -193,7 +202,12 @@ class Chain:
         )
         batch = self.store.new_batch()
         executed = self.executor.execute(
-            batch, self._require_header, template, list(transactions), building=False
+            batch,
+            self._require_header,
+            template,
+            list(transactions),
+            building=False,
+            prevalidated=prevalidated,
         )
         check_reexecuted(header, executed.header)
         executed.header = header

@@ -9,6 +9,7 @@ given, and knows nothing of the pool, the network or the clock.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -116,6 +117,7 @@ class BlockExecutor:
         building: bool,
         tx_hashes: dict[int, bytes] | None = None,
         prevalidated: frozenset[int] = frozenset(),
+        deadline: float | None = None,
     ) -> ExecutedBlock:
         """Apply `transactions` on `header` (its roots and gas fields are recomputed).
 
@@ -123,6 +125,8 @@ class BlockExecutor:
         that is invalid against the current state is skipped; otherwise (re-executing a
         received block) either is a `BlockRejected`. `tx_hashes` maps id(tx) to known hashes;
         `prevalidated` holds ids of transactions whose stateless checks the pool already did.
+        A building `deadline` (`time.monotonic()` value) defers whatever is left once passed:
+        a proposal must leave validators time to re-execute it within the round.
         """
         vm = TallyVM(
             header=header,
@@ -144,6 +148,9 @@ class BlockExecutor:
         known_hashes = tx_hashes or {}
         previous_gas = 0
         for tx in transactions:
+            if building and deadline is not None and time.monotonic() > deadline:
+                deferred.append(tx)
+                continue
             if running.gas_used + tx.gas > running.gas_limit:
                 if not building:
                     raise BlockRejected("transactions exceed the block gas limit")

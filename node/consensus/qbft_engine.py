@@ -21,6 +21,7 @@ from eth_keys import keys
 from node.chain.chain import Chain, PendingBlock
 from node.chain.events import ChainEvents, CommittedBlock
 from node.chain.executor import BlockRejected
+from node.chain.importer import AdmittedLookup, substitute_admitted
 from node.consensus.extra_data import VANITY_LENGTH, QbftExtraData
 from node.consensus.hashing import onchain_hash
 from node.consensus.qbft.messages import MessageError, QbftBlock, decode_message
@@ -50,6 +51,13 @@ from node.txpool.transaction import PooledTransaction
 log = logging.getLogger(__name__)
 
 _MAX_PENDING_BLOCKS = 16
+BUILD_BUDGET_SHARE = 0.4
+"""Share of the block period a proposer may spend executing transactions.
+
+Every validator re-executes the proposal before it prepares, and the round timer runs
+meanwhile; a proposal that takes longer to execute than the round allows is never decided
+(observed: 2,857-transfer blocks took three rounds on 2 cores). Capping the proposer's
+execution time bounds everyone's."""
 
 
 class ChainBlockPort:
@@ -61,11 +69,13 @@ class ChainBlockPort:
         key: keys.PrivateKey,
         proposals: VoteProposals,
         select_transactions: Callable[[], list[PooledTransaction]],
+        admitted: AdmittedLookup = lambda tx_hash: None,
     ) -> None:
         self.chain = chain
         self.address = key.public_key.to_canonical_address()
         self.proposals = proposals
         self.select_transactions = select_transactions
+        self.admitted = admitted
         self.pending: dict[bytes, PendingBlock] = {}
         self.last_selection: list[PooledTransaction] = []
 
@@ -82,12 +92,14 @@ class ChainBlockPort:
             seals=(),
         )
         selection = self.select_transactions()
+        budget = BUILD_BUDGET_SHARE * self.chain.genesis.block_period_seconds
         pending = self.chain.build(
             [item.tx for item in selection],
             timestamp=timestamp,
             coinbase=self.address,
             extra_data=extra.encode(),
             tx_hashes={id(item.tx): item.hash for item in selection},
+            deadline=time.monotonic() + budget,
         )
         self.last_selection = selection
         self._keep(pending)
@@ -97,8 +109,9 @@ class ChainBlockPort:
         key = onchain_hash(block.header)
         if key in self.pending:
             return True
+        transactions, admitted = substitute_admitted(block.transactions, self.admitted)
         try:
-            pending = self.chain.reexecute(block.header, list(block.transactions))
+            pending = self.chain.reexecute(block.header, transactions, admitted)
         except BlockRejected as exc:
             log.warning("proposal for block %d rejected: %s", block.number, exc)
             return False
@@ -146,7 +159,8 @@ class QbftEngine:
         self.metrics = metrics
         self.clock = clock
         self.address = key.public_key.to_canonical_address()
-        self.port = ChainBlockPort(chain, key, proposals, self._select_from_pool)
+        self.port = ChainBlockPort(chain, key, proposals, self._select_from_pool, pool.admitted)
+        sync.executed = self.port.pending.get
         # Round timeouts are capped (no hour-long rounds after an outage), so a validator that
         # restarts at round 0 would never catch up with peers climbing rounds at the same pace;
         # the f+1 early round change (as in the QBFT spec) pulls it forward.

@@ -30,6 +30,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
+from eth.abc import SignedTransactionAPI
+
 from node.txpool.account import SenderTxs
 from node.txpool.admission import (
     AccountStateReader,
@@ -103,6 +105,13 @@ class TxPool:
 
     def __contains__(self, tx_hash: object) -> bool:
         return tx_hash in self._by_hash
+
+    def admitted(self, tx_hash: bytes) -> SignedTransactionAPI | None:
+        """The decoded transaction admission checked (sender recovered), for block import.
+
+        A single dict read, safe from the block-import worker thread."""
+        pooled = self._by_hash.get(tx_hash)
+        return None if pooled is None else pooled.tx
 
     def get(self, tx_hash: bytes) -> PooledTransaction | None:
         """The pooled transaction with this hash, pending or queued."""
