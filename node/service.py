@@ -44,7 +44,7 @@ from node.rpc.server import create_app
 from node.rpc.subscriptions import SubscriptionsApi
 from node.storage.chainstore import ChainStore
 from node.storage.store import LevelDBStore
-from node.sync import BlockSync, block_at
+from node.sync import BlockSync
 from node.txgossip import TransactionGossip
 from node.txpool.admission import AdmissionRules
 from node.txpool.pool import PoolConfig, TxPool
@@ -201,9 +201,7 @@ class Node:
     def _on_block(self, block: CommittedBlock) -> None:
         self.metrics.transactions.inc(len(block.tx_hashes))
         if block.local and self.sync is not None:
-            announced = block_at(self.chain, block.header.block_number)
-            if announced is not None:
-                self.sync.announce(announced)
+            self.sync.announce(block.header.block_number)
             self.sync.broadcast_status()
 
     def _imported(self, block: CommittedBlock, blocks: list[BlockAPI]) -> None:

@@ -113,9 +113,19 @@ class BlockSync:
     def _on_connected(self, peer: Peer) -> None:
         self.p2p.send(peer.address, MessageKind.STATUS, self._status_payload())
 
-    def announce(self, block: BlockAPI) -> None:
-        """Push our newly committed block to every peer (and our new head)."""
-        self.p2p.broadcast(MessageKind.BLOCKS, rlp.encode(Blocks([block])))
+    def announce(self, number: int) -> None:
+        """Push our newly committed block `number` to the peers that are not validators.
+
+        Validators decide every block themselves (and would only decode and drop it);
+        members learn of it at once instead of waiting for a STATUS round trip.
+        """
+        validators = set(self.chain.validator_tally(self.chain.head_hash).validators)
+        members = [info.address for info in self.p2p.peers() if info.address not in validators]
+        block = block_at(self.chain, number) if members else None
+        if block is not None:
+            payload = rlp.encode(Blocks([block]))
+            for peer in members:
+                self.p2p.send(peer, MessageKind.BLOCKS, payload)
 
     def head_hint(self, peer: bytes, number: int) -> None:
         """A peer's message speaks of a height we lack (e.g. future-height consensus)."""

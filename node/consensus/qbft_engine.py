@@ -123,14 +123,18 @@ class ChainBlockPort:
         while len(self.pending) > _MAX_PENDING_BLOCKS:
             self.pending.pop(next(iter(self.pending)))
 
-    def commit(self, sealed: BlockHeaderAPI, block: QbftBlock) -> bytes:
-        """Write a decided block; re-executes only if its execution was not kept."""
+    def commit(self, sealed: BlockHeaderAPI, block: QbftBlock) -> tuple[bytes, set[bytes]]:
+        """Write a decided block; re-executes only if its execution was not kept.
+
+        Returns its hash and its transactions' senders (recovered at execution, for the pool).
+        """
         pending = self.pending.pop(onchain_hash(sealed), None)
         if pending is None or pending.parent_hash != self.chain.head_hash:
-            pending = self.chain.reexecute(sealed, list(block.transactions))
+            transactions, admitted = substitute_admitted(block.transactions, self.admitted)
+            pending = self.chain.reexecute(sealed, transactions, admitted)
         block_hash = self.chain.commit(pending, sealed)
         self.pending.clear()
-        return block_hash
+        return block_hash, {item.sender for item in pending.executed.transactions}
 
 
 class QbftEngine:
@@ -266,7 +270,7 @@ class QbftEngine:
         )
         started = time.perf_counter()
         try:
-            block_hash = await self._loop.run_in_executor(
+            block_hash, senders = await self._loop.run_in_executor(
                 None, self.port.commit, sealed, action.block
             )
         except BlockRejected as exc:
@@ -279,7 +283,7 @@ class QbftEngine:
         self.pool.on_new_block(
             included,
             self.chain.state_at(self.chain.head),
-            senders={tx.sender for tx in action.block.transactions},
+            senders=senders,
         )
         log.info(
             "committed block %d hash=%s round=%d seals=%d txs=%d",
