@@ -165,3 +165,28 @@ def test_deploy_and_call_a_compiled_contract() -> None:
     created = pending.executed.transactions[0].contract_address
     assert len(created) == 20
     assert chain.state_at(chain.head).get_code(created) != b""
+
+
+def test_genesis_deploys_contracts_by_running_their_init_code() -> None:
+    import dataclasses
+
+    from eth_abi import encode
+
+    from node.chain.calls import CallExecutor, CallRequest
+    from node.chain.genesis import GENESIS_DEPLOYER, Deployment, Genesis
+
+    artifact = load_artifact("DevToken")
+    address = bytes.fromhex("00000000000000000000000000000000000a11ce")
+    init_code = bytes.fromhex(artifact["bytecode"][2:]) + encode(["uint256"], [777])
+    genesis = dataclasses.replace(
+        dev_genesis(VALIDATOR), deployments=(Deployment(address, init_code, "DevToken"),)
+    )
+    assert Genesis.from_json(genesis.to_json()) == genesis
+    first = Chain(ChainStore(MemoryStore()), genesis)
+    second = Chain(ChainStore(MemoryStore()), Genesis.from_json(genesis.to_json()))
+    assert first.head_hash == second.head_hash
+    calls = CallExecutor(first, first.genesis.gas_limit)
+    balance_of = bytes.fromhex("70a08231") + encode(["address"], ["0x" + GENESIS_DEPLOYER.hex()])
+    result = calls.call(CallRequest(VALIDATOR, address, balance_of, 0, None), first.head)
+    assert int.from_bytes(result.output, "big") == 777
+    assert dev_genesis(VALIDATOR).header(MemoryStore()).state_root != first.head.state_root

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from eth.abc import AtomicDatabaseAPI, BlockHeaderAPI
-from eth.constants import BLANK_ROOT_HASH
+from eth.constants import BLANK_ROOT_HASH, CREATE_CONTRACT_ADDRESS
 from eth.db.account import AccountDB
+from eth.vm.chain_context import ChainContext
+from eth.vm.message import Message
 from eth_account import Account
 from eth_utils import to_canonical_address, to_checksum_address
 
@@ -41,6 +43,25 @@ class AllocEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Deployment:
+    """A contract created at genesis at a fixed address by running its init code.
+
+    Contracts whose state comes from their constructor (roles, admins, limits) cannot be
+    written into `alloc` by hand; running the init code at genesis yields exactly what a
+    deployment transaction would, at an address every node knows in advance.
+    """
+
+    address: bytes
+    init_code: bytes
+    name: str = ""
+
+
+GENESIS_DEPLOYER = bytes.fromhex("000000000000000000000000000000000000ffff")
+"""`msg.sender` of genesis deployments: a fixed address no one holds a key for (not the zero
+address, which OpenZeppelin refuses as an owner or a mint recipient)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Genesis:
     """Everything that fixes a chain's identity: change one field and it is another chain."""
 
@@ -54,6 +75,8 @@ class Genesis:
     zero_base_fee: bool = True
     vanity: bytes = b""
     epoch_length: int = 30_000
+    deployments: tuple[Deployment, ...] = ()
+    permissions: dict[str, bytes] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +88,10 @@ class Genesis:
                     "requestTimeoutSeconds": self.request_timeout_seconds,
                     "epochLength": self.epoch_length,
                 },
+                "permissions": {
+                    name: to_checksum_address(address)
+                    for name, address in sorted(self.permissions.items())
+                },
             },
             "gasLimit": hex(self.gas_limit),
             "timestamp": hex(self.timestamp),
@@ -74,6 +101,14 @@ class Genesis:
                 to_checksum_address(address): _alloc_to_json(entry)
                 for address, entry in sorted(self.alloc.items())
             },
+            "deployments": [
+                {
+                    "name": item.name,
+                    "address": to_checksum_address(item.address),
+                    "initCode": "0x" + item.init_code.hex(),
+                }
+                for item in self.deployments
+            ],
         }
 
     def dumps(self) -> str:
@@ -97,6 +132,18 @@ class Genesis:
                 block_period_seconds=int(qbft.get("blockPeriodSeconds", 1)),
                 request_timeout_seconds=int(qbft.get("requestTimeoutSeconds", 2)),
                 epoch_length=int(qbft.get("epochLength", 30_000)),
+                deployments=tuple(
+                    Deployment(
+                        address=to_canonical_address(item["address"]),
+                        init_code=bytes.fromhex(str(item["initCode"])[2:]),
+                        name=str(item.get("name", "")),
+                    )
+                    for item in doc.get("deployments", [])
+                ),
+                permissions={
+                    str(name): to_canonical_address(address)
+                    for name, address in config.get("permissions", {}).items()
+                },
                 zero_base_fee=bool(config.get("zeroBaseFee", True)),
                 vanity=bytes.fromhex(str(doc.get("vanity", "0x"))[2:]),
             )
@@ -137,7 +184,7 @@ class Genesis:
             for slot, value in entry.storage.items():
                 state.set_storage(address, slot, value)
         state.persist()
-        return TallyVM.create_header_from_parent(
+        header = TallyVM.create_header_from_parent(
             None,
             difficulty=0,
             gas_limit=self.gas_limit,
@@ -147,6 +194,32 @@ class Genesis:
             base_fee_per_gas=0 if self.zero_base_fee else 10**9,
             mix_hash=QBFT_MIX_HASH,
         )
+        if not self.deployments:
+            return header
+        return header.copy(state_root=self._deploy(db, header))
+
+    def _deploy(self, db: AtomicDatabaseAPI, header: BlockHeaderAPI) -> bytes:
+        """Run every deployment's init code on the allocated state; the new state root."""
+        state = TallyVM.build_state(db, header, ChainContext(self.chain_id))
+        context = state.get_transaction_context_class()(gas_price=0, origin=GENESIS_DEPLOYER)
+        for item in self.deployments:
+            message = Message(
+                gas=self.gas_limit,
+                to=CREATE_CONTRACT_ADDRESS,
+                sender=GENESIS_DEPLOYER,
+                value=0,
+                data=b"",
+                code=item.init_code,
+                create_address=item.address,
+            )
+            computation = state.computation_class.apply_create_message(state, message, context)
+            if computation.is_error:
+                raise GenesisError(
+                    f"genesis deployment {item.name or item.address.hex()} failed: "
+                    f"{computation.error!r}"
+                )
+        state.persist()
+        return state.state_root
 
 
 def dev_accounts() -> list[Any]:
