@@ -31,6 +31,7 @@ from node.metrics import NodeMetrics
 from node.network import NetworkConfig
 from node.p2p.allowlist import AllowList
 from node.p2p.host import P2PHost
+from node.permissions.rules import ACCOUNT_RULES, NODE_RULES, PermissionRules
 from node.rpc.dispatch import Dispatcher
 from node.rpc.eth import EthApi
 from node.rpc.fees import FeesApi
@@ -106,6 +107,7 @@ class Node:
                 PoolConfig(),
                 AdmissionRules(chain_id=genesis.chain_id, block_gas_limit=genesis.gas_limit),
             )
+            self.permissions = self._setup_permissions(genesis)
             self.chain_lock = asyncio.Lock()
             self.metrics = NodeMetrics()
             self.proposals = VoteProposals()
@@ -144,6 +146,36 @@ class Node:
     @property
     def address(self) -> bytes:
         return self.key.public_key.to_canonical_address()
+
+    def _setup_permissions(self, genesis: Genesis) -> PermissionRules | None:
+        """On-chain account rules for pool and blocks, when the genesis names them."""
+        if not genesis.permissions:
+            return None
+        rules = PermissionRules(
+            CallExecutor(self.chain, genesis.gas_limit),
+            genesis.permissions.get(ACCOUNT_RULES),
+            genesis.permissions.get(NODE_RULES),
+        )
+        self.chain.sender_rules = rules.sender_check
+
+        def allowed_at_head(sender: bytes) -> bool:
+            check = rules.sender_check(self.chain.head)
+            return check is None or check(sender)
+
+        self.pool.sender_allowed = allowed_at_head
+        return rules
+
+    def _apply_node_rules(self) -> None:
+        """Keep p2p links to the nodes NodeRules lists at the head; drop the others."""
+        if self.permissions is None or self.p2p is None:
+            return
+        allowed = self.permissions.allowed_nodes(self.chain.head)
+        if allowed is None:
+            return
+        self.allowlist.replace(allowed | {self.address})
+        dropped = self.p2p.recheck_permissions()
+        for address in dropped:
+            log.warning("disconnected 0x%s: no longer in NodeRules", address.hex())
 
     def _setup_network(self, network: NetworkConfig) -> None:
         genesis_hash = self.chain.store.canonical_hash(0)
@@ -200,6 +232,7 @@ class Node:
 
     def _on_block(self, block: CommittedBlock) -> None:
         self.metrics.transactions.inc(len(block.tx_hashes))
+        self._apply_node_rules()
         if block.local and self.sync is not None:
             self.sync.announce(block.header.block_number)
             self.sync.broadcast_status()
@@ -236,6 +269,7 @@ class Node:
             loop.add_signal_handler(signum, stop.set)
         background: list[asyncio.Task] = []
         if self.p2p is not None and self.sync is not None:
+            self._apply_node_rules()
             await self.p2p.start()
             for peer in self.network.peers_of(self.address):
                 self.p2p.connect(peer.address, peer.host, peer.p2p_port)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI
@@ -65,6 +65,10 @@ class Chain:
         self.head: BlockHeaderAPI = head
         self.head_hash: bytes = head_hash
         self._head_state: AccountDB | None = None
+        self.sender_rules: Callable[[BlockHeaderAPI], Callable[[bytes], bool] | None] = (
+            lambda parent: None
+        )
+        """Account permissioning as of a parent block (set by the node when configured)."""
 
     @property
     def chain_id(self) -> int:
@@ -173,6 +177,7 @@ class Chain:
             tx_hashes=tx_hashes,
             prevalidated=frozenset(map(id, transactions)),
             deadline=deadline,
+            sender_allowed=self.sender_rules(parent),
         )
         return PendingBlock(self.head_hash, executed, batch)
 
@@ -208,6 +213,7 @@ class Chain:
             list(transactions),
             building=False,
             prevalidated=prevalidated,
+            sender_allowed=self.sender_rules(self.head),
         )
         check_reexecuted(header, executed.header)
         executed.header = header

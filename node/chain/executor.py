@@ -118,6 +118,7 @@ class BlockExecutor:
         tx_hashes: dict[int, bytes] | None = None,
         prevalidated: frozenset[int] = frozenset(),
         deadline: float | None = None,
+        sender_allowed: Callable[[bytes], bool] | None = None,
     ) -> ExecutedBlock:
         """Apply `transactions` on `header` (its roots and gas fields are recomputed).
 
@@ -127,6 +128,8 @@ class BlockExecutor:
         `prevalidated` holds ids of transactions whose stateless checks the pool already did.
         A building `deadline` (`time.monotonic()` value) defers whatever is left once passed:
         a proposal must leave validators time to re-execute it within the round.
+        `sender_allowed` is the account permissioning in force at the parent block: a
+        transaction from anyone else is skipped when building and rejects a received block.
         """
         vm = TallyVM(
             header=header,
@@ -150,6 +153,11 @@ class BlockExecutor:
         for tx in transactions:
             if building and deadline is not None and time.monotonic() > deadline:
                 deferred.append(tx)
+                continue
+            if sender_allowed is not None and not sender_allowed(tx.sender):
+                if not building:
+                    raise BlockRejected(f"sender 0x{tx.sender.hex()} is not permitted")
+                skipped.append((tx, "sender account not permitted"))
                 continue
             if running.gas_used + tx.gas > running.gas_limit:
                 if not building:

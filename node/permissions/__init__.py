@@ -1,0 +1,1 @@
+"""On-chain account and node permissioning, enforced by the node."""

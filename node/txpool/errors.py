@@ -190,6 +190,14 @@ class InsufficientFunds(AccountStateRejection):
         self.want = want
 
 
+class SenderNotPermitted(AccountStateRejection):
+    """On-chain account permissioning (AccountRules) does not allow the sender to transact."""
+
+    def __init__(self, address: bytes) -> None:
+        super().__init__(f"sender account not authorized to send transactions: {_address(address)}")
+        self.address = address
+
+
 # --- the pool's policy refuses it --------------------------------------------------------------
 
 

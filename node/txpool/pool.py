@@ -47,6 +47,7 @@ from node.txpool.errors import (
     OversizedTransaction,
     PoolFull,
     ReplacementUnderpriced,
+    SenderNotPermitted,
 )
 from node.txpool.transaction import PooledTransaction
 
@@ -91,6 +92,8 @@ class TxPool:
         self.config = config
         self.rules = replace(rules, min_gas_price=config.min_gas_price)
         self.on_pending: list[Callable[[PooledTransaction], None]] = []
+        self.sender_allowed: Callable[[bytes], bool] | None = None
+        """Account permissioning at the head (on-chain AccountRules), when the chain has it."""
         self._by_hash: dict[bytes, PooledTransaction] = {}
         self._senders: dict[bytes, SenderTxs] = {}
         self._queued_tails: list[_TailEntry] = []
@@ -173,6 +176,8 @@ class TxPool:
         self._seq += 1
         ptx = decode_checked(raw, rules, tx_hash=tx_hash, seq=self._seq)
         sender = ptx.sender
+        if self.sender_allowed is not None and not self.sender_allowed(sender):
+            raise SenderNotPermitted(sender)
         state_nonce = state.get_nonce(sender)
         check_account(ptx, state_nonce, state.get_balance(sender))
 
