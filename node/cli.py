@@ -41,6 +41,7 @@ def dev(
     ws_port: int = typer.Option(8546, help="JSON-RPC over WebSocket."),
     block_period: int = typer.Option(1, min=1, help="Seconds between blocks (when txs wait)."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    max_log_range: int = typer.Option(10_000, min=1, help="Most blocks one eth_getLogs spans."),
     log_level: str = typer.Option("info"),
 ) -> None:
     """A single-validator dev chain with the ten well-known dev accounts prefunded."""
@@ -55,6 +56,7 @@ def dev(
             host=host,
             rpc_port=rpc_port,
             ws_port=ws_port,
+            max_log_range=max_log_range,
         )
     )
 
@@ -70,6 +72,7 @@ def run(
     ws_port: int = typer.Option(8546),
     p2p_port: int = typer.Option(30303, help="Port for authenticated node-to-node links."),
     host: str = typer.Option("127.0.0.1"),
+    max_log_range: int = typer.Option(10_000, min=1, help="Most blocks one eth_getLogs spans."),
     log_level: str = typer.Option("info"),
 ) -> None:
     """Run a node of the network described by GENESIS."""
@@ -85,6 +88,7 @@ def run(
             rpc_port=rpc_port,
             ws_port=ws_port,
             p2p_port=p2p_port,
+            max_log_range=max_log_range,
         )
     )
 
