@@ -182,5 +182,9 @@ def localnet_down(
     typer.echo("stopped")
 
 
+from client.cli import wallet_app  # noqa: E402 - the SDK's CLI, mounted as `tally wallet`
+
+app.add_typer(wallet_app, name="wallet")
+
 if __name__ == "__main__":
     app()

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install everything Tally needs on a fresh machine: Debian packages used by the tests
-# (docker-compose, to validate the compose file without an engine), the Python package with
+# (docker-compose, to validate the compose file without an engine; softhsm2, the PKCS#11 token
+# the client SDK's tests generate keys in), the Python package with
 # test extras, and the pinned npm tooling (solc, OpenZeppelin, ethers, anvil/cast). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   missing=()
-  for package in docker-compose; do
+  for package in docker-compose softhsm2; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
   done
   if [ ${#missing[@]} -gt 0 ]; then

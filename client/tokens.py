@@ -1,0 +1,209 @@
+"""Typed wrappers for tokens: any ERC-20, and the bank's wallet token.
+
+`Erc20` uses the standard EIP-20 ABI (plus OpenZeppelin 5's `IERC20Errors`, so reverts decode
+to named errors) and works with any token, DevToken included. `WalletToken` adds the wallet
+token's own functions (fee quote, top-up and withdrawal requests); its ABI is loaded by name from
+the contract artifacts and `ContractUnavailable` says so when that artifact is not shipped yet.
+
+Writes go through the owning `Wallet`, so token payments pass the same spending policy as coin
+payments: the policy sees the token as the asset and the recipient as the counterparty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from eth_utils import to_checksum_address
+
+from client.artifacts import contract_abi, function_inputs, require_functions
+from client.errors import ContractUnavailable
+from client.policy import Payment
+from client.rpc import mapped_errors
+
+if TYPE_CHECKING:
+    from client.wallet import Submitted, Wallet
+
+
+def _fn(name: str, inputs: list[tuple[str, str]], outputs: list[str], view: bool) -> dict:
+    return {
+        "type": "function",
+        "name": name,
+        "inputs": [{"name": n, "type": t} for n, t in inputs],
+        "outputs": [{"name": "", "type": t} for t in outputs],
+        "stateMutability": "view" if view else "nonpayable",
+    }
+
+
+def _error(name: str, inputs: list[tuple[str, str]]) -> dict:
+    return {"type": "error", "name": name, "inputs": [{"name": n, "type": t} for n, t in inputs]}
+
+
+#: EIP-20 plus OpenZeppelin 5's IERC20Errors (what OZ tokens revert with).
+ERC20_ABI: list[dict[str, Any]] = [
+    _fn("name", [], ["string"], True),
+    _fn("symbol", [], ["string"], True),
+    _fn("decimals", [], ["uint8"], True),
+    _fn("totalSupply", [], ["uint256"], True),
+    _fn("balanceOf", [("account", "address")], ["uint256"], True),
+    _fn("allowance", [("owner", "address"), ("spender", "address")], ["uint256"], True),
+    _fn("transfer", [("to", "address"), ("value", "uint256")], ["bool"], False),
+    _fn("approve", [("spender", "address"), ("value", "uint256")], ["bool"], False),
+    _fn(
+        "transferFrom",
+        [("from", "address"), ("to", "address"), ("value", "uint256")],
+        ["bool"],
+        False,
+    ),
+    {
+        "type": "event",
+        "name": "Transfer",
+        "anonymous": False,
+        "inputs": [
+            {"name": "from", "type": "address", "indexed": True},
+            {"name": "to", "type": "address", "indexed": True},
+            {"name": "value", "type": "uint256", "indexed": False},
+        ],
+    },
+    _error(
+        "ERC20InsufficientBalance",
+        [("sender", "address"), ("balance", "uint256"), ("needed", "uint256")],
+    ),
+    _error("ERC20InvalidSender", [("sender", "address")]),
+    _error("ERC20InvalidReceiver", [("receiver", "address")]),
+    _error(
+        "ERC20InsufficientAllowance",
+        [("spender", "address"), ("allowance", "uint256"), ("needed", "uint256")],
+    ),
+    _error("ERC20InvalidApprover", [("approver", "address")]),
+    _error("ERC20InvalidSpender", [("spender", "address")]),
+]
+
+
+class ContractBinding:
+    """A contract at an address, read through web3 and written through a wallet."""
+
+    def __init__(self, wallet: Wallet, address: str, abi: list[dict[str, Any]]) -> None:
+        self.wallet = wallet
+        self.address = to_checksum_address(address)
+        self.abi = abi
+        self.contract = wallet.w3.eth.contract(address=self.address, abi=abi)
+
+    def call(self, function: str, *args: Any) -> Any:
+        """A view call, reverts decoded against this contract's ABI."""
+        with mapped_errors(self.abi):
+            return self.contract.functions[function](*args).call({"from": self.wallet.address})
+
+    def transact(
+        self,
+        function: str,
+        *args: Any,
+        payment: Payment,
+        value: int = 0,
+        totp: str | None = None,
+        wait: bool = True,
+        timeout: float = 30.0,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> Submitted:
+        """Call `function` in a signed transaction from the wallet, judged by the policy as
+        `payment` (the value the call moves and to whom)."""
+        data = bytes.fromhex(self.contract.encode_abi(function, args=list(args))[2:])
+        return self.wallet.send(
+            self.address,
+            value,
+            data,
+            payment=payment,
+            totp=totp,
+            abi=self.abi,
+            wait=wait,
+            timeout=timeout,
+            on_wait=on_wait,
+        )
+
+
+class Erc20(ContractBinding):
+    """Any ERC-20 token."""
+
+    def __init__(self, wallet: Wallet, address: str, abi: list[dict[str, Any]] | None = None):
+        super().__init__(wallet, address, abi or ERC20_ABI)
+        self._decimals: int | None = None
+
+    def name(self) -> str:
+        return str(self.call("name"))
+
+    def symbol(self) -> str:
+        return str(self.call("symbol"))
+
+    def decimals(self) -> int:
+        if self._decimals is None:
+            self._decimals = int(self.call("decimals"))
+        return self._decimals
+
+    def balance_of(self, owner: str) -> int:
+        return int(self.call("balanceOf", to_checksum_address(owner)))
+
+    def allowance(self, owner: str, spender: str) -> int:
+        return int(self.call("allowance", to_checksum_address(owner), to_checksum_address(spender)))
+
+    def transfer(self, to: str, amount: int, **options: Any) -> Submitted:
+        """Pay `amount` base units to `to` (policy: this token, this recipient, this amount)."""
+        to = to_checksum_address(to)
+        return self.transact(
+            "transfer", to, amount, payment=Payment(self.address, to, amount), **options
+        )
+
+    def approve(self, spender: str, amount: int, **options: Any) -> Submitted:
+        """Allow `spender` (e.g. an escrow) to take up to `amount`; judged as paying it."""
+        spender = to_checksum_address(spender)
+        return self.transact(
+            "approve", spender, amount, payment=Payment(self.address, spender, amount), **options
+        )
+
+
+class WalletToken(Erc20):
+    """The bank's wallet token (2 decimals, fees, KYC limits): needs its artifact.
+
+    The function names follow the contracts issue (`quoteFee`, withdrawal requests); each helper
+    checks that the loaded ABI has the function it calls, so a renamed function fails with a
+    message naming it instead of a web3 lookup error.
+    """
+
+    ARTIFACT = "WalletToken"
+
+    def __init__(self, wallet: Wallet, address: str) -> None:
+        super().__init__(wallet, address, contract_abi(self.ARTIFACT) + ERC20_ABI)
+
+    def quote_fee(self, to: str, amount: int) -> int:
+        """The fee a transfer of `amount` to `to` would pay, read before paying."""
+        require_functions(self.ARTIFACT, self.abi, "quoteFee")
+        to = to_checksum_address(to)
+        inputs = function_inputs(self.abi, "quoteFee")
+        if inputs == ["address", "address", "uint256"]:
+            args: tuple[Any, ...] = (self.wallet.address, to, amount)
+        elif inputs == ["address", "uint256"]:
+            args = (to, amount)
+        elif inputs == ["uint256"]:
+            args = (amount,)
+        else:
+            raise ContractUnavailable(
+                f"quoteFee({', '.join(inputs)}) is not a signature this SDK knows"
+            )
+        result = self.call("quoteFee", *args)
+        return int(result[0] if isinstance(result, list | tuple) else result)
+
+    def request_top_up(self, amount: int, **options: Any) -> Submitted:
+        """Ask the issuer to mint `amount` against a card payment."""
+        require_functions(self.ARTIFACT, self.abi, "requestTopUp")
+        return self.transact(
+            "requestTopUp", amount, payment=Payment(self.address, self.address, 0), **options
+        )
+
+    def request_withdrawal(self, amount: int, **options: Any) -> Submitted:
+        """Ask the issuer to burn `amount` and pay it out to the bank account."""
+        require_functions(self.ARTIFACT, self.abi, "requestWithdrawal")
+        return self.transact(
+            "requestWithdrawal",
+            amount,
+            payment=Payment(self.address, self.address, amount),
+            **options,
+        )
