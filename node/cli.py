@@ -42,6 +42,9 @@ def dev(
     block_period: int = typer.Option(1, min=1, help="Seconds between blocks (when txs wait)."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     max_log_range: int = typer.Option(10_000, min=1, help="Most blocks one eth_getLogs spans."),
+    permissioned: bool = typer.Option(
+        False, help="Enforce AccountRules/NodeRules (only the dev accounts may transact)."
+    ),
     log_level: str = typer.Option("info"),
 ) -> None:
     """A single-validator dev chain with the ten well-known dev accounts prefunded."""
@@ -53,6 +56,7 @@ def dev(
             datadir=datadir,
             dev=True,
             dev_block_period=block_period,
+            dev_permissioned=permissioned,
             host=host,
             rpc_port=rpc_port,
             ws_port=ws_port,
@@ -128,11 +132,12 @@ def localnet_up(
     validators: int = typer.Option(4, min=1),
     members: int = typer.Option(0, min=0),
     block_period: int = typer.Option(1, min=1),
+    permissioned: bool = typer.Option(False, help="Enforce AccountRules/NodeRules."),
 ) -> None:
     """Create (first time) and start the network; print each node's JSON-RPC URL."""
     from node import localnet
 
-    for node in localnet.up(directory, validators, members, block_period):
+    for node in localnet.up(directory, validators, members, block_period, permissioned):
         role = "validator" if node.validator else "member"
         typer.echo(f"{node.name}  {role:9}  {node.address}  {node.url}")
 
@@ -144,6 +149,7 @@ def localnet_init(
     members: int = typer.Option(0, min=0),
     block_period: int = typer.Option(1, min=1),
     containers: bool = typer.Option(False, help="Nodes reached by name on standard ports."),
+    permissioned: bool = typer.Option(False, help="Enforce AccountRules/NodeRules."),
 ) -> None:
     """Write keys, genesis and network.json only (what docker-compose's init step runs)."""
     from node import localnet
@@ -152,7 +158,12 @@ def localnet_init(
         typer.echo(f"{directory} already holds a network; keeping it")
         return
     for node in localnet.create(
-        directory, validators, members, block_period, containers=containers
+        directory,
+        validators,
+        members,
+        block_period,
+        containers=containers,
+        permissioned=permissioned,
     ):
         typer.echo(f"{node.name}  {'validator' if node.validator else 'member'}  {node.address}")
 

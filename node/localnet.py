@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from node.chain.genesis import Genesis, dev_genesis
+from node.chain.genesis import dev_genesis
 from node.keys import load_or_create_node_key
 
 STATE_FILE = "localnet.json"
@@ -63,6 +63,7 @@ def create(
     block_period: int = 1,
     *,
     containers: bool = False,
+    permissioned: bool = False,
 ) -> list[LocalNode]:
     """Keys, genesis and network file for a new network (nothing is started).
 
@@ -84,13 +85,12 @@ def create(
     validator_addresses = tuple(
         sorted(bytes.fromhex(node.address[2:]) for node in nodes if node.validator)
     )
-    base = dev_genesis(validator_addresses[0], block_period=block_period)
-    genesis = Genesis(
-        chain_id=base.chain_id,
+    genesis = dev_genesis(
+        validator_addresses[0],
+        block_period=block_period,
         validators=validator_addresses,
-        alloc=base.alloc,
-        block_period_seconds=block_period,
-        request_timeout_seconds=max(2, 2 * block_period),
+        nodes=[bytes.fromhex(node.address[2:]) for node in nodes],
+        permissioned=permissioned,
     )
     (directory / GENESIS_FILE).write_text(genesis.dumps())
     write_network(directory, nodes, containers=containers)
@@ -142,12 +142,17 @@ def start_node(directory: Path, node: LocalNode) -> None:
 
 
 def up(
-    directory: Path, validators: int, members: int, block_period: int = 1, wait: float = 60.0
+    directory: Path,
+    validators: int,
+    members: int,
+    block_period: int = 1,
+    permissioned: bool = False,
+    wait: float = 60.0,
 ) -> list[LocalNode]:
     nodes = (
         load(directory)
         if (directory / STATE_FILE).exists()
-        else create(directory, validators, members, block_period)
+        else create(directory, validators, members, block_period, permissioned=permissioned)
     )
     for node in nodes:
         if not is_running(node):

@@ -60,6 +60,7 @@ class NodeConfig:
     genesis: Path | None = None
     dev: bool = False
     dev_block_period: int = 1
+    dev_permissioned: bool = False
     host: str = "127.0.0.1"
     rpc_port: int = 8545
     ws_port: int = 8546
@@ -87,7 +88,9 @@ def resolve_genesis(config: NodeConfig, store: ChainStore, validator: bytes) -> 
         return genesis
     if config.genesis is not None:
         return Genesis.load(config.genesis)
-    return dev_genesis(validator, block_period=config.dev_block_period)
+    return dev_genesis(
+        validator, block_period=config.dev_block_period, permissioned=config.dev_permissioned
+    )
 
 
 class Node:

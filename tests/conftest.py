@@ -36,6 +36,7 @@ class NodeProcess:
     rpc_port: int
     ws_port: int
     block_period: int = 1
+    extra_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -64,6 +65,7 @@ class NodeProcess:
                 str(self.ws_port),
                 "--block-period",
                 str(self.block_period),
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -123,9 +125,15 @@ def node_factory(tmp_path: Path) -> Iterator:
     """Start nodes on fresh datadirs (or given ones); every node is stopped at teardown."""
     started: list[NodeProcess] = []
 
-    def start(datadir: Path | None = None, block_period: int = 1) -> NodeProcess:
+    def start(
+        datadir: Path | None = None, block_period: int = 1, extra_args: tuple[str, ...] = ()
+    ) -> NodeProcess:
         node = NodeProcess(
-            datadir or tmp_path / f"node{len(started)}", free_port(), free_port(), block_period
+            datadir or tmp_path / f"node{len(started)}",
+            free_port(),
+            free_port(),
+            block_period,
+            extra_args,
         )
         started.append(node)
         return node.start()

@@ -232,17 +232,34 @@ def dev_accounts() -> list[Any]:
 
 
 def dev_genesis(
-    validator: bytes, *, chain_id: int = DEV_CHAIN_ID, block_period: int = 1
+    validator: bytes,
+    *,
+    chain_id: int = DEV_CHAIN_ID,
+    block_period: int = 1,
+    validators: tuple[bytes, ...] | None = None,
+    nodes: list[bytes] | None = None,
+    permissioned: bool = False,
 ) -> Genesis:
-    """A single-validator dev chain with the dev accounts prefunded."""
+    """A dev chain: the dev accounts prefunded and holding roles in the bank's contracts.
+
+    The contracts are always deployed (the README tour uses them); `permissioned` makes the
+    node enforce AccountRules and NodeRules, as a production network does. It is off by
+    default so that any fresh key can transact on a developer's chain.
+    """
+    from node.chain.bank_contracts import ACCOUNT_RULES, NODE_RULES, dev_deployments
+
+    addresses = [to_canonical_address(account.address) for account in dev_accounts()]
+    validator_set = validators or (validator,)
     return Genesis(
         chain_id=chain_id,
-        validators=(validator,),
-        alloc={
-            to_canonical_address(account.address): AllocEntry(balance=DEV_BALANCE_WEI)
-            for account in dev_accounts()
-        },
+        validators=tuple(sorted(validator_set)),
+        alloc={address: AllocEntry(balance=DEV_BALANCE_WEI) for address in addresses},
         block_period_seconds=block_period,
+        request_timeout_seconds=max(2, 2 * block_period),
+        deployments=dev_deployments(addresses, nodes or list(validator_set)),
+        permissions=(
+            {"accountRules": ACCOUNT_RULES, "nodeRules": NODE_RULES} if permissioned else {}
+        ),
     )
 
 
