@@ -108,3 +108,47 @@ def test_a_node_with_an_unknown_key_is_refused(network, tmp_path: Path) -> None:
         assert web3_for(network[0].url).net.peer_count == 1
     finally:
         localnet.stop_node(intruder)
+
+
+def test_a_node_removed_from_node_rules_is_disconnected(tmp_path: Path, dev_accounts) -> None:
+    from eth_abi import encode
+    from eth_utils import function_signature_to_4byte_selector
+
+    from node.chain.bank_contracts import ADMIN_GROUP, NODE_RULES
+
+    directory = tmp_path / "permissioned"
+    nodes = localnet.up(directory, validators=1, members=2, permissioned=True)
+    try:
+        validator = web3_for(nodes[0].url)
+        wait_for(lambda: validator.net.peer_count == 2, what="both members linked")
+        removed = nodes[2].address
+        remove_node = function_signature_to_4byte_selector("removeNode(address)") + encode(
+            ["address"], [removed]
+        )
+        calls = [
+            function_signature_to_4byte_selector("propose(address,bytes)")
+            + encode(["address", "bytes"], ["0x" + NODE_RULES.hex(), remove_node]),
+            function_signature_to_4byte_selector("approve(uint256)") + encode(["uint256"], [1]),
+        ]
+        for admin, data in zip(dev_accounts[:2], calls, strict=True):
+            signed = admin.sign_transaction(
+                {
+                    "nonce": validator.eth.get_transaction_count(admin.address, "pending"),
+                    "gas": 300_000,
+                    "gasPrice": 0,
+                    "chainId": 1337,
+                    "data": data,
+                    "to": validator.to_checksum_address("0x" + ADMIN_GROUP.hex()),
+                }
+            )
+            receipt = validator.eth.wait_for_transaction_receipt(
+                validator.eth.send_raw_transaction(signed.raw_transaction), timeout=30
+            )
+            assert receipt["status"] == 1
+        wait_for(lambda: validator.net.peer_count == 1, what="the removed node's link to drop")
+        peers = validator.provider.make_request("admin_peers", [])["result"]
+        assert [peer["address"] for peer in peers] == [nodes[1].address]
+        time.sleep(3)
+        assert validator.net.peer_count == 1, "the removed node got back in"
+    finally:
+        localnet.down(directory)
