@@ -51,8 +51,10 @@ def softhsm_tokens() -> Path:
     os.environ["SOFTHSM2_CONF"] = str(conf)
     for label in TOKENS:
         subprocess.run(
-            ["softhsm2-util", "--init-token", "--free", "--label", label]
-            + ["--so-pin", SO_PIN, "--pin", USER_PIN],
+            [
+                *("softhsm2-util", "--init-token", "--free", "--label", label),
+                *("--so-pin", SO_PIN, "--pin", USER_PIN),
+            ],
             check=True,
             capture_output=True,
             env=os.environ | {"SOFTHSM2_CONF": str(conf)},
@@ -132,7 +134,7 @@ def test_wrong_pin_is_refused_and_retries_lock_out_before_the_token_is_asked() -
 
 def test_missing_token_and_module_say_what_is_missing() -> None:
     softhsm_tokens()
-    with pytest.raises(KeyStoreUnavailable, match="no token labelled 'nope'.*sdk-main"):
+    with pytest.raises(KeyStoreUnavailable, match=r"no token labelled 'nope'.*sdk-main"):
         Pkcs11KeyStore("nope", USER_PIN).list()
-    with pytest.raises(KeyStoreUnavailable, match="scripts/install.sh"):
+    with pytest.raises(KeyStoreUnavailable, match=r"scripts/install\.sh"):
         Pkcs11KeyStore("sdk-main", USER_PIN, module="/nonexistent/libpkcs11.so").list()

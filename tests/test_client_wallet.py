@@ -117,7 +117,7 @@ def test_concurrent_sends_from_one_account_get_consecutive_nonces(w3, funder, st
         try:
             for _ in range(3):
                 sent.append(wallet.transfer(payee, 1, wait=False))
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=pay) for _ in range(8)]
@@ -154,7 +154,7 @@ def test_node_errors_are_typed(w3, funder, stores) -> None:  # type: ignore[no-u
     other.transfer(funder.address, 1)
     assert wallet.transfer(funder.address, 1).receipt is not None
 
-    with pytest.raises(FinalityTimeout, match="not final after 0.3s"):
+    with pytest.raises(FinalityTimeout, match=r"not final after 0\.3s"):
         wallet.wait_for_finality("0x" + "ab" * 32, timeout=0.3)
 
 
