@@ -149,5 +149,5 @@ def mapped_errors(abi: Sequence[dict[str, Any]] = ()) -> Iterator[None]:
         response = exc.rpc_response or {}
         error = response.get("error") if isinstance(response, dict) else None
         if isinstance(error, dict):
-            raise error_from_response(error, abi) from exc
+            raise error_from_response(dict(error), abi) from exc
         raise NodeError(str(exc)) from exc

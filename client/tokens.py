@@ -124,7 +124,9 @@ class ContractBinding:
 class Erc20(ContractBinding):
     """Any ERC-20 token."""
 
-    def __init__(self, wallet: Wallet, address: str, abi: list[dict[str, Any]] | None = None):
+    def __init__(
+        self, wallet: Wallet, address: str, abi: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(wallet, address, abi or ERC20_ABI)
         self._decimals: int | None = None
 
