@@ -1,11 +1,12 @@
 """Settlement helpers: escrow with milestones and batch payouts, over the contracts' ABIs.
 
-The `Escrow` and `BatchPayout` contracts come from the contracts work (issue 5); their ABIs are
-loaded by name (`client.artifacts`), and until those artifacts exist every helper raises
+The `Escrow` and `BatchPayout` contracts come from the contracts work; their ABIs are loaded by
+name (`client.artifacts`), and where an artifact is absent every helper raises
 `ContractUnavailable` saying so. Each helper checks that the function it calls is in the ABI.
 Funds leave the wallet only through `Wallet.send`, so the spending policy judges them first:
 an escrow deposit as a payment of the token to the payee, a batch as its total with every payee
-checked against the allowlist.
+checked against the allowlist (the batch contract itself is then the counterparty, so a wallet
+with an allowlist must list the contract too).
 """
 
 from __future__ import annotations
@@ -17,61 +18,70 @@ from eth_utils import to_checksum_address
 
 from client.artifacts import contract_abi, require_functions
 from client.policy import Payment, asset_key
-from client.tokens import ContractBinding
+from client.tokens import NO_REF, ContractBinding
 
 if TYPE_CHECKING:
     from client.wallet import Submitted, Wallet
 
 
 class Escrow(ContractBinding):
-    """A milestone escrow: the payer funds it, approves milestones, or is refunded after the
-    deadline; an arbiter resolves disputes."""
+    """A milestone escrow over the wallet token: the payer opens a deal (pulling its total, so
+    approve the escrow first), releases milestones, disputes, or is refunded after the deadline;
+    an arbiter resolves disputes."""
 
     ARTIFACT = "Escrow"
 
     def __init__(self, wallet: Wallet, address: str) -> None:
         super().__init__(wallet, address, contract_abi(self.ARTIFACT))
 
-    def create(
+    def token(self) -> str:
+        return to_checksum_address(self.call("token"))
+
+    def open(
         self,
         payee: str,
-        token: str,
+        arbiter: str,
         milestones: Sequence[int],
         deadline: int,
-        arbiter: str,
+        ref: bytes = NO_REF,
         **options: Any,
     ) -> Submitted:
-        """Open and fund an escrow of sum(milestones) (approve the token to this contract
-        first); judged by the policy as paying the total to `payee`."""
-        require_functions(self.ARTIFACT, self.abi, "create")
+        """Open a deal of sum(milestones); judged by the policy as paying the total to `payee`."""
+        require_functions(self.ARTIFACT, self.abi, "open")
         payee = to_checksum_address(payee)
-        payment = Payment(asset_key(token), payee, sum(milestones))
+        payment = Payment(asset_key(self.token()), payee, sum(milestones))
         return self.transact(
-            "create",
+            "open",
             payee,
-            to_checksum_address(token),
+            to_checksum_address(arbiter),
             list(milestones),
             deadline,
-            to_checksum_address(arbiter),
+            ref,
             payment=payment,
             **options,
         )
 
-    def approve_milestone(self, escrow_id: int, milestone: int, **options: Any) -> Submitted:
-        """Release one milestone to the payee (the funds already left at `create`)."""
-        require_functions(self.ARTIFACT, self.abi, "approveMilestone")
+    def _no_funds(self, function: str, *args: Any, **options: Any) -> Submitted:
+        """A deal operation that moves no new funds out of the wallet."""
+        require_functions(self.ARTIFACT, self.abi, function)
         payment = Payment(asset_key(None), self.address, 0)
-        return self.transact("approveMilestone", escrow_id, milestone, payment=payment, **options)
+        return self.transact(function, *args, payment=payment, **options)
 
-    def refund(self, escrow_id: int, **options: Any) -> Submitted:
+    def release(self, deal: int, milestone: int, **options: Any) -> Submitted:
+        """Release one milestone to the payee (the funds left the wallet at `open`)."""
+        return self._no_funds("release", deal, milestone, **options)
+
+    def dispute(self, deal: int, **options: Any) -> Submitted:
+        """Hand the deal to its arbiter."""
+        return self._no_funds("dispute", deal, **options)
+
+    def refund(self, deal: int, **options: Any) -> Submitted:
         """Take back what is unreleased after the deadline."""
-        require_functions(self.ARTIFACT, self.abi, "refund")
-        payment = Payment(asset_key(None), self.address, 0)
-        return self.transact("refund", escrow_id, payment=payment, **options)
+        return self._no_funds("refund", deal, **options)
 
 
 class BatchPayout(ContractBinding):
-    """Many payees in one all-or-nothing transaction (payroll)."""
+    """Many payees in one all-or-nothing transaction (payroll), in the wallet token."""
 
     ARTIFACT = "BatchPayout"
 
@@ -79,23 +89,16 @@ class BatchPayout(ContractBinding):
         super().__init__(wallet, address, contract_abi(self.ARTIFACT))
 
     def pay(
-        self, token: str, payees: Sequence[str], amounts: Sequence[int], **options: Any
+        self, payees: Sequence[str], amounts: Sequence[int], ref: bytes = NO_REF, **options: Any
     ) -> Submitted:
-        """Pay `amounts[i]` of `token` to `payees[i]`; the policy checks every payee and the
-        total."""
+        """Pay `amounts[i]` to `payees[i]` (approve the contract first); the policy checks every
+        payee against the allowlist and the total against the limits."""
         if len(payees) != len(amounts):
             raise ValueError("payees and amounts differ in length")
-        require_functions(self.ARTIFACT, self.abi, "payout")
+        require_functions(self.ARTIFACT, self.abi, "pay")
         payees = [to_checksum_address(p) for p in payees]
-        asset = asset_key(token)
+        asset = asset_key(to_checksum_address(self.call("token")))
         for payee in payees:  # allowlist per payee, before anything is reserved
             self.wallet.policy.approve(Payment(asset, payee, 0)).cancel()
-        payment = Payment(asset, self.address, sum(amounts))
-        return self.transact(
-            "payout",
-            to_checksum_address(token),
-            payees,
-            list(amounts),
-            payment=payment,
-            **options,
-        )
+        payment = Payment(asset, payees[0] if len(set(payees)) == 1 else self.address, sum(amounts))
+        return self.transact("pay", payees, list(amounts), ref, payment=payment, **options)

@@ -2,8 +2,9 @@
 
 `Erc20` uses the standard EIP-20 ABI (plus OpenZeppelin 5's `IERC20Errors`, so reverts decode
 to named errors) and works with any token, DevToken included. `WalletToken` adds the wallet
-token's own functions (fee quote, top-up and withdrawal requests); its ABI is loaded by name from
-the contract artifacts and `ContractUnavailable` says so when that artifact is not shipped yet.
+token's own functions (fee quote, external payments, withdrawal requests, issuer top-ups); its
+ABI is loaded by name from the contract artifacts, and `ContractUnavailable` says so when that
+artifact is not shipped.
 
 Writes go through the owning `Wallet`, so token payments pass the same spending policy as coin
 payments: the policy sees the token as the asset and the recipient as the counterparty.
@@ -11,13 +12,13 @@ payments: the policy sees the token as the asset and the recipient as the counte
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from eth_utils import to_checksum_address
 
-from client.artifacts import contract_abi, function_inputs, require_functions
-from client.errors import ContractUnavailable
+from client.artifacts import contract_abi, require_functions
 from client.policy import Payment
 from client.rpc import mapped_errors
 
@@ -162,50 +163,71 @@ class Erc20(ContractBinding):
         )
 
 
-class WalletToken(Erc20):
-    """The bank's wallet token (2 decimals, fees, KYC limits): needs its artifact.
+class FeeKind(enum.IntEnum):
+    """How a wallet-token payment is declared (`WalletToken.Kind`): internal payments are free,
+    external and cross-border ones pay the fee schedule's fee."""
 
-    The function names follow the contracts issue (`quoteFee`, withdrawal requests); each helper
-    checks that the loaded ABI has the function it calls, so a renamed function fails with a
-    message naming it instead of a web3 lookup error.
+    INTERNAL = 0
+    EXTERNAL = 1
+    CROSS_BORDER = 2
+
+
+NO_REF = b"\x00" * 32
+
+
+class WalletToken(Erc20):
+    """The bank's wallet token (2 decimals, fees, KYC limits), from its `WalletToken` artifact.
+
+    Each helper checks that the loaded ABI has the function it calls, so a contract change
+    fails with a message naming the function instead of a web3 lookup error. Top-ups have no
+    customer-side call: the issuer mints (`mint`) once the card payment has cleared.
     """
 
     ARTIFACT = "WalletToken"
 
     def __init__(self, wallet: Wallet, address: str) -> None:
-        super().__init__(wallet, address, contract_abi(self.ARTIFACT) + ERC20_ABI)
+        super().__init__(wallet, address, contract_abi(self.ARTIFACT))
 
-    def quote_fee(self, to: str, amount: int) -> int:
-        """The fee a transfer of `amount` to `to` would pay, read before paying."""
+    def quote_fee(self, to: str, amount: int, kind: FeeKind = FeeKind.INTERNAL) -> int:
+        """The fee a payment of `amount` from this wallet to `to` would pay, read before paying."""
         require_functions(self.ARTIFACT, self.abi, "quoteFee")
-        to = to_checksum_address(to)
-        inputs = function_inputs(self.abi, "quoteFee")
-        if inputs == ["address", "address", "uint256"]:
-            args: tuple[Any, ...] = (self.wallet.address, to, amount)
-        elif inputs == ["address", "uint256"]:
-            args = (to, amount)
-        elif inputs == ["uint256"]:
-            args = (amount,)
-        else:
-            raise ContractUnavailable(
-                f"quoteFee({', '.join(inputs)}) is not a signature this SDK knows"
-            )
-        result = self.call("quoteFee", *args)
-        return int(result[0] if isinstance(result, list | tuple) else result)
-
-    def request_top_up(self, amount: int, **options: Any) -> Submitted:
-        """Ask the issuer to mint `amount` against a card payment."""
-        require_functions(self.ARTIFACT, self.abi, "requestTopUp")
-        return self.transact(
-            "requestTopUp", amount, payment=Payment(self.address, self.address, 0), **options
+        return int(
+            self.call("quoteFee", self.wallet.address, to_checksum_address(to), amount, int(kind))
         )
 
-    def request_withdrawal(self, amount: int, **options: Any) -> Submitted:
-        """Ask the issuer to burn `amount` and pay it out to the bank account."""
+    def transfer_external(
+        self, to: str, amount: int, kind: FeeKind = FeeKind.EXTERNAL, **options: Any
+    ) -> Submitted:
+        """Pay `to` declaring the payment external or cross-border (the fee is added on top;
+        the policy judges the amount plus the quoted fee)."""
+        require_functions(self.ARTIFACT, self.abi, "transferExternal")
+        to = to_checksum_address(to)
+        total = amount + self.quote_fee(to, amount, kind)
+        return self.transact(
+            "transferExternal",
+            to,
+            amount,
+            int(kind),
+            payment=Payment(self.address, to, total),
+            **options,
+        )
+
+    def request_withdrawal(self, amount: int, ref: bytes = NO_REF, **options: Any) -> Submitted:
+        """Ask the issuer to burn `amount` and pay it out to the bank account; `ref` is the
+        bank's 32-byte reference for the payout."""
         require_functions(self.ARTIFACT, self.abi, "requestWithdrawal")
         return self.transact(
             "requestWithdrawal",
             amount,
+            ref,
             payment=Payment(self.address, self.address, amount),
             **options,
+        )
+
+    def mint(self, to: str, amount: int, ref: bytes = NO_REF, **options: Any) -> Submitted:
+        """Issuer only: credit a top-up of `amount` to `to` (`ref`: the card payment's id)."""
+        require_functions(self.ARTIFACT, self.abi, "mint")
+        to = to_checksum_address(to)
+        return self.transact(
+            "mint", to, amount, ref, payment=Payment(self.address, to, amount), **options
         )

@@ -294,3 +294,42 @@ def test_client_never_imports_node() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=os.environ
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_contract_helpers_encode_against_the_shipped_abis(tmp_path: Path) -> None:
+    """The wallet-token, escrow and batch-payout helpers call functions that exist in the
+    committed artifacts, with arguments their ABIs accept (sends captured, no node needed)."""
+    from eth_utils import function_signature_to_4byte_selector as selector
+
+    from client.settlement import BatchPayout, Escrow
+    from client.tokens import FeeKind, WalletToken
+    from client.wallet import Wallet
+
+    store = FileKeyStore(tmp_path, "pw", scrypt_n=2**12)
+    store.create("k")
+    wallet = Wallet(store, "k", "http://127.0.0.1:9")
+    sent: list[tuple[str, bytes, Payment]] = []
+    wallet.send = lambda to, value, data, payment, **kw: sent.append((to, data, payment))  # type: ignore[method-assign,assignment,misc]
+
+    token = WalletToken(wallet, TOKEN)
+    token.call = lambda function, *args: 3  # type: ignore[method-assign]
+    token.transfer_external(TO, 100, FeeKind.CROSS_BORDER)
+    token.request_withdrawal(50)
+    escrow = Escrow(wallet, TO)
+    escrow.call = lambda function, *args: TOKEN  # type: ignore[method-assign]
+    escrow.open(TO, TOKEN, [10, 20], 2_000_000_000)
+    escrow.release(1, 0)
+    payout = BatchPayout(wallet, TO)
+    payout.call = lambda function, *args: TOKEN  # type: ignore[method-assign]
+    payout.pay([TO, TOKEN], [5, 6])
+    signatures = [
+        "transferExternal(address,uint256,uint8)",
+        "requestWithdrawal(uint256,bytes32)",
+        "open(address,address,uint256[],uint64,bytes32)",
+        "release(uint256,uint256)",
+        "pay(address[],uint256[],bytes32)",
+    ]
+    assert [data[:4] for _, data, _ in sent] == [selector(s) for s in signatures]
+    assert sent[0][2] == Payment(TOKEN, TO, 103)  # amount plus the quoted fee
+    assert sent[2][2] == Payment(TOKEN, TO, 30)  # escrow total to the payee
+    assert sent[4][2].amount == 11
