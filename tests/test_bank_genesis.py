@@ -1,0 +1,68 @@
+"""The bank's contracts as genesis deploys them on `tally dev`: the README tour's steps.
+
+Dev account roles: 0 admin + fee collector, 1 issuer, 2 compliance, 6-9 customers.
+"""
+
+from __future__ import annotations
+
+import pytest
+from web3 import Web3
+from web3.exceptions import ContractCustomError
+
+from contracts import load_artifact
+from node.chain.bank_contracts import WALLET_TOKEN
+
+CENTS = 100
+
+
+@pytest.fixture(scope="module")
+def token(w3: Web3):
+    return w3.eth.contract(
+        address=Web3.to_checksum_address("0x" + WALLET_TOKEN.hex()),
+        abi=load_artifact("WalletToken")["abi"],
+    )
+
+
+def send(w3: Web3, account, call) -> dict:
+    tx = call.build_transaction(
+        {
+            "from": account.address,
+            "gasPrice": 0,
+            "chainId": 1337,
+            "gas": 400_000,
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+        }
+    )
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction), timeout=30
+    )
+    assert receipt["status"] == 1
+    return receipt
+
+
+def test_top_up_pay_and_quote_fees_with_the_genesis_token(w3: Web3, token, dev_accounts) -> None:
+    admin, issuer, customer, payee = (
+        dev_accounts[0],
+        dev_accounts[1],
+        dev_accounts[7],
+        dev_accounts[8],
+    )
+    assert token.functions.decimals().call() == 2
+    start = token.functions.balanceOf(customer.address).call()
+    send(w3, issuer, token.functions.mint(customer.address, 500 * CENTS, b"\x01" * 32))
+    assert token.functions.balanceOf(customer.address).call() == start + 500 * CENTS
+    send(w3, customer, token.functions.transfer(payee.address, 20 * CENTS))
+    assert token.functions.balanceOf(customer.address).call() == start + 480 * CENTS
+    internal = token.functions.quoteFee(customer.address, payee.address, 100 * CENTS, 0).call()
+    external = token.functions.quoteFee(customer.address, payee.address, 100 * CENTS, 1).call()
+    assert internal == 0
+    assert external == 100 * CENTS * 50 // 10_000 + 30  # 0.50% + 0.30, below the cap
+    fees_before = token.functions.balanceOf(admin.address).call()
+    send(w3, customer, token.functions.transferExternal(payee.address, 100 * CENTS, 1))
+    assert token.functions.balanceOf(admin.address).call() == fees_before + external
+
+
+def test_only_the_issuer_mints(w3: Web3, token, dev_accounts) -> None:
+    customer = dev_accounts[6]
+    with pytest.raises(ContractCustomError):
+        token.functions.mint(customer.address, 1, b"\x02" * 32).call({"from": customer.address})
