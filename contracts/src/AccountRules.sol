@@ -92,6 +92,13 @@ contract AccountRules {
         return (a.role, a.tier);
     }
 
+    /// @notice A payment's payer role and tier and payee role in one call: the wallet token
+    ///         asks this on every transfer, and each call costs the node real time.
+    function paymentRoles(address payer, address payee) external view returns (Role, uint8, Role) {
+        Account storage a = _accounts[payer];
+        return (a.role, a.tier, _accounts[payee].role);
+    }
+
     function accountOf(address account) external view returns (Role role, uint8 tier, bytes32 kycRef) {
         Account storage a = _accounts[account];
         return (a.role, a.tier, a.kycRef);

@@ -17,7 +17,9 @@ import {RoleGated} from "./RoleGated.sol";
 /// @dev Roles and tiers are read from AccountRules on every payment (single source of truth;
 ///      no second access-control list). Everything per holder that a payment touches (locked
 ///      funds, today's spending, frozen, recipient kind) shares one storage slot, so the checks
-///      cost one extra slot read and write beside ERC-20's own. Settlement contracts (role
+///      cost one call to AccountRules (payer and payee at once) and three slot reads and one
+///      write beside ERC-20's own: the node executes every opcode in Python, so the payment
+///      path is kept short (benchmarks/token_checks.py measures it against a plain ERC-20). Settlement contracts (role
 ///      `System`) pay out funds that were checked on their way in: no limits and no fee apply to
 ///      them as payers.
 contract WalletToken is ERC20, Pausable, RoleGated {
@@ -52,8 +54,6 @@ contract WalletToken is ERC20, Pausable, RoleGated {
 
     struct Holder {
         uint96 locked; // under a pending withdrawal
-        uint96 spent; // paid on `day`
-        uint32 day; // block.timestamp / 1 days of the last payment
         bool frozen;
         Kind kind; // as a recipient: Internal unless compliance flags it
     }
@@ -71,6 +71,8 @@ contract WalletToken is ERC20, Pausable, RoleGated {
     uint256 public withdrawalCount;
 
     mapping(address => Holder) private _holders;
+    /// @dev Per payer: (day << 128) | amount paid that day, day = block.timestamp / 1 days.
+    mapping(address => uint256) private _spending;
     mapping(uint8 => Limits) private _limits;
     mapping(Kind => Fee) private _fees;
     mapping(uint256 => Withdrawal) private _withdrawals;
@@ -169,6 +171,7 @@ contract WalletToken is ERC20, Pausable, RoleGated {
         if (amount == 0) revert ZeroAmount();
         if (toppedUp[topUpRef]) revert DuplicateTopUp(topUpRef);
         toppedUp[topUpRef] = true;
+        if (!accountRules.isAllowed(to)) revert AccountNotAllowed(to);
         _mint(to, amount);
         emit Minted(to, amount, topUpRef);
     }
@@ -287,8 +290,8 @@ contract WalletToken is ERC20, Pausable, RoleGated {
 
     /// @notice What `account` has paid today (UTC day of the block timestamp).
     function spentToday(address account) external view returns (uint256) {
-        Holder storage h = _holders[account];
-        return h.day == block.timestamp / 1 days ? h.spent : 0;
+        uint256 record = _spending[account];
+        return record >> 128 == block.timestamp / 1 days ? uint128(record) : 0;
     }
 
     function withdrawal(uint256 id) external view returns (address holder, uint256 amount, WithdrawalStatus status) {
@@ -299,37 +302,60 @@ contract WalletToken is ERC20, Pausable, RoleGated {
 
     // ---------------------------------------------------------------- internals
 
-    /// @dev Payer checks (allowed, tier limits), then the transfers (whose `_update` checks
-    ///      pause, freezes, locked funds and the recipient), then points.
+    /// @dev The payment path: both parties' roles in one AccountRules call, both holders' flags
+    ///      in one slot each, the payer's limits, the fee leg (flagged payments only), then
+    ///      ERC-20's own balance update directly (the `_update` override's checks are done here
+    ///      already), then points.
     function _pay(address from, address to, uint256 amount, Kind declared) private returns (uint256 fee) {
-        (Role role, uint8 tier) = accountRules.roleAndTier(from);
+        _requireNotPaused();
+        (Role role, uint8 tier, Role payeeRole) = accountRules.paymentRoles(from, to);
         if (role == Role.None) revert AccountNotAllowed(from);
+        if (payeeRole == Role.None) revert AccountNotAllowed(to);
+        Holder storage payer = _holders[from];
+        if (payer.frozen) revert AccountFrozen(from);
+        Holder storage payee = _holders[to];
+        if (payee.frozen) revert AccountFrozen(to);
         if (role != Role.System) {
-            Holder storage h = _holders[from];
-            Limits memory lim = _limits[tier];
-            if (amount > lim.perPayment) revert OverPaymentLimit(from, amount, lim.perPayment);
-            uint32 today = uint32(block.timestamp / 1 days);
-            uint256 spent = h.day == today ? h.spent : 0;
-            if (spent + amount > lim.daily) revert OverDailyLimit(from, spent, amount, lim.daily);
-            h.day = today;
-            h.spent = uint96(spent + amount); // <= lim.daily, a uint96
-            Kind kind = _effectiveKind(to, declared);
-            if (kind != Kind.Internal) {
-                fee = _fee(kind, amount);
-                if (fee > 0) {
-                    _transfer(from, feeCollector, fee);
-                    emit FeeCharged(from, to, kind, amount, fee);
-                }
-            }
+            _spend(from, tier, amount);
+            Kind flagged = payee.kind;
+            Kind kind = flagged > declared ? flagged : declared;
+            if (kind != Kind.Internal) fee = _chargeFee(from, to, kind, amount);
         }
-        _transfer(from, to, amount);
+        uint256 locked = payer.locked;
+        if (locked != 0) {
+            uint256 available = balanceOf(from) - locked;
+            if (amount > available) revert ERC20InsufficientBalance(from, available, amount);
+        }
+        super._update(from, to, amount);
         if (role == Role.Customer) {
             Points p = points;
             if (address(p) != address(0)) p.award(from, amount);
         }
     }
 
-    /// @dev Every balance change passes here: mint, burn and both legs of a payment.
+    /// @dev Apply the payer's tier limits and record the payment in today's total.
+    function _spend(address payer, uint8 tier, uint256 amount) private {
+        Limits storage lim = _limits[tier];
+        uint256 perPayment = lim.perPayment;
+        if (amount > perPayment) revert OverPaymentLimit(payer, amount, perPayment);
+        uint256 today = block.timestamp / 1 days;
+        uint256 record = _spending[payer];
+        uint256 spent = record >> 128 == today ? uint128(record) : 0;
+        uint256 daily = lim.daily;
+        if (spent + amount > daily) revert OverDailyLimit(payer, spent, amount, daily);
+        _spending[payer] = (today << 128) | (spent + amount); // spent + amount <= daily < 2**96
+    }
+
+    function _chargeFee(address from, address to, Kind kind, uint256 amount) private returns (uint256 fee) {
+        fee = _fee(kind, amount);
+        if (fee == 0) return 0;
+        address collector = feeCollector;
+        if (!accountRules.isAllowed(collector)) revert AccountNotAllowed(collector);
+        _update(from, collector, fee);
+        emit FeeCharged(from, to, kind, amount, fee);
+    }
+
+    /// @dev Every balance change outside the payment path passes here: mint, burn, fee legs.
     function _update(address from, address to, uint256 value) internal override {
         _requireNotPaused();
         if (from != address(0)) {
@@ -341,10 +367,7 @@ contract WalletToken is ERC20, Pausable, RoleGated {
                 if (value > available) revert ERC20InsufficientBalance(from, available, value);
             }
         }
-        if (to != address(0)) {
-            if (_holders[to].frozen) revert AccountFrozen(to);
-            if (!accountRules.isAllowed(to)) revert AccountNotAllowed(to);
-        }
+        if (to != address(0) && _holders[to].frozen) revert AccountFrozen(to);
         super._update(from, to, value);
     }
 
