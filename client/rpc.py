@@ -63,7 +63,9 @@ def connect(url_or_web3: str | Web3 = DEFAULT_RPC_URL, timeout: float = 30.0) ->
         w3 = url_or_web3
     else:
         w3 = Web3(Web3.HTTPProvider(url_or_web3, request_kwargs={"timeout": timeout}))
-    if "poa" not in w3.middleware_onion:
+    # A Web3 the caller already set up for PoA (injected unnamed) must not get it twice: two
+    # copies rename extraData twice and every later block read fails with a KeyError.
+    if "poa" not in w3.middleware_onion and ExtraDataToPOAMiddleware not in w3.middleware_onion:
         w3.middleware_onion.inject(ExtraDataToPOAMiddleware, name="poa", layer=0)
     return w3
 

@@ -15,13 +15,33 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from eth_utils import to_checksum_address
+from eth_utils.abi import abi_to_signature
 
 from client.artifacts import contract_abi, require_functions
+from client.errors import ContractUnavailable
 from client.policy import Payment, asset_key
-from client.tokens import NO_REF, ContractBinding
+from client.tokens import NO_REF, ContractBinding, WalletToken
 
 if TYPE_CHECKING:
     from client.wallet import Submitted, Wallet
+
+
+def _with_token_errors(abi: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`abi` plus the wallet token's errors: the settlement contracts move funds with token
+    calls whose reverts bubble up unchanged, so `AccountNotAllowed`, `OverPaymentLimit` and
+    the like must decode too, not read as a bare selector."""
+    try:
+        token_abi = contract_abi(WalletToken.ARTIFACT)
+    except ContractUnavailable:
+        return abi
+    errors = [e for e in abi if e.get("type") == "error"]
+    known = {abi_to_signature(e) for e in errors}  # type: ignore[arg-type]
+    extra = [
+        e
+        for e in token_abi
+        if e.get("type") == "error" and abi_to_signature(e) not in known  # type: ignore[arg-type]
+    ]
+    return abi + extra
 
 
 class Escrow(ContractBinding):
@@ -32,7 +52,7 @@ class Escrow(ContractBinding):
     ARTIFACT = "Escrow"
 
     def __init__(self, wallet: Wallet, address: str) -> None:
-        super().__init__(wallet, address, contract_abi(self.ARTIFACT))
+        super().__init__(wallet, address, _with_token_errors(contract_abi(self.ARTIFACT)))
 
     def token(self) -> str:
         return to_checksum_address(self.call("token"))
@@ -86,7 +106,7 @@ class BatchPayout(ContractBinding):
     ARTIFACT = "BatchPayout"
 
     def __init__(self, wallet: Wallet, address: str) -> None:
-        super().__init__(wallet, address, contract_abi(self.ARTIFACT))
+        super().__init__(wallet, address, _with_token_errors(contract_abi(self.ARTIFACT)))
 
     def pay(
         self, payees: Sequence[str], amounts: Sequence[int], ref: bytes = NO_REF, **options: Any
