@@ -29,22 +29,12 @@ from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 from contracts import artifact_names, load_artifact
+from node.chain.bank_contracts import Role
 
 GAS = 1_500_000  # per call; the dev block holds 60M
 DEPLOY_GAS = 6_000_000
 UNLIMITED = 2**96 - 1
 DAY = 86_400
-
-
-class Role(IntEnum):
-    NONE = 0
-    ADMIN = 1
-    ISSUER = 2
-    COMPLIANCE = 3
-    ENTERPRISE = 4
-    AUDITOR = 5
-    CUSTOMER = 6
-    SYSTEM = 7
 
 
 class Kind(IntEnum):
