@@ -110,6 +110,7 @@ class Node:
                 PoolConfig(),
                 AdmissionRules(chain_id=genesis.chain_id, block_gas_limit=genesis.gas_limit),
             )
+            self.calls = CallExecutor(self.chain, genesis.gas_limit)
             self.permissions = self._setup_permissions(genesis)
             self.chain_lock = asyncio.Lock()
             self.metrics = NodeMetrics()
@@ -127,9 +128,7 @@ class Node:
                 peers=(lambda: self.p2p.peer_count) if self.p2p is not None else None,
             )
             self.dispatcher = Dispatcher()
-            self.dispatcher.register_namespace(
-                EthApi(self.chain, self.pool, CallExecutor(self.chain, genesis.gas_limit))
-            )
+            self.dispatcher.register_namespace(EthApi(self.chain, self.pool, self.calls))
             self.dispatcher.register_namespace(NodeApi(self.p2p, self.sync, self.chain))
             self.dispatcher.register_namespace(QbftApi(self.chain, self.proposals))
             search = LogSearch(self.chain, config.max_log_range, config.max_log_results)
@@ -155,7 +154,7 @@ class Node:
         if not genesis.permissions:
             return None
         rules = PermissionRules(
-            CallExecutor(self.chain, genesis.gas_limit),
+            self.calls,
             genesis.permissions.get(ACCOUNT_RULES),
             genesis.permissions.get(NODE_RULES),
         )
