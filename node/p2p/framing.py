@@ -39,8 +39,8 @@ def _nonce(counter: int) -> bytes:
     return counter.to_bytes(12, "big")
 
 
-class FrameSealer:
-    """Encrypts outgoing frames for one direction; the only holder of that direction's counter."""
+class _DirectionCipher:
+    """One direction's AEAD key and frame counter (the counter is the nonce, never sent)."""
 
     def __init__(
         self, key: bytes, max_frame_size: int = MAX_FRAME_SIZE, limit: int = NONCE_LIMIT
@@ -49,6 +49,10 @@ class FrameSealer:
         self._counter = 0
         self._limit = limit
         self.max_frame_size = max_frame_size
+
+
+class FrameSealer(_DirectionCipher):
+    """Encrypts outgoing frames for one direction; the only holder of that direction's counter."""
 
     def seal(self, plaintext: bytes) -> bytes:
         """Return the whole frame (header and ciphertext) and advance the counter."""
@@ -62,16 +66,8 @@ class FrameSealer:
         return header + ciphertext
 
 
-class FrameOpener:
+class FrameOpener(_DirectionCipher):
     """Decrypts incoming frames for one direction, in order, each exactly once."""
-
-    def __init__(
-        self, key: bytes, max_frame_size: int = MAX_FRAME_SIZE, limit: int = NONCE_LIMIT
-    ) -> None:
-        self._aead = ChaCha20Poly1305(key)
-        self._counter = 0
-        self._limit = limit
-        self.max_frame_size = max_frame_size
 
     def body_length(self, header: bytes) -> int:
         """Validate a frame header and return how many ciphertext bytes follow it."""
