@@ -43,6 +43,7 @@ from node.rpc.proofs import ProofsApi
 from node.rpc.qbft import QbftApi
 from node.rpc.server import create_app
 from node.rpc.subscriptions import SubscriptionsApi
+from node.rpc.tally import TallyApi
 from node.storage.chainstore import ChainStore
 from node.storage.store import LevelDBStore
 from node.sync import BlockSync
@@ -139,6 +140,7 @@ class Node:
                 self.subscriptions,
                 ProofsApi(self.chain),
                 FeesApi(self.chain),
+                TallyApi(self.chain),
             ):
                 self.dispatcher.register_namespace(namespace)
         except BaseException:
