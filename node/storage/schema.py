@@ -15,6 +15,18 @@ so the two key spaces cannot collide.
 | `r` + tx hash (32)                   | receipt record (`ReceiptRecord` RLP)                |
 | `a` + address (20) + number (8) + index (4) | empty: the account sent or received that tx  |
 | `v` + block hash (32)                | validator set and pending votes after that block    |
+| `x` + address (20) + log position (16) | `TokenTransferRecord`: an ERC-20 Transfer from/to it |
+| `f` + payer (20) + log position (16) | `FeeRecord`: a WalletToken FeeCharged the payer paid |
+| `s` + kind (1) + id (8)              | `SettlementRecord`: an escrow, batch or netting cycle |
+| `o` + opened block (8) + kind (1) + id (8) | empty: every settlement, in order of opening   |
+| `p` + party (20) + opened block (8) + kind (1) + id (8) | empty: a settlement the party is in |
+| `K` + sha256 of an API key (32)      | REST API credential (JSON: role, label, addresses) |
+| `M` + address (20)                   | merchant registry entry (JSON: name, category) |
+
+A log position is block number (8) + transaction index (4) + log index in the block (4), all
+big-endian, so keys sort in chain order. The `x f s o p` indexes are written in the block's own
+batch; `K` and `M` are node-local REST API data, written outside blocks and never hashed into
+any root.
 """
 
 from __future__ import annotations
@@ -29,6 +41,13 @@ _TRANSACTION = b"t"
 _RECEIPT = b"r"
 _ACCOUNT_TX = b"a"
 _VALIDATORS = b"v"
+_TOKEN_TRANSFER = b"x"
+_FEE = b"f"
+_SETTLEMENT = b"s"
+_SETTLEMENT_ORDER = b"o"
+_SETTLEMENT_PARTY = b"p"
+_API_KEY = b"K"
+_MERCHANT = b"M"
 
 
 def canonical_hash_key(number: int) -> bytes:
@@ -66,3 +85,39 @@ def decode_account_tx_key(key: bytes) -> tuple[int, int]:
 
 def validators_key(block_hash: bytes) -> bytes:
     return _VALIDATORS + block_hash
+
+
+def token_transfer_prefix(address: bytes) -> bytes:
+    return _TOKEN_TRANSFER + address
+
+
+def fee_prefix(payer: bytes) -> bytes:
+    return _FEE + payer
+
+
+def settlement_key(kind: int, settlement_id: int) -> bytes:
+    return _SETTLEMENT + bytes([kind]) + settlement_id.to_bytes(8, "big")
+
+
+def settlement_order_prefix() -> bytes:
+    return _SETTLEMENT_ORDER
+
+
+def settlement_party_prefix(party: bytes) -> bytes:
+    return _SETTLEMENT_PARTY + party
+
+
+def api_key_key(digest: bytes) -> bytes:
+    return _API_KEY + digest
+
+
+def api_key_prefix() -> bytes:
+    return _API_KEY
+
+
+def merchant_key(address: bytes) -> bytes:
+    return _MERCHANT + address
+
+
+def merchant_prefix() -> bytes:
+    return _MERCHANT
