@@ -24,6 +24,7 @@ from node.chain.executor import (
     header_fields_for_reexecution,
 )
 from node.chain.genesis import QBFT_MIX_HASH, Genesis, GenesisError
+from node.chain.indexer import BlockIndexer
 from node.consensus.hashing import onchain_hash
 from node.consensus.voting import VoteTally
 from node.storage.chainstore import ChainStore
@@ -53,6 +54,7 @@ class Chain:
         self.store = store
         self.genesis = genesis
         self.executor = BlockExecutor(genesis.chain_id)
+        self.indexer = BlockIndexer()
         self._headers: OrderedDict[bytes, BlockHeaderAPI] = OrderedDict()
         head_hash = store.head_hash()
         if head_hash is None:
@@ -258,6 +260,9 @@ class Chain:
             counterparty = item.tx.to or item.contract_address
             records.append((item.tx_hash, tx_record, receipt_record, counterparty))
         self.store.save_block(pending.batch, block_hash, sealed_header, records)
+        self.indexer.index_block(
+            pending.batch, sealed_header.timestamp, [record[:3] for record in records]
+        )
         tally = self.validator_tally(pending.parent_hash).after(
             sealed_header, self.genesis.epoch_length
         )

@@ -78,6 +78,13 @@ class KeyValueStore(BaseAtomicDB):
         """Keys starting with `prefix`, in byte order (or reversed)."""
         raise NotImplementedError
 
+    def iterate_range(
+        self, start: bytes, stop: bytes, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) for start <= key < stop, in byte order (or reversed): what a cursor
+        page reads, lazily, so a page costs what it returns whatever the store's size."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release the store; further use is an error."""
 
@@ -118,6 +125,12 @@ class LevelDBStore(KeyValueStore):
     def iterate_prefix(self, prefix: bytes, *, reverse: bool = False) -> Iterator[bytes]:
         yield from self._db.iterator(prefix=prefix, reverse=reverse, include_value=False)
 
+    def iterate_range(
+        self, start: bytes, stop: bytes, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        with self._db.iterator(start=start, stop=stop, reverse=reverse) as items:
+            yield from items
+
     def close(self) -> None:
         if not self._db.closed:
             self._db.close()
@@ -154,3 +167,9 @@ class MemoryStore(KeyValueStore):
     def iterate_prefix(self, prefix: bytes, *, reverse: bool = False) -> Iterator[bytes]:
         keys = sorted((k for k in self._data if k.startswith(prefix)), reverse=reverse)
         yield from keys
+
+    def iterate_range(
+        self, start: bytes, stop: bytes, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        keys = sorted((k for k in self._data if start <= k < stop), reverse=reverse)
+        yield from ((key, self._data[key]) for key in keys)

@@ -1,0 +1,287 @@
+"""Turns a block's logs into the auditor indexes of `node.storage.indexes`, in the block's batch.
+
+Token transfers are indexed for any ERC-20 (the `Transfer` signature with two indexed
+addresses); fees and settlements only from the bank's contracts at their genesis addresses, so
+no other contract can forge a fee or a settlement by emitting a look-alike event. Settlement
+records are updated in place as their events arrive; reads go through the batch, so several
+events of one settlement in one block see each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_utils import event_abi_to_log_topic, keccak
+
+from contracts import load_artifact
+from node.chain.bank_contracts import BATCH_PAYOUT, ESCROW, NETTING, WALLET_TOKEN
+from node.storage import schema
+from node.storage.indexes import (
+    FeeRecord,
+    LogPosition,
+    Settlement,
+    SettlementEvent,
+    TokenTransferRecord,
+    decode_settlement,
+    encode_settlement,
+    fee_key,
+    settlement_kind_code,
+    settlement_order_key,
+    settlement_party_key,
+    token_transfer_key,
+)
+from node.storage.records import LogRecord, ReceiptRecord, TransactionRecord, encode_record
+from node.storage.store import StoreBatch
+
+TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")
+_MAX_ID = 2**64
+"""Settlement ids are contract counters; keys hold 8 bytes of them."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Log:
+    """One log with its place in the chain and its decoded arguments."""
+
+    contract: bytes
+    name: str
+    args: dict[str, Any]
+    position: LogPosition
+    tx_hash: bytes
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class _EventAbi:
+    name: str
+    indexed: tuple[tuple[str, str], ...]
+    data_names: tuple[str, ...]
+    data_types: tuple[str, ...]
+
+    def decode(self, log: LogRecord) -> dict[str, Any]:
+        args: dict[str, Any] = {}
+        for (name, kind), topic in zip(self.indexed, log.topics[1:], strict=True):
+            args[name] = abi_decode([kind], topic)[0]
+        args.update(zip(self.data_names, abi_decode(list(self.data_types), log.data), strict=True))
+        return args
+
+
+def _events(artifact: str) -> dict[bytes, _EventAbi]:
+    """topic0 -> decoder for each event of a contract artifact."""
+    table = {}
+    for item in load_artifact(artifact)["abi"]:
+        if item["type"] != "event":
+            continue
+        inputs = item["inputs"]
+        table[event_abi_to_log_topic(item)] = _EventAbi(
+            item["name"],
+            tuple((i["name"], i["type"]) for i in inputs if i["indexed"]),
+            tuple(i["name"] for i in inputs if not i["indexed"]),
+            tuple(i["type"] for i in inputs if not i["indexed"]),
+        )
+    return table
+
+
+def _address(value: str) -> bytes:
+    return bytes.fromhex(value[2:])
+
+
+class BlockIndexer:
+    """Writes the index rows of one committed block into its batch."""
+
+    def __init__(self) -> None:
+        self._contracts: dict[bytes, dict[bytes, _EventAbi]] = {
+            WALLET_TOKEN: _events("WalletToken"),
+            ESCROW: _events("Escrow"),
+            BATCH_PAYOUT: _events("BatchPayout"),
+            NETTING: _events("Netting"),
+        }
+        self._settlement_handlers: dict[bytes, Callable[[StoreBatch, _Log], None]] = {
+            ESCROW: self._escrow,
+            BATCH_PAYOUT: self._batch,
+            NETTING: self._netting,
+        }
+
+    def index_block(
+        self,
+        batch: StoreBatch,
+        timestamp: int,
+        transactions: Sequence[tuple[bytes, TransactionRecord, ReceiptRecord]],
+    ) -> None:
+        for tx_hash, tx_record, receipt in transactions:
+            for offset, log in enumerate(receipt.logs):
+                if not log.topics:
+                    continue
+                position = LogPosition(
+                    tx_record.block_number, tx_record.index, receipt.first_log_index + offset
+                )
+                if log.topics[0] == TRANSFER_TOPIC and len(log.topics) == 3:
+                    self._transfer(batch, log, position, tx_hash, timestamp)
+                events = self._contracts.get(log.address)
+                event = events.get(log.topics[0]) if events else None
+                if event is None:
+                    continue
+                decoded = _Log(
+                    log.address, event.name, event.decode(log), position, tx_hash, timestamp
+                )
+                if log.address == WALLET_TOKEN:
+                    if event.name == "FeeCharged":
+                        self._fee(batch, decoded)
+                else:
+                    self._settlement_handlers[log.address](batch, decoded)
+
+    @staticmethod
+    def _transfer(
+        batch: StoreBatch, log: LogRecord, position: LogPosition, tx_hash: bytes, timestamp: int
+    ) -> None:
+        if len(log.data) != 32:
+            return
+        sender, recipient = log.topics[1][12:], log.topics[2][12:]
+        value = TokenTransferRecord(
+            log.address, sender, recipient, int.from_bytes(log.data, "big"), tx_hash, timestamp
+        )
+        encoded = encode_record(value)
+        batch[token_transfer_key(sender, position)] = encoded
+        if recipient != sender:
+            batch[token_transfer_key(recipient, position)] = encoded
+
+    @staticmethod
+    def _fee(batch: StoreBatch, log: _Log) -> None:
+        args = log.args
+        payer = _address(args["from"])
+        batch[fee_key(payer, log.position)] = encode_record(
+            FeeRecord(
+                log.contract,
+                payer,
+                _address(args["to"]),
+                args["kind"],
+                args["amount"],
+                args["fee"],
+                log.tx_hash,
+                log.timestamp,
+            )
+        )
+
+    def _escrow(self, batch: StoreBatch, log: _Log) -> None:
+        args = log.args
+        if log.name == "EscrowOpened":
+            parties = (_address(args["payer"]), _address(args["payee"]), _address(args["arbiter"]))
+            self._open(batch, log, "escrow", args["id"], "open", parties, args["total"])
+            return
+        deal = self._load(batch, "escrow", args["id"])
+        if deal is None:
+            return
+        if log.name == "MilestoneReleased":
+            deal = replace(deal, settled=deal.settled + args["amount"])
+        elif log.name == "Disputed":
+            deal = replace(deal, state="disputed")
+        elif log.name == "Resolved":
+            deal = replace(deal, settled=deal.settled + args["toPayee"] + args["toPayer"])
+        elif log.name == "Refunded":
+            deal = replace(deal, settled=deal.settled + args["amount"])
+        elif log.name == "EscrowClosed":
+            deal = replace(deal, state="closed")
+        self._save(batch, deal, log)
+
+    def _batch(self, batch: StoreBatch, log: _Log) -> None:
+        """PayeePaid events precede their BatchPaid; the payer is known only at the end."""
+        args = log.args
+        payout = self._load(batch, "batch", args["batchId"])
+        if log.name == "PayeePaid":
+            payee = _address(args["payee"])
+            if payout is None:
+                self._open(
+                    batch, log, "batch", args["batchId"], "paying", (payee,), args["amount"]
+                )
+            else:
+                payout = replace(
+                    payout, parties=(*payout.parties, payee), total=payout.total + args["amount"]
+                )
+                self._store(batch, payout)
+                self._index_party(batch, payout, payee)
+            return
+        if log.name == "BatchPaid" and payout is not None:
+            payer = _address(args["payer"])
+            payout = replace(
+                payout,
+                state="paid",
+                parties=(payer, *payout.parties),
+                total=args["total"],
+                settled=args["total"],
+            )
+            self._save(batch, payout, log)
+            self._index_party(batch, payout, payer)
+
+    def _netting(self, batch: StoreBatch, log: _Log) -> None:
+        args = log.args
+        cycle_id = args["cycle"]
+        cycle = self._load(batch, "netting", cycle_id)
+        if log.name == "ObligationRecorded":
+            debtor, creditor = _address(args["debtor"]), _address(args["creditor"])
+            if cycle is None:
+                self._open(
+                    batch, log, "netting", cycle_id, "open", (debtor, creditor), args["amount"]
+                )
+                return
+            new = tuple(p for p in (debtor, creditor) if p not in cycle.parties)
+            cycle = replace(cycle, parties=cycle.parties + new, total=cycle.total + args["amount"])
+            self._save(batch, cycle, log)
+            for party in new:
+                self._index_party(batch, cycle, party)
+        elif log.name == "CycleSettled" and cycle is not None:
+            cycle = replace(cycle, state="settled", settled=args["netMoved"], total=args["gross"])
+            self._save(batch, cycle, log)
+
+    def _open(
+        self,
+        batch: StoreBatch,
+        log: _Log,
+        kind: str,
+        settlement_id: int,
+        state: str,
+        parties: tuple[bytes, ...],
+        total: int,
+    ) -> None:
+        if settlement_id >= _MAX_ID:
+            return
+        settlement = Settlement(
+            kind,
+            settlement_id,
+            log.contract,
+            state,
+            parties,
+            total,
+            0,
+            (SettlementEvent(log.name, log.position, log.tx_hash, log.timestamp),),
+        )
+        self._store(batch, settlement)
+        code = settlement_kind_code(kind)
+        batch[settlement_order_key(log.position.block_number, code, settlement_id)] = b""
+        for party in parties:
+            self._index_party(batch, settlement, party)
+
+    @staticmethod
+    def _load(batch: StoreBatch, kind: str, settlement_id: int) -> Settlement | None:
+        if settlement_id >= _MAX_ID:
+            return None
+        key = schema.settlement_key(settlement_kind_code(kind), settlement_id)
+        try:
+            return decode_settlement(batch[key])
+        except KeyError:
+            return None
+
+    def _save(self, batch: StoreBatch, settlement: Settlement, log: _Log) -> None:
+        event = SettlementEvent(log.name, log.position, log.tx_hash, log.timestamp)
+        self._store(batch, replace(settlement, events=(*settlement.events, event)))
+
+    @staticmethod
+    def _store(batch: StoreBatch, settlement: Settlement) -> None:
+        key = schema.settlement_key(settlement_kind_code(settlement.kind), settlement.id)
+        batch[key] = encode_settlement(settlement)
+
+    @staticmethod
+    def _index_party(batch: StoreBatch, settlement: Settlement, party: bytes) -> None:
+        kind = settlement_kind_code(settlement.kind)
+        batch[settlement_party_key(party, settlement.opened_block, kind, settlement.id)] = b""
