@@ -15,6 +15,7 @@ from node.chain.vm import decode_transaction
 from node.consensus.extra_data import QbftExtraData
 from node.consensus.hashing import onchain_hash
 from node.storage.chainstore import ChainStore
+from node.storage.indexes import ChainIndex
 from node.storage.store import LevelDBStore, MemoryStore
 
 VALIDATOR = b"\x11" * 20
@@ -128,7 +129,7 @@ def test_receipts_and_records_are_committed_with_the_block(tmp_path: Path) -> No
     assert receipt.cumulative_gas_used == 6 * 21000 == pending.header.gas_used
     assert record.block_hash == block_hash and record.index == 5 and record.block_number == 1
     sender = bytes.fromhex(dev_accounts()[1].address[2:])
-    assert list(chain.store.account_transactions(sender)) == [(1, 5), (1, 1)]
+    assert list(ChainIndex(chain.store.store).account_transactions(sender)) == [(1, 5), (1, 1)]
 
 
 def test_blockhash_opcode_sees_onchain_hashes() -> None:

@@ -6,8 +6,6 @@ see only committed blocks. Headers are keyed by their on-chain (QBFT) hash.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import rlp
 from eth.abc import BlockHeaderAPI
 from eth.vm.forks.prague.headers import PragueBlockHeader
@@ -59,15 +57,6 @@ class ChainStore:
     def receipt(self, tx_hash: bytes) -> ReceiptRecord | None:
         data = self.store.get(schema.receipt_key(tx_hash))
         return None if data is None else decode_receipt_record(data)
-
-    def account_transactions(
-        self, address: bytes, *, newest_first: bool = True
-    ) -> Iterator[tuple[int, int]]:
-        """(block number, index) of every transaction `address` sent or received."""
-        for key in self.store.iterate_prefix(
-            schema.account_tx_prefix(address), reverse=newest_first
-        ):
-            yield schema.decode_account_tx_key(key)
 
     def validator_tally(self, block_hash: bytes) -> bytes | None:
         """The encoded `VoteTally` after `block_hash` (see `node.consensus.voting`)."""
