@@ -45,6 +45,16 @@ def dev(
     permissioned: bool = typer.Option(
         False, help="Enforce AccountRules/NodeRules (only the dev accounts may transact)."
     ),
+    api: bool = typer.Option(True, help="Serve the REST API (/api/v1, /docs) beside JSON-RPC."),
+    api_rate_limit: str = typer.Option(
+        "50/second;1000/minute", help="REST requests allowed per credential (per client)."
+    ),
+    api_session_ttl: int = typer.Option(
+        900, min=0, help="Seconds a sign-in-with-Ethereum session token lives."
+    ),
+    api_challenge_ttl: int = typer.Option(
+        300, min=0, help="Seconds a sign-in challenge waits for its signature."
+    ),
     log_level: str = typer.Option("info"),
 ) -> None:
     """A single-validator dev chain with the ten well-known dev accounts prefunded."""
@@ -61,6 +71,10 @@ def dev(
             rpc_port=rpc_port,
             ws_port=ws_port,
             max_log_range=max_log_range,
+            api=api,
+            api_rate_limit=api_rate_limit,
+            api_session_ttl=api_session_ttl,
+            api_challenge_ttl=api_challenge_ttl,
         )
     )
 
@@ -77,6 +91,16 @@ def run(
     p2p_port: int = typer.Option(30303, help="Port for authenticated node-to-node links."),
     host: str = typer.Option("127.0.0.1"),
     max_log_range: int = typer.Option(10_000, min=1, help="Most blocks one eth_getLogs spans."),
+    api: bool = typer.Option(True, help="Serve the REST API (/api/v1, /docs) beside JSON-RPC."),
+    api_rate_limit: str = typer.Option(
+        "50/second;1000/minute", help="REST requests allowed per credential (per client)."
+    ),
+    api_session_ttl: int = typer.Option(
+        900, min=0, help="Seconds a sign-in-with-Ethereum session token lives."
+    ),
+    api_challenge_ttl: int = typer.Option(
+        300, min=0, help="Seconds a sign-in challenge waits for its signature."
+    ),
     log_level: str = typer.Option("info"),
 ) -> None:
     """Run a node of the network described by GENESIS."""
@@ -93,6 +117,10 @@ def run(
             ws_port=ws_port,
             p2p_port=p2p_port,
             max_log_range=max_log_range,
+            api=api,
+            api_rate_limit=api_rate_limit,
+            api_session_ttl=api_session_ttl,
+            api_challenge_ttl=api_challenge_ttl,
         )
     )
 
@@ -193,9 +221,11 @@ def localnet_down(
     typer.echo("stopped")
 
 
+from client.audit_cli import audit_app  # noqa: E402 - the chain verifier, `tally audit`
 from client.cli import wallet_app  # noqa: E402 - the SDK's CLI, mounted as `tally wallet`
 
 app.add_typer(wallet_app, name="wallet")
+app.add_typer(audit_app, name="audit")
 
 if __name__ == "__main__":
     app()

@@ -1,4 +1,6 @@
-"""Prometheus metrics a validator operator watches: height, round, peers, pool, block timing.
+"""Prometheus metrics a validator operator watches: height, round, peers, pool, block timing,
+and the REST API's requests (by route template, so paths with addresses do not explode the
+label set) and latencies.
 
 Each node owns its registry (tests run several nodes in one process); gauges that mirror
 live state (height, pool size, peers) are read at scrape time through callbacks, so the hot
@@ -47,6 +49,19 @@ class NodeMetrics:
         )
         self.transactions = Counter(
             "tally_transactions", "Transactions committed in blocks", registry=self.registry
+        )
+        self.api_requests = Counter(
+            "tally_api_requests",
+            "REST API requests by route template, method and HTTP status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.api_latency = Histogram(
+            "tally_api_request_seconds",
+            "REST API request latency by route template (to the end of the body)",
+            ["route"],
+            buckets=buckets,
+            registry=self.registry,
         )
 
     def bind(

@@ -15,10 +15,12 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from eth.abc import BlockAPI
 
+from node.api.ratelimit import DEFAULT_RATE_LIMIT
 from node.chain.calls import CallExecutor
 from node.chain.chain import Chain
 from node.chain.events import ChainEvents, CommittedBlock
@@ -41,7 +43,7 @@ from node.rpc.logs import LogsApi
 from node.rpc.node import NodeApi
 from node.rpc.proofs import ProofsApi
 from node.rpc.qbft import QbftApi
-from node.rpc.server import create_app
+from node.rpc.server import create_app, rpc_routes
 from node.rpc.subscriptions import SubscriptionsApi
 from node.rpc.tally import TallyApi
 from node.storage.chainstore import ChainStore
@@ -69,6 +71,14 @@ class NodeConfig:
     max_log_results: int = 10_000
     network: Path | None = None
     p2p_port: int = 30303
+    api: bool = True
+    """Serve the REST API (/api/v1, /openapi.json, /docs, /explorer/) beside JSON-RPC."""
+    api_rate_limit: str = DEFAULT_RATE_LIMIT
+    """Requests per credential, as `limits` reads them: "50/second;1000/minute"."""
+    api_session_ttl: int = 900
+    """Seconds a sign-in-with-Ethereum session token lives."""
+    api_challenge_ttl: int = 300
+    """Seconds a sign-in challenge may wait for its signature."""
 
 
 class _Listener(uvicorn.Server):
@@ -250,10 +260,52 @@ class Node:
             self.sync.broadcast_status()
         self.events.publish_block(block)
 
-    async def run(self) -> None:
-        app = create_app(
+    def _http_app(self) -> Any:
+        """JSON-RPC alone, or inside the REST API's app on the same listener."""
+        if not self.config.api:
+            return create_app(
+                self.dispatcher,
+                on_disconnect=self.subscriptions.drop_connection,
+                metrics=self.metrics,
+            )
+        from node.api.app import create_api
+        from node.api.context import ApiContext
+        from node.api.credentials import ApiKeyStore
+        from node.api.merchants import MerchantRegistry
+        from node.api.ratelimit import RateLimiter
+        from node.api.signin import SignIn
+
+        keys = ApiKeyStore(self.store)
+        bootstrap = keys.ensure_bootstrap_admin(self.config.datadir)
+        if bootstrap is not None:
+            log.info("REST API: bootstrap admin key written to %s", bootstrap)
+        p2p, sync = self.p2p, self.sync
+        context = ApiContext(
+            chain=self.chain,
+            pool=self.pool,
+            calls=self.calls,
+            eth=EthApi(self.chain, self.pool, self.calls),
+            proofs=ProofsApi(self.chain),
+            keys=keys,
+            merchants=MerchantRegistry(self.store),
+            signin=SignIn(
+                self.chain.chain_id,
+                challenge_ttl=self.config.api_challenge_ttl,
+                token_ttl=self.config.api_session_ttl,
+            ),
+            limiter=RateLimiter(self.config.api_rate_limit),
+            permissioned=bool(self.permissions and self.permissions.account_rules),
+            peers=(lambda: p2p.peer_count) if p2p is not None else (lambda: 0),
+            syncing=(lambda: sync.is_syncing()) if sync is not None else (lambda: False),
+            metrics=self.metrics,
+        )
+        routes = rpc_routes(
             self.dispatcher, on_disconnect=self.subscriptions.drop_connection, metrics=self.metrics
         )
+        return create_api(context, routes)
+
+    async def run(self) -> None:
+        app = self._http_app()
         listeners = [
             _Listener(
                 uvicorn.Config(

@@ -1,7 +1,8 @@
 """JSON-RPC over HTTP (POST /) and WebSocket (/) as a Starlette app.
 
 Both listeners (the HTTP and the WS port) serve the same app, so either protocol works on
-either port, as geth's do. Bodies above `max_body_bytes` are refused before parsing.
+either port, as geth's do. Bodies above `max_body_bytes` are refused before parsing. The node
+serves these routes inside the REST API's app (`node.api.app`), on the same listeners.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from node.rpc.dispatch import Dispatcher
@@ -51,36 +52,25 @@ class WsConnection:
             await self.websocket.close(code=code)
 
 
-def create_app(
+def rpc_routes(
     dispatcher: Dispatcher,
     max_body_bytes: int = 16 * 1024 * 1024,
     on_disconnect: Any = None,
     metrics: Any = None,
-) -> Starlette:
-    """The JSON-RPC app; `on_disconnect(connection)` drops a WS client's subscriptions;
-    `metrics` (a `NodeMetrics`) is served as Prometheus text at GET /metrics."""
+) -> list[BaseRoute]:
+    """JSON-RPC's routes (POST /, WS /, GET /metrics), to serve alone (`create_app`) or beside
+    the REST API on the same listener (`node.api.app.create_api`).
+
+    `on_disconnect(connection)` drops a WS client's subscriptions; `metrics` (a `NodeMetrics`)
+    is served as Prometheus text at GET /metrics."""
 
     async def http_endpoint(request: Request) -> Response:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-            return JSONResponse(
-                {
-                    "jsonrpc": "2.0",
-                    "id": None,
-                    "error": {"code": -32600, "message": "request body too large"},
-                },
-                status_code=413,
-            )
+            return _too_large()
         body = await request.body()
         if len(body) > max_body_bytes:
-            return JSONResponse(
-                {
-                    "jsonrpc": "2.0",
-                    "id": None,
-                    "error": {"code": -32600, "message": "request body too large"},
-                },
-                status_code=413,
-            )
+            return _too_large()
         response = await dispatcher.handle_body(body)
         if response is None:
             return Response(status_code=204)
@@ -133,13 +123,34 @@ def create_app(
 
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/", post_or_get, methods=["POST", "GET"]),
         WebSocketRoute("/", ws_endpoint),
     ]
     if metrics is not None:
         routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
-    return Starlette(routes=routes)
+    return routes
+
+
+def create_app(
+    dispatcher: Dispatcher,
+    max_body_bytes: int = 16 * 1024 * 1024,
+    on_disconnect: Any = None,
+    metrics: Any = None,
+) -> Starlette:
+    """The JSON-RPC app alone (a node run with the REST API off)."""
+    return Starlette(routes=rpc_routes(dispatcher, max_body_bytes, on_disconnect, metrics))
+
+
+def _too_large() -> Response:
+    return JSONResponse(
+        {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": -32600, "message": "request body too large"},
+        },
+        status_code=413,
+    )
 
 
 async def _drain(connection: WsConnection) -> None:

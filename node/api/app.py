@@ -1,0 +1,88 @@
+"""The node's HTTP app: the REST API under /api/v1, its OpenAPI at /openapi.json (Swagger UI
+at /docs), the explorer page at /explorer/, and the JSON-RPC routes (POST /, WS /, GET
+/metrics) on the same listener.
+
+`create_api` is the factory: it takes the chain reader (`ApiContext`) and the JSON-RPC routes,
+and wires one router per resource, structured errors, rate limits per credential, the body
+limit and request metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
+
+from node import __version__
+from node.api.context import ApiContext
+from node.api.edge import ApiEdge
+from node.api.errors import install_error_handlers
+from node.api.ratelimit import rate_limited
+from node.api.routes import (
+    accounts,
+    admin,
+    auth,
+    blocks,
+    me,
+    merchants,
+    payments,
+    proofs,
+    settlements,
+    status,
+    transactions,
+    validators,
+)
+
+API_PREFIX = "/api/v1"
+EXPLORER_DIR = Path(__file__).resolve().parent / "static"
+
+DESCRIPTION = """\
+The bank's chain for enterprise systems, auditors and wallets.
+
+**Credentials:** `Authorization: Bearer <credential>` (or `X-API-Key`), where the credential
+is an API key (`tk_...`, created by an admin) or a session token from sign-in with Ethereum
+(`POST /api/v1/auth/challenge`, sign the message with the wallet, `POST /api/v1/auth/token`).
+
+**Errors:** an HTTP status and `{"error": {"code": "...", "message": "..."}}`.
+
+**Pages:** `?limit=` (≤ 500) and `?cursor=` from the previous page's `next_cursor`, newest first.
+"""
+
+
+def create_api(ctx: ApiContext, rpc_routes: Sequence[BaseRoute] = ()) -> FastAPI:
+    """The whole HTTP app of a node; `rpc_routes` are JSON-RPC's, served unchanged."""
+    app = FastAPI(
+        title="Tally REST API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.context = ctx
+    install_error_handlers(app)
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(rate_limited)])
+    for module in (
+        status,
+        auth,
+        me,
+        admin,
+        blocks,
+        transactions,
+        accounts,
+        settlements,
+        proofs,
+        validators,
+        merchants,
+        payments,
+    ):
+        api.include_router(module.router)
+    app.include_router(api)
+    if EXPLORER_DIR.is_dir():
+        app.mount("/explorer", StaticFiles(directory=EXPLORER_DIR, html=True), name="explorer")
+    app.router.routes.extend(rpc_routes)
+    app.add_middleware(ApiEdge, max_body_bytes=ctx.max_body_bytes, metrics=ctx.metrics)
+    return app

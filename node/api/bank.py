@@ -1,0 +1,94 @@
+"""Read-only views of the bank's contracts (roles, tiers, freezes, balances, fee quotes).
+
+Every read is a call through `CallExecutor` against a given block, using only the contracts'
+public view functions (their storage layouts may change; their ABIs are the interface). A call
+that fails (a custom genesis without the bank's contracts, say) reads as "unknown" (None).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth.abc import BlockHeaderAPI
+from eth_abi import decode, encode
+from eth_utils import function_signature_to_4byte_selector
+
+from node.chain.bank_contracts import ACCOUNT_RULES, POINTS, WALLET_TOKEN
+from node.chain.bank_contracts import Role as ChainRole
+from node.chain.calls import CallError, CallExecutor, CallRequest
+
+_READER = b"\x00" * 20
+FEE_KINDS = ("internal", "external", "cross_border")
+
+
+def _selector(signature: str) -> bytes:
+    return function_signature_to_4byte_selector(signature)
+
+
+_ROLE_AND_TIER = _selector("roleAndTier(address)")
+_IS_FROZEN = _selector("isFrozen(address)")
+_BALANCE_OF = _selector("balanceOf(address)")
+_QUOTE_FEE = _selector("quoteFee(address,address,uint256,uint8)")
+_FEE_COLLECTOR = _selector("feeCollector()")
+
+
+class BankReader:
+    """Typed read-only calls to AccountRules, WalletToken and Points."""
+
+    def __init__(self, calls: CallExecutor) -> None:
+        self.calls = calls
+
+    def _call(
+        self, header: BlockHeaderAPI, contract: bytes, data: bytes, types: list[str]
+    ) -> tuple[Any, ...] | None:
+        try:
+            computation = self.calls.call(CallRequest(_READER, contract, data, 0, None), header)
+        except CallError:
+            return None
+        if computation.is_error:
+            return None
+        try:
+            return tuple(decode(types, computation.output))
+        except Exception:  # a contract that answers with something else: unknown
+            return None
+
+    @staticmethod
+    def _address(address: bytes) -> bytes:
+        return encode(["address"], ["0x" + address.hex()])
+
+    def role_and_tier(self, header: BlockHeaderAPI, address: bytes) -> tuple[ChainRole, int] | None:
+        answer = self._call(
+            header, ACCOUNT_RULES, _ROLE_AND_TIER + self._address(address), ["uint8", "uint8"]
+        )
+        if answer is None:
+            return None
+        try:
+            return ChainRole(answer[0]), int(answer[1])
+        except ValueError:
+            return None
+
+    def frozen(self, header: BlockHeaderAPI, address: bytes) -> bool | None:
+        answer = self._call(header, WALLET_TOKEN, _IS_FROZEN + self._address(address), ["bool"])
+        return None if answer is None else bool(answer[0])
+
+    def token_balance(self, header: BlockHeaderAPI, address: bytes) -> int | None:
+        answer = self._call(header, WALLET_TOKEN, _BALANCE_OF + self._address(address), ["uint256"])
+        return None if answer is None else int(answer[0])
+
+    def points(self, header: BlockHeaderAPI, address: bytes) -> int | None:
+        answer = self._call(header, POINTS, _BALANCE_OF + self._address(address), ["uint256"])
+        return None if answer is None else int(answer[0])
+
+    def fee_collector(self, header: BlockHeaderAPI) -> bytes | None:
+        answer = self._call(header, WALLET_TOKEN, _FEE_COLLECTOR, ["address"])
+        return None if answer is None else bytes.fromhex(answer[0][2:])
+
+    def quote_fee(
+        self, header: BlockHeaderAPI, sender: bytes, recipient: bytes, amount: int, kind: int
+    ) -> int | None:
+        data = _QUOTE_FEE + encode(
+            ["address", "address", "uint256", "uint8"],
+            ["0x" + sender.hex(), "0x" + recipient.hex(), amount, kind],
+        )
+        answer = self._call(header, WALLET_TOKEN, data, ["uint256"])
+        return None if answer is None else int(answer[0])

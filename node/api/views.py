@@ -1,0 +1,249 @@
+"""Chain objects in the REST API's shapes (plain dicts matching `node.api.models`).
+
+Everything here reads committed data only: block headers and bodies, transaction and receipt
+records, index rows. The seal check re-derives the signers of a block's commit seals and counts
+them against the validators in force at its parent, as block import does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import rlp
+from eth.abc import BlockHeaderAPI, SignedTransactionAPI
+from eth_keys.exceptions import BadSignature
+
+from node.api.events import EventDecoder
+from node.api.params import checksum, hexd, iso_time
+from node.chain.chain import Chain
+from node.chain.importer import quorum
+from node.chain.vm import decode_transaction
+from node.consensus.extra_data import ExtraDataError, QbftExtraData
+from node.consensus.hashing import onchain_hash, recover_seal_signer
+from node.storage.indexes import FeePayment, Settlement, SettlementEvent, TokenTransfer
+from node.storage.records import ReceiptRecord, TransactionRecord
+
+FEE_KIND_NAMES = ("internal", "external", "cross_border")
+
+
+def block_summary(chain: Chain, header: BlockHeaderAPI, block_hash: bytes) -> dict[str, Any]:
+    return {
+        "number": header.block_number,
+        "hash": hexd(block_hash),
+        "parent_hash": hexd(header.parent_hash),
+        "timestamp": header.timestamp,
+        "time": iso_time(header.timestamp),
+        "proposer": checksum(header.coinbase),
+        "tx_count": len(chain.store.block_tx_hashes(block_hash)),
+        "gas_used": header.gas_used,
+        "state_root": hexd(header.state_root),
+    }
+
+
+def block_detail(chain: Chain, header: BlockHeaderAPI, block_hash: bytes) -> dict[str, Any]:
+    summary = block_summary(chain, header, block_hash)
+    try:
+        extra = QbftExtraData.decode(header.extra_data)
+        validators = [checksum(v) for v in extra.validators]
+    except ExtraDataError:
+        extra, validators = None, []
+    return {
+        **summary,
+        "transactions": [hexd(h) for h in chain.store.block_tx_hashes(block_hash)],
+        "validators": validators,
+        "commit_seals": commit_seals(chain, header, extra),
+    }
+
+
+def commit_seals(
+    chain: Chain, header: BlockHeaderAPI, extra: QbftExtraData | None
+) -> dict[str, Any]:
+    """Seal count, the quorum in force, and whether this node's own re-check passes: every
+    seal recovers to a distinct validator of the parent's set, at least a quorum of them.
+    Genesis is trusted by construction and carries no seals."""
+    if header.block_number == 0:
+        count = len(extra.seals) if extra is not None else 0
+        size = len(extra.validators) if extra is not None else 0
+        return {"count": count, "quorum": quorum(size), "valid": True}
+    try:
+        validators = set(chain.validator_tally(header.parent_hash).validators)
+    except KeyError:
+        validators = set()
+    required = quorum(len(validators))
+    if extra is None:
+        return {"count": 0, "quorum": required, "valid": False}
+    signers: set[bytes] = set()
+    valid = True
+    for seal in extra.seals:
+        try:
+            signer = recover_seal_signer(header, seal)
+        except (BadSignature, ValueError):
+            valid = False
+            continue
+        if signer not in validators or signer in signers:
+            valid = False
+        signers.add(signer)
+    valid = valid and len(signers & validators) >= required
+    return {"count": len(extra.seals), "quorum": required, "valid": valid}
+
+
+def status_of(receipt: ReceiptRecord | None) -> str:
+    if receipt is None:
+        return "pending"
+    return "success" if receipt.status == 1 else "failed"
+
+
+def transaction_detail(
+    tx: SignedTransactionAPI,
+    tx_hash: bytes,
+    sender: bytes,
+    record: TransactionRecord | None,
+    receipt: ReceiptRecord | None,
+    header: BlockHeaderAPI | None,
+    decoder: EventDecoder,
+) -> dict[str, Any]:
+    """A transaction with its receipt and decoded events (block fields null while pending)."""
+    gas_price = tx.max_fee_per_gas if tx.type_id == 2 else tx.gas_price
+    block = None
+    if record is not None and header is not None:
+        block = {
+            "number": record.block_number,
+            "hash": hexd(record.block_hash),
+            "index": record.index,
+            "timestamp": header.timestamp,
+            "time": iso_time(header.timestamp),
+        }
+    events = []
+    if receipt is not None:
+        events = [
+            decoder.decode(log, receipt.first_log_index + offset)
+            for offset, log in enumerate(receipt.logs)
+        ]
+        gas_price = receipt.effective_gas_price
+    return {
+        "hash": hexd(tx_hash),
+        "status": status_of(receipt),
+        "from": checksum(sender),
+        "to": checksum(tx.to) if tx.to else None,
+        "value": str(tx.value),
+        "nonce": tx.nonce,
+        "gas": tx.gas,
+        "gas_price": str(gas_price),
+        "input": hexd(tx.data),
+        "type": tx.type_id or 0,
+        "chain_id": tx.chain_id,
+        "block": block,
+        "gas_used": receipt.gas_used if receipt is not None else None,
+        "fee": str(receipt.gas_used * receipt.effective_gas_price) if receipt else None,
+        "contract_address": (
+            checksum(receipt.contract_address)
+            if receipt is not None and receipt.contract_address
+            else None
+        ),
+        "events": events,
+    }
+
+
+def account_transaction(
+    address: bytes,
+    tx_hash: bytes,
+    record: TransactionRecord,
+    receipt: ReceiptRecord,
+    timestamp: int,
+) -> tuple[dict[str, Any], bytes | None, int]:
+    """A history row, with its counterparty and value for filtering."""
+    tx = decode_transaction(record.raw)
+    to = tx.to or receipt.contract_address or None
+    sender = record.sender
+    if sender == address:
+        direction = "self" if to == address else "out"
+        counterparty = to
+    else:
+        direction, counterparty = "in", sender
+    item = {
+        "hash": hexd(tx_hash),
+        "block_number": record.block_number,
+        "tx_index": record.index,
+        "timestamp": timestamp,
+        "time": iso_time(timestamp),
+        "from": checksum(sender),
+        "to": checksum(to) if to else None,
+        "value": str(tx.value),
+        "fee": str(receipt.gas_used * receipt.effective_gas_price),
+        "gas_used": receipt.gas_used,
+        "status": status_of(receipt),
+        "direction": direction,
+    }
+    return item, counterparty, tx.value
+
+
+def transfer(address: bytes, row: TokenTransfer) -> dict[str, Any]:
+    outgoing = "self" if row.recipient == address else "out"
+    direction = outgoing if row.sender == address else "in"
+    return {
+        "tx_hash": hexd(row.tx_hash),
+        "block_number": row.position.block_number,
+        "tx_index": row.position.tx_index,
+        "log_index": row.position.log_index,
+        "timestamp": row.timestamp,
+        "time": iso_time(row.timestamp),
+        "token": checksum(row.token),
+        "from": checksum(row.sender),
+        "to": checksum(row.recipient),
+        "amount": str(row.amount),
+        "direction": direction,
+    }
+
+
+def fee(row: FeePayment) -> dict[str, Any]:
+    kind = FEE_KIND_NAMES[row.kind] if row.kind < len(FEE_KIND_NAMES) else str(row.kind)
+    return {
+        "tx_hash": hexd(row.tx_hash),
+        "block_number": row.position.block_number,
+        "tx_index": row.position.tx_index,
+        "log_index": row.position.log_index,
+        "timestamp": row.timestamp,
+        "time": iso_time(row.timestamp),
+        "token": checksum(row.token),
+        "payer": checksum(row.payer),
+        "recipient": checksum(row.recipient),
+        "kind": kind,
+        "amount": str(row.amount),
+        "fee": str(row.fee),
+    }
+
+
+def _settlement_event(event: SettlementEvent) -> dict[str, Any]:
+    return {
+        "name": event.name,
+        "block_number": event.position.block_number,
+        "tx_index": event.position.tx_index,
+        "log_index": event.position.log_index,
+        "tx_hash": hexd(event.tx_hash),
+        "timestamp": event.timestamp,
+        "time": iso_time(event.timestamp),
+    }
+
+
+def settlement(row: Settlement) -> dict[str, Any]:
+    events = [_settlement_event(event) for event in row.events]
+    return {
+        "kind": row.kind,
+        "id": row.id,
+        "contract": checksum(row.contract),
+        "state": row.state,
+        "parties": [checksum(party) for party in row.parties],
+        "total": str(row.total),
+        "settled": str(row.settled),
+        "opened": events[0] if events else None,
+        "updated": events[-1] if events else None,
+        "events": events,
+    }
+
+
+def header_rlp(header: BlockHeaderAPI) -> str:
+    return hexd(rlp.encode(header))
+
+
+def header_hash(header: BlockHeaderAPI) -> bytes:
+    return onchain_hash(header)
