@@ -32,9 +32,16 @@ The tree::
     │   ├── Underpriced                     -32000 "... underpriced"
     │   ├── AlreadyKnown                    -32000 "already known"
     │   ├── TransactionRejected             any other refusal of a transaction by the pool
-    │   └── ExecutionReverted               code 3 (eth_call / eth_estimateGas), decoded reason
+    │   ├── ExecutionReverted               code 3 (eth_call / eth_estimateGas), decoded reason
+    │   └── NodeUnreachable                 no JSON-RPC answer at all (refused, timed out, not JSON)
     ├── TransactionFailed               mined, but the receipt says status 0
-    └── FinalityTimeout (TimeoutError)  not in a finalised block before the deadline
+    ├── FinalityTimeout (TimeoutError)  not in a finalised block before the deadline
+    └── VerificationError               what the node served does not prove what it claims
+        ├── MalformedHeader (ValueError)    a header or its QBFT extraData does not decode
+        └── ProofError                      an eth_getProof answer that does not verify
+            ├── HeaderMismatch                  the header does not hash to the expected block
+            ├── AccountProofInvalid             account proof vs the header's stateRoot
+            └── StorageProofInvalid             a storage proof vs the account's storageHash
 """
 
 from __future__ import annotations
@@ -198,6 +205,10 @@ class ExecutionReverted(NodeError):
         self.data = data
 
 
+class NodeUnreachable(NodeError):
+    """Nothing usable came back: connection refused or reset, a timeout, or not JSON-RPC."""
+
+
 # --- after submission ------------------------------------------------------------------------
 
 
@@ -219,3 +230,37 @@ class FinalityTimeout(TallyClientError, TimeoutError):
         )
         self.tx_hash = tx_hash
         self.timeout = timeout
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+class VerificationError(TallyClientError):
+    """Data the node served fails a check the client made itself (seals, hashes, proofs).
+
+    Unlike `NodeError`, the node answered: the answer is what cannot be trusted.
+    """
+
+
+class MalformedHeader(VerificationError, ValueError):
+    """A block header, or its QBFT extraData, that cannot be decoded as Tally writes them."""
+
+
+class ProofError(VerificationError):
+    """An `eth_getProof` result that does not verify; the message says which part failed."""
+
+
+class HeaderMismatch(ProofError):
+    """The header given does not hash (QBFT on-chain hash) to the block hash expected."""
+
+
+class AccountProofInvalid(ProofError):
+    """The account proof does not lead from the header's stateRoot to the account claimed."""
+
+
+class StorageProofInvalid(ProofError):
+    """A storage proof does not lead from the account's storageHash to the value claimed."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(f"storage slot {key}: {message}")
+        self.key = key
