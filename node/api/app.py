@@ -37,7 +37,7 @@ from node.api.routes import (
 )
 
 API_PREFIX = "/api/v1"
-EXPLORER_DIR = Path(__file__).resolve().parent / "static"
+EXPLORER_DIR = Path(__file__).resolve().parent / "static" / "explorer"
 
 DESCRIPTION = """\
 The bank's chain for enterprise systems, auditors and wallets.

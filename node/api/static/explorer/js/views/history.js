@@ -1,0 +1,62 @@
+/**
+ * An account's history tables (transactions, token transfers, fees): the columns of each kind,
+ * shared by the auditor's account page and the customer's wallet.
+ */
+
+import { addressLink, blockLink, txLink } from "../components.js";
+import { h } from "../dom.js";
+import { ether, time, token, units, WALLET_TOKEN } from "../format.js";
+
+export const KINDS = /** @type {const} */ (["transactions", "transfers", "fees"]);
+
+export const TITLES = { transactions: "Transactions", transfers: "Token transfers", fees: "Fees paid" };
+
+const arrow = (direction) => ({ out: "↑ out", in: "↓ in", self: "↺ self" })[direction] ?? direction;
+
+/** A token amount: the WalletToken with its 2 decimals, another token in base units. */
+function tokenAmount(row, value) {
+  return row.token?.toLowerCase() === WALLET_TOKEN.address ? token(value) : `${units(value, 0)} units`;
+}
+
+/** A wallet's own view of its token transfers: who with, and a signed amount. */
+export const WALLET_TRANSFER_COLUMNS = [
+  { title: "When", cell: (r) => time(r.timestamp) },
+  { title: "With", cell: (r) => addressLink(r.direction === "in" ? r.from : r.to) },
+  {
+    title: "Amount",
+    cell: (r) => h("span", { class: r.direction === "in" ? "credit" : "debit" }, `${{ in: "+", out: "−" }[r.direction] ?? ""}${tokenAmount(r, r.amount)}`),
+    numeric: true,
+  },
+  { title: "Tx", cell: (r) => txLink(r.tx_hash) },
+];
+
+/** Column definitions per history kind. */
+export const COLUMNS = {
+  transactions: [
+    { title: "Time", cell: (r) => time(r.timestamp) },
+    { title: "Tx", cell: (r) => txLink(r.hash) },
+    { title: "Block", cell: (r) => blockLink(r.block_number) },
+    { title: "Direction", cell: (r) => arrow(r.direction) },
+    { title: "From", cell: (r) => addressLink(r.from) },
+    { title: "To", cell: (r) => addressLink(r.to) },
+    { title: "Value", cell: (r) => ether(r.value), numeric: true },
+    { title: "Status", cell: (r) => h("span", { class: `badge ${r.status === "success" ? "ok" : "bad"}` }, r.status) },
+  ],
+  transfers: [
+    { title: "Time", cell: (r) => time(r.timestamp) },
+    { title: "Tx", cell: (r) => txLink(r.tx_hash) },
+    { title: "Direction", cell: (r) => arrow(r.direction) },
+    { title: "From", cell: (r) => addressLink(r.from) },
+    { title: "To", cell: (r) => addressLink(r.to) },
+    { title: "Token", cell: (r) => (r.token?.toLowerCase() === WALLET_TOKEN.address ? WALLET_TOKEN.symbol : addressLink(r.token)) },
+    { title: "Amount", cell: (r) => tokenAmount(r, r.amount), numeric: true },
+  ],
+  fees: [
+    { title: "Time", cell: (r) => time(r.timestamp) },
+    { title: "Tx", cell: (r) => txLink(r.tx_hash) },
+    { title: "Kind", cell: (r) => r.kind },
+    { title: "Recipient", cell: (r) => addressLink(r.recipient) },
+    { title: "Payment", cell: (r) => tokenAmount(r, r.amount), numeric: true },
+    { title: "Fee", cell: (r) => tokenAmount(r, r.fee), numeric: true },
+  ],
+};
