@@ -20,6 +20,7 @@ from node.api import views
 from node.api.context import ApiContext
 from node.api.errors import BadRequest
 from node.api.params import encode_cursor
+from node.storage import schema
 from node.storage.indexes import FeePayment, LogPosition, TokenTransfer
 
 P = TypeVar("P")
@@ -125,6 +126,7 @@ class AccountHistory:
         self.address = address
         self.filter = history
         self.range = block_range(ctx, history)
+        self._bodies: dict[int, tuple[bytes, bytes]] = {}
 
     # transactions --------------------------------------------------------------------------
     def transaction_rows(self, after: tuple[int, int] | None) -> Iterator[tuple[int, int]]:
@@ -136,15 +138,28 @@ class AccountHistory:
         low = self.range.low
         return itertools.takewhile(lambda row: row[0] >= low, rows)
 
+    def _tx_hash(self, number: int, index: int) -> tuple[bytes, bytes] | None:
+        """(block hash, tx hash) at a position, slicing the block's body rather than splitting
+        it, with one body read per block a page touches (blocks can hold thousands)."""
+        cached = self._bodies.get(number)
+        if cached is None:
+            block_hash = self.ctx.chain.store.canonical_hash(number)
+            if block_hash is None:
+                return None
+            body = self.ctx.chain.store.store.get(schema.body_key(block_hash)) or b""
+            cached = self._bodies[number] = (block_hash, body)
+            if len(self._bodies) > 64:
+                self._bodies.pop(next(iter(self._bodies)))
+        block_hash, body = cached
+        tx_hash = body[index * 32 : index * 32 + 32]
+        return (block_hash, tx_hash) if len(tx_hash) == 32 else None
+
     def load_transaction(self, row: tuple[int, int]) -> dict[str, Any] | None:
         chain = self.ctx.chain
-        block_hash = chain.store.canonical_hash(row[0])
-        if block_hash is None:
+        found = self._tx_hash(*row)
+        if found is None:
             return None
-        hashes = chain.store.block_tx_hashes(block_hash)
-        if row[1] >= len(hashes):
-            return None
-        tx_hash = hashes[row[1]]
+        block_hash, tx_hash = found
         record = chain.store.transaction(tx_hash)
         receipt = chain.store.receipt(tx_hash)
         header = chain.header_by_hash(block_hash)

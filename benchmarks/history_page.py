@@ -1,0 +1,198 @@
+"""Account-history page latency over the REST API on a small and a large chain.
+
+The claim under test: a page of an account's history costs the same on a chain of a thousand
+transactions as on one of a hundred thousand, because pages are read from indexes written at
+block commit (seek to the cursor, read `limit` rows), never by scanning blocks. Each chain is
+built on a fresh `tally dev` node from pre-signed plain transfers, all to one account, sent in
+batched `eth_sendRawTransaction` requests; then the same pages are timed on both:
+
+- newest: the first page of the account's transactions (limit 50);
+- deep: a page in the middle of the history, reached by a `to_time` filter (time -> block by
+  binary search, then a seek into the index);
+- walk: ten consecutive pages following `next_cursor`, each timed.
+
+    python benchmarks/history_page.py                 # 1,000 vs 100,000 transactions
+    python benchmarks/history_page.py --large 20000   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import DEV_MNEMONIC, REPO_ROOT, free_port, stop_process, wait_for_rpc
+
+Account.enable_unaudited_hdwallet_features()
+
+CHAIN_ID = 1337
+PER_SENDER_WAVE = 900  # under the pool's 1,024 per sender
+SENDERS = 10  # a wave of 9,000 stays near the pool's 8,192 + what blocks drain meanwhile
+ROUNDS = 200
+PAGE = 50
+
+
+@contextmanager
+def dev_node(workdir: Path) -> Iterator[tuple[str, str]]:
+    """A `tally dev` node on a fresh datadir: (url, admin API key)."""
+    rpc_port, ws_port = free_port(), free_port()
+    datadir = workdir / "data"
+    log_path = workdir / "tally.log"
+    command = [sys.executable, "-m", "node.cli", "dev", "--datadir"]
+    command += [str(datadir), "--rpc-port", str(rpc_port)]
+    command += ["--ws-port", str(ws_port), "--api-rate-limit", "1000000/second"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        try:
+            url = f"http://127.0.0.1:{rpc_port}"
+            wait_for_rpc(url, timeout=60, proc=process)
+            yield url, (datadir / "api-admin.key").read_text().strip()
+        finally:
+            stop_process(process)
+
+
+def rpc_batch(http: httpx.Client, url: str, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+    body = [
+        {"jsonrpc": "2.0", "id": i, "method": method, "params": params}
+        for i, (method, params) in enumerate(calls)
+    ]
+    answers = sorted(http.post(url, json=body).json(), key=lambda a: a["id"])
+    for answer in answers:
+        if "error" in answer:
+            raise RuntimeError(f"JSON-RPC error: {answer['error']}")
+    return [answer["result"] for answer in answers]
+
+
+def build_chain(url: str, count: int, target: str) -> None:
+    """`count` transfers to `target` from `SENDERS` fresh accounts, waited for wave by wave."""
+    http = httpx.Client(timeout=300)
+    funder = Account.from_mnemonic(DEV_MNEMONIC, account_path="m/44'/60'/0'/0/0")
+    senders = [Account.create() for _ in range(SENDERS)]
+    funding = [_sign(funder, s.address, 10**21, n) for n, s in enumerate(senders)]
+    rpc_batch(http, url, [("eth_sendRawTransaction", [raw]) for raw in funding])
+    _wait_nonce(http, url, funder.address, len(senders))
+    nonces = dict.fromkeys((s.address for s in senders), 0)
+    remaining, wave = count, 0
+    while remaining > 0:
+        started = time.perf_counter()
+        raws: list[str] = []
+        for sender in senders:
+            take = min(PER_SENDER_WAVE, remaining - len(raws))
+            for _ in range(max(0, take)):
+                raws.append(_sign(sender, target, 1, nonces[sender.address]))
+                nonces[sender.address] += 1
+        for start in range(0, len(raws), 1000):
+            part = raws[start : start + 1000]
+            rpc_batch(http, url, [("eth_sendRawTransaction", [raw]) for raw in part])
+        for sender in senders:
+            _wait_nonce(http, url, sender.address, nonces[sender.address])
+        remaining -= len(raws)
+        wave += 1
+        print(
+            f"  wave {wave}: {len(raws)} txs in {time.perf_counter() - started:.1f} s "
+            f"({count - remaining}/{count})",
+            flush=True,
+        )
+
+
+def _sign(account: LocalAccount, to: str, value: int, nonce: int) -> str:
+    tx = {"chainId": CHAIN_ID, "nonce": nonce, "gasPrice": 0, "gas": 21_000, "to": to}
+    return "0x" + bytes(account.sign_transaction({**tx, "value": value}).raw_transaction).hex()
+
+
+def _wait_nonce(http: httpx.Client, url: str, address: str, nonce: int) -> None:
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        (current,) = rpc_batch(http, url, [("eth_getTransactionCount", [address, "latest"])])
+        if int(current, 16) >= nonce:
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"{address} did not reach nonce {nonce}")
+
+
+def measure(url: str, key: str, target: str) -> dict[str, list[float]]:
+    """Latencies (ms) of the three page shapes."""
+    http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    path = f"/api/v1/accounts/{target}/transactions"
+
+    def timed(params: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        started = time.perf_counter()
+        response = http.get(path, params=params)
+        elapsed = (time.perf_counter() - started) * 1000
+        response.raise_for_status()
+        return elapsed, response.json()
+
+    history = http.get(path, params={"limit": 1}).json()["items"]
+    newest_time = history[0]["timestamp"]
+    (first_block,) = rpc_batch(http, url, [("eth_getBlockByNumber", ["0x1", False])])
+    first_time = int(first_block["timestamp"], 16)
+    middle = (newest_time + first_time) // 2
+    for _ in range(20):  # warm caches and connections alike on both chains
+        timed({"limit": PAGE})
+    figures: dict[str, list[float]] = {"newest": [], "deep": [], "walk": []}
+    for _ in range(ROUNDS):
+        figures["newest"].append(timed({"limit": PAGE})[0])
+        figures["deep"].append(timed({"limit": PAGE, "to_time": middle})[0])
+    for _ in range(ROUNDS // 10):
+        cursor = None
+        for _ in range(10):
+            elapsed, body = timed({"limit": PAGE, **({"cursor": cursor} if cursor else {})})
+            figures["walk"].append(elapsed)
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+    return figures
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=1_000)
+    parser.add_argument("--large", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    target = Account.create().address
+    results: dict[int, dict[str, list[float]]] = {}
+    for count in (args.small, args.large):
+        with tempfile.TemporaryDirectory(prefix="tally-history-") as tmp:
+            print(f"building a chain of {count:,} transactions to {target}", flush=True)
+            with dev_node(Path(tmp)) as (url, key):
+                build_chain(url, count, target)
+                results[count] = measure(url, key, target)
+    small, large = results[args.small], results[args.large]
+    print()
+    print(f"account-history page latency, limit {PAGE}, {ROUNDS} rounds (ms)")
+    print(
+        f"{'page':8} {'p50 small':>10} {'p50 large':>10} {'p95 small':>10} {'p95 large':>10} "
+        f"{'p50 ratio':>10}"
+    )
+    worst = 0.0
+    for shape in ("newest", "deep", "walk"):
+        p50s, p50l = percentile(small[shape], 0.5), percentile(large[shape], 0.5)
+        p95s, p95l = percentile(small[shape], 0.95), percentile(large[shape], 0.95)
+        ratio = p50l / p50s
+        worst = max(worst, ratio)
+        print(f"{shape:8} {p50s:10.2f} {p50l:10.2f} {p95s:10.2f} {p95l:10.2f} {ratio:10.2f}")
+    print(
+        f"chains: {args.small:,} vs {args.large:,} transactions; worst p50 ratio {worst:.2f} "
+        f"({'under' if worst < 2 else 'NOT under'} 2x)"
+    )
+    return 0 if worst < 2 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
