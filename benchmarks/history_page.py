@@ -7,9 +7,11 @@ built on a fresh `tally dev` node from pre-signed plain transfers, all to one ac
 batched `eth_sendRawTransaction` requests; then the same pages are timed on both:
 
 - newest: the first page of the account's transactions (limit 50);
-- deep: a page in the middle of the history, reached by a `to_time` filter (time -> block by
-  binary search, then a seek into the index);
+- deep: the page after a cursor halfway down the history (a seek into the index);
 - walk: ten consecutive pages following `next_cursor`, each timed.
+
+Both nodes stay up and the requests alternate between them, so background load on this shared
+machine (LevelDB compaction after the large build, other processes) weighs on both alike.
 
     python benchmarks/history_page.py                 # 1,000 vs 100,000 transactions
     python benchmarks/history_page.py --large 20000   # quicker
@@ -18,6 +20,7 @@ batched `eth_sendRawTransaction` requests; then the same pages are timed on both
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 import tempfile
@@ -40,6 +43,7 @@ CHAIN_ID = 1337
 PER_SENDER_WAVE = 900  # under the pool's 1,024 per sender
 SENDERS = 10  # a wave of 9,000 stays near the pool's 8,192 + what blocks drain meanwhile
 ROUNDS = 200
+SETTLE = 30
 PAGE = 50
 
 
@@ -121,37 +125,58 @@ def _wait_nonce(http: httpx.Client, url: str, address: str, nonce: int) -> None:
     raise TimeoutError(f"{address} did not reach nonce {nonce}")
 
 
-def measure(url: str, key: str, target: str) -> dict[str, list[float]]:
-    """Latencies (ms) of the three page shapes."""
-    http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
-    path = f"/api/v1/accounts/{target}/transactions"
+class Pages:
+    """Timed page requests against one node's account history."""
 
-    def timed(params: dict[str, Any]) -> tuple[float, dict[str, Any]]:
-        started = time.perf_counter()
-        response = http.get(path, params=params)
-        elapsed = (time.perf_counter() - started) * 1000
-        response.raise_for_status()
-        return elapsed, response.json()
+    def __init__(self, url: str, key: str, target: str) -> None:
+        self.http = httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        )
+        self.path = f"/api/v1/accounts/{target}/transactions"
+        self.middle = self._middle_cursor()
+        self.walk_cursor: str | None = None
 
-    history = http.get(path, params={"limit": 1}).json()["items"]
-    newest_time = history[0]["timestamp"]
-    (first_block,) = rpc_batch(http, url, [("eth_getBlockByNumber", ["0x1", False])])
-    first_time = int(first_block["timestamp"], 16)
-    middle = (newest_time + first_time) // 2
-    for _ in range(20):  # warm caches and connections alike on both chains
-        timed({"limit": PAGE})
-    figures: dict[str, list[float]] = {"newest": [], "deep": [], "walk": []}
-    for _ in range(ROUNDS):
-        figures["newest"].append(timed({"limit": PAGE})[0])
-        figures["deep"].append(timed({"limit": PAGE, "to_time": middle})[0])
-    for _ in range(ROUNDS // 10):
+    def _middle_cursor(self) -> str:
+        """A cursor halfway down the history, found by walking it in pages of 100."""
+        cursors: list[str] = []
         cursor = None
-        for _ in range(10):
-            elapsed, body = timed({"limit": PAGE, **({"cursor": cursor} if cursor else {})})
-            figures["walk"].append(elapsed)
+        while True:
+            body = self.http.get(self.path, params={"limit": 100, **_at(cursor)}).json()
             cursor = body["next_cursor"]
             if cursor is None:
-                break
+                return cursors[len(cursors) // 2]
+            cursors.append(cursor)
+
+    def timed(self, shape: str) -> float:
+        cursor = {"newest": None, "deep": self.middle, "walk": self.walk_cursor}[shape]
+        started = time.perf_counter()
+        response = self.http.get(self.path, params={"limit": PAGE, **_at(cursor)})
+        elapsed = (time.perf_counter() - started) * 1000
+        response.raise_for_status()
+        body = response.json()
+        if len(body["items"]) != PAGE:
+            raise RuntimeError(f"{shape} page held {len(body['items'])} items, not {PAGE}")
+        if shape == "walk":  # ten consecutive pages, then from the top again
+            self.walk_count = getattr(self, "walk_count", 0) + 1
+            self.walk_cursor = None if self.walk_count % 10 == 0 else body["next_cursor"]
+        return elapsed
+
+
+def _at(cursor: str | None) -> dict[str, str]:
+    return {"cursor": cursor} if cursor else {}
+
+
+def measure(pages: dict[int, Pages]) -> dict[int, dict[str, list[float]]]:
+    """Latencies (ms) per chain and page shape, the chains alternating request by request so
+    that whatever else the machine does weighs on both alike."""
+    figures = {count: {"newest": [], "deep": [], "walk": []} for count in pages}
+    for _ in range(20):  # warm caches and connections alike on both chains
+        for chain in pages.values():
+            chain.timed("newest")
+    for _ in range(ROUNDS):
+        for shape in ("newest", "deep", "walk"):
+            for count, chain in pages.items():
+                figures[count][shape].append(chain.timed(shape))
     return figures
 
 
@@ -166,13 +191,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--large", type=int, default=100_000)
     args = parser.parse_args(argv)
     target = Account.create().address
-    results: dict[int, dict[str, list[float]]] = {}
-    for count in (args.small, args.large):
-        with tempfile.TemporaryDirectory(prefix="tally-history-") as tmp:
+    with contextlib.ExitStack() as stack:
+        pages: dict[int, Pages] = {}
+        for count in (args.small, args.large):
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="tally-history-"))
             print(f"building a chain of {count:,} transactions to {target}", flush=True)
-            with dev_node(Path(tmp)) as (url, key):
-                build_chain(url, count, target)
-                results[count] = measure(url, key, target)
+            url, key = stack.enter_context(dev_node(Path(tmp)))
+            build_chain(url, count, target)
+            pages[count] = Pages(url, key, target)
+        print(f"letting the nodes settle {SETTLE} s (LevelDB compaction)", flush=True)
+        time.sleep(SETTLE)
+        results = measure(pages)
     small, large = results[args.small], results[args.large]
     print()
     print(f"account-history page latency, limit {PAGE}, {ROUNDS} rounds (ms)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from tests.test_api_support import (
     batch_pay,
     fund,
     mint,
+    start_node,
     token_transfer,
     token_transfer_external,
 )
@@ -53,6 +55,13 @@ def _block_timestamps(node: NodeProcess, numbers: set[int]) -> dict[int, int]:
         block = node.rpc("eth_getBlockByNumber", [hex(number), False])
         result[number] = int(block["timestamp"], 16)  # type: ignore[index]
     return result
+
+
+@pytest.fixture(scope="module")
+def shared_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    node = start_node(tmp_path_factory.mktemp("history"))
+    yield node
+    node.stop()
 
 
 @pytest.fixture(scope="module")

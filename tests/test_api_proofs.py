@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+from collections.abc import Iterator
 
 import pytest
 import rlp
@@ -15,9 +16,16 @@ from trie.exceptions import BadTrieProof
 
 from client.payments import parse_payment_request
 from tests.conftest import NodeProcess
-from tests.test_api_support import TOKEN, Api, Sender, admin_key, mint
+from tests.test_api_support import TOKEN, Api, Sender, admin_key, mint, start_node
 
 HAS_SDK_VERIFIER = importlib.util.find_spec("client.proofs") is not None
+
+
+@pytest.fixture(scope="module")
+def shared_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    node = start_node(tmp_path_factory.mktemp("proofs"))
+    yield node
+    node.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import NodeProcess, free_port
+from tests.conftest import NodeProcess
 from tests.test_api_support import (
     Api,
     Sender,
@@ -21,6 +21,7 @@ from tests.test_api_support import (
     mint,
     open_escrow,
     sign_in,
+    start_node,
     token_transfer,
 )
 
@@ -41,8 +42,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, dev_accounts: list) -> Iterator[World]:
-    node = NodeProcess(tmp_path_factory.mktemp("roles") / "node", free_port(), free_port())
-    node.start()
+    node = start_node(tmp_path_factory.mktemp("roles"))
     try:
         admin = Api(node, admin_key(node))
         dev = dev_accounts

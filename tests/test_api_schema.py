@@ -10,19 +10,13 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from tests.conftest import NodeProcess, free_port
-from tests.test_api_support import Api, admin_key
+from tests.conftest import NodeProcess
+from tests.test_api_support import Api, admin_key, start_node
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    node = NodeProcess(
-        tmp_path_factory.mktemp("schema") / "node",
-        free_port(),
-        free_port(),
-        extra_args=("--api-rate-limit", "100000/minute"),
-    )
-    node.start()
+    node = start_node(tmp_path_factory.mktemp("schema"))
     yield node
     node.stop()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,12 +17,24 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from node.chain.bank_contracts import BATCH_PAYOUT, ESCROW, WALLET_TOKEN
-from tests.conftest import NodeProcess
+from tests.conftest import NodeProcess, free_port
 
 CHAIN_ID = 1337
 TOKEN = "0x" + WALLET_TOKEN.hex()
 ESCROW_ADDRESS = "0x" + ESCROW.hex()
 BATCH_ADDRESS = "0x" + BATCH_PAYOUT.hex()
+
+
+def start_node(directory: Path, *extra_args: str) -> NodeProcess:
+    """A dev node whose REST API lets tests hammer it (pages of 7 over thousands of rows);
+    the rate limit itself is tested on its own node."""
+    node = NodeProcess(
+        directory / "node",
+        free_port(),
+        free_port(),
+        extra_args=("--api-rate-limit", "1000000/minute", *extra_args),
+    )
+    return node.start()
 
 
 def admin_key(node: NodeProcess) -> str:

@@ -24,7 +24,7 @@ from node.storage import schema
 from node.storage.indexes import FeePayment, LogPosition, TokenTransfer
 
 P = TypeVar("P")
-SCAN_LIMIT = 5_000
+SCAN_LIMIT = 2_000
 """Most rows one page reads before it answers (with a cursor) however few matched."""
 
 
@@ -161,6 +161,13 @@ class AccountHistory:
             return None
         block_hash, tx_hash = found
         record = chain.store.transaction(tx_hash)
+        wanted = self.filter.counterparty
+        if (
+            record is not None
+            and wanted is not None
+            and record.sender not in (self.address, wanted)
+        ):
+            return None  # received from someone else: no need to decode it
         receipt = chain.store.receipt(tx_hash)
         header = chain.header_by_hash(block_hash)
         if record is None or receipt is None or header is None:
@@ -168,7 +175,6 @@ class AccountHistory:
         item, counterparty, value = views.account_transaction(
             self.address, tx_hash, record, receipt, header.timestamp
         )
-        wanted = self.filter.counterparty
         if wanted is not None and counterparty != wanted:
             return None
         return item if self.filter.value_ok(value) else None
