@@ -2,30 +2,31 @@
 
 Nothing the node says is taken on trust except as the claim being checked. Block by block:
 
-| check          | what must hold                                                           |
-|----------------|--------------------------------------------------------------------------|
-| `genesis`      | block 0 is what the genesis document builds (state, extraData, header)   |
-| `fetch`        | the node serves the block and its receipts                                |
-| `number`       | heights are consecutive                                                   |
-| `hash`         | the header fields hash (QBFT on-chain hash) to the hash the node reports  |
-| `parent`       | `parentHash` is the previous block's hash                                 |
-| `header`       | QBFT extraData decodes; mixHash, difficulty 0, nonce 0, no uncles, the    |
-|                | block period after the parent, the base fee rule                         |
-| `validators`   | extraData lists exactly the validators in force (derived here from the    |
-|                | genesis and every vote since, never asked of the node)                    |
-| `seals`        | at least ceil(2n/3) distinct commit seals, all from those validators      |
-| `proposer`     | the coinbase is a validator and the proposer of some round up to the     |
-|                | committed one (a re-proposed block keeps its first proposer; QBFT has no  |
-|                | separate proposer signature)                                              |
-| `transactions` | each transaction re-encodes to its hash and recovers to its sender; the   |
-|                | transactions root is rebuilt with py-evm's `HexaryTrie`                   |
-| `receipts`     | each receipt belongs to its transaction, its bloom is its logs'; the      |
-|                | receipts root, gasUsed and logsBloom of the header follow from them       |
-| `reexecution`  | (optional) py-evm replays the block from the genesis state to the same    |
-|                | state root, roots, gas, bloom, requests hash and receipts                 |
+| check          | what must hold                                                              |
+|----------------|-----------------------------------------------------------------------------|
+| `genesis`      | block 0 is what the genesis document builds (state, extraData, header)      |
+| `fetch`        | the node serves the block and its receipts                                  |
+| `number`       | heights are consecutive                                                     |
+| `hash`         | the header fields hash (QBFT on-chain hash) to the hash the node reports    |
+| `parent`       | `parentHash` is the previous block's hash                                   |
+| `header`       | QBFT extraData decodes; mixHash, difficulty 0, nonce 0, no uncles, no       |
+|                | withdrawals or blob gas, the block period after the parent, the base fee    |
+| `validators`   | extraData lists exactly the validators in force (derived here from the      |
+|                | genesis and every vote since, never asked of the node)                      |
+| `seals`        | at least ceil(2n/3) distinct commit seals, all from those validators        |
+| `proposer`     | the coinbase is the proposer of some round up to the committed one (a       |
+|                | re-proposed block keeps its first proposer; QBFT has no proposer signature) |
+| `transactions` | each transaction re-encodes to its hash and recovers to its sender; the     |
+|                | transactions root is rebuilt with py-evm's `HexaryTrie`                     |
+| `receipts`     | each receipt belongs to its transaction, its bloom is its logs'; the        |
+|                | receipts root, gasUsed and logsBloom of the header follow from them         |
+| `reexecution`  | (optional) py-evm replays the block from the genesis state to the same      |
+|                | state root, roots, gas, bloom, requests hash and receipts                   |
 
-The checks are pure functions over JSON-RPC shapes (`check_block`), driven by `verify_chain`
-over a small batching fetch layer (`RpcSource`).
+The checks are pure functions over JSON-RPC shapes (`check_links`, `check_header_rules`,
+`check_consensus`, `check_transactions`, `check_receipts`, `compare_execution`), carried
+from block to block by `ChainAudit` and driven by `verify_chain` over a small batching fetch
+layer (`RpcSource`). Re-execution is `client.replay`; QBFT's rules are `client.qbft`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import Any
 
 import httpx
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
-from eth.constants import EMPTY_UNCLE_HASH
+from eth.constants import BLANK_ROOT_HASH, EMPTY_UNCLE_HASH
 from eth.db.atomic import AtomicDB
 from eth.db.chain import ChainDB
 from eth.db.trie import make_trie_root_and_nodes
@@ -307,6 +308,10 @@ def check_header_rules(
         found.append(f"base fee {header.base_fee_per_gas}, expected {expected_fee}")
     if header.gas_used > header.gas_limit:
         found.append("gasUsed exceeds gasLimit")
+    if header.withdrawals_root != BLANK_ROOT_HASH:
+        found.append("withdrawalsRoot is not the empty trie's (Tally has no withdrawals)")
+    if header.blob_gas_used or header.excess_blob_gas:
+        found.append("blob gas fields are not 0 (Tally takes no blob transactions)")
     return [("header", "; ".join(found))] if found else []
 
 
@@ -316,6 +321,8 @@ def check_consensus(
     """Validator list, commit seals and proposer against the validators in force."""
     problems: Problems = []
     validators = tally.sorted
+    if not validators:
+        return [("validators", "no validators are in force: nobody can seal this block")]
     if extra.validators != validators:
         problems.append(
             (
@@ -488,13 +495,13 @@ class ChainAudit:
 
     def _block(self, number: int, served: Any, receipts: Any, audited: bool) -> Problems:
         if isinstance(served, NodeError) or not isinstance(served, Mapping):
-            self._stop_replay()
+            self._lose_track()
             return [("fetch", f"block not served: {served}")]
         try:
             header = header_from_json(served)
             extra = decode_extra_data(header.extra_data)
         except MalformedHeader as exc:
-            self._stop_replay()
+            self._lose_track()
             return [("header", str(exc))]
         problems = check_links(header, served, number, self.parent)
         reported = to_bytes(hexstr=served["hash"])
@@ -570,6 +577,11 @@ class ChainAudit:
 
     def _stop_replay(self) -> None:
         self.replayer = None
+
+    def _lose_track(self) -> None:
+        """A block that cannot be read: its child cannot be linked, nor the state replayed."""
+        self.parent = None
+        self._stop_replay()
 
 
 def _genesis_header(genesis: GenesisSpec) -> BlockHeaderAPI:

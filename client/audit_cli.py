@@ -48,8 +48,8 @@ def verify(
     ] = None,
 ) -> None:
     """Verify blocks FROM..TO: links, hashes, commit seals, proposer, roots; with --reexecute
-    also the state. Blocks before FROM are followed (validator votes, state), not reported
-    on."""
+    also the state. Blocks before FROM are only linked, hashed and tallied for validator votes
+    (and replayed with --reexecute), since the range depends on them."""
     document = _genesis(genesis)
     source = RpcSource(rpc)
     try:
