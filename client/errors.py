@@ -38,6 +38,8 @@ The tree::
     ├── FinalityTimeout (TimeoutError)  not in a finalised block before the deadline
     └── VerificationError               what the node served does not prove what it claims
         ├── MalformedHeader (ValueError)    a header or its QBFT extraData does not decode
+        ├── GenesisDocumentError (ValueError)  a genesis document that cannot build block 0
+        ├── ReplayError                     py-evm refuses to execute a block being audited
         └── ProofError                      an eth_getProof answer that does not verify
             ├── HeaderMismatch                  the header does not hash to the expected block
             ├── AccountProofInvalid             account proof vs the header's stateRoot
@@ -244,6 +246,14 @@ class VerificationError(TallyClientError):
 
 class MalformedHeader(VerificationError, ValueError):
     """A block header, or its QBFT extraData, that cannot be decoded as Tally writes them."""
+
+
+class GenesisDocumentError(VerificationError, ValueError):
+    """A genesis document the verifier cannot read or build block 0 from."""
+
+
+class ReplayError(VerificationError):
+    """A block py-evm refuses to execute on its parent's state (an invalid transaction)."""
 
 
 class ProofError(VerificationError):

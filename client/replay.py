@@ -41,16 +41,12 @@ from eth.vm.message import Message
 from eth_typing import Address
 from eth_utils import ValidationError, to_bytes, to_canonical_address, to_int
 
-from client.errors import VerificationError
+from client.errors import GenesisDocumentError, ReplayError
 from client.qbft import MIX_HASH, genesis_extra_data, onchain_form
 
 GENESIS_DEPLOYER = Address(bytes.fromhex("000000000000000000000000000000000000ffff"))
 """`msg.sender` of Tally's genesis deployments (node/chain/genesis.py)."""
 NON_ZERO_GENESIS_BASE_FEE = 10**9
-
-
-class GenesisDocumentError(VerificationError, ValueError):
-    """A genesis document that cannot be read as Tally writes them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +155,6 @@ class Executed:
 
     header: BlockHeaderAPI
     receipts: tuple[ReceiptAPI, ...]
-
-
-class ReplayError(VerificationError):
-    """A block that py-evm refuses to execute (an invalid transaction for that state)."""
 
 
 class Replayer:
