@@ -5,11 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from node.chain.genesis import Genesis, dev_genesis
 from node.keys import load_or_create_node_key
+
+ApiSwitch = Annotated[
+    bool, typer.Option(help="Serve the REST API (/api/v1, /docs) beside JSON-RPC.")
+]
+ApiRateLimit = Annotated[
+    str, typer.Option(help="REST requests allowed per credential (per client).")
+]
+ApiSessionTtl = Annotated[
+    int, typer.Option(min=0, help="Seconds a sign-in-with-Ethereum session token lives.")
+]
+ApiChallengeTtl = Annotated[
+    int, typer.Option(min=0, help="Seconds a sign-in challenge waits for its signature.")
+]
 
 app = typer.Typer(
     help="Tally: a permissioned EVM chain for a bank's digital wallet.", no_args_is_help=True
@@ -45,16 +59,10 @@ def dev(
     permissioned: bool = typer.Option(
         False, help="Enforce AccountRules/NodeRules (only the dev accounts may transact)."
     ),
-    api: bool = typer.Option(True, help="Serve the REST API (/api/v1, /docs) beside JSON-RPC."),
-    api_rate_limit: str = typer.Option(
-        "50/second;1000/minute", help="REST requests allowed per credential (per client)."
-    ),
-    api_session_ttl: int = typer.Option(
-        900, min=0, help="Seconds a sign-in-with-Ethereum session token lives."
-    ),
-    api_challenge_ttl: int = typer.Option(
-        300, min=0, help="Seconds a sign-in challenge waits for its signature."
-    ),
+    api: ApiSwitch = True,
+    api_rate_limit: ApiRateLimit = "50/second;1000/minute",
+    api_session_ttl: ApiSessionTtl = 900,
+    api_challenge_ttl: ApiChallengeTtl = 300,
     log_level: str = typer.Option("info"),
 ) -> None:
     """A single-validator dev chain with the ten well-known dev accounts prefunded."""
@@ -91,16 +99,10 @@ def run(
     p2p_port: int = typer.Option(30303, help="Port for authenticated node-to-node links."),
     host: str = typer.Option("127.0.0.1"),
     max_log_range: int = typer.Option(10_000, min=1, help="Most blocks one eth_getLogs spans."),
-    api: bool = typer.Option(True, help="Serve the REST API (/api/v1, /docs) beside JSON-RPC."),
-    api_rate_limit: str = typer.Option(
-        "50/second;1000/minute", help="REST requests allowed per credential (per client)."
-    ),
-    api_session_ttl: int = typer.Option(
-        900, min=0, help="Seconds a sign-in-with-Ethereum session token lives."
-    ),
-    api_challenge_ttl: int = typer.Option(
-        300, min=0, help="Seconds a sign-in challenge waits for its signature."
-    ),
+    api: ApiSwitch = True,
+    api_rate_limit: ApiRateLimit = "50/second;1000/minute",
+    api_session_ttl: ApiSessionTtl = 900,
+    api_challenge_ttl: ApiChallengeTtl = 300,
     log_level: str = typer.Option("info"),
 ) -> None:
     """Run a node of the network described by GENESIS."""
