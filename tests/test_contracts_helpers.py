@@ -32,7 +32,7 @@ from contracts import artifact_names, load_artifact
 from node.chain.bank_contracts import Role
 
 GAS = 1_500_000  # per call; the dev block holds 60M
-DEPLOY_GAS = 6_000_000
+DEPLOY_GAS = 20_000_000
 UNLIMITED = 2**96 - 1
 DAY = 86_400
 
@@ -209,6 +209,7 @@ TIER_LIMITS = [
 ]
 # (bps, fixed, cap) for Internal (free), External, CrossBorder.
 FEES = [(0, 0, 0), (50, 10, 5_00), (150, 50, 20_00)]
+POINTS_RATE_BPS = 100  # customers earn 1 point per 1.00 paid
 
 
 @dataclass
@@ -273,6 +274,7 @@ def deploy_suite(
         [a for a, _, _ in accounts],
         [int(r) for _, r, _ in accounts],
         [t for _, _, t in accounts],
+        [token_a],  # the token keeps a copy of roles and tiers
     )
     node_rules = chain.deploy(deployer, "NodeRules", group_a, list(nodes) or [deployer.address])
     token = chain.deploy(
@@ -283,10 +285,11 @@ def deploy_suite(
         rules_a,
         collector.address,
         points_a,
+        POINTS_RATE_BPS,
         TIER_LIMITS,
         FEES,
     )
-    points = chain.deploy(deployer, "Points", rules_a, token_a, 100)
+    points = chain.deploy(deployer, "Points", rules_a, token_a)
     escrow = chain.deploy(deployer, "Escrow", token_a)
     payout = chain.deploy(deployer, "BatchPayout", token_a)
     netting = chain.deploy(deployer, "Netting", rules_a, token_a)
@@ -356,7 +359,7 @@ def standard_suite(w3: Web3, dev_accounts: list[LocalAccount]) -> Suite:
         2,
         spare=[
             (Role.CUSTOMER, 1, 12),
-            (Role.CUSTOMER, 2, 12),
+            (Role.CUSTOMER, 2, 20),
             (Role.CUSTOMER, 0, 2),
             (Role.ENTERPRISE, 3, 24),
             (Role.AUDITOR, 0, 2),

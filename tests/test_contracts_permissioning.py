@@ -7,6 +7,8 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from tests.test_contracts_helpers import (
+    FEES,
+    TIER_LIMITS,
     Chain,
     Role,
     Suite,
@@ -200,3 +202,71 @@ def test_node_rules_add_remove_and_last_node(suite: Suite, dev_accounts) -> None
     for pid, expected in ((last, "LastNode"), (twice, "NodeAlreadyAllowed")):
         _, reason = assert_reverts(group.functions.approve(pid), approver, "ProposalFailed")
         assert decode_error(reason) == (expected, (node_b.address,))
+
+
+def test_account_rules_push_every_change_to_its_listeners(suite: Suite, dev_accounts) -> None:
+    """A token deployed later copies the list at deployment; what changed before the group adds
+    it as a listener reaches it then (AccountRules sends it every account ever listed, removed
+    ones as None), and every change after that as it happens, until the group removes it."""
+    group, rules, chain = suite.group, suite.rules, suite.chain
+    customer, leaver = suite.take(Role.CUSTOMER, 1), suite.take(Role.CUSTOMER, 1)
+    c, gone = customer.address, leaver.address
+    late = chain.deploy(
+        dev_accounts[0],
+        "WalletToken",
+        "Late",
+        "LATE",
+        rules.address,
+        suite.collector.address,
+        "0x" + "00" * 20,
+        0,
+        TIER_LIMITS,
+        FEES,
+    )
+    propose(suite, rules.functions.setAccount(c, Role.CUSTOMER, 2, ZERO32))
+    propose(suite, rules.functions.removeAccount(gone))
+    mine(suite)
+    assert rules.functions.listeners().call() == [suite.token.address]
+    assert suite.token.functions.holderRole(c).call() == [Role.CUSTOMER, 2]
+    assert suite.token.functions.holderRole(gone).call() == [Role.NONE, 0]
+    # Not listening yet: its copy is as of its deployment.
+    assert late.functions.holderRole(c).call() == [Role.CUSTOMER, 1]
+    assert late.functions.holderRole(gone).call() == [Role.CUSTOMER, 1]
+
+    for who in (suite.admins[0].address, c):
+        assert_reverts(rules.functions.addListener(late.address), who, "NotAdminGroup", who)
+        assert_reverts(rules.functions.removeListener(late.address), who, "NotAdminGroup", who)
+    (eoa,) = new_accounts(1)
+    cases = [
+        (rules.functions.addListener(eoa.address), ("ListenerNotContract", (eoa.address,))),
+        (rules.functions.addListener(suite.token.address), ("AlreadyListening", None)),
+        (rules.functions.removeListener(late.address), ("NotListening", (late.address,))),
+    ]
+    ids = [propose(suite, fn, approvers=0) for fn, _ in cases]
+    mine(suite)
+    approver = suite.admins[1].address
+    for pid, (_, (error, args)) in zip(ids, cases, strict=True):
+        _, reason = assert_reverts(group.functions.approve(pid), approver, "ProposalFailed")
+        assert decode_error(reason)[0] == error
+        if args is not None:
+            assert decode_error(reason)[1] == args
+
+    # Added: it catches up with every account at once (one call per listed account).
+    pid = propose(suite, rules.functions.addListener(late.address), approvers=0)
+    chain.tx(suite.admins[1], group.functions.approve(pid), gas=8_000_000)
+    added = mine(suite)[-1]
+    assert logs(rules, "ListenerAdded", added)[0].args.listener == late.address
+    assert rules.functions.listeners().call() == [suite.token.address, late.address]
+    assert late.functions.holderRole(c).call() == [Role.CUSTOMER, 2]
+    assert late.functions.holderRole(gone).call() == [Role.NONE, 0]
+    assert late.functions.holderRole(suite.issuer.address).call() == [Role.ISSUER, 3]
+
+    # Then each change as it happens, until removed.
+    propose(suite, rules.functions.removeAccount(c))
+    propose(suite, rules.functions.removeListener(late.address))
+    propose(suite, rules.functions.setAccount(c, Role.ENTERPRISE, 3, ZERO32))
+    receipts = mine(suite)
+    assert logs(rules, "ListenerRemoved", receipts[3])[0].args.listener == late.address
+    assert rules.functions.listeners().call() == [suite.token.address]
+    assert late.functions.holderRole(c).call() == [Role.NONE, 0]
+    assert suite.token.functions.holderRole(c).call() == [Role.ENTERPRISE, 3]

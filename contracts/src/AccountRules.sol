@@ -18,6 +18,15 @@ enum Role {
     System
 }
 
+/// @notice A contract that keeps its own copy of accounts' roles and tiers (the wallet token,
+///         whose payment path cannot afford a call here on every transfer). AccountRules calls
+///         it in the same transaction as every change, so the copy is never stale.
+interface IAccountListener {
+    /// @notice `account` now has `role` and `tier` (`Role.None` and 0: removed). Must not revert
+    ///         for AccountRules' own calls, or it blocks the change.
+    function syncAccount(address account, Role role, uint8 tier) external;
+}
+
 /// @title AccountRules
 /// @notice The accounts allowed to transact on Tally, each with one role and a KYC tier. The
 ///         node asks `isAllowed(sender)` at txpool admission and at block validation; the
@@ -26,6 +35,10 @@ enum Role {
 /// @dev No personal data on chain: an account is an address, a role, a tier and at most a salted
 ///      hash (`kycRef`) pointing at the bank's own KYC record. Only the AdminGroup contract can
 ///      change the list; the constructor takes the initial list so genesis can deploy it.
+///      Listeners (`IAccountListener`) hear every role and tier change as it happens; one that
+///      has no code yet (genesis deploys the rules before the token) is skipped, and copies the
+///      whole list from `accounts()` in its own constructor. One added later is first sent every
+///      account ever listed (removed ones as `None`), so whatever copy it made catches up.
 contract AccountRules {
     using EnumerableSet for EnumerableSet.AddressSet;
 
@@ -40,9 +53,14 @@ contract AccountRules {
 
     EnumerableSet.AddressSet private _listed;
     mapping(address => Account) private _accounts;
+    EnumerableSet.AddressSet private _listeners;
+    /// @dev Every account ever listed, removed ones included: what a late listener is sent.
+    EnumerableSet.AddressSet private _known;
 
     event AccountSet(address indexed account, Role role, uint8 tier, bytes32 kycRef);
     event AccountRemoved(address indexed account);
+    event ListenerAdded(address indexed listener);
+    event ListenerRemoved(address indexed listener);
 
     error NotAdminGroup(address caller);
     error AdminGroupNotContract(address adminGroup);
@@ -53,6 +71,9 @@ contract AccountRules {
     /// @notice Refused so the group can never lock its own admins out of transacting.
     error AccountIsGroupAdmin(address account);
     error LengthMismatch();
+    error ListenerNotContract(address listener);
+    error AlreadyListening(address listener);
+    error NotListening(address listener);
 
     modifier onlyAdminGroup() {
         if (msg.sender != adminGroup) revert NotAdminGroup(msg.sender);
@@ -61,9 +82,20 @@ contract AccountRules {
 
     /// @param adminGroup_ the deployed AdminGroup (deploy it first)
     /// @param initialAccounts initial accounts, with their `roles` and `tiers` at the same index
-    constructor(address adminGroup_, address[] memory initialAccounts, Role[] memory roles, uint8[] memory tiers) {
+    /// @param listeners_ contracts that keep a copy (the wallet token); they may be deployed later
+    constructor(
+        address adminGroup_,
+        address[] memory initialAccounts,
+        Role[] memory roles,
+        uint8[] memory tiers,
+        address[] memory listeners_
+    ) {
         if (adminGroup_.code.length == 0) revert AdminGroupNotContract(adminGroup_);
         adminGroup = adminGroup_;
+        for (uint256 i = 0; i < listeners_.length; ++i) {
+            if (!_listeners.add(listeners_[i])) revert AlreadyListening(listeners_[i]);
+            emit ListenerAdded(listeners_[i]);
+        }
         uint256 n = initialAccounts.length;
         if (roles.length != n || tiers.length != n) revert LengthMismatch();
         for (uint256 i = 0; i < n; ++i) {
@@ -92,13 +124,6 @@ contract AccountRules {
         return (a.role, a.tier);
     }
 
-    /// @notice A payment's payer role and tier and payee role in one call: the wallet token
-    ///         asks this on every transfer, and each call costs the node real time.
-    function paymentRoles(address payer, address payee) external view returns (Role, uint8, Role) {
-        Account storage a = _accounts[payer];
-        return (a.role, a.tier, _accounts[payee].role);
-    }
-
     function accountOf(address account) external view returns (Role role, uint8 tier, bytes32 kycRef) {
         Account storage a = _accounts[account];
         return (a.role, a.tier, a.kycRef);
@@ -111,6 +136,11 @@ contract AccountRules {
 
     function accountCount() external view returns (uint256) {
         return _listed.length();
+    }
+
+    /// @notice The contracts told of every change.
+    function listeners() external view returns (address[] memory) {
+        return _listeners.values();
     }
 
     // ---------------------------------------------------------------- changes (admin group only)
@@ -142,13 +172,44 @@ contract AccountRules {
         _listed.remove(account);
         delete _accounts[account];
         emit AccountRemoved(account);
+        _notify(account, Role.None, 0);
+    }
+
+    /// @notice Tell `listener` of every change from now on; it is first sent every account
+    ///         ever listed (removed ones as `None`), so a copy it made earlier catches up.
+    function addListener(address listener) external onlyAdminGroup {
+        if (listener.code.length == 0) revert ListenerNotContract(listener);
+        if (!_listeners.add(listener)) revert AlreadyListening(listener);
+        emit ListenerAdded(listener);
+        uint256 n = _known.length();
+        for (uint256 i = 0; i < n; ++i) {
+            address account = _known.at(i);
+            Account storage a = _accounts[account];
+            IAccountListener(listener).syncAccount(account, a.role, a.tier);
+        }
+    }
+
+    function removeListener(address listener) external onlyAdminGroup {
+        if (!_listeners.remove(listener)) revert NotListening(listener);
+        emit ListenerRemoved(listener);
     }
 
     function _set(address account, Role role, uint8 tier, bytes32 kycRef) private {
         if (account == address(0)) revert InvalidAccount(account);
         if (role == Role.None) revert InvalidRole(account);
         _listed.add(account);
+        _known.add(account);
         _accounts[account] = Account(role, tier, kycRef);
         emit AccountSet(account, role, tier, kycRef);
+        _notify(account, role, tier);
+    }
+
+    /// @dev Listeners without code are not deployed yet (see the contract's notes).
+    function _notify(address account, Role role, uint8 tier) private {
+        uint256 n = _listeners.length();
+        for (uint256 i = 0; i < n; ++i) {
+            address listener = _listeners.at(i);
+            if (listener.code.length != 0) IAccountListener(listener).syncAccount(account, role, tier);
+        }
     }
 }

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
-import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
-import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
-import {AccountRules, Role} from "./AccountRules.sol";
-import {Points} from "./Points.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
+import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
+import {AccountRules, IAccountListener, Role} from "./AccountRules.sol";
 import {RoleGated} from "./RoleGated.sol";
 
 /// @title WalletToken
@@ -13,19 +12,30 @@ import {RoleGated} from "./RoleGated.sol";
 ///         and burns against the customer's withdrawal request; compliance freezes accounts and
 ///         flags external/cross-border recipients; each payer's KYC tier caps a single payment
 ///         and the day's total; flagged payments carry a fee, readable beforehand with
-///         `quoteFee`, paid to the fee collector on top of the amount.
-/// @dev Roles and tiers are read from AccountRules on every payment (single source of truth;
-///      no second access-control list). Everything per holder that a payment touches (locked
-///      funds, today's spending, frozen, recipient kind) shares one storage slot, so the checks
-///      cost one call to AccountRules (payer and payee at once) and three slot reads and one
-///      write beside ERC-20's own: the node executes every opcode in Python, so the payment
-///      path is kept short (benchmarks/token_checks.py measures it against a plain ERC-20). Settlement contracts (role
-///      `System`) pay out funds that were checked on their way in: no limits and no fee apply to
-///      them as payers.
-contract WalletToken is ERC20, Pausable, RoleGated {
-    using SafeCast for uint256;
-
-    /// @notice What kind of payment this is; fees are set per kind (Internal is free by default).
+///         `quoteFee`, paid to the fee collector on top of the amount; customers earn points on
+///         what they pay, redeemed through the `Points` ledger.
+/// @dev Why it is built like this: the node executes every opcode in Python (microseconds
+///      each, and each storage slot touched costs trie work), so a checked payment must cost
+///      about what a plain ERC-20 transfer costs (benchmarks/token_checks.py holds it to +25%):
+///      - The payment path (`_pay`) is assembly that only decides whether to refuse; the
+///        reason is worked out in Solidity (`_refuse`) when it does.
+///      - Everything a payment reads or changes about one account lives in one storage word
+///        (`_holders`: spendable balance, today's spending, accrued points, KYC tier, recipient
+///        kind, frozen, role), so a payment is two holder reads and writes, as in ERC-20, plus
+///        the config word and the payer's tier limits.
+///      - Roles and tiers are AccountRules' (the single source of truth), copied into the holder
+///        words: AccountRules calls `syncAccount` in the same transaction as every change, and
+///        the constructor copies the list as it stands, so a payment makes no external call.
+///      - Points accrue in the payer's word and in the config word's running total, with an
+///        event; the Points ledger claims them when the holder redeems or transfers them.
+///      - Funds under a pending withdrawal leave the spendable balance for `_locked`, so a
+///        payment never reads them; `balanceOf` is spendable plus locked.
+///      - ERC-20 is implemented directly (OpenZeppelin's interfaces and errors, no base contract),
+///        without hooks on the payment path.
+///      Settlement contracts (role `System`) pay out funds that were checked on their way in: no
+///      limits, fee or points apply to them as payers.
+contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, RoleGated {
+    /// @notice What kind of payment this is; fees are set per kind (Internal is always free).
     enum Kind {
         Internal,
         External,
@@ -52,12 +62,6 @@ contract WalletToken is ERC20, Pausable, RoleGated {
         uint64 cap;
     }
 
-    struct Holder {
-        uint96 locked; // under a pending withdrawal
-        bool frozen;
-        Kind kind; // as a recipient: Internal unless compliance flags it
-    }
-
     struct Withdrawal {
         address holder;
         uint96 amount;
@@ -65,16 +69,70 @@ contract WalletToken is ERC20, Pausable, RoleGated {
     }
 
     uint256 public constant MAX_FEE_BPS = 1_000;
+    uint256 public constant MAX_POINTS_RATE_BPS = 10_000;
+    /// @notice Balances and the supply fit the holder word's 80 bits (1.2e22 in cents).
+    uint256 public constant MAX_SUPPLY = (1 << 80) - 1;
+
+    // Holder word, one per account: the whole of what a payment reads and writes about it.
+    //   bits   0..79   spendable balance (not under a pending withdrawal)
+    //   bits  80..135  points accrued, not yet claimed by the Points ledger (saturates)
+    //   bits 136..143  KYC tier (AccountRules' copy)
+    //   bits 144..145  recipient kind (Kind; set by compliance)
+    //   bit  146       frozen (set by compliance)
+    //   bit  147       active: role not None and not frozen (kept by `_withActive`), so the
+    //                  payment path checks both parties with one AND
+    //   bits 148..151  role (AccountRules' copy; None = not allowed)
+    //   bits 152..255  spending: day << 80 | total paid that day, one number, on top so that it
+    //                  reads with one shift (day = block.timestamp / 1 days, 24 bits: good to
+    //                  the year 47,000; a day's total past 2^80-1, 1.2e22 cents, carries into it)
+    uint256 private constant BALANCE = (1 << 80) - 1;
+    uint256 private constant POINTS_SHIFT = 80;
+    uint256 private constant POINTS = (1 << 56) - 1;
+    uint256 private constant TIER_SHIFT = 136;
+    uint256 private constant KIND_SHIFT = 144;
+    uint256 private constant FROZEN = 1 << 146;
+    uint256 private constant ACTIVE = 1 << 147;
+    uint256 private constant ROLE_SHIFT = 148;
+    uint256 private constant SPENDING_SHIFT = 152;
+    uint256 private constant DAY_SHIFT = 80; // within the spending number
+    /// @dev Role and tier bits, as `syncAccount` replaces them.
+    uint256 private constant ROLE_TIER = 0xf << ROLE_SHIFT | 0xff << TIER_SHIFT;
+
+    // Config word: bits 0..15 points rate (bps of a customer's payment), bit 16 paused,
+    // bits 24..255 points accrued in holder words and not yet claimed (Points' total supply).
+    uint256 private constant RATE = 0xffff;
+    uint256 private constant PAUSED = 1 << 16;
+    uint256 private constant UNCLAIMED_SHIFT = 24;
+    /// @dev Tier limits word: perPayment in the high 128 bits, daily in the low 128.
+    uint256 private constant DAILY = (1 << 128) - 1;
+    uint256 private constant FEE_CAP_SHIFT = 80;
+    uint256 private constant FEE_FIXED = (1 << 64) - 1;
+    /// @dev Event topics for the assembly payment path: keccak256 of
+    ///      "PointsEarned(address,uint256,uint256)", and the bitwise NOT of keccak256 of
+    ///      "Transfer(address,address,uint256)". Not the topic itself because the compiler,
+    ///      seeing that constant used by several `emit`s, copies it from code (about ten
+    ///      opcodes) where a constant of its own is one PUSH32 and a NOT.
+    uint256 private constant NOT_TRANSFER_EVENT = 0x220dad52e41d3764963d4f9703c872556ad4580e9c3b5ee9d70aa5b20adc4c10;
+    uint256 private constant POINTS_EARNED_EVENT = 0x4b97a5e5e9b332836eea24e70b760c1ffce3041c0eb15309837d180f8bfff26a;
+
+    uint256 private constant SYSTEM = uint256(Role.System);
+
+    uint256 private _config;
+    mapping(address => uint256) private _holders;
+    /// @dev Per tier: perPayment << 128 | daily.
+    uint256[256] private _limits;
+    uint256 private _totalSupply;
+    mapping(address => uint256) private _locked;
+    mapping(address => mapping(address => uint256)) private _allowances;
+    string private _name;
+    string private _symbol;
 
     address public feeCollector;
-    Points public points;
+    /// @notice The ledger that claims accrued points (address(0): none yet).
+    address public points;
     uint256 public withdrawalCount;
-
-    mapping(address => Holder) private _holders;
-    /// @dev Per payer: (day << 128) | amount paid that day, day = block.timestamp / 1 days.
-    mapping(address => uint256) private _spending;
-    mapping(uint8 => Limits) private _limits;
-    mapping(Kind => Fee) private _fees;
+    /// @dev Per Kind: bps | fixedFee << 16 | cap << 80.
+    uint256[3] private _feeWords;
     mapping(uint256 => Withdrawal) private _withdrawals;
     /// @notice Top-up references already minted against (a top-up is credited once).
     mapping(bytes32 => bool) public toppedUp;
@@ -90,7 +148,16 @@ contract WalletToken is ERC20, Pausable, RoleGated {
     event FeeSet(Kind indexed kind, uint16 bps, uint64 fixedFee, uint64 cap);
     event FeeCollectorSet(address indexed collector);
     event PointsSet(address indexed points);
+    event PointsRateSet(uint16 rateBps);
     event FeeCharged(address indexed from, address indexed to, Kind kind, uint256 amount, uint256 fee);
+    /// @notice A customer's payment of `paymentAmount` earned `points` (accrued in the token).
+    event PointsEarned(address indexed account, uint256 paymentAmount, uint256 points);
+    /// @notice The Points ledger took over `points` accrued to `account`.
+    event PointsClaimed(address indexed account, uint256 points);
+    /// @notice The token's copy of an account's AccountRules entry changed (role 0: removed).
+    event AccountSynced(address indexed account, Role role, uint8 tier);
+    event Paused(address account);
+    event Unpaused(address account);
 
     error AccountNotAllowed(address account);
     error AccountFrozen(address account);
@@ -98,16 +165,24 @@ contract WalletToken is ERC20, Pausable, RoleGated {
     error OverDailyLimit(address payer, uint256 spentToday, uint256 amount, uint256 limit);
     error ZeroAmount();
     error DuplicateTopUp(bytes32 topUpRef);
+    error OverSupplyCap(uint256 supply, uint256 amount);
     error UnknownWithdrawal(uint256 id);
     error WithdrawalNotPending(uint256 id, WithdrawalStatus status);
     error InvalidFee(Kind kind);
     error InvalidCollector(address collector);
+    error InvalidRate(uint256 rateBps);
+    error LengthMismatch();
+    error NotAccountRules(address caller);
+    error NotPoints(address caller);
+    error EnforcedPause();
+    error ExpectedPause();
 
     /// @param name_ ERC-20 name, e.g. "Tally Euro"
     /// @param symbol_ ERC-20 symbol
-    /// @param rules AccountRules (roles and KYC tiers)
+    /// @param rules AccountRules (roles and KYC tiers); it must list this token as a listener
     /// @param feeCollector_ receives fees; must be an allowed account to receive them
-    /// @param points_ Points contract to award customers on payments (address(0): none)
+    /// @param points_ the Points ledger that claims accrued points (address(0): none yet)
+    /// @param pointsRate_ points a customer earns per payment, in bps of the amount (0: none)
     /// @param initialLimits limits for tiers 0..n-1 (tiers not given can pay nothing)
     /// @param fees fee per Kind, in enum order (Internal, External, CrossBorder); may be shorter
     constructor(
@@ -115,38 +190,77 @@ contract WalletToken is ERC20, Pausable, RoleGated {
         string memory symbol_,
         AccountRules rules,
         address feeCollector_,
-        Points points_,
+        address points_,
+        uint16 pointsRate_,
         Limits[] memory initialLimits,
         Fee[] memory fees
-    ) ERC20(name_, symbol_) RoleGated(rules) {
+    ) RoleGated(rules) {
+        _name = name_;
+        _symbol = symbol_;
         _setFeeCollector(feeCollector_);
-        points = points_;
-        emit PointsSet(address(points_));
+        _setPoints(points_);
+        _setPointsRate(pointsRate_);
+        if (initialLimits.length > 256) revert LengthMismatch();
         for (uint256 i = 0; i < initialLimits.length; ++i) {
-            _setTierLimits(i.toUint8(), initialLimits[i]);
+            _setTierLimits(uint8(i), initialLimits[i]);
         }
         if (fees.length > 3) revert InvalidFee(Kind.CrossBorder);
         for (uint256 i = 0; i < fees.length; ++i) {
             _setFee(Kind(i), fees[i]);
         }
+        address[] memory listed = rules.accounts();
+        for (uint256 i = 0; i < listed.length; ++i) {
+            (Role role, uint8 tier) = rules.roleAndTier(listed[i]);
+            _sync(listed[i], role, tier);
+        }
+    }
+
+    // ---------------------------------------------------------------- ERC-20
+
+    function name() external view returns (string memory) {
+        return _name;
+    }
+
+    function symbol() external view returns (string memory) {
+        return _symbol;
     }
 
     /// @notice Cents: 1.00 is 100 units.
-    function decimals() public pure override returns (uint8) {
+    function decimals() external pure returns (uint8) {
         return 2;
+    }
+
+    function totalSupply() external view returns (uint256) {
+        return _totalSupply;
+    }
+
+    /// @notice Spendable plus locked under pending withdrawals.
+    function balanceOf(address account) public view returns (uint256) {
+        return (_holders[account] & BALANCE) + _locked[account];
+    }
+
+    function allowance(address owner, address spender) external view returns (uint256) {
+        return _allowances[owner][spender];
+    }
+
+    function approve(address spender, uint256 value) external returns (bool) {
+        if (spender == address(0)) revert ERC20InvalidSpender(address(0));
+        _allowances[msg.sender][spender] = value;
+        emit Approval(msg.sender, spender, value);
+        return true;
     }
 
     // ---------------------------------------------------------------- payments
 
     /// @notice A payment; a fee applies only if compliance flagged `to` as external/cross-border.
-    function transfer(address to, uint256 amount) public override returns (bool) {
-        _pay(msg.sender, to, amount, Kind.Internal);
+    function transfer(address to, uint256 amount) external returns (bool) {
+        _pay(msg.sender, to, amount, 0);
         return true;
     }
 
     /// @notice As `transfer`, from `from`; the allowance must cover the amount and any fee.
-    function transferFrom(address from, address to, uint256 amount) public override returns (bool) {
-        uint256 fee = _pay(from, to, amount, Kind.Internal);
+    function transferFrom(address from, address to, uint256 amount) external returns (bool) {
+        uint256 fee = _pay(from, to, amount, 0);
         _spendAllowance(from, msg.sender, amount + fee);
         return true;
     }
@@ -154,38 +268,48 @@ contract WalletToken is ERC20, Pausable, RoleGated {
     /// @notice A payment the payer declares external or cross-border; the fee charged is that
     ///         of the higher of the declared kind and the recipient's flagged kind.
     function transferExternal(address to, uint256 amount, Kind kind) external returns (uint256 fee) {
-        return _pay(msg.sender, to, amount, kind);
+        return _pay(msg.sender, to, amount, uint256(kind));
     }
 
     /// @notice The fee a payment of `amount` from `from` to `to` declared as `kind` would pay.
     /// @dev `from` matters because settlement contracts pay no fee.
     function quoteFee(address from, address to, uint256 amount, Kind kind) external view returns (uint256) {
-        if (accountRules.roleOf(from) == Role.System) return 0;
-        return _fee(_effectiveKind(to, kind), amount);
+        if (_role(_holders[from]) == SYSTEM) return 0;
+        uint256 flagged = (_holders[to] >> KIND_SHIFT) & 3;
+        return _feeFrom(_feeWords[flagged > uint256(kind) ? flagged : uint256(kind)], amount);
     }
 
     // ---------------------------------------------------------------- issuer: top-up, withdrawal
 
     /// @notice Credit a top-up (e.g. a card payment identified by `topUpRef`), once per ref.
     function mint(address to, uint256 amount, bytes32 topUpRef) external onlyRole(Role.Issuer) {
+        _requireNotPaused();
         if (amount == 0) revert ZeroAmount();
         if (toppedUp[topUpRef]) revert DuplicateTopUp(topUpRef);
         toppedUp[topUpRef] = true;
-        if (!accountRules.isAllowed(to)) revert AccountNotAllowed(to);
-        _mint(to, amount);
+        uint256 h = _holders[to];
+        if (_role(h) == 0) revert AccountNotAllowed(to);
+        if (h & FROZEN != 0) revert AccountFrozen(to);
+        uint256 supply = _totalSupply;
+        if (amount > MAX_SUPPLY - supply) revert OverSupplyCap(supply, amount);
+        _totalSupply = supply + amount;
+        _holders[to] = h + amount; // balance <= supply <= MAX_SUPPLY: no carry out of its bits
+        emit Transfer(address(0), to, amount);
         emit Minted(to, amount, topUpRef);
     }
 
     /// @notice Lock `amount` for withdrawal to the holder's bank account; the issuer then burns
     ///         it (paid out) or rejects it (unlocked).
-    function requestWithdrawal(uint256 amount, bytes32 ref) external whenNotPaused returns (uint256 id) {
+    function requestWithdrawal(uint256 amount, bytes32 ref) external returns (uint256 id) {
+        _requireNotPaused();
         if (amount == 0) revert ZeroAmount();
-        if (!accountRules.isAllowed(msg.sender)) revert AccountNotAllowed(msg.sender);
-        Holder storage h = _holders[msg.sender];
-        if (h.frozen) revert AccountFrozen(msg.sender);
-        uint256 available = balanceOf(msg.sender) - h.locked;
+        uint256 h = _holders[msg.sender];
+        if (_role(h) == 0) revert AccountNotAllowed(msg.sender);
+        if (h & FROZEN != 0) revert AccountFrozen(msg.sender);
+        uint256 available = h & BALANCE;
         if (amount > available) revert ERC20InsufficientBalance(msg.sender, available, amount);
-        h.locked += amount.toUint96();
+        _holders[msg.sender] = h - amount;
+        _locked[msg.sender] += amount;
         id = ++withdrawalCount;
         _withdrawals[id] = Withdrawal(msg.sender, uint96(amount), WithdrawalStatus.Pending);
         emit WithdrawalRequested(id, msg.sender, amount, ref);
@@ -193,38 +317,46 @@ contract WalletToken is ERC20, Pausable, RoleGated {
 
     /// @notice The withdrawal was paid out off chain: burn the locked funds.
     function burnWithdrawal(uint256 id) external onlyRole(Role.Issuer) {
+        _requireNotPaused();
         Withdrawal storage w = _pendingWithdrawal(id);
+        address holder = w.holder;
+        if (_holders[holder] & FROZEN != 0) revert AccountFrozen(holder);
+        uint256 amount = w.amount;
         w.status = WithdrawalStatus.Burned;
-        _holders[w.holder].locked -= w.amount;
-        _burn(w.holder, w.amount);
-        emit WithdrawalBurned(id, w.holder, w.amount);
+        _locked[holder] -= amount;
+        _totalSupply -= amount;
+        emit Transfer(holder, address(0), amount);
+        emit WithdrawalBurned(id, holder, amount);
     }
 
     /// @notice Refuse a withdrawal: the funds are unlocked.
     function rejectWithdrawal(uint256 id, bytes32 reason) external onlyRole(Role.Issuer) {
         Withdrawal storage w = _pendingWithdrawal(id);
+        address holder = w.holder;
+        uint256 amount = w.amount;
         w.status = WithdrawalStatus.Rejected;
-        _holders[w.holder].locked -= w.amount;
-        emit WithdrawalRejected(id, w.holder, w.amount, reason);
+        _locked[holder] -= amount;
+        _holders[holder] += amount;
+        emit WithdrawalRejected(id, holder, amount, reason);
     }
 
     // ---------------------------------------------------------------- compliance
 
     /// @notice A frozen account can neither pay nor be paid nor withdraw.
     function freeze(address account, bytes32 reason) external onlyRole(Role.Compliance) {
-        _holders[account].frozen = true;
+        _holders[account] = _withActive(_holders[account] | FROZEN);
         emit Frozen(account, reason);
     }
 
     function unfreeze(address account) external onlyRole(Role.Compliance) {
-        _holders[account].frozen = false;
+        _holders[account] = _withActive(_holders[account] & ~FROZEN);
         emit Unfrozen(account);
     }
 
     /// @notice Flag a recipient (e.g. a cross-border gateway) so every payment to it pays the
     ///         fee of `kind`, whichever function the payer uses.
     function setRecipientKind(address account, Kind kind) external onlyRole(Role.Compliance) {
-        _holders[account].kind = kind;
+        _holders[account] = (_holders[account] & ~(uint256(3) << KIND_SHIFT)) | (uint256(kind) << KIND_SHIFT);
         emit RecipientKindSet(account, kind);
     }
 
@@ -232,12 +364,54 @@ contract WalletToken is ERC20, Pausable, RoleGated {
     ///         account, or the admin group.
     function pause() external {
         _requirePauser();
-        _pause();
+        _requireNotPaused();
+        _config |= PAUSED;
+        emit Paused(msg.sender);
     }
 
     function unpause() external {
         _requirePauser();
-        _unpause();
+        if (_config & PAUSED == 0) revert ExpectedPause();
+        _config &= ~PAUSED;
+        emit Unpaused(msg.sender);
+    }
+
+    function paused() external view returns (bool) {
+        return _config & PAUSED != 0;
+    }
+
+    // ---------------------------------------------------------------- AccountRules, Points
+
+    /// @notice AccountRules' push of a role or tier change (role None: removed), so payments
+    ///         read the copy in the holder word instead of calling AccountRules.
+    function syncAccount(address account, Role role, uint8 tier) external {
+        if (msg.sender != address(accountRules)) revert NotAccountRules(msg.sender);
+        _sync(account, role, tier);
+    }
+
+    /// @notice Points accrued to `account` that the Points ledger has not claimed yet.
+    function accruedPoints(address account) external view returns (uint256) {
+        return (_holders[account] >> POINTS_SHIFT) & POINTS;
+    }
+
+    /// @notice All points accrued and not yet claimed.
+    function unclaimedPoints() external view returns (uint256) {
+        return _config >> UNCLAIMED_SHIFT;
+    }
+
+    function pointsRateBps() external view returns (uint16) {
+        return uint16(_config & RATE);
+    }
+
+    /// @notice The Points ledger takes over what `account` has accrued (and returns it).
+    function claimPoints(address account) external returns (uint256 claimed) {
+        if (msg.sender != points) revert NotPoints(msg.sender);
+        uint256 h = _holders[account];
+        claimed = (h >> POINTS_SHIFT) & POINTS;
+        if (claimed == 0) return 0;
+        _holders[account] = h & ~(POINTS << POINTS_SHIFT);
+        _config -= claimed << UNCLAIMED_SHIFT;
+        emit PointsClaimed(account, claimed);
     }
 
     // ---------------------------------------------------------------- policy (group or issuer)
@@ -254,44 +428,52 @@ contract WalletToken is ERC20, Pausable, RoleGated {
         _setFeeCollector(collector);
     }
 
-    function setPoints(Points points_) external onlyGroupOr(Role.Issuer) {
-        points = points_;
-        emit PointsSet(address(points_));
+    function setPoints(address points_) external onlyGroupOr(Role.Issuer) {
+        _setPoints(points_);
+    }
+
+    function setPointsRate(uint16 rateBps) external onlyGroupOr(Role.Issuer) {
+        _setPointsRate(rateBps);
     }
 
     // ---------------------------------------------------------------- views
 
     function tierLimits(uint8 tier) external view returns (uint96 perPayment, uint96 daily) {
-        Limits memory l = _limits[tier];
-        return (l.perPayment, l.daily);
+        uint256 l = _limits[tier];
+        return (uint96(l >> 128), uint96(l));
     }
 
     function feeOf(Kind kind) external view returns (uint16 bps, uint64 fixedFee, uint64 cap) {
-        Fee memory f = _fees[kind];
-        return (f.bps, f.fixedFee, f.cap);
+        uint256 word = _feeWords[uint256(kind)];
+        return (uint16(word), uint64(word >> 16), uint64(word >> FEE_CAP_SHIFT));
     }
 
     function lockedOf(address account) external view returns (uint256) {
-        return _holders[account].locked;
+        return _locked[account];
     }
 
     /// @notice Balance that can be paid or withdrawn (not locked under a withdrawal).
     function availableBalanceOf(address account) external view returns (uint256) {
-        return balanceOf(account) - _holders[account].locked;
+        return _holders[account] & BALANCE;
     }
 
     function isFrozen(address account) external view returns (bool) {
-        return _holders[account].frozen;
+        return _holders[account] & FROZEN != 0;
     }
 
     function recipientKind(address account) external view returns (Kind) {
-        return _holders[account].kind;
+        return Kind((_holders[account] >> KIND_SHIFT) & 3);
+    }
+
+    /// @notice The token's copy of the account's role and tier (AccountRules' entry).
+    function holderRole(address account) external view returns (Role role, uint8 tier) {
+        uint256 h = _holders[account];
+        return (Role(_role(h)), uint8(h >> TIER_SHIFT));
     }
 
     /// @notice What `account` has paid today (UTC day of the block timestamp).
     function spentToday(address account) external view returns (uint256) {
-        uint256 record = _spending[account];
-        return record >> 128 == block.timestamp / 1 days ? uint128(record) : 0;
+        return _spentToday(_holders[account]);
     }
 
     function withdrawal(uint256 id) external view returns (address holder, uint256 amount, WithdrawalStatus status) {
@@ -302,85 +484,164 @@ contract WalletToken is ERC20, Pausable, RoleGated {
 
     // ---------------------------------------------------------------- internals
 
-    /// @dev The payment path: both parties' roles in one AccountRules call, both holders' flags
-    ///      in one slot each, the payer's limits, the fee leg (flagged payments only), then
-    ///      ERC-20's own balance update directly (the `_update` override's checks are done here
-    ///      already), then points.
-    function _pay(address from, address to, uint256 amount, Kind declared) private returns (uint256 fee) {
+    /// @dev The payment path: one read of the config word and of each party's holder word,
+    ///      the payer's tier limits (and the fee word, for flagged payments only), then one
+    ///      write of each holder word (and of the config word when points are earned).
+    ///      Assembly, because every opcode costs the node real time. The checks only decide
+    ///      *whether* to refuse: a refused payment reverts in `_refuse`, which re-reads the
+    ///      state to say why, and the revert discards whatever was written or logged here.
+    ///      The fee formula is `_feeFrom`'s (which `quoteFee` uses).
+    /// @param kind the declared Kind on entry; the Kind charged on return
+    function _pay(address from, address to, uint256 amount, uint256 kind) private returns (uint256 fee) {
+        bool refused;
+        assembly ("memory-safe") {
+            let config := sload(_config.slot)
+            mstore(0x00, from)
+            mstore(0x20, _holders.slot)
+            let payerSlot := keccak256(0x00, 0x40)
+            let payer := sload(payerSlot)
+            mstore(0x00, to)
+            let payeeSlot := keccak256(0x00, 0x40)
+            let payee := sload(payeeSlot)
+            // Paused, either party not allowed (role None) or frozen, or an amount no balance
+            // can hold (which also keeps every sum below far from overflowing).
+            refused := or(or(iszero(and(and(payer, payee), ACTIVE)), and(config, PAUSED)), shr(80, amount))
+            mstore(0x00, amount)
+            log3(0x00, 0x20, not(NOT_TRANSFER_EVENT), from, to)
+            switch and(shr(ROLE_SHIFT, payer), 0xf)
+            case 7 {
+                // Role.System: a settlement contract paying out; no limits, fee or points.
+                kind := 0
+            }
+            default {
+                {
+                    // Tier limits: per payment, and today's total. A spending number below
+                    // today's (day << 80, total 0) is a past day's: today's starts from zero.
+                    let limits := sload(add(_limits.slot, and(shr(TIER_SHIFT, payer), 0xff)))
+                    let today := shl(DAY_SHIFT, div(timestamp(), 86400))
+                    let spending := shr(SPENDING_SHIFT, payer)
+                    let updated := spending
+                    if lt(updated, today) { updated := today }
+                    updated := add(updated, amount)
+                    // amount > perPayment (the high half) iff amount << 128 > the whole word.
+                    refused := or(refused, or(gt(shl(128, amount), limits), gt(sub(updated, today), and(limits, DAILY))))
+                    // The spending number only grows.
+                    payer := add(payer, shl(SPENDING_SHIFT, sub(updated, spending)))
+                }
+                // The fee kind: the higher of the declared and the recipient's flagged kind.
+                let flagged := and(shr(KIND_SHIFT, payee), 3)
+                if gt(flagged, kind) { kind := flagged }
+                if kind {
+                    let f := sload(add(_feeWords.slot, kind))
+                    let cap := shr(FEE_CAP_SHIFT, f)
+                    if cap {
+                        fee := add(div(mul(amount, and(f, 0xffff)), 10000), and(shr(16, f), FEE_FIXED))
+                        if gt(fee, cap) { fee := cap }
+                    }
+                }
+                // Customers (role 6) earn points, accrued in their word and the config total.
+                let rate := mul(eq(and(shr(ROLE_SHIFT, payer), 0xf), 6), and(config, RATE))
+                if rate {
+                    let earned := div(mul(amount, rate), 10000)
+                    let room := sub(POINTS, and(shr(POINTS_SHIFT, payer), POINTS))
+                    if gt(earned, room) { earned := room }
+                    if earned {
+                        payer := add(payer, shl(POINTS_SHIFT, earned))
+                        sstore(_config.slot, add(config, shl(UNCLAIMED_SHIFT, earned)))
+                        mstore(0x20, earned)
+                        log2(0x00, 0x40, POINTS_EARNED_EVENT, from)
+                    }
+                }
+            }
+            let debit := add(amount, fee)
+            refused := or(refused, gt(debit, and(payer, BALANCE)))
+            // Holder words stay as they were for `_refuse` to read.
+            if iszero(refused) {
+                payer := sub(payer, debit)
+                sstore(payerSlot, payer)
+                if eq(payeeSlot, payerSlot) { payee := payer }
+                sstore(payeeSlot, add(payee, amount)) // balances <= MAX_SUPPLY: no carry
+            }
+        }
+        if (refused) _refuse(from, to, amount, fee);
+        if (fee != 0) _creditFee(from, to, Kind(kind), amount, fee);
+    }
+
+    /// @dev Why `_pay` refused: the same checks in the same order, each with its error.
+    function _refuse(address from, address to, uint256 amount, uint256 fee) private view {
         _requireNotPaused();
-        (Role role, uint8 tier, Role payeeRole) = accountRules.paymentRoles(from, to);
-        if (role == Role.None) revert AccountNotAllowed(from);
-        if (payeeRole == Role.None) revert AccountNotAllowed(to);
-        Holder storage payer = _holders[from];
-        if (payer.frozen) revert AccountFrozen(from);
-        Holder storage payee = _holders[to];
-        if (payee.frozen) revert AccountFrozen(to);
-        if (role != Role.System) {
-            _spend(from, tier, amount);
-            Kind flagged = payee.kind;
-            Kind kind = flagged > declared ? flagged : declared;
-            if (kind != Kind.Internal) fee = _chargeFee(from, to, kind, amount);
+        uint256 payer = _holders[from];
+        uint256 payee = _holders[to];
+        if (_role(payer) == 0) revert AccountNotAllowed(from);
+        if (_role(payee) == 0) revert AccountNotAllowed(to);
+        if (payer & FROZEN != 0) revert AccountFrozen(from);
+        if (payee & FROZEN != 0) revert AccountFrozen(to);
+        if (_role(payer) != SYSTEM) {
+            uint256 limits = _limits[uint8(payer >> TIER_SHIFT)];
+            uint256 perPayment = limits >> 128;
+            if (amount > perPayment) revert OverPaymentLimit(from, amount, perPayment);
+            uint256 spent = _spentToday(payer);
+            uint256 daily = limits & DAILY;
+            if (spent + amount > daily) revert OverDailyLimit(from, spent, amount, daily);
         }
-        uint256 locked = payer.locked;
-        if (locked != 0) {
-            uint256 available = balanceOf(from) - locked;
-            if (amount > available) revert ERC20InsufficientBalance(from, available, amount);
-        }
-        super._update(from, to, amount);
-        if (role == Role.Customer) {
-            Points p = points;
-            if (address(p) != address(0)) p.award(from, amount);
-        }
+        revert ERC20InsufficientBalance(from, payer & BALANCE, amount + fee);
     }
 
-    /// @dev Apply the payer's tier limits and record the payment in today's total.
-    function _spend(address payer, uint8 tier, uint256 amount) private {
-        Limits storage lim = _limits[tier];
-        uint256 perPayment = lim.perPayment;
-        if (amount > perPayment) revert OverPaymentLimit(payer, amount, perPayment);
-        uint256 today = block.timestamp / 1 days;
-        uint256 record = _spending[payer];
-        uint256 spent = record >> 128 == today ? uint128(record) : 0;
-        uint256 daily = lim.daily;
-        if (spent + amount > daily) revert OverDailyLimit(payer, spent, amount, daily);
-        _spending[payer] = (today << 128) | (spent + amount); // spent + amount <= daily < 2**96
-    }
-
-    function _chargeFee(address from, address to, Kind kind, uint256 amount) private returns (uint256 fee) {
-        fee = _fee(kind, amount);
-        if (fee == 0) return 0;
+    function _creditFee(address from, address to, Kind kind, uint256 amount, uint256 fee) private {
         address collector = feeCollector;
-        if (!accountRules.isAllowed(collector)) revert AccountNotAllowed(collector);
-        _update(from, collector, fee);
+        uint256 c = _holders[collector];
+        if (_role(c) == 0) revert AccountNotAllowed(collector);
+        if (c & FROZEN != 0) revert AccountFrozen(collector);
+        unchecked {
+            _holders[collector] = c + fee;
+        }
+        emit Transfer(from, collector, fee);
         emit FeeCharged(from, to, kind, amount, fee);
     }
 
-    /// @dev Every balance change outside the payment path passes here: mint, burn, fee legs.
-    function _update(address from, address to, uint256 value) internal override {
-        _requireNotPaused();
-        if (from != address(0)) {
-            Holder storage h = _holders[from];
-            if (h.frozen) revert AccountFrozen(from);
-            uint256 locked = h.locked;
-            if (locked != 0) {
-                uint256 available = balanceOf(from) - locked;
-                if (value > available) revert ERC20InsufficientBalance(from, available, value);
-            }
+    function _spendAllowance(address owner, address spender, uint256 value) private {
+        uint256 current = _allowances[owner][spender];
+        if (current == type(uint256).max) return;
+        if (current < value) revert ERC20InsufficientAllowance(spender, current, value);
+        unchecked {
+            _allowances[owner][spender] = current - value;
         }
-        if (to != address(0) && _holders[to].frozen) revert AccountFrozen(to);
-        super._update(from, to, value);
     }
 
-    function _effectiveKind(address to, Kind declared) private view returns (Kind) {
-        Kind flagged = _holders[to].kind;
-        return flagged > declared ? flagged : declared;
+    /// @dev The fee schedule's formula on a packed fee word (as `_pay` computes it).
+    function _feeFrom(uint256 word, uint256 amount) private pure returns (uint256 fee) {
+        uint256 cap = word >> FEE_CAP_SHIFT;
+        if (cap == 0) return 0;
+        fee = (amount * uint16(word)) / 10_000 + ((word >> 16) & FEE_FIXED);
+        if (fee > cap) fee = cap;
     }
 
-    function _fee(Kind kind, uint256 amount) private view returns (uint256 fee) {
-        Fee memory f = _fees[kind];
-        if (f.cap == 0) return 0;
-        fee = (amount * f.bps) / 10_000 + f.fixedFee;
-        if (fee > f.cap) fee = f.cap;
+    /// @dev Today's total from a holder word's spending bits (see `_pay`).
+    function _spentToday(uint256 holder) private view returns (uint256) {
+        uint256 spending = holder >> SPENDING_SHIFT;
+        uint256 today = (block.timestamp / 1 days) << DAY_SHIFT;
+        return spending < today ? 0 : spending - today;
+    }
+
+    function _role(uint256 holder) private pure returns (uint256) {
+        return (holder >> ROLE_SHIFT) & 0xf;
+    }
+
+    function _sync(address account, Role role, uint8 tier) private {
+        _holders[account] = _withActive(
+            (_holders[account] & ~ROLE_TIER) | (uint256(role) << ROLE_SHIFT) | (uint256(tier) << TIER_SHIFT)
+        );
+        emit AccountSynced(account, role, tier);
+    }
+
+    /// @dev The holder word with its `ACTIVE` bit recomputed from its role and frozen bits.
+    function _withActive(uint256 holder) private pure returns (uint256) {
+        bool active = _role(holder) != 0 && holder & FROZEN == 0;
+        return active ? holder | ACTIVE : holder & ~ACTIVE;
+    }
+
+    function _requireNotPaused() private view {
+        if (_config & PAUSED != 0) revert EnforcedPause();
     }
 
     function _pendingWithdrawal(uint256 id) private view returns (Withdrawal storage w) {
@@ -396,13 +657,13 @@ contract WalletToken is ERC20, Pausable, RoleGated {
     }
 
     function _setTierLimits(uint8 tier, Limits memory l) private {
-        _limits[tier] = l;
+        _limits[tier] = (uint256(l.perPayment) << 128) | l.daily;
         emit TierLimitsSet(tier, l.perPayment, l.daily);
     }
 
     function _setFee(Kind kind, Fee memory f) private {
         if (f.bps > MAX_FEE_BPS || (kind == Kind.Internal && f.cap != 0)) revert InvalidFee(kind);
-        _fees[kind] = f;
+        _feeWords[uint256(kind)] = uint256(f.bps) | (uint256(f.fixedFee) << 16) | (uint256(f.cap) << FEE_CAP_SHIFT);
         emit FeeSet(kind, f.bps, f.fixedFee, f.cap);
     }
 
@@ -410,5 +671,16 @@ contract WalletToken is ERC20, Pausable, RoleGated {
         if (collector == address(0)) revert InvalidCollector(collector);
         feeCollector = collector;
         emit FeeCollectorSet(collector);
+    }
+
+    function _setPoints(address points_) private {
+        points = points_;
+        emit PointsSet(points_);
+    }
+
+    function _setPointsRate(uint16 rateBps) private {
+        if (rateBps > MAX_POINTS_RATE_BPS) revert InvalidRate(rateBps);
+        _config = (_config & ~RATE) | rateBps;
+        emit PointsRateSet(rateBps);
     }
 }

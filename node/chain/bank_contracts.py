@@ -90,12 +90,13 @@ def bank_deployments(
         create(
             "AccountRules",
             ACCOUNT_RULES,
-            ["address", "address[]", "uint8[]", "uint8[]"],
+            ["address", "address[]", "uint8[]", "uint8[]", "address[]"],
             [
                 checksum(ADMIN_GROUP),
                 [checksum(m.address) for m in everyone],
                 [int(m.role) for m in everyone],
                 [m.tier for m in everyone],
+                [checksum(WALLET_TOKEN)],  # keeps a copy of roles and tiers, pushed on change
             ],
         ),
         create(
@@ -107,8 +108,8 @@ def bank_deployments(
         create(
             "Points",
             POINTS,
-            ["address", "address", "uint16"],
-            [checksum(ACCOUNT_RULES), checksum(WALLET_TOKEN), POINTS_RATE_BPS],
+            ["address", "address"],
+            [checksum(ACCOUNT_RULES), checksum(WALLET_TOKEN)],
         ),
         create(
             "WalletToken",
@@ -119,6 +120,7 @@ def bank_deployments(
                 "address",
                 "address",
                 "address",
+                "uint16",
                 "(uint96,uint96)[]",
                 "(uint16,uint64,uint64)[]",
             ],
@@ -128,6 +130,7 @@ def bank_deployments(
                 checksum(ACCOUNT_RULES),
                 checksum(fee_collector),
                 checksum(POINTS),
+                POINTS_RATE_BPS,
                 list(TIER_LIMITS),
                 list(FEES),
             ],
