@@ -10,7 +10,14 @@ from web3 import Web3
 from web3.exceptions import ContractCustomError
 
 from contracts import load_artifact
-from node.chain.bank_contracts import WALLET_TOKEN
+from node.chain.bank_contracts import (
+    ACCOUNT_RULES,
+    ESCROW,
+    POINTS,
+    POINTS_RATE_BPS,
+    WALLET_TOKEN,
+    Role,
+)
 
 CENTS = 100
 
@@ -66,3 +73,21 @@ def test_only_the_issuer_mints(w3: Web3, token, dev_accounts) -> None:
     customer = dev_accounts[6]
     with pytest.raises(ContractCustomError):
         token.functions.mint(customer.address, 1, b"\x02" * 32).call({"from": customer.address})
+
+
+def test_the_genesis_token_holds_account_rules_copy_and_points(w3: Web3, token) -> None:
+    """AccountRules lists the token as its listener; the token's copy of every dev account's
+    role and tier matches AccountRules from block 0; customers earn points at the genesis rate,
+    claimed by the genesis Points ledger."""
+    rules = w3.eth.contract(
+        address=Web3.to_checksum_address(ACCOUNT_RULES), abi=load_artifact("AccountRules")["abi"]
+    )
+    assert rules.functions.listeners().call() == [token.address]
+    for account in rules.functions.accounts().call():
+        assert (
+            token.functions.holderRole(account).call()
+            == rules.functions.roleAndTier(account).call()
+        )
+    assert token.functions.holderRole(Web3.to_checksum_address(ESCROW)).call() == [Role.SYSTEM, 3]
+    assert token.functions.points().call() == Web3.to_checksum_address(POINTS)
+    assert token.functions.pointsRateBps().call() == POINTS_RATE_BPS
