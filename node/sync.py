@@ -92,6 +92,9 @@ class BlockSync:
         self._heads: dict[bytes, _PeerHead] = {}
         self._in_flight: tuple[bytes, float] | None = None
         self._wake = asyncio.Event()
+        self._lagging: tuple[int, float] | None = None
+        self.one_block_grace = float(chain.genesis.request_timeout_seconds)
+        """How long a lag of a single block is left to consensus before it is fetched."""
         self.executed: Callable[[bytes], PendingBlock | None] | None = None
         self.admitted: AdmittedLookup | None = None
         p2p.subscribe(MessageKind.STATUS, self._on_status)
@@ -241,7 +244,7 @@ class BlockSync:
         """Ask for blocks while any peer is ahead; one request in flight at a time."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=2.0)
+                await asyncio.wait_for(self._wake.wait(), timeout=self._next_check())
             self._wake.clear()
             if (
                 self._in_flight is not None
@@ -254,11 +257,35 @@ class BlockSync:
                 (head.number, peer) for peer, head in self._heads.items() if head.number > ours
             ]
             if not ahead:
+                self._lagging = None
                 continue
-            _, peer = max(ahead)
+            best, peer = max(ahead)
+            if best == ours + 1 and self._within_grace(ours):
+                continue
             request = BlockRequest(ours + 1, MAX_BLOCKS_PER_REQUEST)
             if self.p2p.send(peer, MessageKind.BLOCK_REQUEST, rlp.encode(request)):
                 self._in_flight = (peer, time.monotonic())
+
+    def _within_grace(self, ours: int) -> bool:
+        """Whether a one-block lag at head `ours` is still consensus's to close.
+
+        Validators finish a height a few hundred milliseconds apart, and each announces its
+        new head at once: without this, the slower ones (above all the validator that
+        validates at low priority, `node.consensus.scheduling`) would fetch, decode and
+        re-import every block they are about to commit themselves, and the faster ones would
+        read and encode it for them, on every block. A node further behind, or one block
+        behind for longer than a round, fetches as before.
+        """
+        now = time.monotonic()
+        if self._lagging is None or self._lagging[0] != ours:
+            self._lagging = (ours, now)
+        return now - self._lagging[1] < self.one_block_grace
+
+    def _next_check(self) -> float:
+        if self._lagging is None:
+            return 2.0
+        remaining = self._lagging[1] + self.one_block_grace - time.monotonic()
+        return min(2.0, max(0.05, remaining))
 
     def broadcast_status(self) -> None:
         self.p2p.broadcast(MessageKind.STATUS, self._status_payload())

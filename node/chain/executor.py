@@ -26,6 +26,7 @@ from eth_hash.auto import keccak
 from eth_utils import ValidationError
 
 from node.chain.roots import ordered_trie_root
+from node.chain.state_diff import StateDiff
 from node.chain.vm import TallyVM
 
 HeaderLookup = Callable[[bytes], BlockHeaderAPI]
@@ -64,13 +65,15 @@ class ExecutedBlock:
     """The outcome of executing a block: its final (unsealed) header and transactions.
 
     State changes are already written into the batch the executor was given; `skipped` lists
-    candidate transactions left out while building (with why), for the pool to act on.
+    candidate transactions left out while building (with why), for the pool to act on;
+    `state_diff` everything it wrote, for validators that check rather than execute it.
     """
 
     header: BlockHeaderAPI
     transactions: list[ExecutedTransaction]
     skipped: list[tuple[SignedTransactionAPI, str]] = field(default_factory=list)
     deferred: list[SignedTransactionAPI] = field(default_factory=list)
+    state_diff: StateDiff | None = None
 
 
 class BlockRejected(Exception):
@@ -143,13 +146,14 @@ class BlockExecutor:
 
         state = vm.state
         state.prevalidated = prevalidated
-        running = header.copy(gas_used=0, bloom=0, blob_gas_used=0)
+        gas_limit = header.gas_limit
+        cursor = _GasCursor(gas_limit)
+        bloom = 0
         base_fee = header.base_fee_per_gas
         executed: list[ExecutedTransaction] = []
         skipped: list[tuple[SignedTransactionAPI, str]] = []
         deferred: list[SignedTransactionAPI] = []
         known_hashes = tx_hashes or {}
-        previous_gas = 0
         for tx in transactions:
             if building and deadline is not None and time.monotonic() > deadline:
                 deferred.append(tx)
@@ -159,47 +163,67 @@ class BlockExecutor:
                     raise BlockRejected(f"sender 0x{tx.sender.hex()} is not permitted")
                 skipped.append((tx, "sender account not permitted"))
                 continue
-            if running.gas_used + tx.gas > running.gas_limit:
+            if cursor.gas_used + tx.gas > gas_limit:
                 if not building:
                     raise BlockRejected("transactions exceed the block gas limit")
                 deferred.append(tx)
                 continue
             try:
-                # py-evm validates (nonce, balance, fees) before touching any state, and
-                # `apply_transaction` locks the journal first, so there is nothing to revert.
-                receipt, computation = vm.apply_transaction(running, tx)
+                # `VM.apply_transaction` minus a header copy per transaction (the running
+                # header only feeds the gas used so far) and minus `validate_receipt`, which
+                # re-hashes every log into a bloom to check py-evm's own receipt. py-evm
+                # validates (nonce, balance, fees) before touching any state, and the journal
+                # is locked first, so a rejected transaction leaves nothing to revert.
+                state.lock_changes()
+                computation = state.apply_transaction(tx)
             except ValidationError as exc:
                 if not building:
                     raise BlockRejected(f"invalid transaction: {exc}") from exc
                 skipped.append((tx, str(exc)))
                 continue
-            running = vm.add_receipt_to_header(running, receipt)
+            receipt = vm.make_receipt(cursor, tx, computation, state)  # type: ignore[arg-type]
+            bloom |= receipt.bloom
             executed.append(
                 ExecutedTransaction(
                     tx=tx,
                     tx_hash=known_hashes.get(id(tx)) or tx_hash_of(tx),
                     sender=tx.sender,
                     receipt=receipt,
-                    gas_used=receipt.gas_used - previous_gas,
+                    gas_used=receipt.gas_used - cursor.gas_used,
                     effective_gas_price=effective_gas_price(tx, base_fee),
                     contract_address=_created_address(tx, computation),
                 )
             )
-            previous_gas = receipt.gas_used
+            cursor.gas_used = receipt.gas_used
 
         receipts = tuple(item.receipt for item in executed)
         vm.receipts_for_postprocessing = receipts
+        # Prague's post-processing reads only the header and the receipts handed over above;
+        # the block keeps no transactions because its `copy()` would deep-copy them all.
         filled = block.copy(
-            header=running.copy(
+            header=header.copy(
+                gas_used=cursor.gas_used,
+                bloom=bloom,
+                blob_gas_used=0,
                 transaction_root=ordered_trie_root([item.tx.encode() for item in executed]),
                 receipt_root=ordered_trie_root([receipt.encode() for receipt in receipts]),
-            ),
-            transactions=[item.tx for item in executed],
+            )
         )
         processed = vm.block_postprocessing(filled)
         state.persist()
         final_header = processed.header.copy(state_root=state.state_root)
-        return ExecutedBlock(final_header, executed, skipped, deferred)
+        diff = getattr(state._account_db, "state_diff", None)
+        return ExecutedBlock(final_header, executed, skipped, deferred, diff)
+
+
+class _GasCursor:
+    """What `make_receipt` reads of the running header: the block's gas used so far."""
+
+    __slots__ = ("gas_limit", "gas_used")
+
+    def __init__(self, gas_limit: int) -> None:
+        self.gas_limit = gas_limit
+        self.gas_used = 0
 
 
 def _created_address(tx: SignedTransactionAPI, computation: ComputationAPI) -> bytes:

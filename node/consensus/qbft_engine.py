@@ -13,18 +13,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from eth.abc import BlockHeaderAPI
 from eth_keys import keys
 
 from node.chain.chain import Chain, PendingBlock
+from node.chain.diff_import import decode_diff_message, encode_diff_message, import_with_diff
 from node.chain.events import ChainEvents, CommittedBlock
 from node.chain.executor import BlockRejected
 from node.chain.importer import AdmittedLookup, substitute_admitted
+from node.chain.state_diff import DiffRejected
 from node.consensus.extra_data import VANITY_LENGTH, QbftExtraData
 from node.consensus.hashing import onchain_hash
-from node.consensus.qbft.messages import MessageError, QbftBlock, decode_message
+from node.consensus.proposal_decoding import decode_proposal
+from node.consensus.qbft.messages import (
+    PROPOSAL,
+    MessageError,
+    Proposal,
+    QbftBlock,
+    decode_message,
+)
 from node.consensus.qbft.state_machine import (
     BlockTimerExpired,
     Broadcast,
@@ -40,6 +50,7 @@ from node.consensus.qbft.state_machine import (
     RoundTimerExpired,
     StartTimer,
 )
+from node.consensus.scheduling import deferring_validators, low_priority_executor
 from node.consensus.voting import VoteProposals
 from node.metrics import NodeMetrics
 from node.p2p.host import P2PHost
@@ -78,6 +89,10 @@ class ChainBlockPort:
         self.admitted = admitted
         self.pending: dict[bytes, PendingBlock] = {}
         self.last_selection: list[PooledTransaction] = []
+        self.diffs: OrderedDict[bytes, bytes] = OrderedDict()
+        """State diff messages received, by the hash of the block they describe."""
+        self.outgoing_diff: tuple[bytes, bytes, frozenset[bytes]] | None = None
+        """(block hash, diff message, recipients) for this node's latest round-0 proposal."""
 
     def validators_after(self, header: BlockHeaderAPI) -> Sequence[bytes]:
         return self.chain.validator_tally(onchain_hash(header)).validators
@@ -91,6 +106,7 @@ class ChainBlockPort:
             round=round_number,
             seals=(),
         )
+        started = time.perf_counter()
         selection = self.select_transactions()
         budget = BUILD_BUDGET_SHARE * self.chain.genesis.block_period_seconds
         pending = self.chain.build(
@@ -103,20 +119,79 @@ class ChainBlockPort:
         )
         self.last_selection = selection
         self._keep(pending)
+        self.outgoing_diff = None
+        checkers = self.diff_checkers(round_number) - {self.address}
+        if checkers:
+            block_hash = onchain_hash(pending.header)
+            message = encode_diff_message(block_hash, pending.executed)
+            self.outgoing_diff = (block_hash, message, checkers)
+        log.info(
+            "built block %d: %d of %d selected txs in %.0f ms",
+            pending.header.block_number,
+            len(pending.executed.transactions),
+            len(selection),
+            (time.perf_counter() - started) * 1000,
+        )
         return QbftBlock(pending.header, tuple(item.tx for item in pending.executed.transactions))
+
+    def diff_checkers(self, round_number: int) -> frozenset[bytes]:
+        """Validators that check the next block's round-0 proposal against its state diff.
+
+        See `node.consensus.scheduling`: the f validators whose turn to propose is furthest
+        away. Later rounds (something already went wrong) are re-executed by everyone.
+        """
+        if round_number != 0:
+            return frozenset()
+        validators = self.chain.validator_tally(self.chain.head_hash).validators
+        return deferring_validators(validators, self.chain.head.coinbase)
+
+    def receive_diff(self, payload: bytes) -> None:
+        """Keep a proposer's diff message until its proposal is validated (event loop)."""
+        if len(payload) > 32:
+            self.diffs[payload[:32]] = payload
+            while len(self.diffs) > _MAX_PENDING_BLOCKS:
+                self.diffs.popitem(last=False)
 
     def validate_block(self, block: QbftBlock) -> bool:
         key = onchain_hash(block.header)
         if key in self.pending:
             return True
+        started = time.perf_counter()
         transactions, admitted = substitute_admitted(block.transactions, self.admitted)
-        try:
-            pending = self.chain.reexecute(block.header, transactions, admitted)
-        except BlockRejected as exc:
-            log.warning("proposal for block %d rejected: %s", block.number, exc)
-            return False
+        pending = self._check_against_diff(key, block, transactions)
+        if pending is None:
+            try:
+                pending = self.chain.reexecute(block.header, transactions, admitted)
+            except BlockRejected as exc:
+                log.warning("proposal for block %d rejected: %s", block.number, exc)
+                return False
         self._keep(pending)
+        log.info(
+            "validated block %d: %d txs %s in %.0f ms",
+            block.number,
+            len(transactions),
+            "against the state diff" if pending.executed.state_diff is None else "by execution",
+            (time.perf_counter() - started) * 1000,
+        )
         return True
+
+    def _check_against_diff(
+        self, key: bytes, block: QbftBlock, transactions: list
+    ) -> PendingBlock | None:
+        """The pending block from the proposer's state diff, if this node is designated to
+        check this proposal that way and the diff holds up; else None (re-execute)."""
+        payload = self.diffs.pop(key, None)
+        if payload is None:
+            return None
+        round_number = QbftExtraData.decode(block.header.extra_data).round
+        if self.address not in self.diff_checkers(round_number):
+            return None
+        try:
+            _, diff, receipts = decode_diff_message(payload)
+            return import_with_diff(self.chain, block.header, transactions, diff, receipts)
+        except DiffRejected as exc:
+            log.info("state diff for block %d not used: %s", block.number, exc)
+            return None
 
     def _keep(self, pending: PendingBlock) -> None:
         self.pending[onchain_hash(pending.header)] = pending
@@ -177,6 +252,7 @@ class QbftEngine:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_round = -1
+        self._deferred = low_priority_executor()
 
     def transactions_pending(self) -> None:
         """Nothing to do: the proposer takes what the pool holds when its block timer fires."""
@@ -195,7 +271,11 @@ class QbftEngine:
         if not payload:
             return False
         try:
-            message = decode_message(payload[0], payload[1:])
+            message = None
+            if payload[0] == PROPOSAL:
+                message = decode_proposal(payload[1:], self.pool.admitted)
+            if message is None:
+                message = decode_message(payload[0], payload[1:])
         except MessageError as exc:
             log.info("undecodable consensus message from 0x%s: %s", peer.hex(), exc)
             return False
@@ -204,29 +284,59 @@ class QbftEngine:
         self._queue.put_nowait(MessageReceived(message, self.clock()))
         return True
 
+    def _on_state_diff(self, peer: bytes, payload: bytes) -> bool:
+        self.port.receive_diff(payload)
+        return True
+
     def _on_block(self, block: CommittedBlock) -> None:
         self._queue.put_nowait(NewChainHead(block.header, self.clock()))
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         unsubscribe = self.p2p.subscribe(MessageKind.CONSENSUS, self._on_consensus_message)
+        stop_diffs = self.p2p.subscribe(MessageKind.STATE_DIFF, self._on_state_diff)
         stop_listening = self.events.on_block(self._on_block)
         self._queue.put_nowait(NewChainHead(self.chain.head, self.clock()))
         try:
             while True:
                 event = await self._queue.get()
                 async with self.chain_lock:
-                    actions = await self._loop.run_in_executor(None, self.machine.handle, event)
+                    executor = self._deferred if self._may_defer(event) else None
+                    actions = await self._loop.run_in_executor(executor, self.machine.handle, event)
                     for action in actions:
                         await self._perform(action)
         finally:
             unsubscribe()
+            stop_diffs()
             stop_listening()
             for handle in self._timers.values():
                 handle.cancel()
+            self._deferred.shutdown(wait=False)
+
+    def _may_defer(self, event: Event) -> bool:
+        """Whether `event` is a round-0 proposal this validator may validate at low priority.
+
+        See `node.consensus.scheduling`: the f validators proposing last in the rotation are
+        not needed for the quorum when everyone is up, so they leave the CPU to those that are.
+        Later rounds (something already went wrong) are validated at full priority.
+        """
+        if not isinstance(event, MessageReceived):
+            return False
+        message = event.message
+        head = self.chain.head
+        if (
+            not isinstance(message, Proposal)
+            or message.round != 0
+            or message.height != head.block_number + 1
+        ):
+            return False
+        if onchain_hash(message.block.header) in self.port.diffs:
+            return False  # checking it against the proposer's state diff is cheap
+        return self.address in self.port.diff_checkers(0)
 
     async def _perform(self, action: object) -> None:
         if isinstance(action, Broadcast):
+            self._send_state_diff(action.message)
             self.p2p.gossip(MessageKind.CONSENSUS, bytes([action.code]) + action.data)
         elif isinstance(action, Regossip):
             pass  # the p2p host already relays every new CONSENSUS message it accepted
@@ -238,6 +348,18 @@ class QbftEngine:
             self.sync.want(action.height - 1)
         elif isinstance(action, Log):
             log.log(action.level, action.text)
+
+    def _send_state_diff(self, message: object) -> None:
+        """Before our own proposal goes out, send its state diff to the validators that will
+        check it against the diff (the same link delivers the diff first)."""
+        outgoing = self.port.outgoing_diff
+        if outgoing is None or not isinstance(message, Proposal):
+            return
+        block_hash, payload, recipients = outgoing
+        if onchain_hash(message.block.header) == block_hash:
+            self.port.outgoing_diff = None
+            for recipient in recipients:
+                self.p2p.send(recipient, MessageKind.STATE_DIFF, payload)
 
     def _start_timer(self, timer: StartTimer) -> None:
         assert self._loop is not None
@@ -278,7 +400,8 @@ class QbftEngine:
                 return  # a peer's announcement of this very block was imported first
             log.error("decided block %d could not be committed: %s", header.block_number, exc)
             return
-        self.metrics.block_import.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.metrics.block_import.observe(elapsed)
         included = tuple(self.chain.store.block_tx_hashes(block_hash))
         self.pool.on_new_block(
             included,
@@ -286,11 +409,12 @@ class QbftEngine:
             senders=senders,
         )
         log.info(
-            "committed block %d hash=%s round=%d seals=%d txs=%d",
+            "committed block %d hash=%s round=%d seals=%d txs=%d in %.0f ms",
             sealed.block_number,
             block_hash.hex()[:16],
             action.round,
             len(action.seals),
             len(included),
+            elapsed * 1000,
         )
         self.events.publish_block(CommittedBlock(block_hash, self.chain.head, included))

@@ -27,6 +27,8 @@ class MessageKind(IntEnum):
     """Blocks answering a BLOCK_REQUEST (point to point)."""
     STATUS = 0x05
     """A peer's head, sent on connect and on change (point to point)."""
+    STATE_DIFF = 0x06
+    """A proposer's state diff and receipts, for validators that check it (point to point)."""
     PING = 0xFF
     """Control: keeps an idle link alive so the other side's idle timeout does not fire."""
 

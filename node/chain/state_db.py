@@ -1,0 +1,211 @@
+"""py-evm's account database with contract storage written to its trie once per block.
+
+py-evm's `StorageLookup` applies each storage write to a `HexaryTrie` as it is flushed, which
+re-reads, re-encodes and re-hashes the path from the root for every slot: a block of ERC-20
+transfers rebuilds the token's storage root node once per balance written. Here the writes are
+kept (reads see them) until the root is asked for, then merged into the trie in one pass
+(`node.chain.trie_updates`). Everything else is py-evm's: the journals, checkpoints, reverts,
+storage wipes (EIP-6780, CREATE2 re-creation) and the rules for when a root has changed.
+`tests/test_stock_equivalence.py` runs blocks through both and compares their state roots.
+"""
+
+from __future__ import annotations
+
+from eth._utils.padding import pad32
+from eth.abc import AccountStorageDatabaseAPI, AtomicDatabaseAPI, DatabaseAPI
+from eth.constants import BLANK_ROOT_HASH
+from eth.db.account import AccountDB
+from eth.db.backends.base import BaseDB
+from eth.db.backends.memory import MemoryDB
+from eth.db.cache import CacheDB
+from eth.db.journal import JournalDB
+from eth.db.storage import CLEAR_COUNT_KEY_NAME, AccountStorageDB
+from eth.vm.interrupt import MissingStorageTrieNode
+from eth_hash.auto import keccak
+from eth_typing import Address, Hash32
+from eth_utils import ValidationError, encode_hex, to_bytes
+from trie import HexaryTrie
+from trie import exceptions as trie_exceptions
+
+from node.chain.state_diff import StateDiff, StorageChanges
+from node.chain.trie_updates import apply_updates
+
+_Pending = dict[bytes, bytes]
+"""Hashed slot -> new encoded value (b"": deleted) since the starting root."""
+
+
+class BufferedStorageLookup(BaseDB):
+    """`eth.db.storage.StorageLookup` with writes buffered and applied in one pass.
+
+    Same interface and rules: reads see the writes; `has_changed_root` once any write (or a
+    rollback to a trie that had one) happened since the last commit; `new_trie` starts an empty
+    storage keeping the old one for `rollback_trie`, as py-evm does for a wipe that a revert
+    may undo.
+    """
+
+    def __init__(self, db: DatabaseAPI, storage_root: Hash32, address: Address) -> None:
+        self._db = db
+        self._address = address
+        self._initialize_to_root_hash(storage_root)
+
+    def _initialize_to_root_hash(self, root_hash: Hash32) -> None:
+        self._starting_root_hash = root_hash
+        self._pending: _Pending | None = None
+        self._result: tuple[Hash32, dict[bytes, bytes]] | None = None
+        self._history: list[tuple[_Pending, Hash32]] = []
+
+    def __getitem__(self, key: bytes) -> bytes:
+        hashed_slot = keccak(pad32(key))
+        if self._pending is not None and hashed_slot in self._pending:
+            return self._pending[hashed_slot]
+        try:
+            return HexaryTrie(self._db, root_hash=self._starting_root_hash)[hashed_slot]
+        except trie_exceptions.MissingTrieNode as exc:
+            raise MissingStorageTrieNode(
+                exc.missing_node_hash,
+                self._starting_root_hash,
+                exc.requested_key,
+                exc.prefix,
+                self._address,
+            ) from exc
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._write(keccak(pad32(key)), value)
+
+    def __delitem__(self, key: bytes) -> None:
+        self._write(keccak(pad32(key)), b"")
+
+    def _write(self, hashed_slot: bytes, value: bytes) -> None:
+        if self._pending is None:
+            self._pending = {}
+        self._pending[hashed_slot] = value
+        self._result = None
+
+    def _exists(self, key: bytes) -> bool:
+        return self[key] != b""
+
+    def changes(self) -> StorageChanges:
+        """The writes since the starting root, and whether that root is an emptied storage."""
+        return StorageChanges(
+            self._starting_root_hash == BLANK_ROOT_HASH, dict(self._pending or {})
+        )
+
+    @property
+    def has_changed_root(self) -> bool:
+        return self._pending is not None
+
+    def _apply(self) -> tuple[Hash32, dict[bytes, bytes]]:
+        if self._pending is None:
+            raise ValidationError("Asked for changed root when no writes have been made")
+        if self._result is None:
+            self._result = apply_updates(
+                self._db.__getitem__, self._starting_root_hash, self._pending
+            )
+        return self._result
+
+    def get_changed_root(self) -> Hash32:
+        return self._apply()[0]
+
+    def commit_to(self, db: DatabaseAPI) -> None:
+        if self._pending is None:
+            raise ValidationError(
+                "It is invalid to commit an account's storage if it has no pending "
+                "changes. Always check storage_lookup.has_changed_root before "
+                f"attempting to commit. Write tries on stack = {len(self._history)}; "
+                f"Root hash = {encode_hex(self._starting_root_hash)}"
+            )
+        root, nodes = self._apply()
+        for node_hash, encoded in nodes.items():
+            db[node_hash] = encoded
+        self._initialize_to_root_hash(root)
+
+    def new_trie(self) -> int:
+        """Switch to an empty storage; returns the index `rollback_trie` restores from."""
+        self._history.append((self._pending or {}, self._starting_root_hash))
+        self._starting_root_hash = BLANK_ROOT_HASH
+        self._pending = None
+        self._result = None
+        return len(self._history)
+
+    def rollback_trie(self, trie_index: int) -> None:
+        if trie_index >= len(self._history):
+            raise ValidationError(
+                f"Trying to roll back a delete to index {trie_index}, but there are "
+                f"only {len(self._history)} indices available."
+            )
+        self._pending, self._starting_root_hash = self._history[trie_index]
+        self._result = None
+        del self._history[trie_index:]
+
+
+class BufferedAccountStorageDB(AccountStorageDB):
+    """py-evm's `AccountStorageDB` over a `BufferedStorageLookup` (its layers unchanged)."""
+
+    def __init__(self, db: AtomicDatabaseAPI, storage_root: Hash32, address: Address) -> None:
+        self._address = address
+        self._storage_lookup = BufferedStorageLookup(db, storage_root, address)
+        self._storage_cache = CacheDB(self._storage_lookup)
+        self._locked_changes = JournalDB(self._storage_cache)
+        self._journal_storage = JournalDB(self._locked_changes)
+        self._accessed_slots: set[int] = set()
+        self._clear_count = JournalDB(MemoryDB({CLEAR_COUNT_KEY_NAME: to_bytes(0)}))
+
+
+class TallyAccountDB(AccountDB):
+    """py-evm's `AccountDB` with storage written as above, the account trie updated the same
+    way, and every change it makes to the state recorded as a `StateDiff`.
+
+    The diff is what a validator that does not re-execute a proposal checks it against
+    (`node.chain.state_diff`): a node that executed a block can hand over exactly what the
+    block changed, and the receiver proves it against the header's state root.
+    """
+
+    def __init__(self, db: AtomicDatabaseAPI, state_root: Hash32 = BLANK_ROOT_HASH) -> None:
+        super().__init__(db, state_root)
+        self.state_diff = StateDiff()
+
+    def _get_address_store(self, address: Address) -> AccountStorageDatabaseAPI:
+        store = self._account_stores.get(address)
+        if store is None:
+            storage_root = self._get_storage_root(address)
+            store = BufferedAccountStorageDB(self._raw_store_db, storage_root, address)
+            self._account_stores[address] = store
+        return store
+
+    def make_state_root(self) -> Hash32:
+        """`AccountDB.make_state_root`, applying the account changes in one pass (and
+        recording them, with the storage and code changes, in `state_diff`)."""
+        for _address, store in self._dirty_account_stores():
+            store.make_storage_root()
+        for address, storage_root in self._get_changed_roots():
+            if self.account_exists(address) or storage_root != BLANK_ROOT_HASH:
+                self._set_storage_root(address, storage_root)
+        storage = {
+            address: store._storage_lookup.changes()
+            for address, store in self._dirty_account_stores()
+            if isinstance(store._storage_lookup, BufferedStorageLookup)
+            and store._storage_lookup.has_changed_root
+        }
+        self.state_diff.code.update(self._journaldb.diff().pending_items())
+        self._journaldb.persist()
+
+        diff = self._journaltrie.diff()
+        changes = dict(diff.pending_items())
+        changes.update((address, b"") for address in diff.deleted_keys())
+        if changes:
+            self.state_diff.accounts.update(changes)
+            updates = {keccak(address): value for address, value in changes.items()}
+            root, nodes = apply_updates(self._batchtrie.__getitem__, self.state_root, updates)
+            for node_hash, encoded in nodes.items():
+                self._batchtrie[node_hash] = encoded
+            self._trie.root_hash = root
+        # Storage of an account whose record did not change (a failed creation) is garbage
+        # py-evm writes but never references: not part of the state.
+        self.state_diff.storage.update(
+            (address, change)
+            for address, change in storage.items()
+            if address in self.state_diff.accounts
+        )
+        self._journaltrie.reset()
+        self._trie_cache.reset_cache()
+        return self.state_root
