@@ -192,9 +192,7 @@ class BlockIndexer:
         if log.name == "PayeePaid":
             payee = _address(args["payee"])
             if payout is None:
-                self._open(
-                    batch, log, "batch", args["batchId"], "paying", (payee,), args["amount"]
-                )
+                self._open(batch, log, "batch", args["batchId"], "paying", (payee,), args["amount"])
             else:
                 payout = replace(
                     payout, parties=(*payout.parties, payee), total=payout.total + args["amount"]
