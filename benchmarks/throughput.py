@@ -3,12 +3,17 @@
 Why this shape: the number that matters to a wallet is how fast a node turns signed
 transactions into receipts, so everything a client does before submitting (key derivation,
 signing, nonce bookkeeping) happens before the clock starts. Transactions go in as raw
-``eth_sendRawTransaction`` JSON-RPC batches, which is what a busy gateway does, and receipts are
-collected by batched ``eth_getTransactionReceipt`` polls from a second thread, so submitting and
-observing overlap. Both nodes seal blocks on a 1 s timer (anvil ``--block-time 1``, Tally
-``--block-period 1``), so latency includes waiting for the next block on both.
+``eth_sendRawTransaction`` JSON-RPC batches, which is what a busy gateway does, and a second
+thread watches for them to become final, so submitting and observing overlap: by default it
+reads each new block's transaction hashes (then fetches each receipt once, to check it);
+``--observe receipts`` instead polls every outstanding receipt on each new block, which puts
+tens of thousands of lookups on the node under test during a run. Both nodes seal blocks on a
+1 s timer (anvil ``--block-time 1``, Tally ``--block-period 1``), so latency includes waiting
+for the next block on both.
 
     python benchmarks/throughput.py --count 2000
+    python benchmarks/throughput.py --targets anvil,tally,qbft4 --count 6000
+    python benchmarks/throughput.py --targets qbft4 --workloads erc20 --rate 200
     python benchmarks/throughput.py --targets anvil --count 500
     python benchmarks/throughput.py --targets tally --tally-url http://127.0.0.1:8545
 """
@@ -265,11 +270,19 @@ def run_workload(
     timeout: float,
     target: str,
     rate: float | None = None,
+    observe: str = "blocks",
 ) -> Result:
     """Pre-sign ``count`` transfers, submit in batches, and time each until its receipt.
 
     With ``rate`` (tx/s) the batches are paced to that offered load instead of sent at once,
     which is how finality latency is measured below saturation.
+
+    ``observe`` is how finality is noticed. "blocks" reads each new block's transaction
+    hashes (a transaction is final, its receipt readable, from the block that holds it) and
+    fetches each receipt once, to check it. "receipts" asks for every outstanding receipt on
+    every new block, as a naive wallet would; with thousands outstanding that is tens of
+    thousands of lookups per transfer run, all on the node under test, which then measures
+    the poller as much as the node (on a 4-validator localnet it is one validator's load).
     """
     rpc = setup.rpc
     recipients = [Account.create().address for _ in range(min(count, 200))]
@@ -313,34 +326,66 @@ def run_workload(
     def poller() -> None:
         prpc = Rpc(url)
         try:
-            last_block = -1
-            last_sweep = 0.0
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and not done.is_set():
-                block = int(prpc.call("eth_blockNumber"), 16)
-                now = time.monotonic()
-                # Sweep receipts when a block appears (cheap for the node), or every 2 s anyway.
-                if block != last_block or now - last_sweep > 2.0:
-                    last_block, last_sweep = block, now
-                    with lock:
-                        pending = [h for h in submitted if h not in seen]
-                    for part in chunks(pending, 500):
-                        res = prpc.batch([("eth_getTransactionReceipt", [h]) for h in part])
-                        t = time.monotonic()
-                        with lock:
-                            for h, r in zip(part, res, strict=True):
-                                if r is not None:
-                                    seen[h] = t
-                                    receipts[h] = r
-                    with lock:
-                        if len(seen) == count:
-                            return
-                time.sleep(poll)
+            if observe == "blocks":
+                watch_blocks(prpc)
+            else:
+                sweep_receipts(prpc)
         except BaseException as exc:  # reported by the main thread
             poll_error.append(exc)
         finally:
             prpc.close()
 
+    def watch_blocks(prpc: Rpc) -> None:
+        """On each new block, read its transaction hashes: ours in it are final from then."""
+        ours = set(hashes)
+        last_block = start_block
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not done.is_set():
+            head = int(prpc.call("eth_blockNumber"), 16)
+            if head > last_block:
+                numbers = range(last_block + 1, head + 1)
+                blocks = prpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+                t = time.monotonic()
+                new = [h.lower() for b in blocks for h in b["transactions"] if h.lower() in ours]
+                with lock:
+                    for h in new:
+                        seen.setdefault(h, t)
+                for part in chunks(new, 500):
+                    res = prpc.batch([("eth_getTransactionReceipt", [h]) for h in part])
+                    with lock:
+                        receipts.update(zip(part, res, strict=True))
+                last_block = head
+                with lock:
+                    if len(seen) == count:
+                        return
+            time.sleep(poll)
+
+    def sweep_receipts(prpc: Rpc) -> None:
+        """Ask for every outstanding receipt whenever a block appears (or every 2 s)."""
+        last_block = -1
+        last_sweep = 0.0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not done.is_set():
+            block = int(prpc.call("eth_blockNumber"), 16)
+            now = time.monotonic()
+            if block != last_block or now - last_sweep > 2.0:
+                last_block, last_sweep = block, now
+                with lock:
+                    pending = [h for h in submitted if h not in seen]
+                for part in chunks(pending, 500):
+                    res = prpc.batch([("eth_getTransactionReceipt", [h]) for h in part])
+                    t = time.monotonic()
+                    with lock:
+                        for h, r in zip(part, res, strict=True):
+                            if r is not None:
+                                seen[h] = t
+                                receipts[h] = r
+                with lock:
+                    if len(seen) == count:
+                        return
+            time.sleep(poll)
+
+    start_block = int(rpc.call("eth_blockNumber"), 16)  # before anything is submitted
     thread = threading.Thread(target=poller, daemon=True)
     thread.start()
     t0 = time.monotonic()
@@ -369,6 +414,9 @@ def run_workload(
         raise BenchError(
             f"{target}/{workload}: only {len(seen)}/{count} receipts within {timeout}s"
         )
+    missing = [h for h in hashes if receipts.get(h) is None]
+    if missing:
+        raise BenchError(f"{target}/{workload}: no receipt for included {missing[:3]}")
     failed = [h for h in hashes if int(receipts[h]["status"], 16) != 1]
     if failed:
         raise BenchError(f"{target}/{workload}: {len(failed)} receipts with status 0: {failed[:3]}")
@@ -435,6 +483,19 @@ def run_tally(workdir: Path) -> Iterator[str]:
             stop_process(proc)
 
 
+@contextmanager
+def workdir(keep: Path | None, target: str) -> Iterator[str]:
+    """A fresh directory for a target's nodes: temporary, or `keep/target` kept afterwards."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix=f"tally-{target}-") as tmp:
+            yield tmp
+        return
+    path = keep / target
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    yield str(path)
+
+
 def bench_target(target: str, url: str, args: argparse.Namespace) -> list[Result]:
     rpc = Rpc(url)
     try:
@@ -451,6 +512,7 @@ def bench_target(target: str, url: str, args: argparse.Namespace) -> list[Result
                 args.timeout,
                 target,
                 rate=args.rate,
+                observe=args.observe,
             )
             print(
                 f"  {target:6} {wl:6} {r.tx_per_s:9.1f} tx/s  p50 {r.p50_ms:7.0f} ms  "
@@ -524,9 +586,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--senders", type=int, default=50, help="fresh sender accounts")
     ap.add_argument("--batch", type=int, default=200, help="transactions per JSON-RPC batch")
     ap.add_argument("--poll", type=float, default=0.05, help="eth_blockNumber poll interval (s)")
+    ap.add_argument(
+        "--observe",
+        choices=("blocks", "receipts"),
+        default="blocks",
+        help="notice finality from new blocks' transaction lists (default) or by polling "
+        "every outstanding receipt on each new block",
+    )
     ap.add_argument("--timeout", type=float, default=300.0, help="per-workload receipt timeout")
     ap.add_argument("--tally-url", help="use this running Tally node instead of starting one")
     ap.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    ap.add_argument(
+        "--keep", type=Path, help="keep the started nodes' datadirs and logs under this directory"
+    )
     args = ap.parse_args(argv)
 
     targets = [t for t in args.targets.split(",") if t]
@@ -546,7 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 with run_anvil(free_port(), block_time=1.0) as url:
                     results += bench_target(target, url, args)
             elif target == "qbft4":
-                with tempfile.TemporaryDirectory(prefix="tally-qbft-") as tmp:
+                with workdir(args.keep, "qbft4") as tmp:
                     nodes = localnet.up(Path(tmp) / "net", validators=4, members=0)
                     try:
                         print(
@@ -560,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results += bench_target(target, args.tally_url, args)
             else:
                 with (
-                    tempfile.TemporaryDirectory(prefix="tally-bench-") as tmp,
+                    workdir(args.keep, "tally") as tmp,
                     run_tally(Path(tmp)) as url,
                 ):
                     print(f"tally: started `tally dev --block-period 1` at {url}", flush=True)

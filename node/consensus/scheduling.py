@@ -1,15 +1,20 @@
-"""Which validators may validate a proposal at low CPU priority, and the thread that does it.
+"""Which validators need not re-execute a proposal, and the thread they fall back on.
 
-Every validator re-executes each proposal before it sends PREPARE, but a round needs only a
-quorum of PREPAREs: with n = 3f + 1 validators, the proposer and 2f others. When validators
-share cores (a localnet, the throughput benchmark: four nodes on two cores), the f redundant
-re-executions compete with the 2f that decide the block, and the block waits for all of them;
-meanwhile, while the next proposer builds its block, a core sits idle. So the f validators
-whose next turn to propose is furthest away validate at the lowest OS priority: they use
-whatever CPU the deciding validators leave, finish during the next build, and still PREPARE
-and COMMIT as usual. Nothing in the protocol changes: a deferring validator validates every
-proposal fully before it prepares, and when it is needed for a quorum (a validator is down) it
-simply runs on the CPU nobody else wants, or at full speed on a machine of its own.
+Every validator must validate a proposal before it prepares, but a round needs only a quorum
+of PREPAREs: with n = 3f + 1 validators, the proposer and 2f others. QBFT's validity argument
+is that every quorum holds an honest validator that checked the block, and with at most f
+faulty validators that still holds if f honest ones check less. So the f validators whose
+next turn to propose is furthest away (the last in the rotation from this height) check a
+round-0 proposal against the state diff its proposer sends them (`node.chain.state_diff`):
+a fraction of re-executing it, and exact about the resulting state. A quorum of PREPAREs
+then still contains at least one honest validator that re-executed the block: the f that
+checked the diff, even with f faulty ones beside them, are 2f, one short of a quorum.
+
+When validators share cores (a localnet, the throughput benchmark: four nodes on two cores)
+that removes one of every four executions of each block. If no diff arrives, such a
+validator re-executes at the lowest OS priority instead: its PREPARE is not needed while
+everyone is up, so it uses the CPU the others leave, and when it is needed (a validator is
+down) the CPU nobody else wants, or a machine of its own, runs it at full speed.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from node.consensus.qbft.validators import max_faulty, proposer
 log = logging.getLogger(__name__)
 
 LOWEST_PRIORITY = 19
-"""The nice value of the deferred-validation thread (Linux: lowest priority, still never
+"""The nice value of the fallback validation thread (Linux: lowest priority, still never
 starved: the scheduler gives it a small share even on a busy machine)."""
 
 
