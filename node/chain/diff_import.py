@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import rlp
 from eth._utils.address import generate_contract_address
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
+from eth_keys.exceptions import BadSignature
+from eth_utils import ValidationError
 
 from node.chain.chain import Chain, PendingBlock
 from node.chain.executor import (
@@ -78,7 +80,10 @@ def import_with_diff(
     bloom = 0
     previous_gas = 0
     for tx, receipt in zip(transactions, receipts, strict=True):
-        sender = tx.sender
+        try:
+            sender = tx.sender
+        except (BadSignature, ValidationError, ValueError) as exc:
+            raise DiffRejected(f"transaction signature: {exc}") from exc
         if allowed is not None and not allowed(sender):
             raise DiffRejected(f"sender 0x{sender.hex()} is not permitted")
         if receipt.gas_used < previous_gas:

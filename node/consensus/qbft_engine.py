@@ -67,6 +67,8 @@ from node.txpool.transaction import PooledTransaction
 log = logging.getLogger(__name__)
 
 _MAX_PENDING_BLOCKS = 16
+_MAX_STATE_DIFFS = 4
+"""Diffs kept for proposals not yet validated (one per height is the normal case)."""
 BUILD_BUDGET_SHARE = 0.5
 """Share of the block period a proposer may spend executing transactions.
 
@@ -146,7 +148,9 @@ class ChainBlockPort:
         """Validators that check the next block's round-0 proposal against its state diff.
 
         See `node.consensus.scheduling`: the f validators whose turn to propose is furthest
-        away. Later rounds (something already went wrong) are re-executed by everyone.
+        away, the same f in every round of a height (which is what bounds the validators
+        that did not re-execute in any quorum). Proposers send diffs in round 0 only; a block
+        first proposed in a later round (something already went wrong) is re-executed.
         """
         if round_number != 0:
             return frozenset()
@@ -157,7 +161,7 @@ class ChainBlockPort:
         """Keep a proposer's diff message until its proposal is validated (event loop)."""
         if len(payload) > 32:
             self.diffs[payload[:32]] = payload
-            while len(self.diffs) > _MAX_PENDING_BLOCKS:
+            while len(self.diffs) > _MAX_STATE_DIFFS:
                 self.diffs.popitem(last=False)
 
     def validate_block(self, block: QbftBlock) -> bool:
@@ -293,7 +297,9 @@ class QbftEngine:
         return True
 
     def _on_state_diff(self, peer: bytes, payload: bytes) -> bool:
-        self.port.receive_diff(payload)
+        """Keep a validator's diff; whether it is used is decided at validation."""
+        if peer in self.chain.validator_tally(self.chain.head_hash).validators:
+            self.port.receive_diff(payload)
         return True
 
     def _on_block(self, block: CommittedBlock) -> None:
