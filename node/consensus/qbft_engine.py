@@ -30,6 +30,7 @@ from node.chain.events import ChainEvents, CommittedBlock
 from node.chain.executor import BlockRejected
 from node.chain.importer import AdmittedLookup, substitute_admitted
 from node.chain.state_diff import DiffRejected
+from node.consensus.build_budget import BuildBudget
 from node.consensus.extra_data import VANITY_LENGTH, QbftExtraData
 from node.consensus.hashing import onchain_hash
 from node.consensus.proposal_decoding import decode_proposal
@@ -77,7 +78,8 @@ meanwhile; a proposal that takes longer to execute than the round allows is neve
 (observed: 2,857-transfer blocks took three rounds on 2 cores). Capping the proposer's
 execution time bounds everyone's. 0.5 since only 2f validators re-execute the proposal
 (`node.consensus.scheduling`): on the 4-validator localnet (2 cores, ERC-20 transfers, runs
-alternated) 0.5 gave 367-450 tx/s and 0.6 379-392 with more round changes; 0.4 trailed 0.6."""
+alternated) 0.5 gave 367-450 tx/s and 0.6 379-392 with more round changes; 0.4 trailed 0.6.
+The budget is this share at most: `BuildBudget` shrinks it while heights near the timeout."""
 
 
 class ChainBlockPort:
@@ -103,6 +105,10 @@ class ChainBlockPort:
         """State diff messages received, by the hash of the block they describe."""
         self.outgoing_diff: tuple[bytes, bytes, frozenset[bytes]] | None = None
         """(block hash, diff message, recipients) for this node's latest round-0 proposal."""
+        genesis = chain.genesis
+        self.budget = BuildBudget(
+            genesis.block_period_seconds, genesis.request_timeout_seconds, BUILD_BUDGET_SHARE
+        )
 
     def validators_after(self, header: BlockHeaderAPI) -> Sequence[bytes]:
         return self.chain.validator_tally(onchain_hash(header)).validators
@@ -118,7 +124,7 @@ class ChainBlockPort:
         )
         started = time.perf_counter()
         selection = self.select_transactions()
-        budget = BUILD_BUDGET_SHARE * self.chain.genesis.block_period_seconds
+        budget = self.budget.seconds
         pending = self.chain.build(
             [item.tx for item in selection],
             timestamp=timestamp,
@@ -136,11 +142,12 @@ class ChainBlockPort:
             message = encode_diff_message(block_hash, pending.executed)
             self.outgoing_diff = (block_hash, message, checkers)
         log.info(
-            "built block %d: %d of %d selected txs in %.0f ms",
+            "built block %d: %d of %d selected txs in %.0f ms (budget %.0f ms)",
             pending.header.block_number,
             len(pending.executed.transactions),
             len(selection),
             (time.perf_counter() - started) * 1000,
+            budget * 1000,
         )
         return QbftBlock(pending.header, tuple(item.tx for item in pending.executed.transactions))
 
@@ -255,11 +262,12 @@ class QbftEngine:
         # Round timeouts are capped (no hour-long rounds after an outage), so a validator that
         # restarts at round 0 would never catch up with peers climbing rounds at the same pace;
         # the f+1 early round change (as in the QBFT spec) pulls it forward.
-        self.machine = QbftStateMachine(
-            key,
-            self.port,
-            config or QbftConfig.from_genesis(chain.genesis, early_round_change=True),
+        config = config or QbftConfig.from_genesis(chain.genesis, early_round_change=True)
+        self.machine = QbftStateMachine(key, self.port, config)
+        self.port.budget = BuildBudget(
+            config.block_period_seconds, config.round_timeout(0), BUILD_BUDGET_SHARE
         )
+        self._round0_started: dict[int, float] = {}
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -380,6 +388,8 @@ class QbftEngine:
         previous = self._timers.pop(timer.kind, None)
         if previous is not None:
             previous.cancel()
+        if timer.kind == "round" and timer.round == 0:
+            self._round0_started.setdefault(timer.height, time.monotonic())
         if timer.kind == "round" and timer.round != self._last_round:
             if timer.round > 0:
                 self.metrics.round_changes.inc()
@@ -416,6 +426,11 @@ class QbftEngine:
             return
         elapsed = time.perf_counter() - started
         self.metrics.block_import.observe(elapsed)
+        round0 = self._round0_started.pop(sealed.block_number, None)
+        if round0 is not None:
+            self.port.budget.observe(time.monotonic() - round0, action.round)
+        for height in [h for h in self._round0_started if h < sealed.block_number]:
+            del self._round0_started[height]
         included = tuple(self.chain.store.block_tx_hashes(block_hash))
         self.pool.on_new_block(
             included,
