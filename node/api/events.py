@@ -8,11 +8,9 @@ contract is never presented as the bank's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils import to_checksum_address
 
 from contracts import load_artifact
 from node.chain.bank_contracts import (
@@ -25,6 +23,7 @@ from node.chain.bank_contracts import (
     POINTS,
     WALLET_TOKEN,
 )
+from node.chain.event_abi import event_table
 from node.storage.records import LogRecord
 
 BANK_CONTRACTS: dict[bytes, str] = {
@@ -52,32 +51,6 @@ _ERC20_EVENTS = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class EventAbi:
-    name: str
-    inputs: tuple[dict[str, Any], ...]
-
-    def decode(self, log: LogRecord) -> dict[str, Any]:
-        indexed = [item for item in self.inputs if item["indexed"]]
-        plain = [item for item in self.inputs if not item["indexed"]]
-        if len(indexed) != len(log.topics) - 1:
-            raise ValueError("topic count does not match the event")
-        args: dict[str, Any] = {}
-        for item, topic in zip(indexed, log.topics[1:], strict=True):
-            args[item["name"]] = abi_decode([item["type"]], topic)[0]
-        values = abi_decode([item["type"] for item in plain], log.data)
-        args.update(zip((item["name"] for item in plain), values, strict=True))
-        return {name: json_value(value) for name, value in args.items()}
-
-
-def _table(abi: list[dict[str, Any]]) -> dict[bytes, EventAbi]:
-    return {
-        event_abi_to_log_topic(item): EventAbi(item["name"], tuple(item["inputs"]))
-        for item in abi
-        if item["type"] == "event" and not item.get("anonymous")
-    }
-
-
 def json_value(value: Any) -> Any:
     """ABI values as JSON: addresses checksummed, integers as decimal strings, bytes as hex."""
     if isinstance(value, bool):
@@ -98,9 +71,10 @@ class EventDecoder:
 
     def __init__(self) -> None:
         self._bank = {
-            address: _table(load_artifact(name)["abi"]) for address, name in BANK_CONTRACTS.items()
+            address: event_table(load_artifact(name)["abi"])
+            for address, name in BANK_CONTRACTS.items()
         }
-        self._erc20 = _table(_ERC20_EVENTS)
+        self._erc20 = event_table(_ERC20_EVENTS)
 
     def decode(self, log: LogRecord, log_index: int) -> dict[str, Any]:
         contract = BANK_CONTRACTS.get(log.address)
@@ -115,7 +89,8 @@ class EventDecoder:
         }
         if event is not None:
             try:
-                return {**base, "event": event.name, "args": event.decode(log), "raw": None}
+                args = {name: json_value(value) for name, value in event.decode(log).items()}
+                return {**base, "event": event.name, "args": args, "raw": None}
             except Exception:  # wrong shape for the signature: show it raw
                 pass
         return {

@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_utils import event_abi_to_log_topic, keccak
+from eth_utils import keccak
 
 from contracts import load_artifact
 from node.chain.bank_contracts import BATCH_PAYOUT, ESCROW, NETTING, WALLET_TOKEN
+from node.chain.event_abi import EventAbi, event_table
 from node.storage import schema
 from node.storage.indexes import (
     FeeRecord,
@@ -53,35 +53,8 @@ class _Log:
     timestamp: int
 
 
-@dataclass(frozen=True, slots=True)
-class _EventAbi:
-    name: str
-    indexed: tuple[tuple[str, str], ...]
-    data_names: tuple[str, ...]
-    data_types: tuple[str, ...]
-
-    def decode(self, log: LogRecord) -> dict[str, Any]:
-        args: dict[str, Any] = {}
-        for (name, kind), topic in zip(self.indexed, log.topics[1:], strict=True):
-            args[name] = abi_decode([kind], topic)[0]
-        args.update(zip(self.data_names, abi_decode(list(self.data_types), log.data), strict=True))
-        return args
-
-
-def _events(artifact: str) -> dict[bytes, _EventAbi]:
-    """topic0 -> decoder for each event of a contract artifact."""
-    table = {}
-    for item in load_artifact(artifact)["abi"]:
-        if item["type"] != "event":
-            continue
-        inputs = item["inputs"]
-        table[event_abi_to_log_topic(item)] = _EventAbi(
-            item["name"],
-            tuple((i["name"], i["type"]) for i in inputs if i["indexed"]),
-            tuple(i["name"] for i in inputs if not i["indexed"]),
-            tuple(i["type"] for i in inputs if not i["indexed"]),
-        )
-    return table
+def _events(artifact: str) -> dict[bytes, EventAbi]:
+    return event_table(load_artifact(artifact)["abi"])
 
 
 def _address(value: str) -> bytes:
@@ -92,7 +65,7 @@ class BlockIndexer:
     """Writes the index rows of one committed block into its batch."""
 
     def __init__(self) -> None:
-        self._contracts: dict[bytes, dict[bytes, _EventAbi]] = {
+        self._contracts: dict[bytes, dict[bytes, EventAbi]] = {
             WALLET_TOKEN: _events("WalletToken"),
             ESCROW: _events("Escrow"),
             BATCH_PAYOUT: _events("BatchPayout"),
