@@ -192,13 +192,18 @@ class AccountTransaction(Model):
     direction: str = Field(description="out, in or self")
 
 
-class Transfer(Model):
+class LogPlace(Model):
+    """Where a log sits in the chain, and when: the fields every log-based row starts with."""
+
     tx_hash: str
     block_number: int
     tx_index: int
     log_index: int
     timestamp: int
     time: str
+
+
+class Transfer(LogPlace):
     token: str
     sender: str = Field(alias="from")
     to: str
@@ -206,13 +211,7 @@ class Transfer(Model):
     direction: str
 
 
-class FeePaid(Model):
-    tx_hash: str
-    block_number: int
-    tx_index: int
-    log_index: int
-    timestamp: int
-    time: str
+class FeePaid(LogPlace):
     token: str
     payer: str
     recipient: str
@@ -239,14 +238,8 @@ class Spending(Model):
     total: str
 
 
-class SettlementEvent(Model):
+class SettlementEvent(LogPlace):
     name: str
-    block_number: int
-    tx_index: int
-    log_index: int
-    tx_hash: str
-    timestamp: int
-    time: str
 
 
 class Settlement(Model):

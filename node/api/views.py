@@ -21,7 +21,13 @@ from node.chain.vm import decode_transaction
 from node.consensus.extra_data import ExtraDataError, QbftExtraData
 from node.consensus.hashing import onchain_hash, recover_seal_signer
 from node.storage import schema
-from node.storage.indexes import FeePayment, Settlement, SettlementEvent, TokenTransfer
+from node.storage.indexes import (
+    FeePayment,
+    LogPosition,
+    Settlement,
+    SettlementEvent,
+    TokenTransfer,
+)
 from node.storage.records import ReceiptRecord, TransactionRecord
 
 FEE_KIND_NAMES = ("internal", "external", "cross_border")
@@ -178,16 +184,23 @@ def account_transaction(
     return item, counterparty, tx.value
 
 
+def _log_place(position: LogPosition, tx_hash: bytes, timestamp: int) -> dict[str, Any]:
+    """The fields every log-based row starts with (`models.LogPlace`)."""
+    return {
+        "tx_hash": hexd(tx_hash),
+        "block_number": position.block_number,
+        "tx_index": position.tx_index,
+        "log_index": position.log_index,
+        "timestamp": timestamp,
+        "time": iso_time(timestamp),
+    }
+
+
 def transfer(address: bytes, row: TokenTransfer) -> dict[str, Any]:
     outgoing = "self" if row.recipient == address else "out"
     direction = outgoing if row.sender == address else "in"
     return {
-        "tx_hash": hexd(row.tx_hash),
-        "block_number": row.position.block_number,
-        "tx_index": row.position.tx_index,
-        "log_index": row.position.log_index,
-        "timestamp": row.timestamp,
-        "time": iso_time(row.timestamp),
+        **_log_place(row.position, row.tx_hash, row.timestamp),
         "token": checksum(row.token),
         "from": checksum(row.sender),
         "to": checksum(row.recipient),
@@ -199,12 +212,7 @@ def transfer(address: bytes, row: TokenTransfer) -> dict[str, Any]:
 def fee(row: FeePayment) -> dict[str, Any]:
     kind = FEE_KIND_NAMES[row.kind] if row.kind < len(FEE_KIND_NAMES) else str(row.kind)
     return {
-        "tx_hash": hexd(row.tx_hash),
-        "block_number": row.position.block_number,
-        "tx_index": row.position.tx_index,
-        "log_index": row.position.log_index,
-        "timestamp": row.timestamp,
-        "time": iso_time(row.timestamp),
+        **_log_place(row.position, row.tx_hash, row.timestamp),
         "token": checksum(row.token),
         "payer": checksum(row.payer),
         "recipient": checksum(row.recipient),
@@ -215,15 +223,7 @@ def fee(row: FeePayment) -> dict[str, Any]:
 
 
 def _settlement_event(event: SettlementEvent) -> dict[str, Any]:
-    return {
-        "name": event.name,
-        "block_number": event.position.block_number,
-        "tx_index": event.position.tx_index,
-        "log_index": event.position.log_index,
-        "tx_hash": hexd(event.tx_hash),
-        "timestamp": event.timestamp,
-        "time": iso_time(event.timestamp),
-    }
+    return {"name": event.name, **_log_place(event.position, event.tx_hash, event.timestamp)}
 
 
 def settlement(row: Settlement) -> dict[str, Any]:
