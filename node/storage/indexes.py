@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import rlp
 from rlp.sedes import Binary, CountableList, big_endian_int, binary
@@ -257,6 +258,17 @@ class ChainIndex:
         for key, value in self.store.iterate_range(start, stop, reverse=newest_first):
             yield key[len(prefix) :], value
 
+    def _log_rows(
+        self,
+        prefix: bytes,
+        sedes: type[rlp.Serializable],
+        newest_first: bool,
+        after: LogPosition | None,
+    ) -> Iterator[tuple[LogPosition, Any]]:
+        """(position, decoded record) of a log index keyed by log position."""
+        for suffix, value in self._rows(prefix, newest_first, after and after.encode()):
+            yield LogPosition.decode(suffix), rlp.decode(value, sedes=sedes)
+
     def account_transactions(
         self,
         address: bytes,
@@ -275,11 +287,12 @@ class ChainIndex:
         self, address: bytes, *, newest_first: bool = True, after: LogPosition | None = None
     ) -> Iterator[TokenTransfer]:
         """Token transfers from or to the account, any token."""
-        prefix = schema.token_transfer_prefix(address)
-        for suffix, value in self._rows(prefix, newest_first, after and after.encode()):
-            record = rlp.decode(value, sedes=TokenTransferRecord)
+        rows = self._log_rows(
+            schema.token_transfer_prefix(address), TokenTransferRecord, newest_first, after
+        )
+        for position, record in rows:
             yield TokenTransfer(
-                LogPosition.decode(suffix),
+                position,
                 record.token,
                 record.sender,
                 record.recipient,
@@ -292,11 +305,11 @@ class ChainIndex:
         self, payer: bytes, *, newest_first: bool = True, after: LogPosition | None = None
     ) -> Iterator[FeePayment]:
         """Fees the account paid on wallet-token payments."""
-        prefix = schema.fee_prefix(payer)
-        for suffix, value in self._rows(prefix, newest_first, after and after.encode()):
-            record = rlp.decode(value, sedes=FeeRecord)
+        for position, record in self._log_rows(
+            schema.fee_prefix(payer), FeeRecord, newest_first, after
+        ):
             yield FeePayment(
-                LogPosition.decode(suffix),
+                position,
                 record.token,
                 record.payer,
                 record.recipient,
