@@ -92,6 +92,7 @@ class ChainBlockPort:
         key: keys.PrivateKey,
         proposals: VoteProposals,
         select_transactions: Callable[[], list[PooledTransaction]],
+        budget: BuildBudget,
         admitted: AdmittedLookup = lambda tx_hash: None,
     ) -> None:
         self.chain = chain
@@ -105,10 +106,8 @@ class ChainBlockPort:
         """State diff messages received, by the hash of the block they describe."""
         self.outgoing_diff: tuple[bytes, bytes, frozenset[bytes]] | None = None
         """(block hash, diff message, recipients) for this node's latest round-0 proposal."""
-        genesis = chain.genesis
-        self.budget = BuildBudget(
-            genesis.block_period_seconds, genesis.request_timeout_seconds, BUILD_BUDGET_SHARE
-        )
+        self.budget = budget
+        """How long a proposer may execute; the engine feeds it each height's duration."""
 
     def validators_after(self, header: BlockHeaderAPI) -> Sequence[bytes]:
         return self.chain.validator_tally(onchain_hash(header)).validators
@@ -257,16 +256,18 @@ class QbftEngine:
         self.metrics = metrics
         self.clock = clock
         self.address = key.public_key.to_canonical_address()
-        self.port = ChainBlockPort(chain, key, proposals, self._select_from_pool, pool.admitted)
-        sync.executed = self.port.pending.get
         # Round timeouts are capped (no hour-long rounds after an outage), so a validator that
         # restarts at round 0 would never catch up with peers climbing rounds at the same pace;
         # the f+1 early round change (as in the QBFT spec) pulls it forward.
         config = config or QbftConfig.from_genesis(chain.genesis, early_round_change=True)
-        self.machine = QbftStateMachine(key, self.port, config)
-        self.port.budget = BuildBudget(
+        budget = BuildBudget(
             config.block_period_seconds, config.round_timeout(0), BUILD_BUDGET_SHARE
         )
+        self.port = ChainBlockPort(
+            chain, key, proposals, self._select_from_pool, budget, pool.admitted
+        )
+        sync.executed = self.port.pending.get
+        self.machine = QbftStateMachine(key, self.port, config)
         self._round0_started: dict[int, float] = {}
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._timers: dict[str, asyncio.TimerHandle] = {}
