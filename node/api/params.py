@@ -14,39 +14,32 @@ from datetime import UTC, datetime
 from eth_utils import to_checksum_address
 
 from node.api.errors import BadRequest
+from node.hexcodec import decode_data, decode_quantity
 from node.storage.indexes import SETTLEMENT_KINDS, LogPosition
 
 MAX_BLOCK_NUMBER = 2**63 - 1
 
 
 def address(value: str, what: str = "address") -> bytes:
-    text = value.strip()
-    if len(text) != 42 or not text.startswith(("0x", "0X")):
+    raw = hex_data(value, what)
+    if len(raw) != 20:
         raise BadRequest(f"{what} must be a 0x-prefixed 20-byte hex address")
-    try:
-        return bytes.fromhex(text[2:])
-    except ValueError as exc:
-        raise BadRequest(f"{what} is not hex") from exc
+    return raw
 
 
 def hash32(value: str, what: str = "hash") -> bytes:
-    text = value.strip()
-    if len(text) != 66 or not text.startswith(("0x", "0X")):
+    raw = hex_data(value, what)
+    if len(raw) != 32:
         raise BadRequest(f"{what} must be a 0x-prefixed 32-byte hex hash")
-    try:
-        return bytes.fromhex(text[2:])
-    except ValueError as exc:
-        raise BadRequest(f"{what} is not hex") from exc
+    return raw
 
 
 def hex_data(value: str, what: str) -> bytes:
-    text = value.strip()
-    if not text.startswith(("0x", "0X")):
-        raise BadRequest(f"{what} must be 0x-prefixed hex")
+    """0x-prefixed even-length hex; surrounding whitespace (a pasted value) is forgiven."""
     try:
-        return bytes.fromhex(text[2:])
+        return decode_data(value.strip())
     except ValueError as exc:
-        raise BadRequest(f"{what} is not valid hex") from exc
+        raise BadRequest(f"{what} must be 0x-prefixed hex: {exc}") from exc
 
 
 def block_number(value: str, head: int, what: str = "block") -> int:
@@ -56,11 +49,16 @@ def block_number(value: str, head: int, what: str = "block") -> int:
         return head
     if text == "earliest":
         return 0
-    try:
-        number = int(text, 16) if text.startswith("0x") else int(text)
-    except ValueError as exc:
-        raise BadRequest(f"{what} must be 'latest' or a block number") from exc
-    if number < 0 or number > MAX_BLOCK_NUMBER:
+    if text.startswith("0x"):
+        try:
+            number = decode_quantity(text)
+        except ValueError as exc:
+            raise BadRequest(f"{what} must be 'latest' or a block number") from exc
+    elif _decimal(text):
+        number = int(text)
+    else:
+        raise BadRequest(f"{what} must be 'latest' or a block number")
+    if number > MAX_BLOCK_NUMBER:
         raise BadRequest(f"{what} is out of range")
     return number
 
@@ -95,12 +93,16 @@ def _cursor_fields(cursor: str, tag: str, count: int) -> list[str]:
     return fields[1:]
 
 
+def _decimal(text: str) -> bool:
+    """ASCII digits only: `int()` would also take signs, spaces, `_` and non-ASCII digits."""
+    return text.isascii() and text.isdigit()
+
+
 def _ints(fields: list[str]) -> list[int]:
-    try:
-        values = [int(field) for field in fields]
-    except ValueError as exc:
-        raise BadRequest("invalid cursor") from exc
-    if any(value < 0 or value > MAX_BLOCK_NUMBER for value in values):
+    if not all(_decimal(field) for field in fields):
+        raise BadRequest("invalid cursor")
+    values = [int(field) for field in fields]
+    if any(value > MAX_BLOCK_NUMBER for value in values):
         raise BadRequest("invalid cursor")
     return values
 

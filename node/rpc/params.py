@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from node.hexcodec import decode_data, decode_quantity
 from node.rpc.errors import InvalidParams
 
 BLOCK_TAGS = ("latest", "earliest", "pending", "safe", "finalized")
@@ -21,12 +22,12 @@ def quantity(value: Any, name: str = "quantity") -> int:
         if value < 0:
             raise InvalidParams(f"invalid {name}: negative")
         return value
-    if not isinstance(value, str) or not value.startswith(("0x", "0X")) or len(value) < 3:
-        raise InvalidParams(f"invalid {name}: expected 0x-prefixed hex string, got {value!r}")
+    if not isinstance(value, str):
+        raise InvalidParams(f"invalid {name}: expected 0x-prefixed hex string")
     try:
-        number = int(value[2:], 16)
+        number = decode_quantity(value)
     except ValueError as exc:
-        raise InvalidParams(f"invalid {name}: {value!r} is not hex") from exc
+        raise InvalidParams(f"invalid {name}: {exc}") from exc
     if number >= 2**256:
         raise InvalidParams(f"invalid {name}: exceeds 256 bits")
     return number
@@ -34,12 +35,12 @@ def quantity(value: Any, name: str = "quantity") -> int:
 
 def data(value: Any, name: str = "data") -> bytes:
     """0x-prefixed hex bytes of even length."""
-    if not isinstance(value, str) or not value.startswith(("0x", "0X")):
+    if not isinstance(value, str):
         raise InvalidParams(f"invalid {name}: expected 0x-prefixed hex string")
     try:
-        return bytes.fromhex(value[2:])
+        return decode_data(value)
     except ValueError as exc:
-        raise InvalidParams(f"invalid {name}: not even-length hex") from exc
+        raise InvalidParams(f"invalid {name}: {exc}") from exc
 
 
 def fixed(value: Any, length: int, name: str) -> bytes:

@@ -20,6 +20,7 @@ from rlp.sedes import big_endian_int
 from trie import HexaryTrie
 
 from node.chain.chain import Chain
+from node.hexcodec import decode_data
 from node.rpc import params as p
 from node.rpc import views
 from node.rpc.dispatch import rpc_method
@@ -71,9 +72,9 @@ def storage_key(value: Any) -> bytes:
     if len(digits) > 64:
         raise InvalidParams("invalid storage key: longer than 32 bytes")
     try:
-        return bytes.fromhex(digits.rjust(64, "0"))
+        return decode_data("0x" + digits.rjust(64, "0"))
     except ValueError as exc:
-        raise InvalidParams(f"invalid storage key: {value!r} is not hex") from exc
+        raise InvalidParams(f"invalid storage key: {exc}") from exc
 
 
 def encode_proof(nodes: tuple[Any, ...]) -> list[str]:
