@@ -9,17 +9,17 @@ import os
 import secrets
 from pathlib import Path
 
-from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
 
 NODE_KEY_FILE = "nodekey"
 
 
-def load_or_create_node_key(datadir: Path) -> keys.PrivateKey:
+def load_or_create_node_key(datadir: Path) -> PrivateKey:
     path = datadir / NODE_KEY_FILE
     if path.exists():
-        return keys.PrivateKey(bytes.fromhex(path.read_text().strip().removeprefix("0x")))
+        return PrivateKey(bytes.fromhex(path.read_text().strip().removeprefix("0x")))
     datadir.mkdir(parents=True, exist_ok=True)
-    key = keys.PrivateKey(secrets.token_bytes(32))
+    key = PrivateKey(secrets.token_bytes(32))
     temporary = path.with_suffix(".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:

@@ -101,7 +101,7 @@ class BlockSync:
         p2p.subscribe(MessageKind.BLOCK_REQUEST, self._on_request)
         p2p.subscribe(MessageKind.BLOCKS, self._on_blocks)
         p2p.on_peer_connected(self._on_connected)
-        p2p.on_peer_disconnected(lambda peer: self._heads.pop(peer.address, None))
+        p2p.on_peer_disconnected(self._on_disconnected)
 
     @property
     def highest_known(self) -> int:
@@ -115,6 +115,9 @@ class BlockSync:
 
     def _on_connected(self, peer: Peer) -> None:
         self.p2p.send(peer.address, MessageKind.STATUS, self._status_payload())
+
+    def _on_disconnected(self, peer: Peer) -> None:
+        self._heads.pop(peer.address, None)
 
     def announce(self, number: int) -> None:
         """Push our newly committed block `number` to the peers that are not validators.

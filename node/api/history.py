@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from node.api import views
 from node.api.context import ApiContext
@@ -24,6 +24,15 @@ from node.storage import schema
 from node.storage.indexes import FeePayment, LogPosition, TokenTransfer
 
 P = TypeVar("P")
+
+
+class _Ordered(Protocol):
+    def __lt__(self, other: Any, /) -> bool: ...
+
+
+Point = TypeVar("Point", bound=_Ordered)
+"""A resume point: ordered, so the further back of two can be taken."""
+
 SCAN_LIMIT = 2_000
 """Most rows one page reads before it answers (with a cursor) however few matched."""
 
@@ -108,13 +117,13 @@ def everything(rows: Iterable[P], load: Callable[[P], dict[str, Any] | None]) ->
             yield item
 
 
-def _earlier(a: P | None, b: P | None) -> P | None:
+def _earlier(a: Point | None, b: Point | None) -> Point | None:
     """Of two newest-first resume points, the one further back (None: no bound)."""
     if a is None:
         return b
     if b is None:
         return a
-    return min(a, b)  # type: ignore[type-var]
+    return min(a, b)
 
 
 class AccountHistory:

@@ -7,10 +7,12 @@ geth does for "latest"), at gas price zero; nothing they write reaches the store
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
-from eth.abc import BlockHeaderAPI, ComputationAPI, StateAPI
+from eth.abc import BlockHeaderAPI, ComputationAPI, SignedTransactionAPI, StateAPI
 from eth.vm.chain_context import ChainContext
 from eth.vm.spoof import SpoofTransaction
+from eth_typing import Address
 from eth_utils import ValidationError
 
 from node.chain.chain import Chain
@@ -77,18 +79,19 @@ class CallExecutor:
             raise KeyError(block_hash)
         return header
 
-    def _transaction(self, state: StateAPI, request: CallRequest, gas: int) -> SpoofTransaction:
+    def _transaction(self, state: StateAPI, request: CallRequest, gas: int) -> SignedTransactionAPI:
         unsigned = TallyVM.create_unsigned_transaction(
-            nonce=state.get_nonce(request.sender),
+            nonce=state.get_nonce(Address(request.sender)),
             gas_price=0,
             gas=gas,
-            to=request.to,
+            to=Address(request.to),
             value=request.value,
             data=request.data,
         )
         # The signature fields only have to pass py-evm's shape checks (low s, non-zero):
-        # a call is never signed, its sender is given.
-        return SpoofTransaction(
+        # a call is never signed, its sender is given. A `SpoofTransaction` proxies a signed
+        # transaction without subclassing one; py-evm's own gas estimator casts it the same way.
+        spoof = SpoofTransaction(
             unsigned,
             sender=request.sender,
             r=1,
@@ -98,9 +101,10 @@ class CallExecutor:
             type_id=None,
             chain_id=self._chain.chain_id,
         )
+        return cast(SignedTransactionAPI, spoof)
 
     def _run(self, state: StateAPI, request: CallRequest, gas: int) -> ComputationAPI:
-        balance = state.get_balance(request.sender)
+        balance = state.get_balance(Address(request.sender))
         if balance < request.value:
             # geth's wording: wallets (ethers' INSUFFICIENT_FUNDS) recognise it.
             raise CallError(
@@ -159,7 +163,8 @@ class CallExecutor:
         return request.gas
 
 
-def _apply_override(state: StateAPI, address: bytes, override: AccountOverride) -> None:
+def _apply_override(state: StateAPI, raw_address: bytes, override: AccountOverride) -> None:
+    address = Address(raw_address)
     if override.balance is not None:
         state.set_balance(address, override.balance)
     if override.nonce is not None:

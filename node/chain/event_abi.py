@@ -8,9 +8,10 @@ caller that shows them converts them itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from eth_abi import decode as abi_decode
+from eth_typing import ABIEvent
 from eth_utils import event_abi_to_log_topic
 
 from node.storage.records import LogRecord
@@ -46,8 +47,9 @@ class EventAbi:
 
 def event_table(abi: list[dict[str, Any]]) -> dict[bytes, EventAbi]:
     """topic0 -> decoder for each (non-anonymous) event of a contract ABI."""
+    # The JSON entries are untyped dicts; those of type "event" have `ABIEvent`'s shape.
     return {
-        event_abi_to_log_topic(item): EventAbi.from_abi(item)
+        event_abi_to_log_topic(cast(ABIEvent, item)): EventAbi.from_abi(item)
         for item in abi
         if item["type"] == "event" and not item.get("anonymous")
     }

@@ -12,10 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 from eth.abc import (
     AtomicDatabaseAPI,
     BlockHeaderAPI,
+    ChainDatabaseAPI,
     ComputationAPI,
     ReceiptAPI,
     SignedTransactionAPI,
@@ -23,11 +25,12 @@ from eth.abc import (
 from eth.consensus.context import ConsensusContext
 from eth.vm.chain_context import ChainContext
 from eth_hash.auto import keccak
+from eth_typing import Address
 from eth_utils import ValidationError
 
 from node.chain.roots import ordered_trie_root
 from node.chain.state_diff import StateDiff
-from node.chain.vm import TallyVM
+from node.chain.vm import TallyState, TallyVM, prague_header
 
 HeaderLookup = Callable[[bytes], BlockHeaderAPI]
 """On-chain block hash -> header; raises KeyError for an unknown hash."""
@@ -53,7 +56,7 @@ class ExecutedTransaction:
 
     tx: SignedTransactionAPI
     tx_hash: bytes
-    sender: bytes
+    sender: Address
     receipt: ReceiptAPI
     gas_used: int
     effective_gas_price: int
@@ -136,7 +139,8 @@ class BlockExecutor:
         """
         vm = TallyVM(
             header=header,
-            chaindb=HeaderSource(db, headers),
+            # The VM reads only `db` and `get_block_header_by_hash` of its chain database.
+            chaindb=cast(ChainDatabaseAPI, HeaderSource(db, headers)),
             chain_context=self._chain_context,
             consensus_context=ConsensusContext(db),
         )
@@ -144,12 +148,12 @@ class BlockExecutor:
         vm._block = block
         vm.block_preprocessing(block)
 
-        state = vm.state
+        state = cast(TallyState, vm.state)  # TallyVM's `_state_class`; py-evm says StateAPI
         state.prevalidated = prevalidated
         gas_limit = header.gas_limit
         cursor = _GasCursor(gas_limit)
         bloom = 0
-        base_fee = header.base_fee_per_gas
+        base_fee = prague_header(header).base_fee_per_gas
         executed: list[ExecutedTransaction] = []
         skipped: list[tuple[SignedTransactionAPI, str]] = []
         deferred: list[SignedTransactionAPI] = []

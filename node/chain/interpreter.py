@@ -18,7 +18,8 @@ executed here against an unmodified py-evm.
 
 from __future__ import annotations
 
-from typing import Any
+from enum import Enum
+from typing import Any, Final, cast
 
 from eth.abc import ComputationAPI, MessageAPI, StateAPI, TransactionContextAPI
 from eth.exceptions import FullStack, Halt, InsufficientStack, OutOfGas
@@ -40,7 +41,14 @@ from eth.vm.opcode_values import (
 )
 from eth.vm.stack import Stack, to_int
 
-_NO_RESULT = object()
+
+class _Missing(Enum):
+    """A sentinel type, so that `is not _NO_RESULT` narrows for the type checker."""
+
+    NO_RESULT = 0
+
+
+_NO_RESULT: Final = _Missing.NO_RESULT
 _ANALYSIS_CACHE_SIZE = 1024
 
 
@@ -142,6 +150,9 @@ class _Stack(Stack):
 class TallyComputation(PragueComputation):
     """Prague's computation with the dispatch loop and code analysis described above."""
 
+    # Set in `__init__`; py-evm types them by their APIs.
+    code: AnalysedCodeStream
+    _stack: _Stack
     _dispatch: dict[int, _Entry] = _dispatch_table(PragueComputation.opcodes)
     _inline: list[int] = _inline_gas(PragueComputation.opcodes)
 
@@ -186,7 +197,8 @@ class TallyComputation(PragueComputation):
                     precompile(computation)
                 return computation
 
-            _run(computation, cls._dispatch, cls._inline)
+            # py-evm types `__enter__` as returning ComputationAPI; it returns the instance.
+            _run(cast(TallyComputation, computation), cls._dispatch, cls._inline)
         return computation
 
 

@@ -11,6 +11,9 @@ storage wipes (EIP-6780, CREATE2 re-creation) and the rules for when a root has 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 from eth._utils.padding import pad32
 from eth.abc import AccountStorageDatabaseAPI, AtomicDatabaseAPI, DatabaseAPI
 from eth.constants import BLANK_ROOT_HASH
@@ -62,9 +65,9 @@ class BufferedStorageLookup(BaseDB):
             return HexaryTrie(self._db, root_hash=self._starting_root_hash)[hashed_slot]
         except trie_exceptions.MissingTrieNode as exc:
             raise MissingStorageTrieNode(
-                exc.missing_node_hash,
+                Hash32(exc.missing_node_hash),
                 self._starting_root_hash,
-                exc.requested_key,
+                Hash32(exc.requested_key),
                 exc.prefix,
                 self._address,
             ) from exc
@@ -98,9 +101,10 @@ class BufferedStorageLookup(BaseDB):
         if self._pending is None:
             raise ValidationError("Asked for changed root when no writes have been made")
         if self._result is None:
-            self._result = apply_updates(
+            root, nodes = apply_updates(
                 self._db.__getitem__, self._starting_root_hash, self._pending
             )
+            self._result = (Hash32(root), nodes)
         return self._result
 
     def get_changed_root(self) -> Hash32:
@@ -141,6 +145,9 @@ class BufferedStorageLookup(BaseDB):
 class BufferedAccountStorageDB(AccountStorageDB):
     """py-evm's `AccountStorageDB` over a `BufferedStorageLookup` (its layers unchanged)."""
 
+    # Stands in for py-evm's `StorageLookup`: the same interface, not a subclass of it.
+    _storage_lookup: BufferedStorageLookup  # type: ignore[assignment]
+
     def __init__(self, db: AtomicDatabaseAPI, storage_root: Hash32, address: Address) -> None:
         self._address = address
         self._storage_lookup = BufferedStorageLookup(db, storage_root, address)
@@ -180,9 +187,13 @@ class TallyAccountDB(AccountDB):
         for address, storage_root in self._get_changed_roots():
             if self.account_exists(address) or storage_root != BLANK_ROOT_HASH:
                 self._set_storage_root(address, storage_root)
+        # `_get_address_store` makes every store one of ours; py-evm types them by the API.
+        stores = cast(
+            "Iterable[tuple[Address, BufferedAccountStorageDB]]", self._dirty_account_stores()
+        )
         storage = {
             address: store._storage_lookup.changes()
-            for address, store in self._dirty_account_stores()
+            for address, store in stores
             if isinstance(store._storage_lookup, BufferedStorageLookup)
             and store._storage_lookup.has_changed_root
         }

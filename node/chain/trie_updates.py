@@ -29,7 +29,7 @@ Entry = tuple[tuple[int, ...], bytes, bytes]
 """A key as nibbles (relative to the node it is applied at), its new value (b"": delete) and
 the whole key."""
 
-_EMPTY_BRANCH = [BLANK_NODE] * 17
+_EMPTY_BRANCH: list[Ref] = [BLANK_NODE] * 17
 
 
 def apply_updates(
@@ -125,6 +125,7 @@ class _Builder:
             return node
         if node == BLANK_NODE:
             return self.build([entry for entry in entries if entry[1]])
+        assert isinstance(node, list)  # only the blank node is bytes
         if len(node) == 17:
             return self._update_branch(list(node), entries, {})
         leaf, path = _decode_path(node[0])
@@ -190,6 +191,7 @@ class _Builder:
         """`child` reached through `path`: merged into a leaf or extension, or extended."""
         if child == BLANK_NODE:
             return BLANK_NODE
+        assert isinstance(child, list)  # only the blank node is bytes
         if len(child) == 17:
             return [_encode_path(path, False), self.ref(child)]
         leaf, rest = _decode_path(child[0])

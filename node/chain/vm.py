@@ -8,11 +8,12 @@ after execution; Tally keeps bodies and receipts under its own keys instead (see
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from eth._utils.address import generate_contract_address
 from eth.abc import (
     BlockAPI,
+    BlockHeaderAPI,
     MessageAPI,
     ReceiptAPI,
     SignedTransactionAPI,
@@ -24,6 +25,7 @@ from eth.vm.forks.cancun.transactions import BlobTransaction
 from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.state import PragueState, PragueTransactionExecutor
 from eth.vm.message import Message
+from eth_typing import Hash32
 
 from node.chain.interpreter import TallyComputation
 from node.chain.state_db import TallyAccountDB
@@ -31,6 +33,31 @@ from node.chain.state_db import TallyAccountDB
 MAX_PREV_HEADER_DEPTH = 256
 
 FORK_NAME = "prague"
+
+
+class PragueHeader(Protocol):
+    """The header fields py-evm's fork-generic `BlockHeaderAPI` types as optional, or lacks.
+
+    Tally runs Prague from genesis, so every header is a `PragueBlockHeader` and always has
+    them; see `prague_header`.
+    """
+
+    @property
+    def base_fee_per_gas(self) -> int: ...
+
+    @property
+    def withdrawals_root(self) -> Hash32: ...
+
+    @property
+    def parent_beacon_block_root(self) -> Hash32: ...
+
+    @property
+    def requests_hash(self) -> Hash32: ...
+
+
+def prague_header(header: BlockHeaderAPI) -> PragueHeader:
+    """`header` typed with its Prague fields present (a cast: no check, no copy)."""
+    return cast(PragueHeader, header)
 
 
 class TallyTransactionExecutor(PragueTransactionExecutor):
@@ -42,6 +69,9 @@ class TallyTransactionExecutor(PragueTransactionExecutor):
     lists them in `TallyState.prevalidated` (by id) so only the state checks (nonce, balance,
     fee against base fee) run again. Anything else is validated in full.
     """
+
+    # py-evm types it StateAPI; this executor only runs under `TallyState`, which names it.
+    vm_state: TallyState
 
     def validate_transaction(self, transaction: SignedTransactionAPI) -> None:
         if id(transaction) in self.vm_state.prevalidated:
@@ -83,7 +113,8 @@ class TallyTransactionExecutor(PragueTransactionExecutor):
             value=transaction.value,
             data=data,
             code=code,
-            create_address=contract_address,
+            # py-evm annotates `create_address: Address = None`; None (not a create) is its default.
+            create_address=contract_address,  # type: ignore[arg-type]
             refund=refund,
             is_delegation=is_delegation,
         )
@@ -108,7 +139,7 @@ class TallyVM(PragueVM):
     receipts_for_postprocessing: tuple[ReceiptAPI, ...] = ()
 
     @classmethod
-    def get_prev_hashes(cls, last_block_hash: bytes, chaindb: Any) -> Iterator[bytes]:
+    def get_prev_hashes(cls, last_block_hash: Hash32, chaindb: Any) -> Iterator[Hash32]:
         """Ancestor hashes for BLOCKHASH, as clients see them (QBFT on-chain hashes).
 
         py-evm's version yields `header.hash`, which for a QBFT header covers the commit

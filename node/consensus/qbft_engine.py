@@ -22,7 +22,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from eth.abc import BlockHeaderAPI
-from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
+from eth_typing import Address
 
 from node.chain.chain import Chain, PendingBlock
 from node.chain.diff_import import decode_diff_message, encode_diff_message, import_with_diff
@@ -39,6 +40,7 @@ from node.consensus.qbft.messages import (
     MessageError,
     Proposal,
     QbftBlock,
+    QbftMessage,
     decode_message,
 )
 from node.consensus.qbft.state_machine import (
@@ -89,7 +91,7 @@ class ChainBlockPort:
     def __init__(
         self,
         chain: Chain,
-        key: keys.PrivateKey,
+        key: PrivateKey,
         proposals: VoteProposals,
         select_transactions: Callable[[], list[PooledTransaction]],
         budget: BuildBudget,
@@ -216,7 +218,7 @@ class ChainBlockPort:
         while len(self.pending) > _MAX_PENDING_BLOCKS:
             self.pending.pop(next(iter(self.pending)))
 
-    def commit(self, sealed: BlockHeaderAPI, block: QbftBlock) -> tuple[bytes, set[bytes]]:
+    def commit(self, sealed: BlockHeaderAPI, block: QbftBlock) -> tuple[bytes, set[Address]]:
         """Write a decided block; re-executes only if its execution was not kept.
 
         Returns its hash and its transactions' senders (recovered at execution, for the pool).
@@ -238,7 +240,7 @@ class QbftEngine:
         chain: Chain,
         pool: TxPool,
         events: ChainEvents,
-        key: keys.PrivateKey,
+        key: PrivateKey,
         p2p: P2PHost,
         sync: BlockSync,
         chain_lock: asyncio.Lock,
@@ -292,7 +294,7 @@ class QbftEngine:
         if not payload:
             return False
         try:
-            message = None
+            message: QbftMessage | None = None
             if payload[0] == PROPOSAL:
                 message = decode_proposal(payload[1:], self.pool.admitted)
             if message is None:

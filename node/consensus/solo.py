@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
 
 from node.chain.chain import Chain, PendingBlock
 from node.chain.events import ChainEvents, CommittedBlock
@@ -31,7 +31,7 @@ class SoloValidator:
         chain: Chain,
         pool: TxPool,
         events: ChainEvents,
-        key: keys.PrivateKey,
+        key: PrivateKey,
         block_period: int,
         clock: Callable[[], float] = time.time,
         chain_lock: asyncio.Lock | None = None,

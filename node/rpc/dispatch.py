@@ -35,12 +35,13 @@ def rpc_method(
     """Mark a namespace method as the handler of JSON-RPC method `name`."""
 
     def mark(fn: Handler) -> Handler:
-        fn.__rpc__ = (
+        # A function attribute, read back by `Dispatcher.register_namespace`.
+        fn.__rpc__ = (  # type: ignore[attr-defined]
             name,
             min_params,
             min_params if max_params is None else max_params,
             needs_connection,
-        )  # type: ignore[attr-defined]
+        )
         return fn
 
     return mark
@@ -107,8 +108,8 @@ class Dispatcher:
             return None if is_notification else _error_response(request_id, error)
         except Exception:
             log.exception("internal error in %s", name)
-            error = InternalError("internal error")
-            return None if is_notification else _error_response(request_id, error)
+            internal = InternalError("internal error")
+            return None if is_notification else _error_response(request_id, internal)
         if is_notification:
             return None
         return {"jsonrpc": "2.0", "id": request_id, "result": result}

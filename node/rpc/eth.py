@@ -13,10 +13,12 @@ import eth_abi
 from eth.abc import BlockHeaderAPI, ComputationAPI
 from eth.exceptions import Revert
 from eth_hash.auto import keccak
+from eth_typing import Address
 
 from node import __version__
 from node.chain.calls import AccountOverride, CallError, CallExecutor, CallRequest
 from node.chain.chain import Chain
+from node.chain.vm import prague_header
 from node.consensus.hashing import onchain_hash
 from node.rpc import params as p
 from node.rpc import views
@@ -102,7 +104,8 @@ class EthApi:
 
     @rpc_method("eth_gasPrice")
     def gas_price(self) -> str:
-        return views.hexq(self.chain.head.base_fee_per_gas + self.pool.config.min_gas_price)
+        base_fee = prague_header(self.chain.head).base_fee_per_gas
+        return views.hexq(base_fee + self.pool.config.min_gas_price)
 
     @rpc_method("eth_maxPriorityFeePerGas")
     def max_priority_fee(self) -> str:
@@ -111,12 +114,12 @@ class EthApi:
     # state
     @rpc_method("eth_getBalance", 1, 2)
     def get_balance(self, address: Any, block: Any) -> str:
-        account = p.address(address)
+        account = Address(p.address(address))
         return views.hexq(self.chain.state_at(self.blocks.header(block)).get_balance(account))
 
     @rpc_method("eth_getTransactionCount", 1, 2)
     def get_transaction_count(self, address: Any, block: Any) -> str:
-        account = p.address(address)
+        account = Address(p.address(address))
         if block == "pending":
             state = self.chain.state_at(self.chain.head)
             return views.hexq(self.pool.pending_nonce(account, state))
@@ -124,12 +127,12 @@ class EthApi:
 
     @rpc_method("eth_getCode", 1, 2)
     def get_code(self, address: Any, block: Any) -> str:
-        account = p.address(address)
+        account = Address(p.address(address))
         return views.hexd(self.chain.state_at(self.blocks.header(block)).get_code(account))
 
     @rpc_method("eth_getStorageAt", 2, 3)
     def get_storage_at(self, address: Any, slot: Any, block: Any) -> str:
-        account = p.address(address)
+        account = Address(p.address(address))
         position = _storage_slot(slot)
         value = self.chain.state_at(self.blocks.header(block)).get_storage(account, position)
         return views.hexd(value.to_bytes(32, "big"))

@@ -6,12 +6,13 @@ web3.py, ethers and cast validate them strictly.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from eth.abc import BlockHeaderAPI, SignedTransactionAPI
+from eth.abc import BlockHeaderAPI, LegacyTransactionFieldsAPI, SignedTransactionAPI
+from eth.vm.forks.berlin.transactions import TypedTransaction
 from eth_bloom import BloomFilter
 
-from node.chain.vm import decode_transaction
+from node.chain.vm import decode_transaction, prague_header
 from node.storage.records import LogRecord, ReceiptRecord, TransactionRecord
 
 ZERO_BLOOM = "0x" + "00" * 256
@@ -33,6 +34,7 @@ def block_json(
     size: int,
 ) -> dict[str, Any]:
     """A block; `transactions` are hashes (hex) or full transaction objects."""
+    prague = prague_header(header)
     return {
         "number": hexq(header.block_number),
         "hash": hexd(block_hash),
@@ -52,13 +54,13 @@ def block_json(
         "gasUsed": hexq(header.gas_used),
         "timestamp": hexq(header.timestamp),
         "mixHash": hexd(header.mix_hash),
-        "baseFeePerGas": hexq(header.base_fee_per_gas),
-        "withdrawalsRoot": hexd(header.withdrawals_root),
+        "baseFeePerGas": hexq(prague.base_fee_per_gas),
+        "withdrawalsRoot": hexd(prague.withdrawals_root),
         "withdrawals": [],
         "blobGasUsed": hexq(header.blob_gas_used),
         "excessBlobGas": hexq(header.excess_blob_gas),
-        "parentBeaconBlockRoot": hexd(header.parent_beacon_block_root),
-        "requestsHash": hexd(header.requests_hash),
+        "parentBeaconBlockRoot": hexd(prague.parent_beacon_block_root),
+        "requestsHash": hexd(prague.requests_hash),
         "uncles": [],
         "transactions": transactions,
     }
@@ -89,12 +91,14 @@ def transaction_json(
     if tx.type_id is None:
         result["type"] = "0x0"
         result["gasPrice"] = hexq(tx.gas_price)
-        result["v"] = hexq(tx.v)
+        # SignedTransactionAPI covers every type, so it lacks the legacy-only `v`.
+        result["v"] = hexq(cast(LegacyTransactionFieldsAPI, tx).v)
         if tx.chain_id is not None:
             result["chainId"] = hexq(tx.chain_id)
         return result
     result["type"] = hexq(tx.type_id)
-    result["chainId"] = hexq(tx.chain_id)
+    # A typed transaction always has a chain id; SignedTransactionAPI's is optional (legacy).
+    result["chainId"] = hexq(cast(TypedTransaction, tx).chain_id)
     result["v"] = hexq(tx.y_parity)
     result["yParity"] = hexq(tx.y_parity)
     result["accessList"] = [
@@ -114,7 +118,7 @@ def transaction_json(
 
 
 def mined_transaction_json(
-    tx_hash: bytes, record: TransactionRecord, base_fee: int
+    tx_hash: bytes, record: TransactionRecord, base_fee: int | None
 ) -> dict[str, Any]:
     return transaction_json(
         decode_transaction(record.raw), tx_hash, record.sender, record, base_fee

@@ -266,7 +266,8 @@ class ChainIndex:
         after: LogPosition | None,
     ) -> Iterator[tuple[LogPosition, Any]]:
         """(position, decoded record) of a log index keyed by log position."""
-        for suffix, value in self._rows(prefix, newest_first, after and after.encode()):
+        cursor = None if after is None else after.encode()
+        for suffix, value in self._rows(prefix, newest_first, cursor):
             yield LogPosition.decode(suffix), rlp.decode(value, sedes=sedes)
 
     def account_transactions(

@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar, overload
 
 import plyvel
 from eth.abc import AtomicWriteBatchAPI
 from eth.db.backends.base import BaseAtomicDB, BaseDB
 
 _DELETED = None
+
+_T = TypeVar("_T")
 
 
 class StoreBatch(BaseAtomicDB, AtomicWriteBatchAPI):
@@ -102,7 +105,14 @@ class LevelDBStore(KeyValueStore):
             raise KeyError(key)
         return value
 
-    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
+    # Mapping.get's overloads: a default of another type widens the result.
+    @overload
+    def get(self, key: bytes) -> bytes | None: ...
+    @overload
+    def get(self, key: bytes, default: bytes) -> bytes: ...
+    @overload
+    def get(self, key: bytes, default: _T) -> bytes | _T: ...
+    def get(self, key: bytes, default: _T | None = None) -> bytes | _T | None:
         return self._db.get(key, default)
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
@@ -145,7 +155,14 @@ class MemoryStore(KeyValueStore):
     def __getitem__(self, key: bytes) -> bytes:
         return self._data[key]
 
-    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
+    # Mapping.get's overloads: a default of another type widens the result.
+    @overload
+    def get(self, key: bytes) -> bytes | None: ...
+    @overload
+    def get(self, key: bytes, default: bytes) -> bytes: ...
+    @overload
+    def get(self, key: bytes, default: _T) -> bytes | _T: ...
+    def get(self, key: bytes, default: _T | None = None) -> bytes | _T | None:
         return self._data.get(key, default)
 
     def __setitem__(self, key: bytes, value: bytes) -> None:

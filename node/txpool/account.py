@@ -14,6 +14,8 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterator
 
+from eth_typing import Address
+
 from node.txpool.transaction import PooledTransaction
 
 
@@ -22,7 +24,7 @@ class SenderTxs:
 
     __slots__ = ("base", "nonces", "pending_end", "sender", "tail_mark", "txs")
 
-    def __init__(self, sender: bytes, base: int) -> None:
+    def __init__(self, sender: Address, base: int) -> None:
         self.sender = sender
         self.base = base
         self.pending_end = base

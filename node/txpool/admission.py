@@ -21,6 +21,7 @@ from eth.vm.forks.prague.constants import STANDARD_TOKEN_COST, TOTAL_COST_FLOOR_
 from eth.vm.forks.shanghai.constants import MAX_INITCODE_SIZE
 from eth_hash.auto import keccak
 from eth_keys.exceptions import BadSignature
+from eth_typing import Address
 from eth_utils import ValidationError
 
 from node.chain.vm import decode_transaction
@@ -65,11 +66,11 @@ class AccountStateReader(Protocol):
     tests use py-evm's own `AccountDB`.
     """
 
-    def get_nonce(self, address: bytes) -> int:
+    def get_nonce(self, address: Address) -> int:
         """The account's next nonce in the latest block's state."""
         ...
 
-    def get_balance(self, address: bytes) -> int:
+    def get_balance(self, address: Address) -> int:
         """The account's balance in wei in the latest block's state."""
         ...
 

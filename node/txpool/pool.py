@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from eth.abc import SignedTransactionAPI
+from eth_typing import Address
 
 from node.txpool.account import SenderTxs
 from node.txpool.admission import (
@@ -58,7 +59,7 @@ MIN_TX_GAS = 21_000
 
 # A heap entry: (tip cap, fee cap, -seq, hash, sender). Lower sorts first = evicted first; among
 # equal prices the newest arrival goes first. seq is unique, so hash and sender never compare.
-_TailEntry = tuple[int, int, int, bytes, bytes]
+_TailEntry = tuple[int, int, int, bytes, Address]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,7 @@ class TxPool:
         self.sender_allowed: Callable[[bytes], bool] | None = None
         """Account permissioning at the head (on-chain AccountRules), when the chain has it."""
         self._by_hash: dict[bytes, PooledTransaction] = {}
-        self._senders: dict[bytes, SenderTxs] = {}
+        self._senders: dict[Address, SenderTxs] = {}
         self._queued_tails: list[_TailEntry] = []
         self._pending_tails: list[_TailEntry] = []
         self._seq = 0
@@ -120,7 +121,7 @@ class TxPool:
         """The pooled transaction with this hash, pending or queued."""
         return self._by_hash.get(tx_hash)
 
-    def pending_nonce(self, address: bytes, state: AccountStateReader) -> int:
+    def pending_nonce(self, address: Address, state: AccountStateReader) -> int:
         """The next nonce `address` should use: `eth_getTransactionCount(addr, "pending")`.
 
         The state nonce plus the sender's consecutive pending transactions. If the state moved
@@ -284,7 +285,7 @@ class TxPool:
         included_hashes: Iterable[bytes],
         state: AccountStateReader,
         *,
-        senders: Iterable[bytes] = (),
+        senders: Iterable[Address] = (),
     ) -> None:
         """Bring the pool up to a newly committed block whose post-state is `state`.
 
@@ -300,7 +301,7 @@ class TxPool:
         stale transaction may reach `select` and fail at execution, which `drop_invalid` handles.
         """
         included = frozenset(included_hashes)
-        touched: dict[bytes, None] = dict.fromkeys(senders)
+        touched: dict[Address, None] = dict.fromkeys(senders)
         for tx_hash in included:
             ptx = self._by_hash.get(tx_hash)
             if ptx is not None:

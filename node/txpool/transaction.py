@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eth.abc import SignedTransactionAPI
+from eth_typing import Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,7 @@ class PooledTransaction:
 
     tx: SignedTransactionAPI
     hash: bytes
-    sender: bytes
+    sender: Address
     nonce: int
     gas: int
     max_fee: int

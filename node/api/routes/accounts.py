@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
+from eth_typing import Address as CanonicalAddress
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
@@ -38,14 +39,14 @@ ZERO_ADDRESS = b"\x00" * 20
 
 async def readable_account(
     address: Annotated[str, Path(max_length=64, description="0x address")], caller: Caller
-) -> bytes:
+) -> CanonicalAddress:
     """The path's address, if the caller may read it (403 otherwise)."""
-    account = params.address(address)
+    account = CanonicalAddress(params.address(address))
     caller.require_read(account)
     return account
 
 
-Address = Annotated[bytes, Depends(readable_account)]
+Address = Annotated[CanonicalAddress, Depends(readable_account)]
 Context = Annotated[ApiContext, Depends(context)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=200)]
