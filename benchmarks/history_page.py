@@ -55,7 +55,9 @@ def dev_node(workdir: Path) -> Iterator[tuple[str, str]]:
     log_path = workdir / "tally.log"
     command = [sys.executable, "-m", "node.cli", "dev", "--datadir"]
     command += [str(datadir), "--rpc-port", str(rpc_port)]
-    command += ["--ws-port", str(ws_port), "--api-rate-limit", "1000000/second"]
+    command += ["--ws-port", str(ws_port), "--admin-port", "0"]
+    command += ["--api-rate-limit", "1000000/second"]
+    command += ["--api-address-rate-limit", "1000000/second"]  # the benchmark is one client
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
         try:

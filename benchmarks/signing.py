@@ -53,6 +53,7 @@ def dev_node(workdir: Path) -> Iterator[str]:
         [
             *(sys.executable, "-m", "node.cli", "dev", "--datadir", str(workdir / "data")),
             *("--rpc-port", str(port), "--ws-port", str(free_port()), "--block-period", "1"),
+            *("--admin-port", "0"),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -465,6 +465,8 @@ def run_tally(workdir: Path) -> Iterator[str]:
         str(ws_port),
         "--block-period",
         "1",
+        "--admin-port",
+        "0",
     ]
     log_path = workdir / "tally.log"
     with open(log_path, "wb") as log:

@@ -4,6 +4,13 @@ Run: `python benchmarks/txpool_bench.py` (set ETH_HASH_BACKEND=pysha3 to match t
 Prints figures only; nothing here is asserted. Signing the transactions beforehand takes a
 few seconds and is not measured.
 
+`--journal` adds, in the same run, admission with and without the pool's journal
+(`node.txpool.journal`) as the node does it: requests of `--batch` transactions from
+`--clients` concurrent clients on one event loop, each answered through `JournalGate`, so an
+answer waits for the fdatasync that covers its transactions (group commit). The journal is
+written under `--journal-dir` (default: the system temp dir; use the datadir's disk: tmpfs
+makes fsync free). It prints both rates and their ratio, for the AccountDB state.
+
 Figures, for 5,000 EIP-1559 transfers:
 - decode + recover: py-evm's cost alone, the floor for any admission;
 - add (dict state): the pool over a dict of nonces and balances, so `add - decode` is the
@@ -14,11 +21,15 @@ Figures, for 5,000 EIP-1559 transfers:
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import os
 import random
+import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from eth.db.account import AccountDB
@@ -26,10 +37,12 @@ from eth.db.atomic import AtomicDB
 from eth_account import Account
 from eth_hash.auto import keccak
 from eth_typing import Address
+from starlette.types import Message, Receive, Scope, Send
 
 from node.chain.vm import decode_transaction
 from node.txpool.admission import AccountStateReader, AdmissionRules
 from node.txpool.errors import AlreadyKnown
+from node.txpool.journal import JOURNAL_FILE, JournalGate, TxJournal
 from node.txpool.pool import PoolConfig, TxPool
 
 CHAIN_ID = 1337
@@ -163,12 +176,102 @@ def _known(pool: TxPool, raw: bytes, state: DictState) -> bool:
     raise AssertionError("accepted a duplicate")
 
 
+async def _requests(
+    pool: TxPool,
+    raws: list[bytes],
+    state: AccountStateReader,
+    batch: int,
+    clients: int,
+    journal: TxJournal | None,
+) -> None:
+    """`clients` concurrent clients, each sending requests of `batch` transactions in turn
+    and waiting for the answer; with a journal, answers pass through `JournalGate`."""
+
+    async def admit(scope: Scope, receive: Receive, send: Send) -> None:
+        for raw in scope["raws"]:
+            pool.add(raw, state)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = admit if journal is None else JournalGate(admit, journal)
+    chunks = [raws[i : i + batch] for i in range(0, len(raws), batch)]
+
+    async def answered(message: Message) -> None:
+        await asyncio.sleep(0)  # the client's turn: other requests run meanwhile
+
+    async def nothing() -> Message:
+        return {"type": "http.request"}
+
+    async def client() -> None:
+        while chunks:
+            await app({"type": "http", "raws": chunks.pop()}, nothing, answered)
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+
+
+def run_journal(batch: int, clients: int, directory: Path) -> None:
+    """Admission rate with and without the journal: three fresh pools each, interleaved."""
+    raws, addresses = make_transactions(TOTAL, 1)
+    without: list[float] = []
+    journaled: list[float] = []
+    flushes: list[int] = []
+    for attempt in range(3):
+        without.append(_timed_requests(raws, addresses, batch, clients, None))
+        path = directory / f"{attempt}-{JOURNAL_FILE}"
+        journaled.append(_timed_requests(raws, addresses, batch, clients, path, flushes))
+        path.unlink()
+    n = len(raws)
+    plain, durable = min(without), min(journaled)
+    print(f"\njournal: {n} txs, {clients} clients x requests of {batch}, written in {directory}")
+    print(f"  admission, no journal       {n / plain:8.0f} tx/s")
+    print(f"  admission, journal          {n / durable:8.0f} tx/s   {min(flushes)} fdatasyncs")
+    print(f"  throughput journal / none   {plain / durable:8.2f}")
+
+
+def _timed_requests(
+    raws: list[bytes],
+    addresses: list[bytes],
+    batch: int,
+    clients: int,
+    journal_path: Path | None,
+    flushes: list[int] | None = None,
+) -> float:
+    """Seconds to admit `raws` into a fresh pool (journaled at `journal_path`, if given)."""
+    rules = AdmissionRules(chain_id=CHAIN_ID, block_gas_limit=30_000_000)
+    pool = TxPool(PoolConfig(max_transactions=2 * len(raws)), rules)
+    state = EvmState(addresses)
+    journal = None
+    if journal_path is not None:
+        journal = TxJournal(journal_path, pool)
+        journal.load(state)
+
+    async def admit_all() -> None:
+        await _requests(pool, raws, state, batch, clients, journal)
+        if journal is not None:
+            await journal.close()
+
+    elapsed = timed(lambda: asyncio.run(admit_all()))
+    if journal is not None and flushes is not None:
+        flushes.append(journal.flushes)
+    return elapsed
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--journal", action="store_true", help="also measure the journal")
+    parser.add_argument("--batch", type=int, default=100, help="transactions per request")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
+    parser.add_argument("--journal-dir", type=Path, default=None, help="where to write it")
+    args = parser.parse_args()
     backend = os.environ.get("ETH_HASH_BACKEND", "auto")
     keccak(b"")  # load the backend before timing
     print(f"keccak backend: {backend}; best of three runs, single core")
     run("many senders", senders=TOTAL, per_sender=1)
     run("nonce chains", senders=TOTAL // 5, per_sender=5)
+    if args.journal:
+        with tempfile.TemporaryDirectory(dir=args.journal_dir) as directory:
+            for batch in sorted({1, args.batch}):
+                run_journal(batch, args.clients, Path(directory))
 
 
 if __name__ == "__main__":

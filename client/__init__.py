@@ -13,13 +13,51 @@ Modules: `keystore` (PKCS#11 and Web3 Secret Storage backends), `signing` (trans
 EIP-191/712 messages from a digest-signing store), `policy` (limits, allowlist, TOTP, PIN
 lockout), `wallet` (payments, nonces, finality, history), `tokens` and `settlement` (contract
 wrappers), `payments` (EIP-681 URIs and QR codes), `rpc` (typed JSON-RPC errors), `cli`.
+
+The names below are imported on first use (PEP 562), not with the package: importing any
+`client` module would otherwise load web3 and eth-account, and `tally wallet --help` would wait
+a second for libraries it does not use.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from client.errors import TallyClientError
-from client.keystore import FileKeyStore, KeyInfo, KeyStore, Pkcs11KeyStore
-from client.payments import PaymentRequest, parse_payment_request
-from client.policy import AssetLimits, Payment, PinGuard, SpendingPolicy, TotpFactor
-from client.wallet import Receipt, Submitted, Wallet
+
+if TYPE_CHECKING:
+    from client.keystore import FileKeyStore, KeyInfo, KeyStore, Pkcs11KeyStore
+    from client.policy import AssetLimits, Payment, PinGuard, SpendingPolicy, TotpFactor
+    from client.wallet import Receipt, Submitted, Wallet
+    from tally_common.eip681 import PaymentRequest, parse_payment_request
+
+_HOMES = {
+    "FileKeyStore": "client.keystore",
+    "KeyInfo": "client.keystore",
+    "KeyStore": "client.keystore",
+    "Pkcs11KeyStore": "client.keystore",
+    "PaymentRequest": "tally_common.eip681",
+    "parse_payment_request": "tally_common.eip681",
+    "AssetLimits": "client.policy",
+    "Payment": "client.policy",
+    "PinGuard": "client.policy",
+    "SpendingPolicy": "client.policy",
+    "TotpFactor": "client.policy",
+    "Receipt": "client.wallet",
+    "Submitted": "client.wallet",
+    "Wallet": "client.wallet",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'client' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AssetLimits",

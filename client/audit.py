@@ -603,12 +603,19 @@ def verify_chain(
     `genesis` is the genesis document to trust; by default the node's `tally_getGenesis`,
     which is safe because block 0 must be what it builds. `progress` is called with the
     number of blocks just processed (blocks before `first` included: they are followed).
+    A range that is empty or goes past the head raises `ValueError` before any block is
+    read: blocks that do not exist would otherwise each be reported as a failed fetch.
     """
     started = time.monotonic()
-    end = source.head() if last is None else last
-    report = AuditReport(first, end)
+    head = source.head()
+    end = head if last is None else last
     if first > end:
+        if last is None:
+            raise ValueError(f"--from {first} is past the head of the chain (block {head})")
         raise ValueError(f"--from {first} is after --to {end}")
+    if end > head:
+        raise ValueError(f"the range {first}..{end} goes past the head of the chain (block {head})")
+    report = AuditReport(first, end)
     spec = GenesisSpec.from_json(genesis if genesis is not None else source.genesis_document())
     audit = ChainAudit(spec, reexecute)
     report.genesis_hash = audit.genesis_hash

@@ -2,39 +2,87 @@
 
     tally audit verify --rpc http://127.0.0.1:8545 [--from N --to M] [--reexecute] [--genesis F]
 
-Exit codes: 0 every check passed, 1 at least one failed (each listed with its block and check),
-5 the node could not be read, 7 bad arguments or an unreadable genesis document.
+`--rpc` and `--rpc-timeout` go before `verify` or after it. Only typer is imported at module
+level: py-evm, which the checks need, is loaded when `verify` runs, not for `--help`.
+
+Exit codes: 0 every check passed; 1 at least one failed (each listed with its block and
+check); 2 bad usage (unknown option, a malformed number, no such --genesis file); 5 the node
+could not be read (unreachable, timed out, not JSON-RPC); 7 bad request: an empty range (--from
+after --to), a range past the head, an --rpc that is not an http(s) URL, or a genesis document
+that cannot be read.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
 
-from client.audit import AuditReport, RpcSource, verify_chain
+from client.cli import (
+    DEFAULT_RPC_URL,
+    BadRequest,
+    SharedOption,
+    checked_url,
+    fail,
+    group_callback,
+    takes_shared_options,
+)
 from client.errors import NodeError, VerificationError
-from client.rpc import DEFAULT_RPC_URL
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from client.audit import AuditReport
 
 EXIT_OK, EXIT_FAILED, EXIT_NODE, EXIT_REQUEST = 0, 1, 5, 7
 
-audit_app = typer.Typer(
-    help="Independent checks of the chain: seals, hashes, roots, re-execution.",
-    no_args_is_help=True,
+AUDIT_OPTIONS = (
+    SharedOption("rpc", str, DEFAULT_RPC_URL, "The node's JSON-RPC URL.", "TALLY_RPC_URL"),
+    SharedOption(
+        "rpc_timeout", float, 120.0, "Seconds to wait for each node answer.", "TALLY_RPC_TIMEOUT"
+    ),
 )
+
+
+@dataclass
+class AuditSettings:
+    """The node to audit (from the group, replaced by any given after `verify`)."""
+
+    rpc: str
+    rpc_timeout: float
+
+    def check(self) -> None:
+        checked_url(self.rpc)
+        if self.rpc_timeout <= 0:
+            raise BadRequest(f"--rpc-timeout must be positive, not {self.rpc_timeout:g}")
+
+
+AUDIT_EXIT_CODES = """\b
+Exit codes: 0 all checks passed; 1 a check failed; 2 bad usage;
+5 node unreachable or timed out; 7 bad request (empty range, range past the
+head, --rpc not an http(s) URL, unreadable genesis)."""
+
+audit_app = typer.Typer(
+    help="Check a chain from outside, over JSON-RPC.",
+    epilog=AUDIT_EXIT_CODES,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+audit_app.callback()(group_callback(AUDIT_OPTIONS, AuditSettings))
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-@audit_app.command()
 def verify(
-    rpc: Annotated[
-        str, typer.Option(envvar="TALLY_RPC_URL", help="The node's JSON-RPC URL.")
-    ] = DEFAULT_RPC_URL,
+    ctx: typer.Context,
     first: Annotated[int, typer.Option("--from", min=0, help="First block to check.")] = 0,
     last: Annotated[
         int | None, typer.Option("--to", min=0, help="Last block (default: the head).")
@@ -47,33 +95,44 @@ def verify(
         typer.Option(exists=True, dir_okay=False, help="Genesis JSON to trust, not the node's."),
     ] = None,
 ) -> None:
-    """Verify blocks FROM..TO: links, hashes, commit seals, proposer, roots; with --reexecute
-    also the state. Blocks before FROM are only linked, hashed and tallied for validator votes
-    (and replayed with --reexecute), since the range depends on them."""
-    document = _genesis(genesis)
-    source = RpcSource(rpc)
+    """Verify blocks FROM..TO: links, hashes, commit seals, proposer, roots.
+
+    With --reexecute also the state. Blocks before FROM are only linked, hashed and tallied
+    for validator votes (and replayed with --reexecute), since the range depends on them."""
+    from client.audit import RpcSource, verify_chain
+
+    settings: AuditSettings = ctx.obj
     try:
-        end = last if last is not None else source.head()
+        settings.check()
+    except BadRequest as exc:
+        fail(EXIT_REQUEST, str(exc))
+    if last is not None and first > last:
+        fail(EXIT_REQUEST, f"--from {first} is after --to {last}")
+    document = _genesis(genesis)
+    source = RpcSource(settings.rpc, timeout=settings.rpc_timeout)
+    try:
+        total = (last if last is not None else source.head()) + 1
         with _progress() as bar:
-            task = bar.add_task("verifying", total=end + 1)
+            task = bar.add_task("verifying", total=total)
             report = verify_chain(
                 source,
                 first=first,
-                last=end,
+                last=last,
                 reexecute=reexecute,
                 genesis=document,
                 progress=lambda count: bar.advance(task, count),
             )
     except NodeError as exc:
-        err.print(f"[red]cannot read the chain:[/] {exc}")
-        raise typer.Exit(EXIT_NODE) from exc
+        fail(EXIT_NODE, f"cannot read the chain: {exc}")
     except (VerificationError, ValueError) as exc:
-        err.print(f"[red]cannot verify:[/] {exc}")
-        raise typer.Exit(EXIT_REQUEST) from exc
+        fail(EXIT_REQUEST, f"cannot verify: {exc}")
     finally:
         source.close()
     _show(report, reexecute)
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+audit_app.command(epilog=AUDIT_EXIT_CODES)(takes_shared_options(AUDIT_OPTIONS)(verify))
 
 
 def _genesis(path: Path | None) -> dict[str, Any] | None:
@@ -82,11 +141,18 @@ def _genesis(path: Path | None) -> dict[str, Any] | None:
     try:
         return dict(json.loads(path.read_text()))
     except (OSError, ValueError, TypeError) as exc:
-        err.print(f"[red]cannot read {path}:[/] {exc}")
-        raise typer.Exit(EXIT_REQUEST) from exc
+        fail(EXIT_REQUEST, f"cannot read {path}: {exc}")
 
 
 def _progress() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -94,6 +160,7 @@ def _progress() -> Progress:
         TimeRemainingColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,  # a log or a pipe gets the result, not the bar's remains
     )
 
 
@@ -107,5 +174,6 @@ def _show(report: AuditReport, reexecute: bool) -> None:
         out.print("[green]all checks passed[/]")
         return
     for failure in report.failures:
-        out.print(f"[red]FAIL[/] block {failure.block} {failure.check}: {failure.detail}")
+        detail = escape(failure.detail)
+        out.print(f"[red]FAIL[/] block {failure.block} {failure.check}: {detail}")
     out.print(f"[red]{len(report.failures)} failed checks[/]")

@@ -3,22 +3,30 @@
 Every secret and setting can come from an option or an environment variable, so scripts never
 put a PIN on a command line that `ps` shows: `TALLY_KEYSTORE` (file|pkcs11),
 `TALLY_KEYSTORE_DIR`, `TALLY_KEYSTORE_PASSWORD`, `TALLY_PKCS11_MODULE`, `TALLY_PKCS11_TOKEN`,
-`TALLY_PKCS11_PIN`, `TALLY_WALLET_KEY`, `TALLY_RPC_URL`, `TALLY_POLICY` (a policy JSON file, see
-`client.policy.SpendingPolicy.load`). A secret that is not given is prompted for, hidden.
+`TALLY_PKCS11_PIN`, `TALLY_WALLET_KEY`, `TALLY_RPC_URL`, `TALLY_RPC_TIMEOUT`, `TALLY_POLICY` (a
+policy JSON file, see `client.policy.SpendingPolicy.load`). A secret that is not given is
+prompted for, hidden; a command that only reads addresses from the file store asks for no
+password (the files carry the address in clear). The options go before the command name or
+after it (`tally wallet balance --rpc URL`); given after it, they win.
 
-Amounts are written in whole units (ether, or the token's `decimals()`), e.g. `1.5`; `--raw`
-takes base units (wei) instead.
+Amounts are in the unit `balance` prints: whole ether (or whole tokens, by the token's
+`decimals()`), e.g. `1.5`; `--raw` takes base units (wei) instead. Payment request URIs carry
+base units, as EIP-681 says.
+
+Only typer and the error classes are imported at module level, so `tally wallet --help` does
+not load web3, eth-account or the key stores; the commands import what they use.
 
 Exit codes, which scripts can rely on:
 
     0  success
-    1  unexpected error (a bug: please report it)
-    2  bad usage (unknown option, missing argument)
+    1  declined at the confirmation prompt, or an unexpected error (a bug: please report it)
+    2  bad usage (unknown command or option, a missing or malformed value)
     3  refused by the spending policy (limit, allowlist, second factor, PIN lockout)
     4  key store error (wrong PIN or password, key not found, token or module missing)
-    5  the node refused the transaction or the call reverted
+    5  node: unreachable, timed out, not JSON-RPC, or it refused the request (a call reverted)
     6  not final before --timeout (the transaction may still land)
-    7  malformed payment request, or one for another chain
+    7  bad request: an invalid address, amount, URL, private key or payment request, a
+       request for another chain, or the faucet on a chain that is not a dev chain
     8  the transaction was mined but reverted
     9  a contract the command needs is not available
 """
@@ -26,18 +34,23 @@ Exit codes, which scripts can rely on:
 from __future__ import annotations
 
 import functools
+import inspect
+import json
 import os
+import re
+import string
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from client.errors import (
     ContractUnavailable,
@@ -49,12 +62,14 @@ from client.errors import (
     TallyClientError,
     TransactionFailed,
 )
-from client.keystore import SOFTHSM2_MODULE, FileKeyStore, KeyStore, Pkcs11KeyStore
-from client.keystore.file import STANDARD_SCRYPT_N
-from client.payments import PaymentRequest, parse_payment_request
-from client.policy import NATIVE, SpendingPolicy
-from client.rpc import DEFAULT_RPC_URL
-from client.wallet import Submitted, Wallet
+
+if TYPE_CHECKING:
+    from eth_keys.datatypes import Signature
+    from web3 import Web3
+
+    from client.keystore import KeyInfo, KeyStore
+    from client.policy import SpendingPolicy
+    from client.wallet import Submitted, Wallet
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_POLICY, EXIT_KEYSTORE = 0, 1, 2, 3, 4
 EXIT_NODE, EXIT_TIMEOUT, EXIT_REQUEST, EXIT_FAILED, EXIT_CONTRACT = 5, 6, 7, 8, 9
@@ -71,108 +86,365 @@ EXIT_CODES: list[tuple[type[Exception], int]] = [
     (TallyClientError, EXIT_ERROR),
 ]
 
-wallet_app = typer.Typer(
-    help="Keys, balances, payments and payment requests (keys never leave their store).",
-    no_args_is_help=True,
-)
+WALLET_EXIT_CODES = """\b
+Exit codes: 0 ok; 1 declined; 2 bad usage; 3 refused by the spending policy;
+4 key store; 5 node unreachable, timed out or refusing; 6 not final before
+--timeout; 7 bad request (address, amount, URL, key, payment request, chain);
+8 reverted on chain; 9 contract unavailable."""
+
+#: Copies of `client.rpc.DEFAULT_RPC_URL` and `client.keystore.SOFTHSM2_MODULE`, whose modules
+#: import web3 and the key stores, which help must not wait for; a test keeps them equal.
+DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+#: The dev chain's id, and its account 0 (anvil's and Hardhat's first account from the
+#: well-known mnemonic) that `fund` pays from. The key is public, so it protects nothing on any
+#: chain: `fund` refuses every chain id but the dev chain's, so a slip cannot spend it elsewhere.
+DEV_CHAIN_ID = 1337
+DEV_FAUCET_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class BadRequest(Exception):
+    """A value the parser took but the command cannot use (an address, an amount, a URL, a
+    private key): exit 7, before the key store or the node is asked anything."""
+
+
+def fail(code: int, message: str) -> NoReturn:
+    """One line on stderr and the documented exit code."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+# --- options shared by a group's commands -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SharedOption:
+    """An option of a command group that its commands also take after their own name.
+
+    The group's callback reads it with its environment variable and default; each command takes
+    it again with neither, so a value given after the command name wins and an absent one
+    leaves the group's (`tally wallet --rpc URL balance` and `tally wallet balance --rpc URL`).
+    """
+
+    name: str
+    kind: Any
+    default: Any
+    help: str
+    envvar: str | None = None
+    hidden: bool = False
+    late: bool = True
+    existing_file: bool = False
+
+    def _option(self, **settings: Any) -> Any:
+        if self.existing_file:
+            settings |= {"exists": True, "dir_okay": False}
+        flag = "--" + self.name.replace("_", "-")
+        return typer.Option(flag, help=self.help, hidden=self.hidden, **settings)
+
+    def group_parameter(self) -> inspect.Parameter:
+        option = self._option(envvar=self.envvar)
+        return inspect.Parameter(
+            self.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=self.default,
+            annotation=Annotated[self.kind, option],
+        )
+
+    def command_parameter(self) -> inspect.Parameter:
+        option = self._option(show_default=False)
+        return inspect.Parameter(
+            self.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[self.kind | None, option],
+        )
+
+
+def group_callback(
+    options: Sequence[SharedOption], settings: Callable[..., object]
+) -> Callable[..., None]:
+    """A group callback taking `options`, which leaves `settings(**values)` in `ctx.obj`."""
+
+    def callback(ctx: typer.Context, **values: Any) -> None:
+        ctx.obj = settings(**values)
+
+    context = inspect.Parameter(
+        "ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context
+    )
+    parameters = [context, *(option.group_parameter() for option in options)]
+    callback.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    return callback
+
+
+def takes_shared_options(options: Sequence[SharedOption]) -> Callable[[F], F]:
+    """Let a command (whose first parameter is `ctx`) take the group's `options` too; a value
+    given to the command replaces the group's in `ctx.obj` before the command runs."""
+    late = [option for option in options if option.late]
+
+    def decorate(command: F) -> F:
+        signature = inspect.signature(command, eval_str=True)
+
+        @functools.wraps(command)
+        def run(ctx: typer.Context, *args: Any, **kwargs: Any) -> Any:
+            for option in late:
+                value = kwargs.pop(option.name)
+                if value is not None:
+                    setattr(ctx.obj, option.name, value)
+            return command(ctx, *args, **kwargs)
+
+        parameters = [*signature.parameters.values(), *(o.command_parameter() for o in late)]
+        run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        return run  # type: ignore[return-value]
+
+    return decorate
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+class Backend(StrEnum):
+    """Where keys live."""
+
+    file = "file"
+    pkcs11 = "pkcs11"
+
+
+WALLET_OPTIONS = (
+    SharedOption("keystore", Backend, Backend.file, "Key store.", "TALLY_KEYSTORE"),
+    SharedOption(
+        "keystore_dir",
+        Path,
+        Path.home() / ".tally" / "keystore",
+        "File key store directory.",
+        "TALLY_KEYSTORE_DIR",
+    ),
+    SharedOption(
+        "password",
+        str | None,
+        None,
+        "File key store password (else prompted).",
+        "TALLY_KEYSTORE_PASSWORD",
+    ),
+    SharedOption("pkcs11_module", str, SOFTHSM2_MODULE, "PKCS#11 module.", "TALLY_PKCS11_MODULE"),
+    SharedOption("pkcs11_token", str, "tally", "PKCS#11 token label.", "TALLY_PKCS11_TOKEN"),
+    SharedOption(
+        "pkcs11_pin", str | None, None, "Token user PIN (else prompted).", "TALLY_PKCS11_PIN"
+    ),
+    SharedOption("key", str, "default", "Label of the key to use.", "TALLY_WALLET_KEY"),
+    SharedOption("rpc", str, DEFAULT_RPC_URL, "Node JSON-RPC URL.", "TALLY_RPC_URL"),
+    SharedOption(
+        "rpc_timeout", float, 30.0, "Seconds to wait for each node answer.", "TALLY_RPC_TIMEOUT"
+    ),
+    SharedOption(
+        "policy",
+        Path | None,
+        None,
+        "Spending policy JSON file.",
+        "TALLY_POLICY",
+        existing_file=True,
+    ),
+    SharedOption(
+        "scrypt_n",
+        int | None,
+        None,
+        "scrypt cost of new file keys.",
+        "TALLY_SCRYPT_N",
+        hidden=True,
+        late=False,
+    ),
+)
+
+
+def checked_url(url: str) -> str:
+    """The node URL, if it is one the wallet can use (HTTP JSON-RPC)."""
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        raise BadRequest(f"--rpc {url!r} is not an http:// or https:// URL")
+    return url
+
+
+def checked_label(label: str) -> str:
+    from client.keystore.base import check_label
+
+    try:
+        return check_label(label)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+
+
 @dataclass
 class Settings:
-    """The options shared by every command (from the group callback)."""
+    """The wallet options (from the group, replaced by any given after the command name)."""
 
-    keystore: str
+    keystore: Backend
     keystore_dir: Path
     password: str | None
-    module: str
-    token: str
-    pin: str | None
+    pkcs11_module: str
+    pkcs11_token: str
+    pkcs11_pin: str | None
     key: str
     rpc: str
+    rpc_timeout: float
     policy: Path | None
-    scrypt_n: int
+    scrypt_n: int | None
+
+    def check(self) -> None:
+        """Refuse unusable settings before anything is asked of the key store or the node."""
+        checked_url(self.rpc)
+        checked_label(self.key)
+        if self.rpc_timeout <= 0:
+            raise BadRequest(f"--rpc-timeout must be positive, not {self.rpc_timeout:g}")
 
     def policy_or_none(self) -> SpendingPolicy | None:
-        return SpendingPolicy.load(self.policy) if self.policy else None
+        from client.policy import SpendingPolicy
 
-    def store(self) -> KeyStore:
-        """The configured key store, asking for its secret if none was given."""
+        if self.policy is None:
+            return None
+        try:
+            return SpendingPolicy.load(self.policy)
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            raise BadRequest(f"cannot read the policy file {self.policy}: {exc}") from exc
+
+    def file_password(self) -> str:
+        if self.password is not None:
+            return self.password
+        return str(typer.prompt("Keystore password", hide_input=True))
+
+    def store(self, *, signing: bool = True) -> KeyStore:
+        """The configured key store, asking for its secret if none was given.
+
+        A file store that only reads addresses needs no password: Web3 Secret Storage files
+        carry the address in clear, so none is asked for (a token always needs its PIN).
+        """
+        from client.keystore import FileKeyStore, Pkcs11KeyStore
+        from client.keystore.file import STANDARD_SCRYPT_N
+
         policy = self.policy_or_none()
         guard = policy.pin_guard() if policy else None
-        if self.keystore == "pkcs11":
-            pin = self.pin if self.pin is not None else typer.prompt("Token PIN", hide_input=True)
-            return Pkcs11KeyStore(self.token, pin, self.module, guard=guard)
-        if self.keystore == "file":
-            password = (
-                self.password
-                if self.password is not None
-                else typer.prompt("Keystore password", hide_input=True)
-            )
-            return FileKeyStore(self.keystore_dir, password, self.scrypt_n, guard=guard)
-        raise typer.BadParameter(f"--keystore must be file or pkcs11, not {self.keystore!r}")
+        if self.keystore is Backend.pkcs11:
+            pin = self.pkcs11_pin
+            if pin is None:
+                pin = typer.prompt("Token PIN", hide_input=True)
+            return Pkcs11KeyStore(self.pkcs11_token, pin, self.pkcs11_module, guard=guard)
+        password = self.file_password() if signing else self.password or ""
+        scrypt_n = self.scrypt_n or STANDARD_SCRYPT_N
+        return FileKeyStore(self.keystore_dir, password, scrypt_n, guard=guard)
 
-    def wallet(self) -> Wallet:
-        return Wallet(self.store(), self.key, self.rpc, policy=self.policy_or_none())
+    def connection(self) -> Web3:
+        from client.rpc import connect
+
+        return connect(self.rpc, timeout=self.rpc_timeout)
+
+    def wallet(self, *, signing: bool = True) -> Wallet:
+        from client.wallet import Wallet
+
+        return Wallet(
+            self.store(signing=signing), self.key, self.connection(), self.policy_or_none()
+        )
 
 
-@wallet_app.callback()
-def settings(
-    ctx: typer.Context,
-    keystore: str = typer.Option("file", envvar="TALLY_KEYSTORE", help="file or pkcs11."),
-    keystore_dir: Path = typer.Option(
-        Path.home() / ".tally" / "keystore", envvar="TALLY_KEYSTORE_DIR", help="File keystore."
-    ),
-    password: str | None = typer.Option(
-        None, envvar="TALLY_KEYSTORE_PASSWORD", help="File keystore password (else prompted)."
-    ),
-    module: str = typer.Option(SOFTHSM2_MODULE, envvar="TALLY_PKCS11_MODULE"),
-    token: str = typer.Option("tally", envvar="TALLY_PKCS11_TOKEN", help="Token label."),
-    pin: str | None = typer.Option(
-        None, envvar="TALLY_PKCS11_PIN", help="Token user PIN (else prompted)."
-    ),
-    key: str = typer.Option("default", envvar="TALLY_WALLET_KEY", help="Key label."),
-    rpc: str = typer.Option(DEFAULT_RPC_URL, envvar="TALLY_RPC_URL", help="Node JSON-RPC URL."),
-    policy: Path | None = typer.Option(
-        None, envvar="TALLY_POLICY", help="Spending policy JSON file."
-    ),
-    scrypt_n: int = typer.Option(
-        STANDARD_SCRYPT_N, envvar="TALLY_SCRYPT_N", hidden=True, help="scrypt cost for new keys."
-    ),
-) -> None:
-    ctx.obj = Settings(
-        keystore, keystore_dir, password, module, token, pin, key, rpc, policy, scrypt_n
-    )
+wallet_app = typer.Typer(
+    help="Keys, balances, payments, payment requests.",
+    epilog=WALLET_EXIT_CODES,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+wallet_app.callback()(group_callback(WALLET_OPTIONS, Settings))
+
+
+def transport_failure(exc: BaseException) -> str | None:
+    """Why no JSON-RPC answer came, for the HTTP transport's own errors (requests' under
+    web3.py); None for anything else."""
+    import requests
+
+    if isinstance(exc, json.JSONDecodeError):
+        return "the answer is not JSON-RPC"
+    if isinstance(exc, requests.Timeout):
+        return "timed out (see --rpc-timeout)"
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code} {exc.response.reason} (not a JSON-RPC endpoint?)"
+    if isinstance(exc, requests.RequestException):
+        reason = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
+        return reason.group(1).strip() if reason else type(exc).__name__
+    return None
 
 
 def exits(command: F) -> F:
-    """Print SDK errors as one red line and exit with the documented code."""
+    """Run a command whose first parameter is `ctx`: SDK errors, bad values and an
+    unreachable node become one line on stderr and the documented exit code."""
 
     @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
+    def run(ctx: typer.Context, *args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
-        except TallyClientError as exc:
-            code = next(code for cls, code in EXIT_CODES if isinstance(exc, cls))
-            err.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(code) from exc
+            ctx.obj.check()
+            return command(ctx, *args, **kwargs)
+        except (TallyClientError, PaymentRequestError) as exc:
+            fail(next(code for cls, code in EXIT_CODES if isinstance(exc, cls)), str(exc))
+        except BadRequest as exc:
+            fail(EXIT_REQUEST, str(exc))
+        except (OSError, json.JSONDecodeError) as exc:
+            reason = transport_failure(exc)
+            if reason is None:
+                raise
+            fail(EXIT_NODE, f"no answer from the node at {ctx.obj.rpc}: {reason}")
 
     return run  # type: ignore[return-value]
 
 
-# --- amounts ---------------------------------------------------------------------------------
+def wallet_command(name: str | None = None) -> Callable[[F], F]:
+    """Register a `tally wallet` command: it takes the wallet options after its name too, and
+    fails as `exits` says."""
+
+    def register(command: F) -> F:
+        wallet_app.command(name, epilog=WALLET_EXIT_CODES)(
+            takes_shared_options(WALLET_OPTIONS)(exits(command))
+        )
+        return command
+
+    return register
+
+
+# --- values ----------------------------------------------------------------------------------
+
+
+def checked_address(value: str, what: str) -> str:
+    """A checksummed address, or `BadRequest` saying what is wrong with `value`."""
+    from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
+
+    if not is_hex_address(value):
+        raise BadRequest(f"{what} {value!r} is not an address (0x and 40 hex digits)")
+    body = value[2:]
+    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
+        raise BadRequest(f"{what} {value} has a wrong EIP-55 checksum (a typo?)")
+    return str(to_checksum_address(value))
+
+
+def parse_amount(amount: str) -> Decimal:
+    """A finite, non-negative number as typed (scaled to base units later)."""
+    try:
+        value = Decimal(amount)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value < 0:
+        raise BadRequest(f"amount {amount!r} is not a non-negative number")
+    return value
 
 
 def to_base_units(amount: str, decimals: int, raw: bool) -> int:
-    try:
-        value = Decimal(amount)
-    except InvalidOperation as exc:
-        raise typer.BadParameter(f"{amount!r} is not a number") from exc
+    value = parse_amount(amount)
     scaled = value if raw else value.scaleb(decimals)
-    if scaled != scaled.to_integral_value() or scaled < 0:
-        raise typer.BadParameter(f"{amount} is not a whole, non-negative number of base units")
+    if scaled != scaled.to_integral_value():
+        unit = "base unit" if raw else f"10^-{decimals}"
+        raise BadRequest(
+            f"amount {amount} is not a whole number of base units (smallest: 1 {unit})"
+        )
     return int(scaled)
 
 
@@ -183,10 +455,47 @@ def show_amount(base_units: int, decimals: int, symbol: str) -> str:
 
 
 def asset_units(wallet: Wallet, token: str | None) -> tuple[int, str]:
+    from client.policy import NATIVE
+
     if token is None:
         return 18, NATIVE
     erc20 = wallet.token(token)
     return erc20.decimals(), erc20.symbol()
+
+
+def parse_private_key(text: str) -> bytes:
+    """32 bytes of secp256k1 private key from hex; the text is never repeated in errors."""
+    from eth_keys.constants import SECPK1_N
+
+    body = text.strip()
+    body = body[2:] if body[:2].lower() == "0x" else body
+    if len(body) != 64 or not all(c in string.hexdigits for c in body):
+        raise BadRequest("not a private key: expected 64 hex digits (32 bytes), 0x optional")
+    secret = bytes.fromhex(body)
+    if not 0 < int.from_bytes(secret, "big") < SECPK1_N:
+        raise BadRequest("not a private key: outside the secp256k1 range")
+    return secret
+
+
+def read_private_key(key_file: Path | None, key_env: str | None) -> bytes:
+    """The key to import from a file, an environment variable, or stdin (a hidden prompt on a
+    terminal): never from the command line, which `ps` shows to every user."""
+    if key_file is not None and key_env is not None:
+        raise BadRequest("give --key-file or --key-env, not both")
+    if key_file is not None:
+        try:
+            text = key_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"cannot read {key_file}: {exc}") from exc
+    elif key_env is not None:
+        if key_env not in os.environ:
+            raise BadRequest(f"the environment variable {key_env} is not set")
+        text = os.environ[key_env]
+    elif sys.stdin.isatty():
+        text = typer.prompt("Private key", hide_input=True)
+    else:
+        text = sys.stdin.readline()
+    return parse_private_key(text)
 
 
 @contextmanager
@@ -207,69 +516,154 @@ def report(sent: Submitted) -> None:
         out.print(f"[green]final[/] in block {r.block_number} (gas used {r.gas_used})")
 
 
+class DevFaucet:
+    """Dev account 0 as a one-key store for `fund`. Its key is public (the dev mnemonic's
+    first), so holding it in memory protects nothing and costs nothing."""
+
+    backend = "dev"
+    label = "dev-account-0"
+
+    def __init__(self) -> None:
+        from eth_keys.datatypes import PrivateKey
+
+        self._key = PrivateKey(bytes.fromhex(DEV_FAUCET_KEY[2:]))
+
+    def list(self) -> list[KeyInfo]:
+        from client.keystore import KeyInfo
+
+        return [KeyInfo(self.label, self.address(self.label), self.backend)]
+
+    def create(self, label: str) -> KeyInfo:
+        raise KeyStoreError("the dev faucet holds one well-known key and makes none")
+
+    def address(self, label: str) -> str:
+        return str(self._key.public_key.to_checksum_address())
+
+    def sign_digest(self, label: str, digest: bytes) -> Signature:
+        return self._key.sign_msg_hash(digest)
+
+
+def import_file_key(settings: Settings, label: str, secret: bytes) -> KeyInfo:
+    """Write `secret` as a new Web3 Secret Storage file of the file store, as
+    `FileKeyStore.create` writes a generated one (same KDF, mode 0600, atomic rename)."""
+    from eth_account import Account
+
+    from client.errors import KeyExists, KeyStoreUnavailable
+    from client.keystore import FileKeyStore, KeyInfo
+    from client.keystore.file import STANDARD_SCRYPT_N, write_atomically
+
+    directory = settings.keystore_dir
+    path = directory / f"{label}.json"
+    where = FileKeyStore(directory, "").where
+    if path.exists():
+        raise KeyExists(label, where)
+    password = settings.file_password()
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise KeyStoreUnavailable(f"cannot create {directory}: {exc}") from exc
+    scrypt_n = settings.scrypt_n or STANDARD_SCRYPT_N
+    keyfile = Account.encrypt(secret, password, kdf="scrypt", iterations=scrypt_n)
+    try:
+        write_atomically(path, json.dumps(keyfile).encode())
+    except OSError as exc:
+        raise KeyStoreUnavailable(f"cannot write {path}: {exc}") from exc
+    return KeyInfo(label, Account.from_key(secret).address, "file")
+
+
 # --- commands --------------------------------------------------------------------------------
 
+Amount = Annotated[str, typer.Argument(help="In whole units, as balance prints (--raw: base).")]
+Raw = Annotated[bool, typer.Option(help="AMOUNT is in base units (wei).")]
+Token = Annotated[str | None, typer.Option(help="ERC-20 address (default: the coin).")]
+Totp = Annotated[str | None, typer.Option(help="Authenticator code, for large payments.")]
+Timeout = Annotated[float, typer.Option(help="Seconds to wait for finality.")]
 
-@wallet_app.command()
-@exits
+
+@wallet_command()
 def new(
     ctx: typer.Context,
-    label: str = typer.Argument(None, help="Key label (default: --key)."),
-    keystore: str | None = typer.Option(None, "--keystore", help="file or pkcs11."),
+    label: Annotated[str | None, typer.Argument(help="Key label (default: --key).")] = None,
 ) -> None:
     """Create a key inside the key store and print its address."""
     settings: Settings = ctx.obj
-    if keystore is not None:
-        settings.keystore = keystore
-    info = settings.store().create(label or settings.key)
+    info = settings.store().create(checked_label(label or settings.key))
     out.print(f"created {info.backend} key [bold]{info.label}[/]  {info.address}")
 
 
-@wallet_app.command("list")
-@exits
+@wallet_command("import")
+def import_key(
+    ctx: typer.Context,
+    label: Annotated[str | None, typer.Argument(help="Key label (default: --key).")] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Read the private key from this file."),
+    ] = None,
+    key_env: Annotated[
+        str | None, typer.Option(help="Read it from this environment variable.")
+    ] = None,
+) -> None:
+    """Import a private key into the file key store.
+
+    Prints its address. The key (64 hex digits) is read from stdin, --key-file or
+    --key-env, never from the command line, which `ps` shows to every user. A PKCS#11 token
+    keeps only keys it generated itself (`tally wallet new`)."""
+    settings: Settings = ctx.obj
+    name = checked_label(label or settings.key)
+    if settings.keystore is Backend.pkcs11:
+        raise KeyStoreError(
+            "a PKCS#11 token holds only keys generated inside it (tally wallet new); "
+            "import into the file store instead (--keystore file)"
+        )
+    info = import_file_key(settings, name, read_private_key(key_file, key_env))
+    out.print(f"imported file key [bold]{info.label}[/]  {info.address}")
+
+
+@wallet_command("list")
 def list_keys(ctx: typer.Context) -> None:
     """List the keys in the key store (labels and addresses only)."""
-    keys = ctx.obj.store().list()
+    keys = ctx.obj.store(signing=False).list()
     table = Table("label", "address", "backend")
     for key in keys:
         table.add_row(key.label, key.address, key.backend)
     out.print(table if keys else "no keys")
 
 
-@wallet_app.command()
-@exits
+@wallet_command()
 def address(ctx: typer.Context) -> None:
     """Print the address of the selected key (--key)."""
-    out.print(ctx.obj.store().address(ctx.obj.key))
+    out.print(ctx.obj.store(signing=False).address(ctx.obj.key))
 
 
-@wallet_app.command()
-@exits
+@wallet_command()
 def balance(
     ctx: typer.Context,
-    token: str | None = typer.Option(None, help="ERC-20 address (default: the coin)."),
-    raw: bool = typer.Option(False, help="Print base units."),
+    token: Token = None,
+    raw: Annotated[bool, typer.Option(help="Print base units (wei).")] = False,
 ) -> None:
     """Print the balance of the selected key."""
-    wallet = ctx.obj.wallet()
+    token = checked_address(token, "--token") if token is not None else None
+    wallet = ctx.obj.wallet(signing=False)
     amount = wallet.balance(token)
     decimals, symbol = asset_units(wallet, token)
     out.print(str(amount) if raw else show_amount(amount, decimals, symbol))
 
 
-@wallet_app.command()
-@exits
+@wallet_command()
 def send(
     ctx: typer.Context,
-    to: str = typer.Argument(..., help="Recipient address."),
-    amount: str = typer.Argument(..., help="Amount in whole units (or base units with --raw)."),
-    token: str | None = typer.Option(None, help="ERC-20 address (default: the coin)."),
-    raw: bool = typer.Option(False, help="AMOUNT is in base units."),
-    totp: str | None = typer.Option(None, help="Authenticator code, for large payments."),
-    timeout: float = typer.Option(30.0, help="Seconds to wait for finality."),
-    wait: bool = typer.Option(True, help="Wait for finality."),
+    to: Annotated[str, typer.Argument(help="Recipient address.")],
+    amount: Amount,
+    token: Token = None,
+    raw: Raw = False,
+    totp: Totp = None,
+    timeout: Timeout = 30.0,
+    wait: Annotated[bool, typer.Option(help="Wait for finality.")] = True,
 ) -> None:
     """Pay a recipient and wait until the payment is final."""
+    to = checked_address(to, "recipient")
+    token = checked_address(token, "--token") if token is not None else None
+    parse_amount(amount)
     wallet = ctx.obj.wallet()
     decimals, symbol = asset_units(wallet, token)
     units = to_base_units(amount, decimals, raw)
@@ -285,41 +679,54 @@ def send(
     report(sent)
 
 
-@wallet_app.command()
-@exits
+@wallet_command()
 def request(
     ctx: typer.Context,
-    amount: str = typer.Argument(..., help="Amount in whole units (or base units with --raw)."),
-    to: str | None = typer.Option(None, help="Recipient (default: the selected key)."),
-    token: str | None = typer.Option(None, help="ERC-20 address (default: the coin)."),
-    raw: bool = typer.Option(False, help="AMOUNT is in base units."),
-    png: Path | None = typer.Option(None, help="Also write the QR code to this PNG."),
-    qr: bool = typer.Option(True, help="Print the QR code in the terminal."),
+    amount: Amount,
+    to: Annotated[str | None, typer.Option(help="Recipient (default: the selected key).")] = None,
+    token: Token = None,
+    raw: Raw = False,
+    png: Annotated[Path | None, typer.Option(help="Also write the QR code to this PNG.")] = None,
+    qr: Annotated[bool, typer.Option(help="Print the QR code in the terminal.")] = True,
 ) -> None:
-    """Print an EIP-681 payment request (URI and QR code) for someone to pay you."""
-    wallet = ctx.obj.wallet()
-    decimals, _ = asset_units(wallet, token)
-    payment = PaymentRequest(
-        to or wallet.address, to_base_units(amount, decimals, raw), wallet.chain_id, token
-    )
+    """Ask to be paid: print an EIP-681 payment request and its QR code.
+
+    The URI carries base units (wei), as EIP-681 says, and is all that goes to stdout with
+    --no-qr (so `URI=$(tally wallet request 1 --no-qr)` works); what it asks for, in whole
+    units as `balance` prints them, goes to stderr."""
+    from tally_common.eip681 import PaymentRequest
+
+    to = checked_address(to, "--to") if to is not None else None
+    token = checked_address(token, "--token") if token is not None else None
+    parse_amount(amount)
+    wallet = ctx.obj.wallet(signing=False)
+    decimals, symbol = asset_units(wallet, token)
+    units = to_base_units(amount, decimals, raw)
+    payment = PaymentRequest(to or wallet.address, units, wallet.chain_id, token)
     out.print(payment.to_uri())
+    shown = show_amount(units, decimals, symbol)
+    err.print(f"asks for {shown} to {payment.recipient} on chain {payment.chain_id}")
     if qr:
         payment.terminal_qr(sys.stdout)
     if png is not None:
-        payment.save_png(png)
+        try:
+            payment.save_png(png)
+        except OSError as exc:
+            raise BadRequest(f"cannot write {png}: {exc.strerror or exc}") from exc
         out.print(f"QR code written to {png}")
 
 
-@wallet_app.command()
-@exits
+@wallet_command()
 def pay(
     ctx: typer.Context,
-    uri: str = typer.Argument(..., help="An EIP-681 payment request."),
-    totp: str | None = typer.Option(None, help="Authenticator code, for large payments."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    timeout: float = typer.Option(30.0, help="Seconds to wait for finality."),
+    uri: Annotated[str, typer.Argument(help="An EIP-681 payment request (tally wallet request).")],
+    totp: Totp = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")] = False,
+    timeout: Timeout = 30.0,
 ) -> None:
     """Pay an EIP-681 payment request (after showing what it asks for)."""
+    from tally_common.eip681 import parse_payment_request
+
     payment = parse_payment_request(uri)
     wallet = ctx.obj.wallet()
     if payment.chain_id is not None and payment.chain_id != wallet.chain_id:
@@ -348,17 +755,55 @@ def pay(
     report(sent)
 
 
-@wallet_app.command()
-@exits
+@wallet_command()
+def fund(
+    ctx: typer.Context,
+    amount: Amount,
+    to: Annotated[str | None, typer.Option(help="Recipient (default: the selected key).")] = None,
+    raw: Raw = False,
+    timeout: Timeout = 30.0,
+) -> None:
+    """Dev chains only: pay ether from dev account 0, a faucet.
+
+    Pays AMOUNT to the selected key (or --to). Refused unless the node's chain id is 1337,
+    the dev chain's: dev account 0's key is public, and must never be spent elsewhere."""
+    from client.wallet import Wallet
+
+    to = checked_address(to, "--to") if to is not None else None
+    units = to_base_units(amount, 18, raw)
+    settings: Settings = ctx.obj
+    faucet = Wallet(DevFaucet(), DevFaucet.label, settings.connection())
+    if faucet.chain_id != DEV_CHAIN_ID:
+        raise BadRequest(
+            f"the faucet only pays on a dev chain (chain id {DEV_CHAIN_ID}); "
+            f"{settings.rpc} is chain {faucet.chain_id}"
+        )
+    recipient = to or settings.store(signing=False).address(settings.key)
+    shown = show_amount(units, 18, "ETH")
+    with waiting(f"funding {shown}") as on_wait:
+        sent = faucet.transfer(recipient, units, timeout=timeout, on_wait=on_wait)
+    out.print(f"funded {recipient} with {shown} from dev account 0 ({faucet.address})")
+    report(sent)
+
+
+@wallet_command()
 def history(
     ctx: typer.Context,
-    blocks: int = typer.Option(256, help="How many recent blocks to read."),
-    raw: bool = typer.Option(False, help="Print base units."),
+    blocks: Annotated[int, typer.Option(min=1, help="How many recent blocks to read.")] = 256,
+    raw: Annotated[bool, typer.Option(help="Print base units.")] = False,
 ) -> None:
-    """Payments to and from the selected key in recent blocks (coin and ERC-20)."""
-    wallet = ctx.obj.wallet()
+    """Recent payments to and from the selected key (coin and ERC-20)."""
+    from client.policy import NATIVE
+
+    wallet = ctx.obj.wallet(signing=False)
     entries = wallet.history(lookback=blocks)
-    table = Table("block", "direction", "amount", "counterparty", "tx")
+    table = Table(  # an address or a hash cut short is of no use: they wrap instead
+        "block",
+        "direction",
+        "amount",
+        Column("counterparty", overflow="fold"),
+        Column("tx", overflow="fold"),
+    )
     units: dict[str, tuple[int, str]] = {}
     for entry in entries:
         if entry.asset not in units:

@@ -23,7 +23,8 @@ The tree::
     │   ├── SecondFactorRequired            rule "second factor": no TOTP code given
     │   ├── SecondFactorInvalid             rule "second factor": code wrong, stale or reused
     │   └── PinLockedOut                    rule "PIN retry lockout"
-    ├── PaymentRequestError (ValueError) an EIP-681 URI that cannot be generated or parsed
+    (PaymentRequestError (ValueError): an EIP-681 URI that cannot be generated or parsed;
+     defined in `tally_common.eip681`, shared with the node, so outside this tree)
     ├── ContractUnavailable             an artifact or ABI function the helper needs is absent
     ├── NodeError                       the node answered with a JSON-RPC error
     │   ├── NonceTooLow                     -32000 "nonce too low"
@@ -49,6 +50,8 @@ The tree::
 from __future__ import annotations
 
 from typing import Any
+
+from tally_common.eip681 import PaymentRequestError as PaymentRequestError  # shared: see above
 
 
 class TallyClientError(Exception):
@@ -145,13 +148,6 @@ class PinLockedOut(PolicyViolation):
     """Too many wrong PINs/passwords in a row: no further attempt reaches the store for now."""
 
     rule = "PIN retry lockout"
-
-
-# --- payment requests ------------------------------------------------------------------------
-
-
-class PaymentRequestError(TallyClientError, ValueError):
-    """An EIP-681 payment request that is malformed or unsupported; the message says where."""
 
 
 # --- contracts -------------------------------------------------------------------------------

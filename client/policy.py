@@ -153,7 +153,7 @@ class TotpFactor:
         return self._totp().generate(int(at)).decode()
 
     def provisioning_uri(self, account: str, issuer: str = "Tally") -> str:
-        """The `otpauth://` URI an authenticator app scans (render it with `client.payments`)."""
+        """The `otpauth://` URI an authenticator app scans (QR: `tally_common.eip681`)."""
         return self._totp().get_provisioning_uri(account, issuer)
 
     def matching_step(self, code: str, at: float) -> int | None:

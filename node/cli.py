@@ -1,75 +1,362 @@
-"""The `tally` command: run a node, write a genesis, and (later) wallet and audit tools."""
+"""The node's commands of `tally`: `dev`, `run`, `init` and `localnet`.
+
+`tally_cli` mounts them beside `tally wallet` and `tally audit`; `python -m node.cli` runs them
+on their own, as the tests, `node.localnet` and the benchmarks do. Only typer is imported at
+module level: `tally --help` must not pay for py-evm, uvicorn and LevelDB, so each command
+imports what it needs when it runs.
+
+A failure to start is one line on stderr and an exit code, never a traceback (a node that
+crashes after it came up keeps its traceback: that is a bug to report). Exit codes, the same
+numbers `tally wallet` and `tally audit` use where they overlap:
+
+    0   done; `dev` and `run`: stopped cleanly by Ctrl-C or SIGTERM
+    2   bad usage: unknown command or option, a missing or malformed value, or a listener
+        setting the node cannot use (`--rpc-api`, `--cors-domains`, `--admin-host`...)
+    5   `localnet up`: a node it started is not answering (its node.log says why)
+    7   bad request: a genesis or network file that cannot be used, a datadir that holds
+        another chain, an output file that cannot be written, no network in --dir
+    10  cannot start: a port is taken or not permitted, or another process uses the datadir
+"""
 
 from __future__ import annotations
 
-import asyncio
+import errno
 import logging
+import socket
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from node.chain.genesis import Genesis, dev_genesis
-from node.keys import load_or_create_node_key
+if TYPE_CHECKING:
+    from node.service import Node, NodeConfig
 
-ApiSwitch = Annotated[
-    bool, typer.Option(help="Serve the REST API (/api/v1, /docs) beside JSON-RPC.")
+EXIT_USAGE, EXIT_NODE, EXIT_REQUEST, EXIT_UNAVAILABLE = 2, 5, 7, 10
+
+#: `-h` as well as `--help`, on every command.
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+SERVE_EXIT_CODES = """\b
+Exit codes: 0 stopped cleanly (Ctrl-C, SIGTERM); 2 bad usage, or an option
+value the node cannot use; 7 unusable genesis or network file, or a datadir
+holding another chain; 10 a port is taken, or another process uses the
+datadir."""
+
+# Options `dev` and `run` share. Their defaults are `NodeConfig`'s, written out here because
+# the modules that define them load what `tally --help` must not; a test keeps them equal.
+# Lists are comma-separated.
+Host = Annotated[str, typer.Option(help="Interface to listen on.")]
+LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+MaxLogRange = Annotated[int, typer.Option(min=1, help="Most blocks one eth_getLogs spans.")]
+RpcApi = Annotated[str, typer.Option(help="Namespaces the public JSON-RPC port serves.")]
+Vhosts = Annotated[str, typer.Option(help="Host names it answers besides IPs (*: any).")]
+CorsDomains = Annotated[str, typer.Option(help="Web origins that may call it (*: any).")]
+AdminHost = Annotated[str, typer.Option(help="The admin listener's address (loopback only).")]
+AdminPort = Annotated[
+    int, typer.Option(min=0, help="Admin JSON-RPC (every method, bearer token); 0: none.")
 ]
-ApiRateLimit = Annotated[
-    str, typer.Option(help="REST requests allowed per credential (per client).")
+RpcEvmTimeout = Annotated[
+    float, typer.Option(min=0, help="Seconds one eth_call or eth_estimateGas may run.")
 ]
+RpcGasCap = Annotated[int, typer.Option(min=1, help="Most gas one eth_call may use.")]
+RpcFilterTimeout = Annotated[float, typer.Option(min=0, help="Seconds a filter lives unpolled.")]
+TxpoolJournal = Annotated[bool, typer.Option(help="Keep pending transactions across restarts.")]
+ApiSwitch = Annotated[bool, typer.Option(help="Serve the REST API (/api/v1, /docs, /explorer/).")]
+ApiRateLimit = Annotated[str, typer.Option(help="REST requests allowed per caller.")]
+ApiAddressRateLimit = Annotated[str, typer.Option(help="REST requests allowed per address.")]
+ApiAuthFailureLimit = Annotated[
+    str, typer.Option(help="Failed authentications per address before 429.")
+]
+ApiTrustedProxies = Annotated[
+    str, typer.Option(help="Proxies (IPs, CIDRs) whose X-Forwarded-For counts.")
+]
+ApiSiweDomain = Annotated[
+    str | None, typer.Option(help="Sign-in-with-Ethereum domain (default: host:port).")
+]
+ApiMaxChallenges = Annotated[int, typer.Option(min=1, help="Sign-in challenges open at once.")]
 ApiSessionTtl = Annotated[
-    int, typer.Option(min=0, help="Seconds a sign-in-with-Ethereum session token lives.")
+    int, typer.Option(min=0, help="Seconds a sign-in-with-Ethereum token lives.")
 ]
 ApiChallengeTtl = Annotated[
     int, typer.Option(min=0, help="Seconds a sign-in challenge waits for its signature.")
 ]
 
 app = typer.Typer(
-    help="Tally: a permissioned EVM chain for a bank's digital wallet.", no_args_is_help=True
+    help="Run a Tally node, write a genesis, run a local network.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings=CONTEXT,
 )
 
 
+def fail(code: int, message: str) -> NoReturn:
+    """One line on stderr and the documented exit code: all a script or a newcomer needs."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
 def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        fail(EXIT_USAGE, f"--log-level {level!r} is not one of debug, info, warning, error")
+    logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _run(config: object) -> None:
-    from node.service import Node
+# --- serving -----------------------------------------------------------------------------------
 
-    node = Node(config)  # type: ignore[arg-type]
+
+def _check_ports(config: NodeConfig) -> None:
+    """Refuse a taken port before the datadir is created or touched.
+
+    `Node.run` binds for real; a port taken between this probe and that bind fails there,
+    with the system's message and the same exit code.
+    """
+    listeners = {
+        "--rpc-port": (config.host, config.rpc_port),
+        "--ws-port": (config.host, config.ws_port),
+    }
+    if config.network is not None:
+        listeners["--p2p-port"] = (config.host, config.p2p_port)
+    if config.admin_port is not None:
+        listeners["--admin-port"] = (config.admin_host, config.admin_port)
+    for option, (host, port) in listeners.items():
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except socket.gaierror as exc:  # a host name that does not resolve: bad usage
+                fail(EXIT_USAGE, f"cannot resolve the host {host!r} ({option}): {exc.strerror}")
+            except OSError as exc:
+                hint = " (another node? pick a free port)" if exc.errno == errno.EADDRINUSE else ""
+                fail(
+                    EXIT_UNAVAILABLE,
+                    f"cannot listen on {host}:{port} ({option}): {exc.strerror}{hint}",
+                )
+
+
+def _cannot_start(exc: OSError, config: NodeConfig) -> str:
+    import plyvel
+
+    if isinstance(exc, plyvel.IOError) and "lock" in str(exc).lower():
+        return f"another process is using the datadir {config.datadir} (its LevelDB is locked)"
+    return f"cannot start: {exc}"
+
+
+def _event_loop(main: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
-
-        uvloop.run(node.run())
     except ImportError:
-        asyncio.run(node.run())
+        import asyncio
+
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
-@app.command()
+def _serve(config: NodeConfig, announce: Callable[[Node], str]) -> None:
+    """Start a node, print `announce(node)` once every listener is bound, run until stopped.
+
+    Failures before that are one line and an exit code (see the module docstring).
+    """
+    from node.chain.genesis import GenesisError
+    from node.network import NetworkConfigError
+    from node.rpc.errors import ListenerConfigError
+    from node.service import Node
+
+    _check_ports(config)
+    ready = False
+    node: Node | None = None
+
+    def on_ready() -> None:
+        nonlocal ready
+        ready = True
+        assert node is not None
+        typer.echo(announce(node))
+
+    try:
+        node = Node(config)
+        _event_loop(node.run(on_ready))
+    except ListenerConfigError as exc:  # an option value the node cannot use
+        if ready:
+            raise
+        fail(EXIT_USAGE, str(exc))
+    except (GenesisError, NetworkConfigError) as exc:
+        if ready:
+            raise
+        fail(EXIT_REQUEST, str(exc))
+    except SystemExit as exc:  # resolve_genesis: the datadir holds another chain
+        if ready or not isinstance(exc.code, str):
+            raise
+        fail(EXIT_REQUEST, exc.code)
+    except OSError as exc:
+        if ready:
+            raise
+        fail(EXIT_UNAVAILABLE, _cannot_start(exc, config))
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _endpoints(node: Node) -> list[str]:
+    """The lines every started node prints: where to reach it and where its data is."""
+    from node.api.credentials import BOOTSTRAP_FILE
+
+    config = node.config
+    http = f"http://{_url_host(config.host)}:{config.rpc_port}"
+    rows = [("JSON-RPC", http), ("WebSocket", f"ws://{_url_host(config.host)}:{config.ws_port}")]
+    if config.api:
+        admin_key = config.datadir / BOOTSTRAP_FILE
+        rows += [
+            ("REST API", f"{http}/api/v1"),
+            ("OpenAPI docs", f"{http}/docs"),
+            ("Explorer", f"{http}/explorer/"),
+            (
+                "Admin API key",
+                str(admin_key) if admin_key.exists() else "removed (written on first start only)",
+            ),
+        ]
+    else:
+        rows.append(("REST API", "off (--no-api)"))
+    if config.admin_port is not None:
+        from node.rpc.admin import TOKEN_FILE
+
+        admin = f"http://{_url_host(config.admin_host)}:{config.admin_port}"
+        rows.append(("Admin JSON-RPC", f"{admin} (token: {config.datadir / TOKEN_FILE})"))
+    if node.p2p is not None:
+        rows.append(("p2p", f"{config.host}:{node.p2p.listen_port}"))
+    rows += [("Chain id", str(node.chain.chain_id)), ("Datadir", str(config.datadir))]
+    return [f"  {name:<14} {value}" for name, value in rows]
+
+
+def _dev_banner(node: Node) -> str:
+    """What `tally dev` prints once it listens: endpoints, then the accounts and their keys."""
+    from node.chain.bank_contracts import DEV_ROLES
+    from node.chain.genesis import DEV_BALANCE_WEI, DEV_MNEMONIC, dev_accounts
+
+    accounts = dev_accounts()
+    rules = (
+        "on: only accounts with a role may transact"
+        if node.config.dev_permissioned
+        else "off: any key may transact (see --permissioned)"
+    )
+    lines = ["Tally dev chain is up", "", *_endpoints(node), f"  {'Permissioning':<14} {rules}"]
+    lines += [
+        "",
+        f"Accounts ({DEV_BALANCE_WEI // 10**18:,} ETH each at genesis)",
+        *(
+            f"  ({index}) {account.address}  {role.name.lower()}, KYC tier {tier}"
+            for index, (account, (role, tier)) in enumerate(zip(accounts, DEV_ROLES, strict=True))
+        ),
+        "  Accounts 0-2 form the 2-of-3 admin group; account 0 collects the fees.",
+        "",
+        "Private keys, from the mnemonic",
+        f"  {DEV_MNEMONIC}",
+        *(f"  ({index}) 0x{bytes(account.key).hex()}" for index, account in enumerate(accounts)),
+        "",
+        "Ctrl-C stops the chain; `tally dev` again carries on from its last block.",
+    ]
+    return "\n".join(lines)
+
+
+def _node_banner(node: Node) -> str:
+    """What `tally run` prints once it listens."""
+    role = "validator" if node.engine is not None else "member"
+    return "\n".join([f"Tally node is up: {role} 0x{node.address.hex()}", *_endpoints(node)])
+
+
+def listener_settings(
+    *,
+    max_log_range: int,
+    rpc_api: str,
+    vhosts: str,
+    cors_domains: str,
+    admin_host: str,
+    admin_port: int,
+    rpc_evm_timeout: float,
+    rpc_gas_cap: int,
+    rpc_filter_timeout: float,
+    txpool_journal: bool,
+    api: bool,
+    api_rate_limit: str,
+    api_address_rate_limit: str,
+    api_auth_failure_limit: str,
+    api_trusted_proxies: str,
+    api_siwe_domain: str | None,
+    api_max_challenges: int,
+    api_session_ttl: int,
+    api_challenge_ttl: int,
+) -> dict[str, Any]:
+    """The `NodeConfig` fields of the options `dev` and `run` share; the node checks them
+    (`ListenerConfigError`) before its datadir is touched."""
+    from node.rpc.browser import split_list
+
+    return {
+        "max_log_range": max_log_range,
+        "rpc_api": split_list(rpc_api),
+        "vhosts": split_list(vhosts),
+        "cors_domains": split_list(cors_domains),
+        "admin_host": admin_host,
+        "admin_port": admin_port or None,
+        "rpc_evm_timeout": rpc_evm_timeout,
+        "rpc_gas_cap": rpc_gas_cap,
+        "rpc_filter_timeout": rpc_filter_timeout,
+        "txpool_journal": txpool_journal,
+        "api": api,
+        "api_rate_limit": api_rate_limit,
+        "api_address_rate_limit": api_address_rate_limit,
+        "api_auth_failure_limit": api_auth_failure_limit,
+        "api_trusted_proxies": split_list(api_trusted_proxies),
+        "api_siwe_domain": api_siwe_domain,
+        "api_max_challenges": api_max_challenges,
+        "api_session_ttl": api_session_ttl,
+        "api_challenge_ttl": api_challenge_ttl,
+    }
+
+
+@app.command(epilog=SERVE_EXIT_CODES)
 def dev(
     datadir: Path = typer.Option(Path(".tally/dev"), help="Where the chain's LevelDB lives."),
-    rpc_port: int = typer.Option(8545, help="JSON-RPC over HTTP."),
+    rpc_port: int = typer.Option(8545, help="JSON-RPC over HTTP, REST API, explorer."),
     ws_port: int = typer.Option(8546, help="JSON-RPC over WebSocket."),
     block_period: int = typer.Option(1, min=1, help="Seconds between blocks (when txs wait)."),
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    max_log_range: int = typer.Option(10_000, min=1, help="Most blocks one eth_getLogs spans."),
+    host: Host = "127.0.0.1",
+    max_log_range: MaxLogRange = 10_000,
     permissioned: bool = typer.Option(
-        False, help="Enforce AccountRules/NodeRules (only the dev accounts may transact)."
+        False, help="Enforce AccountRules and NodeRules (only the dev accounts may transact)."
     ),
+    rpc_api: RpcApi = "eth,net,web3,qbft,tally",
+    vhosts: Vhosts = "localhost",
+    cors_domains: CorsDomains = "",
+    admin_host: AdminHost = "127.0.0.1",
+    admin_port: AdminPort = 8551,
+    rpc_evm_timeout: RpcEvmTimeout = 5.0,
+    rpc_gas_cap: RpcGasCap = 50_000_000,
+    rpc_filter_timeout: RpcFilterTimeout = 300.0,
+    txpool_journal: TxpoolJournal = True,
     api: ApiSwitch = True,
     api_rate_limit: ApiRateLimit = "50/second;1000/minute",
+    api_address_rate_limit: ApiAddressRateLimit = "100/second;3000/minute",
+    api_auth_failure_limit: ApiAuthFailureLimit = "10/minute",
+    api_trusted_proxies: ApiTrustedProxies = "",
+    api_siwe_domain: ApiSiweDomain = None,
+    api_max_challenges: ApiMaxChallenges = 10_000,
     api_session_ttl: ApiSessionTtl = 900,
     api_challenge_ttl: ApiChallengeTtl = 300,
-    log_level: str = typer.Option("info"),
+    log_level: LogLevel = "info",
 ) -> None:
-    """A single-validator dev chain with the ten well-known dev accounts prefunded."""
+    """A one-validator dev chain with the ten well-known dev accounts.
+
+    The accounts are funded and hold the bank's roles; the endpoints, accounts and keys are
+    printed once the node listens."""
     from node.service import NodeConfig
 
     _logging(log_level)
-    _run(
+    _serve(
         NodeConfig(
             datadir=datadir,
             dev=True,
@@ -78,38 +365,77 @@ def dev(
             host=host,
             rpc_port=rpc_port,
             ws_port=ws_port,
-            max_log_range=max_log_range,
-            api=api,
-            api_rate_limit=api_rate_limit,
-            api_session_ttl=api_session_ttl,
-            api_challenge_ttl=api_challenge_ttl,
-        )
+            **listener_settings(
+                max_log_range=max_log_range,
+                rpc_api=rpc_api,
+                vhosts=vhosts,
+                cors_domains=cors_domains,
+                admin_host=admin_host,
+                admin_port=admin_port,
+                rpc_evm_timeout=rpc_evm_timeout,
+                rpc_gas_cap=rpc_gas_cap,
+                rpc_filter_timeout=rpc_filter_timeout,
+                txpool_journal=txpool_journal,
+                api=api,
+                api_rate_limit=api_rate_limit,
+                api_address_rate_limit=api_address_rate_limit,
+                api_auth_failure_limit=api_auth_failure_limit,
+                api_trusted_proxies=api_trusted_proxies,
+                api_siwe_domain=api_siwe_domain,
+                api_max_challenges=api_max_challenges,
+                api_session_ttl=api_session_ttl,
+                api_challenge_ttl=api_challenge_ttl,
+            ),
+        ),
+        _dev_banner,
     )
 
 
-@app.command()
+@app.command(epilog=SERVE_EXIT_CODES)
 def run(
-    genesis: Path = typer.Option(..., exists=True, help="The network's genesis JSON."),
+    genesis: Path = typer.Option(..., exists=True, dir_okay=False, help="The genesis JSON."),
     datadir: Path = typer.Option(..., help="Where this node's key and LevelDB live."),
     network: Path | None = typer.Option(
-        None, exists=True, help="network.json: the nodes (static peers and permissioned list)."
+        None, exists=True, dir_okay=False, help="network.json: static peers, allowed nodes."
     ),
-    rpc_port: int = typer.Option(8545),
-    ws_port: int = typer.Option(8546),
-    p2p_port: int = typer.Option(30303, help="Port for authenticated node-to-node links."),
-    host: str = typer.Option("127.0.0.1"),
-    max_log_range: int = typer.Option(10_000, min=1, help="Most blocks one eth_getLogs spans."),
+    rpc_port: int = typer.Option(8545, help="JSON-RPC over HTTP, REST API, explorer."),
+    ws_port: int = typer.Option(8546, help="JSON-RPC over WebSocket."),
+    p2p_port: int = typer.Option(30303, help="Node-to-node links (with --network)."),
+    host: Host = "127.0.0.1",
+    max_log_range: MaxLogRange = 10_000,
+    rpc_api: RpcApi = "eth,net,web3,qbft,tally",
+    vhosts: Vhosts = "localhost",
+    cors_domains: CorsDomains = "",
+    admin_host: AdminHost = "127.0.0.1",
+    admin_port: AdminPort = 8551,
+    rpc_evm_timeout: RpcEvmTimeout = 5.0,
+    rpc_gas_cap: RpcGasCap = 50_000_000,
+    rpc_filter_timeout: RpcFilterTimeout = 300.0,
+    txpool_journal: TxpoolJournal = True,
     api: ApiSwitch = True,
     api_rate_limit: ApiRateLimit = "50/second;1000/minute",
+    api_address_rate_limit: ApiAddressRateLimit = "100/second;3000/minute",
+    api_auth_failure_limit: ApiAuthFailureLimit = "10/minute",
+    api_trusted_proxies: ApiTrustedProxies = "",
+    api_siwe_domain: ApiSiweDomain = None,
+    api_max_challenges: ApiMaxChallenges = 10_000,
     api_session_ttl: ApiSessionTtl = 900,
     api_challenge_ttl: ApiChallengeTtl = 300,
-    log_level: str = typer.Option("info"),
+    log_level: LogLevel = "info",
 ) -> None:
     """Run a node of the network described by GENESIS."""
+    from node.chain.genesis import Genesis, GenesisError
+    from node.network import NetworkConfig, NetworkConfigError
     from node.service import NodeConfig
 
     _logging(log_level)
-    _run(
+    try:  # read before the datadir is touched, so an unusable file changes nothing
+        Genesis.load(genesis)
+        if network is not None:
+            NetworkConfig.load(network)
+    except (OSError, GenesisError, NetworkConfigError) as exc:
+        fail(EXIT_REQUEST, str(exc))
+    _serve(
         NodeConfig(
             datadir=datadir,
             genesis=genesis,
@@ -118,68 +444,135 @@ def run(
             rpc_port=rpc_port,
             ws_port=ws_port,
             p2p_port=p2p_port,
-            max_log_range=max_log_range,
-            api=api,
-            api_rate_limit=api_rate_limit,
-            api_session_ttl=api_session_ttl,
-            api_challenge_ttl=api_challenge_ttl,
-        )
+            **listener_settings(
+                max_log_range=max_log_range,
+                rpc_api=rpc_api,
+                vhosts=vhosts,
+                cors_domains=cors_domains,
+                admin_host=admin_host,
+                admin_port=admin_port,
+                rpc_evm_timeout=rpc_evm_timeout,
+                rpc_gas_cap=rpc_gas_cap,
+                rpc_filter_timeout=rpc_filter_timeout,
+                txpool_journal=txpool_journal,
+                api=api,
+                api_rate_limit=api_rate_limit,
+                api_address_rate_limit=api_address_rate_limit,
+                api_auth_failure_limit=api_auth_failure_limit,
+                api_trusted_proxies=api_trusted_proxies,
+                api_siwe_domain=api_siwe_domain,
+                api_max_challenges=api_max_challenges,
+                api_session_ttl=api_session_ttl,
+                api_challenge_ttl=api_challenge_ttl,
+            ),
+        ),
+        _node_banner,
     )
 
 
-@app.command()
+@app.command(
+    epilog="\b\nExit codes: 0 written; 2 bad usage; 7 invalid genesis settings, or an --out\n"
+    "that cannot be written (nothing is written then)."
+)
 def init(
     out: Path = typer.Option(Path("genesis.json"), help="Where to write the genesis JSON."),
-    datadir: Path = typer.Option(Path(".tally/node"), help="Node key location (validator)."),
-    chain_id: int = typer.Option(1337),
-    block_period: int = typer.Option(1, min=1),
-    gas_limit: int = typer.Option(60_000_000),
+    datadir: Path = typer.Option(Path(".tally/node"), help="The validator's node key is here."),
+    chain_id: int = typer.Option(1337, help="The network's chain id."),
+    block_period: int = typer.Option(1, min=1, help="Seconds between blocks."),
+    gas_limit: int = typer.Option(60_000_000, help="Block gas limit."),
 ) -> None:
-    """Write a genesis whose single validator is this datadir's node key (created if needed)."""
-    key = load_or_create_node_key(datadir)
-    base = dev_genesis(
-        key.public_key.to_canonical_address(), chain_id=chain_id, block_period=block_period
-    )
-    genesis = Genesis(
-        chain_id=base.chain_id,
-        validators=base.validators,
-        alloc=base.alloc,
+    """Write a genesis whose validator is this datadir's node key (created if needed)."""
+    from node.chain.genesis import Genesis, GenesisError, dev_genesis
+    from node.keys import load_or_create_node_key
+
+    # Checked with a stand-in validator before the node key or the output exists, so bad
+    # input changes nothing.
+    draft = Genesis(
+        chain_id=chain_id,
+        validators=(bytes(20),),
+        alloc={},
         gas_limit=gas_limit,
         block_period_seconds=block_period,
     )
-    genesis.check()
-    out.write_text(genesis.dumps())
-    typer.echo(f"wrote {out} (validator 0x{key.public_key.to_canonical_address().hex()})")
+    try:
+        draft.check()
+    except GenesisError as exc:
+        fail(EXIT_REQUEST, str(exc))
+    if not out.parent.is_dir():
+        fail(EXIT_REQUEST, f"cannot write {out}: {out.parent} is not a directory")
+    try:
+        key = load_or_create_node_key(datadir)
+        address = key.public_key.to_canonical_address()
+        base = dev_genesis(address, chain_id=chain_id, block_period=block_period)
+        genesis = replace(draft, validators=base.validators, alloc=base.alloc)
+        out.write_text(genesis.dated_now().dumps())
+    except OSError as exc:
+        fail(EXIT_REQUEST, f"cannot write the genesis or the node key: {exc}")
+    typer.echo(f"wrote {out} (validator 0x{address.hex()})")
 
 
-localnet_app = typer.Typer(help="A local network of node processes on loopback ports.")
+LOCALNET_EXIT_CODES = """\b
+Exit codes: 0 done; 2 bad usage; 5 a node did not come up (see its node.log);
+7 no network in --dir, or --dir cannot be used."""
+
+localnet_app = typer.Typer(
+    help="A local network of node processes on loopback ports.",
+    epilog=LOCALNET_EXIT_CODES,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings=CONTEXT,
+)
 app.add_typer(localnet_app, name="localnet")
 
+LocalnetDir = Annotated[
+    Path, typer.Option("--dir", file_okay=False, help="Keys, genesis, logs, datadirs.")
+]
 
-@localnet_app.command("up")
-def localnet_up(
-    directory: Path = typer.Option(Path(".tally/localnet"), "--dir", help="Keys, logs, datadirs."),
-    validators: int = typer.Option(4, min=1),
-    members: int = typer.Option(0, min=0),
-    block_period: int = typer.Option(1, min=1),
-    permissioned: bool = typer.Option(False, help="Enforce AccountRules/NodeRules."),
-) -> None:
-    """Create (first time) and start the network; print each node's JSON-RPC URL."""
+
+def _existing_network(directory: Path) -> None:
     from node import localnet
 
-    for node in localnet.up(directory, validators, members, block_period, permissioned):
-        role = "validator" if node.validator else "member"
-        typer.echo(f"{node.name}  {role:9}  {node.address}  {node.url}")
+    if not (directory / localnet.STATE_FILE).is_file():
+        fail(
+            EXIT_REQUEST,
+            f"no local network in {directory} (`tally localnet up --dir {directory}` makes one)",
+        )
 
 
-@localnet_app.command("init")
+@localnet_app.command("up", epilog=LOCALNET_EXIT_CODES)
+def localnet_up(
+    directory: LocalnetDir = Path(".tally/localnet"),
+    validators: int = typer.Option(4, min=1, help="How many nodes validate (new network)."),
+    members: int = typer.Option(0, min=0, help="How many nodes only follow (new network)."),
+    block_period: int = typer.Option(1, min=1, help="Seconds between blocks (new network)."),
+    permissioned: bool = typer.Option(False, help="Enforce AccountRules and NodeRules."),
+) -> None:
+    """Create the network (first time) and start every node not running."""
+    from node import localnet
+
+    try:
+        launched = localnet.launch(directory, validators, members, block_period, permissioned)
+    except OSError as exc:
+        fail(EXIT_REQUEST, f"cannot use {directory}: {exc}")
+    for line in launched.lines():
+        typer.echo(line)
+    silent = [
+        node.name
+        for node in launched.nodes
+        if node.name in launched.started and localnet.rpc(node, "eth_chainId") is None
+    ]
+    if silent:
+        fail(EXIT_NODE, f"not answering: {', '.join(silent)} (see their node.log in {directory})")
+
+
+@localnet_app.command("init", epilog=LOCALNET_EXIT_CODES)
 def localnet_init(
-    directory: Path = typer.Option(Path(".tally/localnet"), "--dir"),
-    validators: int = typer.Option(4, min=1),
-    members: int = typer.Option(0, min=0),
-    block_period: int = typer.Option(1, min=1),
+    directory: LocalnetDir = Path(".tally/localnet"),
+    validators: int = typer.Option(4, min=1, help="How many nodes validate."),
+    members: int = typer.Option(0, min=0, help="How many nodes only follow."),
+    block_period: int = typer.Option(1, min=1, help="Seconds between blocks."),
     containers: bool = typer.Option(False, help="Nodes reached by name on standard ports."),
-    permissioned: bool = typer.Option(False, help="Enforce AccountRules/NodeRules."),
+    permissioned: bool = typer.Option(False, help="Enforce AccountRules and NodeRules."),
 ) -> None:
     """Write keys, genesis and network.json only (what docker-compose's init step runs)."""
     from node import localnet
@@ -187,47 +580,40 @@ def localnet_init(
     if (directory / localnet.GENESIS_FILE).exists():
         typer.echo(f"{directory} already holds a network; keeping it")
         return
-    for node in localnet.create(
-        directory,
-        validators,
-        members,
-        block_period,
-        containers=containers,
-        permissioned=permissioned,
-    ):
+    try:
+        nodes = localnet.create(
+            directory,
+            validators,
+            members,
+            block_period,
+            containers=containers,
+            permissioned=permissioned,
+        )
+    except OSError as exc:
+        fail(EXIT_REQUEST, f"cannot use {directory}: {exc}")
+    for node in nodes:
         typer.echo(f"{node.name}  {'validator' if node.validator else 'member'}  {node.address}")
 
 
-@localnet_app.command("status")
-def localnet_status(
-    directory: Path = typer.Option(Path(".tally/localnet"), "--dir"),
-) -> None:
-    """Height, peers and liveness of every node."""
+@localnet_app.command("status", epilog=LOCALNET_EXIT_CODES)
+def localnet_status(directory: LocalnetDir = Path(".tally/localnet")) -> None:
+    """Liveness, height and peers of every node."""
     from node import localnet
 
+    _existing_network(directory)
     for row in localnet.status(directory):
-        typer.echo(
-            f"{row['name']}  {row['role']:9}  {'up' if row['running'] else 'down':4}  "
-            f"height={row['height']}  peers={row['peers']}  {row['url']}"
-        )
+        typer.echo(row.line())
 
 
-@localnet_app.command("down")
-def localnet_down(
-    directory: Path = typer.Option(Path(".tally/localnet"), "--dir"),
-) -> None:
+@localnet_app.command("down", epilog=LOCALNET_EXIT_CODES)
+def localnet_down(directory: LocalnetDir = Path(".tally/localnet")) -> None:
     """Stop every node of the network (data is kept)."""
     from node import localnet
 
+    _existing_network(directory)
     localnet.down(directory)
     typer.echo("stopped")
 
-
-from client.audit_cli import audit_app  # noqa: E402 - the chain verifier, `tally audit`
-from client.cli import wallet_app  # noqa: E402 - the SDK's CLI, mounted as `tally wallet`
-
-app.add_typer(wallet_app, name="wallet")
-app.add_typer(audit_app, name="audit")
 
 if __name__ == "__main__":
     app()

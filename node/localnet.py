@@ -3,12 +3,18 @@
 `up` writes, under one directory: a node key per node (`nodeN/nodekey`), one genesis whose
 validators are the first `validators` nodes, and `network.json` (every node's address and
 ports: the static peer list and the permissioned node list), then starts each node as a
-detached process logging to `nodeN/node.log`. `status` asks each node over JSON-RPC; `down`
-stops them (SIGTERM, then SIGKILL after a grace period).
+detached process logging to `nodeN/node.log`. `status` asks each running node over JSON-RPC;
+`down` stops them (SIGTERM, then SIGKILL after a grace period).
+
+`launch` (what `tally localnet up` runs) and `status` return reports whose `lines()` are what
+the command prints, so the CLI stays a loop of echoes: `up` on a network where some nodes
+still run starts only the others, and says which it started and which were running already;
+a stopped node's status says `stopped` rather than guessing a height.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from node.chain.genesis import dev_genesis
 from node.keys import load_or_create_node_key
@@ -38,10 +45,16 @@ class LocalNode:
     ws_port: int
     p2p_port: int
     pid: int | None = None
+    admin_port: int | None = None
+    """The admin listener's port (token in `<dir>/<name>/admin-rpc.token`); None: none."""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.rpc_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
 
 
 def _free_ports(count: int) -> list[int]:
@@ -74,14 +87,13 @@ def create(
     directory.mkdir(parents=True, exist_ok=True)
     nodes: list[LocalNode] = []
     count = validators + members
-    ports = [8545, 8546, 30303] * count if containers else _free_ports(3 * count)
+    ports = [8545, 8546, 30303, 8551] * count if containers else _free_ports(4 * count)
     for index in range(count):
         name = f"node{index}"
         key = load_or_create_node_key(directory / name)
-        rpc, ws, p2p = ports[3 * index : 3 * index + 3]
-        nodes.append(
-            LocalNode(name, key.public_key.to_checksum_address(), index < validators, rpc, ws, p2p)
-        )
+        rpc, ws, p2p, admin = ports[4 * index : 4 * index + 4]
+        address = key.public_key.to_checksum_address()
+        nodes.append(LocalNode(name, address, index < validators, rpc, ws, p2p, admin_port=admin))
     validator_addresses = tuple(
         sorted(bytes.fromhex(node.address[2:]) for node in nodes if node.validator)
     )
@@ -91,7 +103,7 @@ def create(
         validators=validator_addresses,
         nodes=[bytes.fromhex(node.address[2:]) for node in nodes],
         permissioned=permissioned,
-    )
+    ).dated_now()
     (directory / GENESIS_FILE).write_text(genesis.dumps())
     write_network(directory, nodes, containers=containers)
     save(directory, nodes)
@@ -133,12 +145,78 @@ def start_node(directory: Path, node: LocalNode) -> None:
             str(node.ws_port),
             "--p2p-port",
             str(node.p2p_port),
+            "--admin-port",
+            str(node.admin_port or 0),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     node.pid = process.pid
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What `launch` did: the network's nodes, whether it created the network, and which
+    nodes it started (the others were running already)."""
+
+    directory: Path
+    nodes: list[LocalNode]
+    created: bool
+    started: frozenset[str]
+
+    def lines(self) -> list[str]:
+        """The report `tally localnet up` prints: one line per node, saying what became of it."""
+        validators = sum(node.validator for node in self.nodes)
+        members = len(self.nodes) - validators
+        what = "created" if self.created else "using"
+        lines = [f"{what} network {self.directory}: {validators} validators, {members} members"]
+        for node in self.nodes:
+            role = "validator" if node.validator else "member"
+            lines.append(f"{node.name}  {role:9}  {node.address}  {node.url}  {self._fate(node)}")
+        return lines
+
+    def _fate(self, node: LocalNode) -> str:
+        if node.name not in self.started:
+            return f"already running (pid {node.pid})"
+        log = self.directory / node.name / "node.log"
+        if not is_running(node):
+            return f"started, but exited: see {log}"
+        if rpc(node, "eth_chainId") is None:
+            return f"started (pid {node.pid}), not answering yet: see {log}"
+        return f"started (pid {node.pid})"
+
+
+def launch(
+    directory: Path,
+    validators: int,
+    members: int,
+    block_period: int = 1,
+    permissioned: bool = False,
+    wait: float = 60.0,
+) -> Launch:
+    """Create the network the first time, start every node not running, and wait up to
+    `wait` seconds for the started ones to answer JSON-RPC.
+
+    An existing network is kept as it is: `validators`, `members`, `block_period` and
+    `permissioned` only shape a new one."""
+    created = not (directory / STATE_FILE).exists()
+    nodes = (
+        create(directory, validators, members, block_period, permissioned=permissioned)
+        if created
+        else load(directory)
+    )
+    started = [node for node in nodes if not is_running(node)]
+    for node in started:
+        start_node(directory, node)
+    save(directory, nodes)
+    deadline = time.monotonic() + wait
+    for node in started:
+        while time.monotonic() < deadline and is_running(node):
+            if rpc(node, "eth_chainId") is not None:
+                break
+            time.sleep(0.2)
+    return Launch(directory, nodes, created, frozenset(node.name for node in started))
 
 
 def up(
@@ -149,22 +227,8 @@ def up(
     permissioned: bool = False,
     wait: float = 60.0,
 ) -> list[LocalNode]:
-    nodes = (
-        load(directory)
-        if (directory / STATE_FILE).exists()
-        else create(directory, validators, members, block_period, permissioned=permissioned)
-    )
-    for node in nodes:
-        if not is_running(node):
-            start_node(directory, node)
-    save(directory, nodes)
-    deadline = time.monotonic() + wait
-    for node in nodes:
-        while time.monotonic() < deadline:
-            if rpc(node, "eth_chainId") is not None:
-                break
-            time.sleep(0.2)
-    return nodes
+    """`launch`, for callers that need only the running nodes."""
+    return launch(directory, validators, members, block_period, permissioned, wait).nodes
 
 
 def down(directory: Path, grace: float = 15.0) -> None:
@@ -191,21 +255,43 @@ def stop_node(node: LocalNode, grace: float = 15.0) -> None:
     node.pid = None
 
 
-def status(directory: Path) -> list[dict[str, object]]:
+@dataclass(frozen=True)
+class NodeStatus:
+    """One node as `status` found it; `height` and `peers` are None when it did not answer."""
+
+    node: LocalNode
+    running: bool
+    height: int | None = None
+    peers: int | None = None
+
+    def line(self) -> str:
+        """The node's line in `tally localnet status`."""
+        role = "validator" if self.node.validator else "member"
+        if not self.running:
+            state = "stopped"
+        elif self.height is None or self.peers is None:
+            state = f"running (pid {self.node.pid}), not answering JSON-RPC"
+        else:
+            state = f"up  height={self.height}  peers={self.peers}"
+        return f"{self.node.name}  {role:9}  {state}  {self.node.url}"
+
+
+def status(directory: Path) -> list[NodeStatus]:
+    """Every node's liveness, and the height and peer count of those running."""
     rows = []
     for node in load(directory):
+        if not is_running(node):
+            rows.append(NodeStatus(node, running=False))
+            continue
         head = rpc(node, "eth_blockNumber")
         peers = rpc(node, "net_peerCount")
         rows.append(
-            {
-                "name": node.name,
-                "role": "validator" if node.validator else "member",
-                "address": node.address,
-                "url": node.url,
-                "running": is_running(node),
-                "height": None if head is None else int(head, 16),
-                "peers": None if peers is None else int(peers, 16),
-            }
+            NodeStatus(
+                node,
+                running=True,
+                height=None if head is None else int(str(head), 16),
+                peers=None if peers is None else int(str(peers), 16),
+            )
         )
     return rows
 
@@ -223,17 +309,20 @@ def rpc(node: LocalNode, method: str, params: list | None = None) -> object | No
 
 
 def is_running(node: LocalNode) -> bool:
+    """Whether the node's process is alive. A node this process started is reaped here when it
+    has exited; one started by an earlier `tally localnet up` belongs to init once that command
+    ends, and where init does not reap (a container without one) it stays a zombie, which is
+    not running: without that check `down` would wait on it for ever."""
     if node.pid is None:
         return False
-    try:
+    with contextlib.suppress(ChildProcessError):  # not our child: psutil decides below
         finished, _ = os.waitpid(node.pid, os.WNOHANG)
-    except ChildProcessError:
-        finished = 0
-        try:
-            os.kill(node.pid, 0)
-        except ProcessLookupError:
+        if finished:
             return False
-    return finished == 0
+    try:
+        return psutil.Process(node.pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def save(directory: Path, nodes: list[LocalNode]) -> None:

@@ -1,8 +1,9 @@
 """Wires a node together and owns start/stop order.
 
-Start: store -> chain -> pool -> engine -> RPC listeners. Stop (SIGINT/SIGTERM): listeners
-stop accepting, the engine finishes the block it is committing, then the store is closed, so
-a clean stop never leaves a half-written block (and a kill -9 is covered by atomic batches).
+Start: store -> chain -> pool (restored from its journal) -> engine -> RPC listeners. Stop
+(SIGINT/SIGTERM): listeners stop accepting, the engine finishes the block it is committing, the
+journal writes what it holds, then the store is closed, so a clean stop never leaves a
+half-written block (and a kill -9 is covered by atomic batches and the journal's fsyncs).
 """
 
 from __future__ import annotations
@@ -12,15 +13,25 @@ import contextlib
 import json
 import logging
 import signal
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from eth.abc import BlockAPI
+from starlette.types import ASGIApp
 
-from node.api.ratelimit import DEFAULT_RATE_LIMIT
+from node.api.headers import SecurityHeaders
+from node.api.ratelimit import (
+    DEFAULT_ADDRESS_RATE_LIMIT,
+    DEFAULT_AUTH_FAILURE_LIMIT,
+    DEFAULT_RATE_LIMIT,
+    RateLimits,
+    trusted_proxies,
+)
+from node.api.signin import MAX_OPEN_CHALLENGES, SiweOrigin
 from node.chain.calls import CallExecutor
 from node.chain.chain import Chain
 from node.chain.events import ChainEvents, CommittedBlock
@@ -34,10 +45,18 @@ from node.network import NetworkConfig
 from node.p2p.allowlist import AllowList
 from node.p2p.host import P2PHost
 from node.permissions.rules import ACCOUNT_RULES, NODE_RULES, PermissionRules
-from node.rpc.dispatch import Dispatcher
+from node.rpc.admin import (
+    DEFAULT_ADMIN_HOST,
+    check_loopback,
+    create_admin_app,
+    load_or_create_token,
+)
+from node.rpc.browser import DEFAULT_VHOSTS, BrowserGuard, BrowserPolicy
+from node.rpc.callpool import DEFAULT_EVM_TIMEOUT, DEFAULT_GAS_CAP, CallPool
+from node.rpc.dispatch import DEFAULT_PUBLIC_NAMESPACES, Dispatcher, public_namespaces
 from node.rpc.eth import EthApi
 from node.rpc.fees import FeesApi
-from node.rpc.filters import FiltersApi
+from node.rpc.filters import DEFAULT_FILTER_TIMEOUT, FiltersApi
 from node.rpc.logquery import LogSearch
 from node.rpc.logs import LogsApi
 from node.rpc.node import NodeApi
@@ -51,6 +70,7 @@ from node.storage.store import LevelDBStore
 from node.sync import BlockSync
 from node.txgossip import TransactionGossip
 from node.txpool.admission import AdmissionRules
+from node.txpool.journal import JOURNAL_FILE, JournalGate, TxJournal
 from node.txpool.pool import PoolConfig, TxPool
 from node.txpool.transaction import PooledTransaction
 
@@ -69,16 +89,46 @@ class NodeConfig:
     ws_port: int = 8546
     max_log_range: int = 10_000
     max_log_results: int = 10_000
+    rpc_evm_timeout: float = DEFAULT_EVM_TIMEOUT
+    """Seconds one eth_call / eth_estimateGas may execute (geth's --rpc.evmtimeout)."""
+    rpc_gas_cap: int = DEFAULT_GAS_CAP
+    """Most gas one eth_call / eth_estimateGas may use; more is lowered to it (--rpc.gascap)."""
+    rpc_filter_timeout: float = DEFAULT_FILTER_TIMEOUT
+    """Seconds a filter (eth_newFilter...) lives without a poll (geth: 5 minutes)."""
     network: Path | None = None
     p2p_port: int = 30303
+    txpool_journal: bool = True
+    """Keep the pool in `<datadir>/txpool.journal` across restarts and kill -9
+    (`node.txpool.journal`); off, a restart starts with an empty pool."""
     api: bool = True
     """Serve the REST API (/api/v1, /openapi.json, /docs, /explorer/) beside JSON-RPC."""
     api_rate_limit: str = DEFAULT_RATE_LIMIT
-    """Requests per credential, as `limits` reads them: "50/second;1000/minute"."""
+    """Requests per caller (an API key, a signed-in wallet, or an address's anonymous callers),
+    as `limits` reads them: "50/second;1000/minute"."""
+    api_address_rate_limit: str = DEFAULT_ADDRESS_RATE_LIMIT
+    """Requests per client address, whatever credentials they carry (`node.api.ratelimit`)."""
+    api_auth_failure_limit: str = DEFAULT_AUTH_FAILURE_LIMIT
+    """Failed authentications per client address before it is refused with 429."""
+    api_trusted_proxies: tuple[str, ...] = ()
+    """Reverse proxies (IPs, CIDRs) whose X-Forwarded-For names the client; none: the peer."""
+    api_siwe_domain: str | None = None
+    """Sign-in-with-Ethereum domain, host[:port] or https://host[:port]; None: host:rpc_port."""
+    api_max_challenges: int = MAX_OPEN_CHALLENGES
+    """Sign-in challenges open at once on this node; beyond, new ones are refused (503)."""
     api_session_ttl: int = 900
     """Seconds a sign-in-with-Ethereum session token lives."""
     api_challenge_ttl: int = 300
     """Seconds a sign-in challenge may wait for its signature."""
+    rpc_api: tuple[str, ...] = DEFAULT_PUBLIC_NAMESPACES
+    """JSON-RPC namespaces the public listener serves (never admin methods: `node.rpc.dispatch`)."""
+    vhosts: tuple[str, ...] = DEFAULT_VHOSTS
+    """Host names the public listener answers besides IP literals and `host` ("*": any)."""
+    cors_domains: tuple[str, ...] = ()
+    """Foreign web origins allowed to call the public listener ("*": any; `node.rpc.browser`)."""
+    admin_host: str = DEFAULT_ADMIN_HOST
+    """The admin listener's address: loopback only (`node.rpc.admin`)."""
+    admin_port: int | None = None
+    """The admin listener (every method, bearer token): None runs none; `tally` uses 8551."""
 
 
 class _Listener(uvicorn.Server):
@@ -101,14 +151,29 @@ def resolve_genesis(config: NodeConfig, store: ChainStore, validator: bytes) -> 
         return Genesis.load(config.genesis)
     return dev_genesis(
         validator, block_period=config.dev_block_period, permissioned=config.dev_permissioned
-    )
+    ).dated_now()
 
 
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
+        # Listener settings are checked before the datadir is touched (`ListenerConfigError`).
+        public_namespaces(config.rpc_api)
+        self.browser_policy = BrowserPolicy.build(
+            config.vhosts, config.cors_domains, config.host, (config.rpc_port, config.ws_port)
+        )
+        if config.admin_port is not None:
+            check_loopback(config.admin_host)
+        self.siwe_origin = SiweOrigin.parse(config.api_siwe_domain, config.host, config.rpc_port)
+        self.trusted_proxies = trusted_proxies(config.api_trusted_proxies)
+        self.rate_limits = RateLimits(
+            config.api_rate_limit, config.api_address_rate_limit, config.api_auth_failure_limit
+        )
         config.datadir.mkdir(parents=True, exist_ok=True)
         self.key = load_or_create_node_key(config.datadir)
+        self.admin_token_file = (
+            None if config.admin_port is None else load_or_create_token(config.datadir)
+        )
         self.store = LevelDBStore(config.datadir / "chaindata")
         try:
             self.chainstore = ChainStore(self.store)
@@ -122,7 +187,16 @@ class Node:
                 AdmissionRules(chain_id=genesis.chain_id, block_gas_limit=genesis.gas_limit),
             )
             self.calls = CallExecutor(self.chain, genesis.gas_limit)
+            self.call_pool = CallPool(
+                timeout=config.rpc_evm_timeout,
+                gas_cap=config.rpc_gas_cap,
+                block_work=self.chain.block_work,
+            )
             self.permissions = self._setup_permissions(genesis)
+            self.journal: TxJournal | None = None
+            if config.txpool_journal:  # replayed before anything can hear of the pool
+                self.journal = TxJournal(config.datadir / JOURNAL_FILE, self.pool)
+                self.journal.load(self.chain.state_at(self.chain.head))
             self.chain_lock = asyncio.Lock()
             self.metrics = NodeMetrics()
             self.proposals = VoteProposals()
@@ -139,20 +213,25 @@ class Node:
                 peers=(lambda: self.p2p.peer_count) if self.p2p is not None else None,
             )
             self.dispatcher = Dispatcher()
-            self.dispatcher.register_namespace(EthApi(self.chain, self.pool, self.calls))
+            self.dispatcher.register_namespace(
+                EthApi(self.chain, self.pool, self.calls, self.call_pool)
+            )
             self.dispatcher.register_namespace(NodeApi(self.p2p, self.sync, self.chain))
-            self.dispatcher.register_namespace(QbftApi(self.chain, self.proposals))
+            self.dispatcher.register_namespace(
+                QbftApi(self.chain, self.proposals, self._live_nodes, self._allowed_nodes)
+            )
             search = LogSearch(self.chain, config.max_log_range, config.max_log_results)
             self.subscriptions = SubscriptionsApi(self.chainstore, self.events)
             for namespace in (
                 LogsApi(search),
-                FiltersApi(search, self.events),
+                FiltersApi(search, self.events, timeout=config.rpc_filter_timeout),
                 self.subscriptions,
                 ProofsApi(self.chain),
                 FeesApi(self.chain),
                 TallyApi(self.chain),
             ):
                 self.dispatcher.register_namespace(namespace)
+            self.public_rpc = self.dispatcher.public(config.rpc_api)
         except BaseException:
             self.store.close()
             raise
@@ -160,6 +239,19 @@ class Node:
     @property
     def address(self) -> bytes:
         return self.key.public_key.to_canonical_address()
+
+    def _live_nodes(self) -> frozenset[bytes]:
+        """This node and the peers connected now: the validators that could seal a block."""
+        peers = self.p2p.peers() if self.p2p is not None else []
+        return frozenset({self.address, *(peer.address for peer in peers)})
+
+    def _allowed_nodes(self) -> frozenset[bytes] | None:
+        """The nodes that may run on this network: NodeRules at the head, else network.json."""
+        if self.permissions is not None:
+            listed = self.permissions.allowed_nodes(self.chain.head)
+            if listed is not None:
+                return listed
+        return self.network.addresses if self.p2p is not None else None
 
     def _setup_permissions(self, genesis: Genesis) -> PermissionRules | None:
         """On-chain account rules for pool and blocks, when the genesis names them."""
@@ -207,6 +299,8 @@ class Node:
         self.sync = BlockSync(self.chain, self.p2p, self.events, self.chain_lock, self._imported)
         self.sync.admitted = self.pool.admitted
         self.tx_gossip = TransactionGossip(self.p2p, self.pool, self.chain)
+        self.pool.syncing = self.sync.is_syncing
+        self.pool.on_added.append(self._forward_while_syncing)
 
     def _make_engine(self) -> ConsensusEngine | None:
         """Solo QBFT for a network of one validator; none for a non-validating member."""
@@ -244,6 +338,17 @@ class Node:
         if self.p2p is not None:
             self.tx_gossip.queue(pooled)
 
+    def _forward_while_syncing(self, pooled: PooledTransaction) -> None:
+        """Send peers a transaction held queued here while our head is behind theirs: it may
+        be executable at their head, and waiting for this node to catch up would delay it."""
+        assert self.sync is not None
+        if not self.pool.is_pending(pooled.hash) and self.sync.is_syncing():
+            self.tx_gossip.queue(pooled)
+
+    def _durable_answers(self, app: ASGIApp) -> ASGIApp:
+        """`app` answering only once what a request admitted is journaled (`JournalGate`)."""
+        return app if self.journal is None else JournalGate(app, self.journal)
+
     def _on_block(self, block: CommittedBlock) -> None:
         self.metrics.transactions.inc(len(block.tx_hashes))
         self._apply_node_rules()
@@ -264,7 +369,7 @@ class Node:
         """JSON-RPC alone, or inside the REST API's app on the same listener."""
         if not self.config.api:
             return create_app(
-                self.dispatcher,
+                self.public_rpc,
                 on_disconnect=self.subscriptions.drop_connection,
                 metrics=self.metrics,
             )
@@ -272,7 +377,6 @@ class Node:
         from node.api.context import ApiContext
         from node.api.credentials import ApiKeyStore
         from node.api.merchants import MerchantRegistry
-        from node.api.ratelimit import RateLimiter
         from node.api.signin import SignIn
 
         keys = ApiKeyStore(self.store)
@@ -284,40 +388,82 @@ class Node:
             chain=self.chain,
             pool=self.pool,
             calls=self.calls,
-            eth=EthApi(self.chain, self.pool, self.calls),
+            eth=EthApi(self.chain, self.pool, self.calls, self.call_pool),
             proofs=ProofsApi(self.chain),
             keys=keys,
             merchants=MerchantRegistry(self.store),
             signin=SignIn(
                 self.chain.chain_id,
+                self.siwe_origin,
                 challenge_ttl=self.config.api_challenge_ttl,
                 token_ttl=self.config.api_session_ttl,
+                max_open=self.config.api_max_challenges,
             ),
-            limiter=RateLimiter(self.config.api_rate_limit),
+            limiter=self.rate_limits,
             permissioned=bool(self.permissions and self.permissions.account_rules),
             peers=(lambda: p2p.peer_count) if p2p is not None else (lambda: 0),
             syncing=(lambda: sync.is_syncing()) if sync is not None else (lambda: False),
             metrics=self.metrics,
         )
         routes = rpc_routes(
-            self.dispatcher, on_disconnect=self.subscriptions.drop_connection, metrics=self.metrics
+            self.public_rpc, on_disconnect=self.subscriptions.drop_connection, metrics=self.metrics
         )
         return create_api(context, routes)
 
-    async def run(self) -> None:
-        app = self._http_app()
+    def _bind(self, addresses: Iterable[tuple[str, int]]) -> list[socket.socket]:
+        """Listening sockets for uvicorn, bound before anything starts: a taken port raises
+        `OSError` with nothing running and the store closed."""
+        sockets: list[socket.socket] = []
+        try:
+            for host, port in addresses:
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                sockets.append(socket.create_server((host, port), family=family, backlog=2048))
+        except OSError:
+            for sock in sockets:
+                sock.close()
+            self.store.close()
+            raise
+        return sockets
+
+    async def run(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Serve until SIGINT or SIGTERM. `on_ready` is called once every listener (p2p too)
+        is bound, so whatever it announces is already true."""
+        ports = dict.fromkeys((self.config.rpc_port, self.config.ws_port))
+        addresses = [(self.config.host, port) for port in ports]
+        public = SecurityHeaders(
+            BrowserGuard(self._durable_answers(self._http_app()), self.browser_policy)
+        )
+        apps: list[ASGIApp] = [public] * len(addresses)
+        if self.admin_token_file is not None and self.config.admin_port is not None:
+            addresses.append((self.config.admin_host, self.config.admin_port))
+            apps.append(
+                SecurityHeaders(
+                    self._durable_answers(
+                        create_admin_app(
+                            self.dispatcher,
+                            self.admin_token_file,
+                            self.subscriptions.drop_connection,
+                        )
+                    )
+                )
+            )
+        sockets = self._bind(addresses)
         listeners = [
             _Listener(
                 uvicorn.Config(
                     app,
-                    host=self.config.host,
+                    host=host,
                     port=port,
                     log_level="warning",
                     lifespan="off",
                     ws_max_size=16 * 1024 * 1024,
+                    # X-Forwarded-For only from --api-trusted-proxies (uvicorn's default
+                    # believes any loopback client, so a local caller could pick its address).
+                    proxy_headers=bool(self.trusted_proxies),
+                    forwarded_allow_ips=self.trusted_proxies or None,
                 )
             )
-            for port in dict.fromkeys((self.config.rpc_port, self.config.ws_port))
+            for app, (host, port) in zip(apps, addresses, strict=True)
         ]
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -332,7 +478,10 @@ class Node:
             background.append(asyncio.create_task(self.sync.run(), name="sync"))
         if self.engine is not None:
             background.append(asyncio.create_task(self.engine.run(), name="engine"))
-        servers = [asyncio.create_task(listener.serve()) for listener in listeners]
+        servers = [
+            asyncio.create_task(listener.serve(sockets=[sock]))
+            for listener, sock in zip(listeners, sockets, strict=True)
+        ]
         log.info(
             "Tally node up: chain id %d, head #%d, %s 0x%s, JSON-RPC http://%s:%d ws://%s:%d",
             self.chain.chain_id,
@@ -344,7 +493,8 @@ class Node:
             self.config.host,
             self.config.ws_port,
         )
-        print(f"JSON-RPC listening on http://{self.config.host}:{self.config.rpc_port}", flush=True)
+        if on_ready is not None:
+            on_ready()
         try:
             waiters = [asyncio.create_task(stop.wait()), *background, *servers]
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -354,6 +504,7 @@ class Node:
         finally:
             for listener in listeners:
                 listener.should_exit = True
+            self.call_pool.close()  # ends running calls, whose requests the listeners await
             await asyncio.gather(*servers, return_exceptions=True)
             for task in background:
                 task.cancel()
@@ -361,5 +512,7 @@ class Node:
             if self.p2p is not None:
                 await self.p2p.stop()
             waiters[0].cancel()
+            if self.journal is not None:
+                await self.journal.close()
             self.store.close()
             log.info("Tally node stopped cleanly")

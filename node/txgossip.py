@@ -11,6 +11,10 @@ they held up everything behind them on the same link, consensus messages include
 proposal could wait most of a second, and the round time out. So the handler only files the
 batch; a background task admits the transactions a few at a time, letting the event loop
 serve other messages in between.
+
+A peer that connects is sent every transaction pending here, as geth syncs transactions with
+a new peer. Otherwise a transaction admitted while its node had no link (peers down, or not
+yet dialled after a restart that restored it from the journal) would never reach a validator.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import rlp
 from node.chain.chain import Chain
 from node.p2p.host import P2PHost
 from node.p2p.messages import MessageKind
+from node.p2p.peer import Peer
 from node.txpool.admission import transaction_hash
 from node.txpool.errors import TxPoolError
 from node.txpool.pool import TxPool
@@ -47,6 +52,7 @@ class TransactionGossip:
         self._incoming: deque[bytes] = deque()
         self._admitting: asyncio.Task[None] | None = None
         p2p.subscribe(MessageKind.TX, self._on_message)
+        p2p.on_peer_connected(self._on_connected)
 
     def queue(self, pooled: PooledTransaction) -> None:
         """A transaction became pending here: send it with the others of this loop turn."""
@@ -58,6 +64,17 @@ class TransactionGossip:
         elif not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
+
+    def _on_connected(self, peer: Peer) -> None:
+        """Send a new peer what is pending here, in batches of `MAX_BATCH`."""
+        batch: list[bytes] = []
+        for pooled in self.pool.pending_transactions():
+            batch.append(pooled.raw)
+            if len(batch) == MAX_BATCH:
+                self.p2p.send(peer.address, MessageKind.TX, rlp.encode(batch))
+                batch = []
+        if batch:
+            self.p2p.send(peer.address, MessageKind.TX, rlp.encode(batch))
 
     def _flush(self) -> None:
         self._scheduled = False

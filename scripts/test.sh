@@ -9,7 +9,7 @@ if [ ! -x "$bin/python" ]; then
   exit 1
 fi
 "$bin/ruff" check .
-# mypy: added once the tree is clean
+"$bin/mypy"
 node scripts/build_contracts.mjs --check
 if command -v docker-compose >/dev/null; then
   docker-compose config -q

@@ -30,7 +30,8 @@ def free_port() -> int:
 
 @dataclass
 class NodeProcess:
-    """A `tally dev` node running as its own process over a LevelDB datadir."""
+    """A `tally dev` node running as its own process over a LevelDB datadir; `admin_port`
+    None runs it without the admin listener."""
 
     datadir: Path
     rpc_port: int
@@ -39,6 +40,7 @@ class NodeProcess:
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    admin_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -47,6 +49,14 @@ class NodeProcess:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.ws_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def admin_token(self) -> str:
+        return admin_token(self.datadir)
 
     def start(self, timeout: float = 30.0) -> NodeProcess:
         self.log_path = self.datadir.parent / f"{self.datadir.name}.log"
@@ -65,6 +75,8 @@ class NodeProcess:
                 str(self.ws_port),
                 "--block-period",
                 str(self.block_period),
+                "--admin-port",
+                str(self.admin_port or 0),
                 *self.extra_args,
             ],
             stdout=log,
@@ -87,15 +99,11 @@ class NodeProcess:
 
     def rpc(self, method: str, params: list | None = None) -> object:
         """One JSON-RPC call; returns the result or raises with the error object."""
-        response = httpx.post(
-            self.url,
-            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
-            timeout=30,
-        )
-        body = response.json()
-        if "error" in body:
-            raise RpcFailure(body["error"])
-        return body["result"]
+        return rpc_call(self.url, method, params)
+
+    def admin(self, method: str, params: list | None = None) -> object:
+        """One JSON-RPC call on the admin listener, with the node's admin token."""
+        return rpc_call(self.admin_url, method, params, self.admin_token)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         assert self.process is not None
@@ -110,6 +118,25 @@ class NodeProcess:
 
     def kill9(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+def admin_token(datadir: Path) -> str:
+    """The admin listener's bearer token, which the node writes into its datadir."""
+    return (datadir / "admin-rpc.token").read_text().strip()
+
+
+def rpc_call(url: str, method: str, params: list | None = None, token: str | None = None) -> object:
+    """One JSON-RPC call over HTTP (with a bearer token if given): the result, or RpcFailure."""
+    response = httpx.post(
+        url,
+        json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
+        headers={"Authorization": f"Bearer {token}"} if token else None,
+        timeout=30,
+    )
+    body = response.json()
+    if "error" in body:
+        raise RpcFailure(body["error"])
+    return body["result"]
 
 
 class RpcFailure(Exception):
@@ -134,6 +161,7 @@ def node_factory(tmp_path: Path) -> Iterator:
             free_port(),
             block_period,
             extra_args,
+            admin_port=free_port(),
         )
         started.append(node)
         return node.start()
@@ -147,7 +175,9 @@ def node_factory(tmp_path: Path) -> Iterator:
 @pytest.fixture(scope="module")
 def shared_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     """One node for a whole test module (tests must not depend on each other's state)."""
-    node = NodeProcess(tmp_path_factory.mktemp("shared") / "node", free_port(), free_port())
+    node = NodeProcess(
+        tmp_path_factory.mktemp("shared") / "node", free_port(), free_port(), admin_port=free_port()
+    )
     node.start()
     yield node
     node.stop()

@@ -14,7 +14,7 @@ from eth_hash.auto import keccak
 from trie import HexaryTrie
 from trie.exceptions import BadTrieProof
 
-from client.payments import parse_payment_request
+from tally_common.eip681 import parse_payment_request
 from tests.conftest import NodeProcess
 from tests.test_api_support import TOKEN, Api, Sender, admin_key, mint, start_node
 

@@ -25,14 +25,22 @@ ESCROW_ADDRESS = "0x" + ESCROW.hex()
 BATCH_ADDRESS = "0x" + BATCH_PAYOUT.hex()
 
 
+UNLIMITED = (
+    "--api-rate-limit",
+    "1000000/minute",
+    "--api-address-rate-limit",
+    "1000000/minute",
+    "--api-auth-failure-limit",
+    "1000000/minute",
+)
+"""Options for a node every test client (all on 127.0.0.1) may hammer and fail to sign in to."""
+
+
 def start_node(directory: Path, *extra_args: str) -> NodeProcess:
-    """A dev node whose REST API lets tests hammer it (pages of 7 over thousands of rows);
-    the rate limit itself is tested on its own node."""
+    """A dev node whose REST API lets tests hammer it (pages of 7 over thousands of rows, the
+    role matrix's garbage credentials); the limits themselves are tested on their own nodes."""
     node = NodeProcess(
-        directory / "node",
-        free_port(),
-        free_port(),
-        extra_args=("--api-rate-limit", "1000000/minute", *extra_args),
+        directory / "node", free_port(), free_port(), extra_args=(*UNLIMITED, *extra_args)
     )
     return node.start()
 
@@ -42,16 +50,25 @@ def admin_key(node: NodeProcess) -> str:
 
 
 class Api:
-    """httpx against a node's REST API, with one credential (or none)."""
+    """httpx against a node's REST API, with one credential (or none), from 127.0.0.1 or from
+    another loopback address (`source`, e.g. 127.0.0.2: Linux routes all of 127/8 to lo), so
+    one machine's tests can be several clients to the node's per-address limits."""
 
-    def __init__(self, node: NodeProcess, credential: str | None = None) -> None:
+    def __init__(
+        self, node: NodeProcess, credential: str | None = None, source: str | None = None
+    ) -> None:
         self.node = node
         self.credential = credential
+        self.source = source
         headers = {"Authorization": f"Bearer {credential}"} if credential else {}
-        self.http = httpx.Client(base_url=node.url, headers=headers, timeout=60)
+        transport = httpx.HTTPTransport(local_address=source) if source else None
+        self.http = httpx.Client(
+            base_url=node.url, headers=headers, timeout=60, transport=transport
+        )
 
     def as_(self, credential: str | None) -> Api:
-        return Api(self.node, credential)
+        """The same client with another credential."""
+        return Api(self.node, credential, self.source)
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         return self.http.get("/api/v1" + path, params=params)

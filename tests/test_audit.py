@@ -222,7 +222,7 @@ def test_a_genesis_document_that_does_not_build_block_0_is_reported(net: Net) ->
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "node.cli", "audit", "verify", *args],
+        [sys.executable, "-m", "tally_cli", "audit", "verify", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -241,6 +241,9 @@ def test_the_cli_exit_codes(net: Net, tmp_path: Path) -> None:
     assert "all checks passed" in passed.stdout
     backwards = run_cli("--rpc", url, "--from", "5", "--to", "3")
     assert backwards.returncode == 7 and "--from 5 is after --to 3" in backwards.stderr
+    past = run_cli("--rpc", url, "--from", str(head + 500), "--to", str(head + 1500))
+    assert past.returncode == 7 and "past the head of the chain" in past.stderr
+    assert past.stdout == "" and len(past.stderr.splitlines()) == 1
     unreachable = run_cli("--rpc", f"http://127.0.0.1:{free_port()}")
     assert unreachable.returncode == 5 and "cannot read the chain" in unreachable.stderr
 

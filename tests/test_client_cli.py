@@ -1,5 +1,6 @@
 """`tally wallet` end to end on a real node: keys in both stores, balances, a payment request
-paid from the token key, history, and the documented exit codes."""
+paid from the token key, history, the README's tour (import a key, fund a new one from the dev
+faucet), options after the command name, and the documented exit codes."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from client import cli
-from node.cli import app
-from tests.conftest import REPO
+from tally_cli import app
+from tests.conftest import REPO, free_port
 from tests.test_client_softhsm import USER_PIN, softhsm_tokens
 
 
@@ -30,8 +31,8 @@ def run(shared_node, tmp_path: Path):  # type: ignore[no-untyped-def]
     }
     runner = CliRunner()
 
-    def invoke(*args: str, code: int = 0, **extra: str):  # type: ignore[no-untyped-def]
-        result = runner.invoke(app, ["wallet", *args], env=env | extra)
+    def invoke(*args: str, code: int = 0, stdin: str | None = None, **extra: str):  # type: ignore[no-untyped-def]
+        result = runner.invoke(app, ["wallet", *args], env=env | extra, input=stdin)
         assert result.exit_code == code, (result.output, result.exception)
         return result
 
@@ -64,10 +65,14 @@ def test_wallet_cli_end_to_end(run, w3, dev_accounts, tmp_path: Path) -> None:  
     assert run("balance", **pkcs11_env).output.strip() == "5 ETH"
 
     png = tmp_path / "request.png"
-    request = run("request", "1.25", "--png", str(png), TALLY_WALLET_KEY="shop").output
+    requested = run("request", "1.25", "--png", str(png), TALLY_WALLET_KEY="shop")
+    request = requested.stdout
     uri = request.splitlines()[0]
     assert uri == f"ethereum:{shop}@1337?value=1250000000000000000"
+    assert requested.stderr.strip() == f"asks for 1.25 ETH to {shop} on chain 1337"
     assert png.read_bytes()[:4] == b"\x89PNG" and ("▀" in request or "█" in request)
+    bare = run("request", "1.25", "--no-qr", TALLY_WALLET_KEY="shop").stdout
+    assert bare == uri + "\n"
 
     paid = run("pay", uri, "--yes", **pkcs11_env).output
     assert "pay 1.25 ETH to" in paid and "final in block" in paid
@@ -126,12 +131,45 @@ def test_wallet_cli_exit_codes(run, tmp_path: Path) -> None:  # type: ignore[no-
 
 def test_tally_wallet_is_mounted_in_the_tally_command() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "node.cli", "wallet", "--help"],
+        [sys.executable, "-m", "tally_cli", "wallet", "--help"],
         capture_output=True,
         text=True,
         cwd=REPO,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    for command in ("new", "list", "address", "balance", "send", "request", "pay", "history"):
-        assert command in result.stdout
+    commands = ("new", "import", "list", "address", "balance", "send", "request", "pay", "fund")
+    for command in (*commands, "history"):
+        assert f"\n  {command} " in result.stdout
+
+
+def test_the_readme_tour_import_a_dev_key_and_fund_a_new_one(run, dev_accounts) -> None:  # type: ignore[no-untyped-def]
+    dev7 = dev_accounts[7]
+    imported = run("import", "dev7", stdin="0x" + bytes(dev7.key).hex() + "\n").output
+    assert imported.split()[-1] == dev7.address and "imported file key dev7" in imported
+    assert run("address", "--key", "dev7").output.strip() == dev7.address
+    fresh = run("new", "fresh").output.split()[-1]
+    funded = run("fund", "2.5", "--key", "fresh").output
+    assert f"funded {fresh} with 2.5 ETH from dev account 0" in funded
+    assert "final in block" in funded
+    assert run("balance", "--key", "fresh").output.strip() == "2.5 ETH"
+    run("fund", "1", "--raw", "--to", fresh)
+    assert run("balance", "--raw", "--key", "fresh").output.strip() == str(25 * 10**17 + 1)
+    request = run("request", "0.005", "--key", "fresh", "--no-qr").output.splitlines()
+    assert request[0] == f"ethereum:{fresh}@1337?value={5 * 10**15}"
+    paid = run("pay", request[0], "--yes", "--key", "dev7").output
+    assert "pay 0.005 ETH to" in paid and "final in block" in paid
+    assert run("balance", "--key", "fresh").output.strip() == "2.505000000000000001 ETH"
+
+
+def test_wallet_options_work_after_the_command_name_and_win(run, shared_node) -> None:  # type: ignore[no-untyped-def]
+    dead = f"http://127.0.0.1:{free_port()}"
+    run("new", "late")
+    after = run("balance", "--key", "late", "--rpc", shared_node.url, TALLY_RPC_URL=dead)
+    assert after.output.strip() == "0 ETH"
+    before = run("--rpc", shared_node.url, "balance", "--key", "late", TALLY_RPC_URL=dead)
+    assert before.output.strip() == "0 ETH"
+    overridden = run(
+        "--rpc", shared_node.url, "balance", "--key", "late", "--rpc", dead, code=cli.EXIT_NODE
+    )
+    assert dead in overridden.output

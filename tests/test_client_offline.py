@@ -26,8 +26,8 @@ from client.errors import (
 )
 from client.keystore import FileKeyStore, KeyStore, Pkcs11KeyStore
 from client.keystore import file as file_module
-from client.payments import PaymentRequest, parse_payment_request
 from client.policy import AssetLimits, Payment, PolicyState, SpendingPolicy, TotpFactor
+from tally_common.eip681 import PaymentRequest, parse_payment_request
 from tests.test_client_softhsm import USER_PIN, softhsm_tokens
 
 TO = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"

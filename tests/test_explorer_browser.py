@@ -25,9 +25,9 @@ from eth_account.signers.local import LocalAccount
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from web3 import Web3
 
-from client.payments import PaymentRequest
 from contracts import load_artifact
 from node.chain.bank_contracts import ESCROW, WALLET_TOKEN
+from tally_common.eip681 import PaymentRequest
 from tests.conftest import NodeProcess, web3_for
 from tests.test_contracts_helpers import Chain, Kind, top_up_ref
 
@@ -239,6 +239,30 @@ def test_block_page_lists_transactions_and_seal_status(
 
     auditor.follow(transactions.get_by_role("link", name=activity.payment_hash))
     expect(page.get_by_role("heading", level=1)).to_have_text("Transaction")
+
+
+def test_block_0_is_shown_as_the_genesis(auditor: ExplorerPage) -> None:
+    """Block 0 has no proposer (its coinbase is the zero address) and no seals: every node
+    builds it from the genesis document, so the page says so instead of naming 0x000…000."""
+    page = auditor.open("/blocks/0")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Block #0")
+    expect(page.locator("dt:text-is('Proposer') + dd")).to_have_text("genesis")
+    expect(page.locator("dt:text-is('Parent') + dd")).to_have_text("none (the first block)")
+    expect(page.locator("dt:text-is('Created') + dd")).not_to_contain_text("1970")
+    expect(page.get_by_test_id("seal-status")).to_contain_text("Genesis")
+    expect(page.locator(f"a[title='0x{'0' * 40}']")).to_have_count(0)
+    auditor.shot("genesis-block")
+
+    page = auditor.open("/blocks?limit=500")
+    rows = page.get_by_test_id("blocks").locator("tbody tr")
+    proposer = {  # the last column, by block
+        number: rows.filter(has=page.get_by_role("link", name=f"#{number}", exact=True))
+        .locator("td")
+        .last
+        for number in (0, 1)
+    }
+    expect(proposer[0]).to_have_text("genesis")
+    expect(proposer[1].get_by_role("link")).to_have_count(1)  # block 1 names its proposer
 
 
 def test_transaction_page_shows_decoded_events(auditor: ExplorerPage, activity: Activity) -> None:

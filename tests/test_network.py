@@ -15,7 +15,7 @@ import pytest
 from eth_account import Account
 
 from node import localnet
-from tests.conftest import web3_for
+from tests.conftest import admin_token, rpc_call, web3_for
 
 
 @pytest.fixture
@@ -36,7 +36,16 @@ def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_member_forwards_transactions_and_follows_the_chain(network, dev_accounts) -> None:
+def admin_peers(directory: Path, node: localnet.LocalNode) -> list[str]:
+    """The addresses `admin_peers` lists, asked on the node's admin listener."""
+    peers = rpc_call(node.admin_url, "admin_peers", [], admin_token(directory / node.name))
+    assert isinstance(peers, list)
+    return [peer["address"] for peer in peers]
+
+
+def test_member_forwards_transactions_and_follows_the_chain(
+    network, dev_accounts, tmp_path: Path
+) -> None:
     validator, member = (web3_for(node.url) for node in network)
     wait_for(lambda: member.net.peer_count == 1 and validator.net.peer_count == 1, what="the link")
     sender = dev_accounts[3]
@@ -60,8 +69,7 @@ def test_member_forwards_transactions_and_follows_the_chain(network, dev_account
     assert member.eth.get_balance(recipient) == validator.eth.get_balance(recipient) == 50
     number = receipt["blockNumber"]
     assert member.eth.get_block(number)["hash"] == validator.eth.get_block(number)["hash"]
-    peers = member.provider.make_request("admin_peers", [])["result"]
-    assert [peer["address"] for peer in peers] == [network[0].address]
+    assert admin_peers(tmp_path / "net", network[1]) == [network[0].address]
 
 
 def test_a_member_with_an_empty_datadir_catches_up(network, dev_accounts, tmp_path: Path) -> None:
@@ -146,8 +154,7 @@ def test_a_node_removed_from_node_rules_is_disconnected(tmp_path: Path, dev_acco
             )
             assert receipt["status"] == 1
         wait_for(lambda: validator.net.peer_count == 1, what="the removed node's link to drop")
-        peers = validator.provider.make_request("admin_peers", [])["result"]
-        assert [peer["address"] for peer in peers] == [nodes[1].address]
+        assert admin_peers(directory, nodes[0]) == [nodes[1].address]
         time.sleep(3)
         assert validator.net.peer_count == 1, "the removed node got back in"
     finally:

@@ -2,8 +2,9 @@
 
 A block is committed as one atomic LevelDB batch (header, body, receipts, state and the new
 `HEAD`), so whatever a client has seen — a receipt — must survive any crash, and a restarted
-node must carry on from exactly the head it had committed. The pool is memory only: pending
-transactions are lost by a crash and can be sent again.
+node must carry on from exactly the head it had committed. The pool is journaled
+(`node.txpool.journal`): a transaction a client was answered for is mined after a crash
+without being sent again (tests/test_txpool_journal.py has the journal's own tests).
 """
 
 from __future__ import annotations
@@ -313,6 +314,10 @@ def test_stop_during_stream_keeps_every_seen_receipt(
     again = restart(node_factory, node)
     rpc = Rpc(again.url)
     try:
+        # every transaction the client was answered for is mined without being sent again:
+        # those the stop left in the pool came back from its journal; then the pool is empty
+        wait_receipts(rpc, stream.sent)
+        wait_until_pool_empty(rpc, senders)
         head = block(rpc, "latest")
         head_number = int(head["number"], 16)
         blocks = assert_linked_chain(rpc, head)
@@ -349,7 +354,7 @@ def test_stop_during_stream_keeps_every_seen_receipt(
         counts = rpc.batch("eth_getTransactionCount", [[s.address, "latest"] for s in senders])
         assert counts == [hex(len(n)) for n in mined_nonces]
         pooled = rpc.batch("eth_getTransactionByHash", [[h] for h in all_hashes if h not in mined])
-        assert pooled == [None] * (len(all_hashes) - len(mined)), "the pool is not persisted"
+        assert pooled == [None] * (len(all_hashes) - len(mined)), "unmined yet still pooled"
         _assert_balances(rpc, senders, sinks, {h: value_of[h] for h in mined}, plan)
 
         # the chain continues on top of the recovered head ...
@@ -361,7 +366,7 @@ def test_stop_during_stream_keeps_every_seen_receipt(
         assert int(receipt["blockNumber"], 16) == head_number + 1
         assert block(rpc, receipt["blockNumber"])["parentHash"] == head["hash"]
 
-        # ... and every lost transaction can simply be sent again, after which all 300 count
+        # ... and every transaction never answered can be sent, after which all 300 count
         rest = unmined[1:]
         outcomes = rpc.batch("eth_sendRawTransaction", [[raw] for _, raw in rest])
         assert outcomes == [h for h, _ in rest]
@@ -369,6 +374,18 @@ def test_stop_during_stream_keeps_every_seen_receipt(
         _assert_balances(rpc, senders, sinks, value_of, plan)
     finally:
         rpc.close()
+
+
+def wait_until_pool_empty(rpc: Rpc, senders: list[LocalAccount], timeout: float = 30) -> None:
+    """Until every sender's pending nonce is its mined one: nothing of theirs is pooled."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = rpc.batch("eth_getTransactionCount", [[s.address, "pending"] for s in senders])
+        latest = rpc.batch("eth_getTransactionCount", [[s.address, "latest"] for s in senders])
+        if pending == latest:
+            return
+        assert time.monotonic() < deadline, "the pool did not drain"
+        time.sleep(0.1)
 
 
 def _assert_balances(

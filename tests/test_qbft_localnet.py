@@ -18,7 +18,7 @@ import pytest
 from eth_account import Account
 
 from node import localnet
-from tests.conftest import web3_for
+from tests.conftest import admin_token, rpc_call, web3_for
 
 
 def heights(nodes: list[localnet.LocalNode]) -> list[int | None]:
@@ -144,9 +144,16 @@ def test_a_validator_restarted_with_an_empty_datadir_rejoins(net) -> None:
 
 
 def test_a_validator_is_voted_out_and_back_in(net, dev_accounts) -> None:
-    _, nodes = net
+    directory, nodes = net
     validators = [web3_for(node.url) for node in nodes[:4]]
     subject = nodes[3].address
+
+    def vote(method: str, *params: object) -> None:
+        """`method` on the first three validators' admin listeners."""
+        for node in nodes[:3]:
+            token = admin_token(directory / node.name)
+            assert rpc_call(node.admin_url, method, [subject, *params], token) is True
+
     payer = Payer(nodes[4].url, dev_accounts[6])
     payer.start()
 
@@ -155,19 +162,15 @@ def test_a_validator_is_voted_out_and_back_in(net, dev_accounts) -> None:
             "result"
         ]
 
-    for client in validators[:3]:
-        client.provider.make_request("qbft_proposeValidatorVote", [subject, False])
+    vote("qbft_proposeValidatorVote", False)
     wait_for(lambda: subject not in current(), timeout=60, what="the vote out")
-    for client in validators[:3]:
-        client.provider.make_request("qbft_discardValidatorVote", [subject])
+    vote("qbft_discardValidatorVote")
     assert len(current()) == 3
     base = min(heights(nodes))
     wait_for(lambda: min(heights(nodes)) >= base + 3, what="progress with three validators")
-    for client in validators[:3]:
-        client.provider.make_request("qbft_proposeValidatorVote", [subject, True])
+    vote("qbft_proposeValidatorVote", True)
     wait_for(lambda: subject in current(), timeout=60, what="the vote back in")
-    for client in validators[:3]:
-        client.provider.make_request("qbft_discardValidatorVote", [subject])
+    vote("qbft_discardValidatorVote")
     base = min(heights(nodes))
     wait_for(lambda: min(heights(nodes)) >= base + 3, what="progress with four validators")
     assert payer.finish() > 5

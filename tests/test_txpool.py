@@ -275,6 +275,28 @@ def test_rejects_nonce_too_high(state: ChainState, rules: AdmissionRules) -> Non
     assert message.startswith("nonce too high")
 
 
+def test_nonce_gap_is_not_applied_while_syncing_or_restoring(
+    state: ChainState, rules: AdmissionRules
+) -> None:
+    """Behind the network, a state nonce is stale: a nonce valid at the network's head is
+    queued, not refused, and becomes pending once the state catches up (issue 12 point 6)."""
+    pool = TxPool(PoolConfig(max_nonce_gap=3), rules)
+    alice = funded(state)
+    syncing = True
+    pool.syncing = lambda: syncing
+    far = pool.add(sign(alice, 10), state)
+    assert not pool.is_pending(far.hash)
+    restored = pool.add(sign(alice, 20), state, restoring=True)
+    syncing = False
+    rejected(pool, sign(alice, 30), state, errors.NonceTooHigh)
+    assert [ptx.nonce for ptx in pool.transactions()] == [10, 20]
+
+    state.fund(alice, nonce=10)  # the node caught up: nonces 0-9 were mined meanwhile
+    pool.on_new_block((), state, senders=[Address(address(alice))])
+    assert pool.is_pending(far.hash)
+    assert not pool.is_pending(restored.hash)
+
+
 def test_rejects_nonce_at_max(state: ChainState, pool: TxPool) -> None:
     alice = funded(state, nonce=2**64 - 1)
     message = rejected(pool, sign(alice, 2**64 - 1), state, errors.NonceMax)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from node.chain.genesis import dev_genesis
 from node.consensus.extra_data import QbftExtraData, Vote
-from node.consensus.voting import VoteTally, choose_vote
+from node.consensus.voting import VoteTally, choose_vote, vote_hazard
 from node.storage.store import MemoryStore
 
 A, B, C, D, E = (bytes([value]) * 20 for value in (0x0A, 0x0B, 0x0C, 0x0D, 0x0E))
@@ -75,3 +75,31 @@ def test_chain_keeps_the_tally_after_every_block() -> None:
     pending = chain.build([], timestamp=5, coinbase=A, extra_data=extra.encode())
     chain.commit(pending, pending.header)
     assert chain.validator_tally(chain.head_hash).validators == (A, B)
+
+
+def test_vote_hazard_refuses_a_node_that_may_not_run_here() -> None:
+    reason = vote_hazard((A, B, C, D), E, True, live=(A, B, C, D, E), allowed=(A, B, C, D))
+    assert reason is not None and "not an allowed node" in reason
+    assert vote_hazard((A, B, C, D), E, True, live=(A, B, C, D, E), allowed=(A, B, C, D, E)) is None
+    # No node list (a dev chain): only the quorum counts.
+    assert vote_hazard((A, B, C, D), E, True, live=(A, B, C, D), allowed=None) is None
+
+
+def test_vote_hazard_refuses_a_set_with_fewer_live_validators_than_a_quorum() -> None:
+    # Voting in nodes that never run: 4 live of 5 still make the quorum of 4...
+    assert vote_hazard((A, B, C, D), E, True, live=(A, B, C, D), allowed=None) is None
+    # ...4 live of 7 do not make the quorum of 5.
+    six = (A, B, C, D, E, bytes([0x0F]) * 20)
+    reason = vote_hazard(six, bytes([0x10]) * 20, True, live=(A, B, C, D), allowed=None)
+    assert reason is not None and "4 live validator(s) of 7, fewer than the quorum of 5" in reason
+    # Removing a live validator when one of the others is down: 2 live of 3 still make 2.
+    assert vote_hazard((A, B, C, D), D, False, live=(A, B, C), allowed=None) is None
+    # ...but with two down, what is left cannot seal: 1 live of 3, quorum 2.
+    reason = vote_hazard((A, B, C, D), D, False, live=(A,), allowed=None)
+    assert reason is not None and "1 live validator(s) of 3" in reason
+    assert "no validator" in (vote_hazard((A,), A, False, live=(A,), allowed=None) or "")
+
+
+def test_vote_hazard_lets_votes_that_change_nothing_through() -> None:
+    assert vote_hazard((A, B, C, D), A, True, live=(), allowed=()) is None
+    assert vote_hazard((A, B, C, D), E, False, live=(), allowed=()) is None

@@ -1,10 +1,15 @@
 """The node's HTTP app: the REST API under /api/v1, its OpenAPI at /openapi.json (Swagger UI
-at /docs), the explorer page at /explorer/, and the JSON-RPC routes (POST /, WS /, GET
-/metrics) on the same listener.
+at /docs, ReDoc at /redoc), the explorer page at /explorer/, and the JSON-RPC routes (POST /,
+WS /, GET /metrics) on the same listener.
+
+The docs pages load every asset from the node, not from a CDN (`node.api.docs`). A browser
+opening the node's root URL is sent to the explorer by the JSON-RPC GET handler
+(`node.rpc.server`), which finds it by its route name, `EXPLORER_ROUTE`.
 
 `create_api` is the factory: it takes the chain reader (`ApiContext`) and the JSON-RPC routes,
-and wires one router per resource, structured errors, rate limits per credential, the body
-limit and request metrics.
+and wires one router per resource, structured errors, rate limits per client address and per
+caller, the body limit and request metrics. Security headers are added around the whole
+listener by `node.service` (`node.api.headers`), so JSON-RPC alone (`--no-api`) has them too.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute
 
 from node import __version__
+from node.api.auth import rate_limited
 from node.api.context import ApiContext
+from node.api.docs import install_docs
 from node.api.edge import ApiEdge
 from node.api.errors import install_error_handlers
-from node.api.ratelimit import rate_limited
+from node.api.headers import EXPLORER_PATH
 from node.api.routes import (
     accounts,
     admin,
@@ -35,6 +42,7 @@ from node.api.routes import (
     transactions,
     validators,
 )
+from node.rpc.server import EXPLORER_ROUTE
 
 API_PREFIX = "/api/v1"
 EXPLORER_DIR = Path(__file__).resolve().parent / "static" / "explorer"
@@ -59,9 +67,10 @@ def create_api(ctx: ApiContext, rpc_routes: Sequence[BaseRoute] = ()) -> FastAPI
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
+    install_docs(app)
     app.state.context = ctx
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(rate_limited)])
@@ -82,7 +91,9 @@ def create_api(ctx: ApiContext, rpc_routes: Sequence[BaseRoute] = ()) -> FastAPI
         api.include_router(module.router)
     app.include_router(api)
     if EXPLORER_DIR.is_dir():
-        app.mount("/explorer", StaticFiles(directory=EXPLORER_DIR, html=True), name="explorer")
+        app.mount(
+            EXPLORER_PATH, StaticFiles(directory=EXPLORER_DIR, html=True), name=EXPLORER_ROUTE
+        )
     app.router.routes.extend(rpc_routes)
     app.add_middleware(ApiEdge, max_body_bytes=ctx.max_body_bytes, metrics=ctx.metrics)
     return app

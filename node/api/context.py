@@ -16,7 +16,7 @@ from node.api.bank import BankReader
 from node.api.credentials import ApiKeyStore
 from node.api.events import EventDecoder
 from node.api.merchants import MerchantRegistry
-from node.api.ratelimit import RateLimiter
+from node.api.ratelimit import RateLimits
 from node.api.signin import SignIn
 from node.chain.calls import CallExecutor
 from node.chain.chain import Chain
@@ -45,7 +45,7 @@ class ApiContext:
     keys: ApiKeyStore
     merchants: MerchantRegistry
     signin: SignIn
-    limiter: RateLimiter
+    limiter: RateLimits
     permissioned: bool = False
     peers: Callable[[], int] = lambda: 0
     syncing: Callable[[], bool] = lambda: False

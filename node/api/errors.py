@@ -12,6 +12,7 @@ ApiError                       status  code
 ├── Conflict                      409  conflict
 ├── PayloadTooLarge               413  payload_too_large
 ├── RateLimited                   429  rate_limited (with Retry-After)
+├── Unavailable                   503  unavailable (with Retry-After: the node is full, not you)
 └── TxRejected                    400  tx_rejected (the node's reason for refusing a relayed tx)
 """
 
@@ -86,6 +87,16 @@ class RateLimited(ApiError):
         super().__init__(
             f"rate limit exceeded; retry in {retry_after} s", {"Retry-After": str(retry_after)}
         )
+
+
+class Unavailable(ApiError):
+    """A shared resource of the node is exhausted by all callers together (not by this one):
+    retrying later may work, and nobody else's state was given up to make room."""
+
+    status, code = 503, "unavailable"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(f"{message}; retry in {retry_after} s", {"Retry-After": str(retry_after)})
 
 
 class TxRejected(ApiError):

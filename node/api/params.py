@@ -21,16 +21,20 @@ MAX_BLOCK_NUMBER = 2**63 - 1
 
 
 def address(value: str, what: str = "address") -> bytes:
-    raw = hex_data(value, what)
-    if len(raw) != 20:
-        raise BadRequest(f"{what} must be a 0x-prefixed 20-byte hex address")
-    return raw
+    return _fixed(value, 20, f"{what} must be a 0x-prefixed 20-byte hex address")
 
 
 def hash32(value: str, what: str = "hash") -> bytes:
-    raw = hex_data(value, what)
-    if len(raw) != 32:
-        raise BadRequest(f"{what} must be a 0x-prefixed 32-byte hex hash")
+    return _fixed(value, 32, f"{what} must be a 0x-prefixed 32-byte hex hash")
+
+
+def _fixed(value: str, length: int, refusal: str) -> bytes:
+    try:
+        raw = decode_data(value.strip())
+    except ValueError as exc:
+        raise BadRequest(refusal) from exc
+    if len(raw) != length:
+        raise BadRequest(refusal)
     return raw
 
 

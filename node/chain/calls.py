@@ -1,7 +1,14 @@
 """Read-only execution for `eth_call` and `eth_estimateGas`, with state overrides.
 
 Calls run on a throw-away batch over the block's state, in the context of a child block (as
-geth does for "latest"), at gas price zero; nothing they write reaches the store.
+geth does for "latest"), at gas price zero; nothing they write reaches the store. The state
+is read by root from LevelDB, where trie nodes are never deleted, so a call sees one block's
+state whole even while other threads commit new blocks.
+
+Two kinds of caller: the node itself (permission rules, the REST API's bank reads) runs calls
+with the block gas limit and no time limit, since a permission check decides what a block may
+hold and must come out the same on every node; a client's call comes with `CallLimits` (the
+operator's gas cap and a deadline, `node.rpc.callpool`) and runs `BoundedComputation`.
 """
 
 from __future__ import annotations
@@ -17,13 +24,44 @@ from eth_utils import ValidationError
 
 from node.chain.chain import Chain
 from node.chain.executor import HeaderSource
-from node.chain.vm import TallyVM
+from node.chain.interpreter import BoundedComputation, Deadline
+from node.chain.vm import TallyState, TallyVM
 from node.consensus.hashing import onchain_hash
 from node.storage.store import StoreBatch
 
+MAX_CODE_OVERRIDE = 2 * 24_576
+"""The largest code a state override may install: 49,152 bytes, EIP-3860's initcode limit and
+so the most code the EVM ever runs in one frame on chain (deployed code: EIP-170, 24,576).
+Any contract a client could deploy, or deploy from, fits; a 7 MB override no longer does."""
+
 
 class CallError(Exception):
-    """A call that could not run at all (bad nonce/balance, gas above the cap)."""
+    """A call that could not run at all (bad nonce or balance)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallLimits:
+    """What bounds a client's call: geth's `--rpc.gascap` and `--rpc.evmtimeout`.
+
+    `gas_cap` lowers any larger gas a request asks for (as geth does); `deadline` covers the
+    whole request, so every run of an `eth_estimateGas` search counts against it.
+    """
+
+    gas_cap: int
+    deadline: Deadline
+
+
+class _CallState(TallyState):
+    """A client call's state: its computations check `deadline` (`BoundedComputation`)."""
+
+    computation_class = BoundedComputation
+    deadline: Deadline
+
+
+class _CallVM(TallyVM):
+    """Builds `_CallState`s; only ever used for client calls, never for a block."""
+
+    _state_class = _CallState
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +83,23 @@ class CallRequest:
 
 
 class CallExecutor:
-    """Runs messages against a block's state without committing anything."""
+    """Runs messages against a block's state without committing anything.
+
+    `gas_cap` is the gas of the node's own calls (the block gas limit): they must not depend
+    on any one node's settings.
+    """
 
     def __init__(self, chain: Chain, gas_cap: int) -> None:
         self._chain = chain
         self.gas_cap = gas_cap
         self._context = ChainContext(chain.chain_id)
 
-    def _state(self, header: BlockHeaderAPI, overrides: dict[bytes, AccountOverride]) -> StateAPI:
+    def _state(
+        self,
+        header: BlockHeaderAPI,
+        overrides: dict[bytes, AccountOverride],
+        limits: CallLimits | None,
+    ) -> StateAPI:
         block_hash = onchain_hash(header)
         child = self._chain.executor.new_header(
             header,
@@ -66,9 +113,12 @@ class CallExecutor:
         )
         batch = StoreBatch(self._chain.store.store)
         source = HeaderSource(batch, self._lookup)
-        state = TallyVM.build_state(
+        vm_class = TallyVM if limits is None else _CallVM
+        state = vm_class.build_state(
             batch, child, self._context, TallyVM.get_prev_hashes(block_hash, source)
         )
+        if limits is not None:
+            cast(_CallState, state).deadline = limits.deadline
         for address, override in overrides.items():
             _apply_override(state, address, override)
         return state
@@ -124,19 +174,28 @@ class CallExecutor:
         request: CallRequest,
         header: BlockHeaderAPI,
         overrides: dict[bytes, AccountOverride] | None = None,
+        *,
+        limits: CallLimits | None = None,
     ) -> ComputationAPI:
-        gas = self._gas_for(request)
-        return self._run(self._state(header, overrides or {}), request, gas)
+        """Run `request` on the state after `header`; raises `ExecutionTimeout` past the
+        deadline of `limits`."""
+        cap = self.gas_cap if limits is None else limits.gas_cap
+        gas = cap if request.gas is None else min(request.gas, cap)
+        return self._run(self._state(header, overrides or {}, limits), request, gas)
 
     def estimate_gas(
         self,
         request: CallRequest,
         header: BlockHeaderAPI,
         overrides: dict[bytes, AccountOverride] | None = None,
+        *,
+        limits: CallLimits | None = None,
     ) -> int | ComputationAPI:
-        """The least gas with which the call succeeds, or the failed computation at the cap."""
-        state = self._state(header, overrides or {})
-        high = self._gas_for(request)
+        """The least gas with which the call succeeds, or the failed computation at the
+        highest gas allowed: the request's gas, else the block gas limit, within the cap."""
+        state = self._state(header, overrides or {}, limits)
+        high = header.gas_limit if request.gas is None else request.gas
+        high = min(high, self.gas_cap if limits is None else limits.gas_cap)
         at_cap = self._run(state, request, high)
         if at_cap.is_error:
             return at_cap
@@ -154,13 +213,6 @@ class CallExecutor:
             else:
                 high = middle
         return high
-
-    def _gas_for(self, request: CallRequest) -> int:
-        if request.gas is None:
-            return self.gas_cap
-        if request.gas > self.gas_cap:
-            raise CallError(f"gas {request.gas} above the call gas cap {self.gas_cap}")
-        return request.gas
 
 
 def _apply_override(state: StateAPI, raw_address: bytes, override: AccountOverride) -> None:

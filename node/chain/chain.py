@@ -25,6 +25,7 @@ from node.chain.executor import (
 )
 from node.chain.genesis import QBFT_MIX_HASH, Genesis, GenesisError
 from node.chain.indexer import BlockIndexer
+from node.chain.priority import BlockWork, block_work
 from node.consensus.hashing import onchain_hash
 from node.consensus.voting import VoteTally
 from node.storage.chainstore import ChainStore
@@ -32,6 +33,10 @@ from node.storage.records import LogRecord, ReceiptRecord, TransactionRecord
 from node.storage.store import StoreBatch
 
 _HEADER_CACHE_SIZE = 512
+_HEAD_STATE_READS = 4_096
+"""Reads one head state object serves before a fresh one replaces it: py-evm's account
+database keeps every account it has read (and their storage lookups), so an idle chain's head
+state grew by some 200 bytes for each address anyone asked about, for ever (issue 12)."""
 
 
 @dataclass(slots=True)
@@ -55,6 +60,7 @@ class Chain:
         self.genesis = genesis
         self.executor = BlockExecutor(genesis.chain_id)
         self.indexer = BlockIndexer()
+        self.block_work = BlockWork()
         self._headers: OrderedDict[bytes, BlockHeaderAPI] = OrderedDict()
         head_hash = store.head_hash()
         if head_hash is None:
@@ -67,6 +73,7 @@ class Chain:
         self.head: BlockHeaderAPI = head
         self.head_hash: bytes = head_hash
         self._head_state: AccountDB | None = None
+        self._head_state_reads = 0
         self.sender_rules: Callable[[BlockHeaderAPI], Callable[[bytes], bool] | None] = (
             lambda parent: None
         )
@@ -128,13 +135,20 @@ class Chain:
     def state_at(self, header: BlockHeaderAPI) -> AccountDB:
         """Read-only account state after `header` (writes to it are never persisted).
 
-        The head's state object is kept until the head moves, so that its account cache
-        serves the many nonce and balance reads of transaction admission.
+        The head's state object is kept until the head moves (or for `_HEAD_STATE_READS`
+        reads), so that its account cache serves the many nonce and balance reads of
+        transaction admission.
         """
         if header is self.head:
             state = self._head_state
-            if state is None or state.state_root != header.state_root:
+            self._head_state_reads += 1
+            if (
+                state is None
+                or state.state_root != header.state_root
+                or self._head_state_reads > _HEAD_STATE_READS
+            ):
                 state = self._head_state = AccountDB(self.store.store, header.state_root)
+                self._head_state_reads = 0
             return state
         return AccountDB(self.store.store, header.state_root)
 
@@ -144,6 +158,7 @@ class Chain:
             return 0
         return calculate_expected_base_fee_per_gas(parent)
 
+    @block_work
     def build(
         self,
         transactions: Sequence[SignedTransactionAPI],
@@ -183,6 +198,7 @@ class Chain:
         )
         return PendingBlock(self.head_hash, executed, batch)
 
+    @block_work
     def reexecute(
         self,
         header: BlockHeaderAPI,
@@ -221,6 +237,7 @@ class Chain:
         executed.header = header
         return PendingBlock(self.head_hash, executed, batch)
 
+    @block_work
     def commit(self, pending: PendingBlock, sealed_header: BlockHeaderAPI) -> bytes:
         """Write the sealed block, its records and the new head in one atomic batch."""
         if pending.parent_hash != self.head_hash:

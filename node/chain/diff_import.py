@@ -25,6 +25,7 @@ from node.chain.executor import (
     effective_gas_price,
     tx_hash_of,
 )
+from node.chain.priority import block_work
 from node.chain.roots import ordered_trie_root
 from node.chain.state_diff import HASH_LENGTH, DiffRejected, StateDiff, apply_state_diff
 from node.chain.vm import TallyVM
@@ -55,6 +56,7 @@ def decode_diff_message(payload: bytes) -> tuple[bytes, StateDiff, list[bytes]]:
     return block_hash, StateDiff.from_rlp(diff_item), receipts
 
 
+@block_work
 def import_with_diff(
     chain: Chain,
     header: BlockHeaderAPI,

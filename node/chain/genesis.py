@@ -7,7 +7,8 @@ The format follows Besu's QBFT genesis where it can (`config.chainId`, `config.q
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from eth.db.account import AccountDB
 from eth.vm.chain_context import ChainContext
 from eth.vm.message import Message
 from eth_account import Account
+from eth_typing import Address
 from eth_utils import to_canonical_address, to_checksum_address
 
 from node.chain.vm import TallyVM
@@ -70,6 +72,9 @@ class Genesis:
     alloc: dict[bytes, AllocEntry]
     gas_limit: int = DEFAULT_GAS_LIMIT
     timestamp: int = 0
+    """Block 0's time: when the document was written (`dated_now`). Kept in the JSON, so
+    every node builds the same block 0; a document without it means 0, as before the field
+    was stamped, so networks made then keep their genesis hash."""
     block_period_seconds: int = 1
     request_timeout_seconds: int = 2
     zero_base_fee: bool = True
@@ -110,6 +115,13 @@ class Genesis:
                 for item in self.deployments
             ],
         }
+
+    def dated_now(self) -> Genesis:
+        """This genesis dated now, for a tool writing a new network's document: block 0 then
+        shows when the network began rather than 1970. It is dated one block period back, so
+        the first block is due at once, as on an undated genesis, rather than a whole period
+        after the network was created (an hour, on a dev chain run with a long period)."""
+        return replace(self, timestamp=int(time.time()) - self.block_period_seconds)
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
@@ -176,7 +188,8 @@ class Genesis:
     def header(self, db: AtomicDatabaseAPI) -> BlockHeaderAPI:
         """Write the allocated state into `db` and return the genesis header."""
         state = AccountDB(db, BLANK_ROOT_HASH)
-        for address, entry in self.alloc.items():
+        for raw_address, entry in self.alloc.items():
+            address = Address(raw_address)
             state.set_balance(address, entry.balance)
             state.set_nonce(address, entry.nonce)
             if entry.code:
@@ -201,16 +214,18 @@ class Genesis:
     def _deploy(self, db: AtomicDatabaseAPI, header: BlockHeaderAPI) -> bytes:
         """Run every deployment's init code on the allocated state; the new state root."""
         state = TallyVM.build_state(db, header, ChainContext(self.chain_id))
-        context = state.get_transaction_context_class()(gas_price=0, origin=GENESIS_DEPLOYER)
+        context = state.get_transaction_context_class()(
+            gas_price=0, origin=Address(GENESIS_DEPLOYER)
+        )
         for item in self.deployments:
             message = Message(
                 gas=self.gas_limit,
                 to=CREATE_CONTRACT_ADDRESS,
-                sender=GENESIS_DEPLOYER,
+                sender=Address(GENESIS_DEPLOYER),
                 value=0,
                 data=b"",
                 code=item.init_code,
-                create_address=item.address,
+                create_address=Address(item.address),
             )
             computation = state.computation_class.apply_create_message(state, message, context)
             if computation.is_error:
@@ -248,7 +263,7 @@ def dev_genesis(
     """
     from node.chain.bank_contracts import ACCOUNT_RULES, NODE_RULES, dev_deployments
 
-    addresses = [to_canonical_address(account.address) for account in dev_accounts()]
+    addresses: list[bytes] = [to_canonical_address(account.address) for account in dev_accounts()]
     validator_set = validators or (validator,)
     return Genesis(
         chain_id=chain_id,

@@ -10,7 +10,13 @@ the same gas rules, charging an opcode's constant gas inline.
 Jump destinations: py-evm's `CodeStream` works out lazily, per message, whether a JUMP target
 is an instruction rather than PUSH data, and forgets it when the message ends, so a contract
 called by every transaction of a block is analysed again for each. Here the instruction
-boundaries of a code are computed once, in one pass, and kept while the code is in use.
+boundaries of a code are computed once, in one pass, and kept (`AnalysisCache`: one byte per
+code byte, least recently used out first, bounded in bytes) while the code is in use.
+
+Client calls (`eth_call`, `eth_estimateGas`) run `BoundedComputation`: the same loop, plus a
+deadline checked at every frame and every JUMP/JUMPI, so an endless loop ends when the node's
+call timeout says so, not when the gas cap does. Blocks never run it: a block's outcome must
+not depend on how fast a node is.
 
 Everything observable (gas, errors, state) is py-evm's: `tests/test_roots.py` checks blocks
 executed here against an unmodified py-evm.
@@ -18,8 +24,11 @@ executed here against an unmodified py-evm.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from enum import Enum
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 from eth.abc import ComputationAPI, MessageAPI, StateAPI, TransactionContextAPI
 from eth.exceptions import FullStack, Halt, InsufficientStack, OutOfGas
@@ -30,7 +39,9 @@ from eth.vm.opcode import _FastOpcode
 from eth.vm.opcode_values import (
     DUP1,
     DUP16,
+    JUMP,
     JUMPDEST,
+    JUMPI,
     POP,
     PUSH0,
     PUSH1,
@@ -41,6 +52,8 @@ from eth.vm.opcode_values import (
 )
 from eth.vm.stack import Stack, to_int
 
+from node.chain.priority import BlockWork
+
 
 class _Missing(Enum):
     """A sentinel type, so that `is not _NO_RESULT` narrows for the type checker."""
@@ -49,31 +62,75 @@ class _Missing(Enum):
 
 
 _NO_RESULT: Final = _Missing.NO_RESULT
-_ANALYSIS_CACHE_SIZE = 1024
+
+ANALYSIS_CACHE_BYTES = 32 * 1024 * 1024
+"""What the analysis cache may hold: code plus its map (two bytes per code byte), so about
+16 MiB of distinct code, some 700 of the largest deployable contracts (EIP-170: 24,576 bytes)."""
+_ENTRY_OVERHEAD = 512
+"""Per cache entry, beyond the code and map bytes: two bytes objects' headers, the dict slot
+and the LRU links (an upper bound, so that many tiny codes are accounted too)."""
 
 
-def instruction_starts(code: bytes) -> frozenset[int]:
-    """Offsets in `code` that begin an instruction (every offset that is not PUSH data)."""
-    starts = []
+def instruction_starts(code: bytes) -> bytes:
+    """One byte per byte of `code`: 1 where an instruction begins, 0 inside PUSH data.
+
+    A byte map rather than a set of offsets: a set costs some 70 bytes per instruction, which
+    made a 7 MB code override cost half a gigabyte (issue 12).
+    """
+    starts = bytearray(len(code))
     position = 0
     length = len(code)
     while position < length:
-        starts.append(position)
+        starts[position] = 1
         opcode = code[position]
         position += opcode - PUSH1 + 2 if PUSH1 <= opcode <= PUSH32 else 1
-    return frozenset(starts)
+    return bytes(starts)
 
 
-_analysed: dict[bytes, frozenset[int]] = {}
+def analysis_cost(code: bytes) -> int:
+    """The bytes a cache entry for `code` is accounted at (code, its map, overhead)."""
+    return 2 * len(code) + _ENTRY_OVERHEAD
 
 
-def _starts_of(code: bytes) -> frozenset[int]:
-    starts = _analysed.get(code)
-    if starts is None:
-        if len(_analysed) >= _ANALYSIS_CACHE_SIZE:
-            _analysed.clear()
-        starts = _analysed[code] = instruction_starts(code)
-    return starts
+class AnalysisCache:
+    """Instruction-start maps by code, least recently used out first, at most `max_bytes`.
+
+    Shared by every thread that executes (block building and import, client calls), hence
+    the lock; the analysis itself runs outside it. A code too large to keep (more than an
+    eighth of the budget) is analysed for its message and not kept, so one huge code cannot
+    flush everything else.
+    """
+
+    def __init__(self, max_bytes: int = ANALYSIS_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def starts(self, code: bytes) -> bytes:
+        with self._lock:
+            starts = self._entries.get(code)
+            if starts is not None:
+                self._entries.move_to_end(code)
+                return starts
+        starts = instruction_starts(code)
+        cost = analysis_cost(code)
+        if cost > self.max_bytes // 8:
+            return starts
+        with self._lock:
+            if code not in self._entries:
+                self._entries[code] = starts
+                self.size += cost
+                while self.size > self.max_bytes:
+                    evicted, _ = self._entries.popitem(last=False)
+                    self.size -= analysis_cost(evicted)
+        return starts
+
+
+_analysis = AnalysisCache()
 
 
 class AnalysedCodeStream(CodeStream):
@@ -83,10 +140,10 @@ class AnalysedCodeStream(CodeStream):
 
     def __init__(self, code_bytes: bytes) -> None:
         super().__init__(code_bytes)
-        self._starts = _starts_of(code_bytes)
+        self._starts = _analysis.starts(code_bytes)
 
     def is_valid_opcode(self, position: int) -> bool:
-        return position in self._starts
+        return 0 <= position < len(self._starts) and self._starts[position] == 1
 
 
 _Entry = tuple[int, Any, str]
@@ -200,6 +257,85 @@ class TallyComputation(PragueComputation):
             # py-evm types `__enter__` as returning ComputationAPI; it returns the instance.
             _run(cast(TallyComputation, computation), cls._dispatch, cls._inline)
         return computation
+
+
+class ExecutionTimeout(Exception):
+    """A client call ran past its deadline (or the node is stopping).
+
+    Deliberately not a py-evm `VMError`: a frame catches those and carries on as a failed
+    call, whereas this must unwind the whole execution at once.
+    """
+
+
+class Deadline:
+    """When a bounded computation must stop, as a `time.monotonic()` value.
+
+    Each check first waits, without the GIL, while `block_work` is busy (block building
+    comes first: `node.chain.priority`). `abort` moves the deadline to the past, so a node
+    that is stopping ends the calls still running rather than waiting out their timeouts.
+    """
+
+    __slots__ = ("at", "block_work", "seconds")
+
+    def __init__(self, seconds: float, block_work: BlockWork | None = None) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.block_work = block_work
+
+    def abort(self) -> None:
+        self.at = float("-inf")
+
+    def check(self) -> None:
+        work = self.block_work
+        if work is not None and not work.idle.is_set():
+            work.idle.wait(self.at - time.monotonic())
+        if time.monotonic() > self.at:
+            if self.at == float("-inf"):
+                raise ExecutionTimeout("execution aborted (the node is stopping)")
+            raise ExecutionTimeout(f"execution aborted (timeout = {self.seconds:g}s)")
+
+
+class _BoundedState(Protocol):
+    deadline: Deadline
+
+
+def _checking_deadline(function: Any) -> Any:
+    def checked(computation: ComputationAPI) -> None:
+        cast(_BoundedState, computation.state).deadline.check()
+        function(computation)
+
+    return checked
+
+
+def _bounded_dispatch(dispatch: dict[int, _Entry]) -> dict[int, _Entry]:
+    """`dispatch` with JUMP and JUMPI checking the deadline first: every loop passes one."""
+    table = dict(dispatch)
+    for opcode in (JUMP, JUMPI):
+        gas, function, mnemonic = table[opcode]
+        table[opcode] = (gas, _checking_deadline(function), mnemonic)
+    return table
+
+
+class BoundedComputation(TallyComputation):
+    """`TallyComputation` under a deadline, for client calls; its state carries a `deadline`.
+
+    The deadline is checked when a frame starts and at every JUMP and JUMPI. Code without a
+    jump runs at most its own length (and a code override is capped, `node.chain.calls`), and
+    every other way to spend time again is a new frame, so time between checks stays small.
+    """
+
+    _dispatch = _bounded_dispatch(TallyComputation._dispatch)
+
+    @classmethod
+    def apply_computation(
+        cls,
+        state: StateAPI,
+        message: MessageAPI,
+        transaction_context: TransactionContextAPI,
+        parent_computation: ComputationAPI | None = None,
+    ) -> ComputationAPI:
+        cast(_BoundedState, state).deadline.check()
+        return super().apply_computation(state, message, transaction_context, parent_computation)
 
 
 def _out_of_gas(needed: int, remaining: int, mnemonic: str) -> OutOfGas:

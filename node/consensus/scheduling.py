@@ -54,12 +54,15 @@ def _lower_priority() -> None:
         log.debug("could not lower the validation thread's priority: %s", exc)
 
 
-def low_priority_executor() -> ThreadPoolExecutor:
-    """A one-thread executor whose thread runs at the lowest OS priority.
+def low_priority_executor(
+    workers: int = 1, thread_name_prefix: str = "deferred-validation"
+) -> ThreadPoolExecutor:
+    """An executor whose threads run at the lowest OS priority (also used for clients' calls,
+    `node.rpc.callpool`).
 
-    A separate thread because a raised nice value cannot be lowered again without privilege:
-    the default executor's threads must keep their normal priority.
+    Threads of their own because a raised nice value cannot be lowered again without
+    privilege: the default executor's threads must keep their normal priority.
     """
     return ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix="deferred-validation", initializer=_lower_priority
+        max_workers=workers, thread_name_prefix=thread_name_prefix, initializer=_lower_priority
     )

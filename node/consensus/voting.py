@@ -5,17 +5,22 @@ coinbase votes; a proposer's later vote on a subject replaces its earlier one; a
 floor(n/2) + 1 votes the subject is added or removed and every vote on it is cleared; a
 removed validator's own votes are discarded; an epoch block restarts the tally from its own
 extraData validator list with no pending votes, ignoring its own vote.
+
+`vote_hazard` is the check an operator's proposal goes through first (`qbft_proposeValidatorVote`
+without `force`): voting in an address no node runs, or voting the set to more validators than
+can sign, halts the chain for good once a majority agrees, and nothing in QBFT undoes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 import rlp
 from eth.abc import BlockHeaderAPI
 
 from node.consensus.extra_data import QbftExtraData, Vote
+from node.consensus.qbft.validators import quorum
 
 DEFAULT_EPOCH_LENGTH = 30_000
 
@@ -99,6 +104,38 @@ def choose_vote(
             continue
         return Vote(subject, add), index
     return None, last_index
+
+
+def vote_hazard(
+    validators: Collection[bytes],
+    subject: bytes,
+    add: bool,
+    live: Collection[bytes],
+    allowed: Collection[bytes] | None,
+) -> str | None:
+    """Why voting `subject` in (`add`) or out of `validators` would endanger the chain, or None.
+
+    `live` are the nodes this node knows to be up (itself and its connected peers); `allowed`
+    the nodes that may run on this network (NodeRules, else network.json; None: no list). A
+    vote is refused when it would add a node that may not run here, or leave fewer live
+    validators than a QBFT quorum (ceil(2n/3)) of the new set: no block could be sealed after
+    it, and a halted chain cannot vote to undo it. A vote for what already holds is harmless.
+    """
+    if add == (subject in validators):
+        return None
+    name = "0x" + subject.hex()
+    if add and allowed is not None and subject not in allowed:
+        return f"{name} is not an allowed node of this network (NodeRules or network.json)"
+    after = set(validators) | {subject} if add else set(validators) - {subject}
+    if not after:
+        return f"removing {name} would leave no validator"
+    need, up = quorum(len(after)), len(after & set(live))
+    if up < need:
+        return (
+            f"{'adding' if add else 'removing'} {name} would leave {up} live validator(s) of "
+            f"{len(after)}, fewer than the quorum of {need}: the chain would halt"
+        )
+    return None
 
 
 def tally_through(start: VoteTally, headers: Iterable[BlockHeaderAPI], epoch: int) -> VoteTally:

@@ -2,23 +2,49 @@
 
 Methods are plain functions registered by name with their arity; they take parsed positional
 params and return JSON-ready values. Transport (HTTP, WebSocket) lives in `node.rpc.server`.
+
+Every method is public or admin (`rpc_method(..., admin=True)`), as geth keeps `admin_`,
+`miner_` and `clique_propose` off its public listeners. An admin method changes what this node
+does (a validator vote) or reveals how it is run (its peers' addresses); one request from a web
+page an operator happens to have open must not reach them. `Dispatcher.public` is the view the
+public HTTP/WS listener serves: only public methods, of the namespaces the operator enabled
+(`--rpc-api`). The whole dispatcher is served only on the authenticated loopback admin listener
+(`node.rpc.admin`). Both answer `rpc_modules` (geth's) with the namespaces they serve.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from node.rpc.errors import InternalError, InvalidRequest, MethodNotFound, ParseError, RpcError
+from node.rpc.errors import (
+    InternalError,
+    InvalidRequest,
+    ListenerConfigError,
+    MethodNotFound,
+    ParseError,
+    RpcError,
+)
 from node.rpc.params import arguments
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[..., Any]
+
+NAMESPACES = ("eth", "net", "web3", "qbft", "tally", "admin", "rpc")
+"""Every namespace Tally serves; registering a method of another is a programming error."""
+DEFAULT_PUBLIC_NAMESPACES = ("eth", "net", "web3", "qbft", "tally")
+"""What the public listener serves unless `--rpc-api` says otherwise (qbft: its getters)."""
+_ALWAYS = "rpc"
+"""`rpc_modules` is served on every listener: it is how a client learns what one serves."""
+
+
+def namespace_of(method_name: str) -> str:
+    return method_name.split("_", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +53,19 @@ class Method:
     min_params: int
     max_params: int
     needs_connection: bool = False
+    admin: bool = False
 
 
 def rpc_method(
-    name: str, min_params: int = 0, max_params: int | None = None, *, needs_connection: bool = False
+    name: str,
+    min_params: int = 0,
+    max_params: int | None = None,
+    *,
+    needs_connection: bool = False,
+    admin: bool = False,
 ) -> Callable[[Handler], Handler]:
-    """Mark a namespace method as the handler of JSON-RPC method `name`."""
+    """Mark a namespace method as the handler of JSON-RPC method `name`; `admin` keeps it off
+    the public listener (see the module docstring)."""
 
     def mark(fn: Handler) -> Handler:
         # A function attribute, read back by `Dispatcher.register_namespace`.
@@ -41,26 +74,82 @@ def rpc_method(
             min_params,
             min_params if max_params is None else max_params,
             needs_connection,
+            admin,
         )
         return fn
 
     return mark
 
 
+def public_namespaces(names: Iterable[str]) -> frozenset[str]:
+    """The namespaces a public listener is to serve, checked before anything starts: one Tally
+    does not have, or `admin` (never served publicly), is a `ListenerConfigError`."""
+    chosen = frozenset(name.strip().lower() for name in names if name.strip())
+    if "admin" in chosen:
+        raise ListenerConfigError(
+            "--rpc-api: the admin namespace is served only on the admin listener "
+            "(--admin-port), never on the public JSON-RPC port"
+        )
+    unknown = sorted(chosen - set(NAMESPACES))
+    if unknown:
+        known = ", ".join(n for n in NAMESPACES if n not in ("admin", _ALWAYS))
+        raise ListenerConfigError(
+            f"--rpc-api: unknown namespace {', '.join(unknown)} (the public listener can "
+            f"serve {known})"
+        )
+    return chosen | {_ALWAYS}
+
+
 class Dispatcher:
-    """Routes decoded JSON-RPC objects to methods and shapes their responses."""
+    """Routes decoded JSON-RPC objects to methods and shapes their responses.
+
+    `namespaces` None serves every method (the admin listener); `public()` makes the view that
+    serves the public ones of some namespaces, over the same registry of methods."""
 
     def __init__(self, max_batch: int = 5000) -> None:
         self._methods: dict[str, Method] = {}
         self.max_batch = max_batch
+        self.namespaces: frozenset[str] | None = None
+        # Bound to this dispatcher, not shared with its views: each reports what it serves.
+        self._own = {"rpc_modules": Method(self.modules, 0, 0)}
+
+    def public(self, namespaces: Iterable[str]) -> Dispatcher:
+        """The view a public listener serves: the methods registered here (before or after),
+        less admin ones and those outside `namespaces` (checked by `public_namespaces`)."""
+        view = Dispatcher(self.max_batch)
+        view._methods = self._methods
+        view.namespaces = public_namespaces(namespaces)
+        return view
 
     def register_namespace(self, namespace: object) -> None:
         for attribute in dir(namespace):
             fn = getattr(namespace, attribute)
             spec = getattr(fn, "__rpc__", None)
             if spec is not None:
-                name, low, high, needs_connection = spec
-                self._methods[name] = Method(fn, low, high, needs_connection)
+                name, low, high, needs_connection, admin = spec
+                group = namespace_of(name)
+                if group not in NAMESPACES or group == _ALWAYS or (group == "admin" and not admin):
+                    raise ValueError(f"{name}: not a namespace Tally serves, or admin_ not admin")
+                self._methods[name] = Method(fn, low, high, needs_connection, admin)
+
+    def _refusal(self, name: str, method: Method) -> str | None:
+        """Why this listener does not serve `method` (None: it does)."""
+        if self.namespaces is None:
+            return None
+        if method.admin:
+            return "it is an admin method, served only on the admin listener (--admin-port)"
+        if namespace_of(name) not in self.namespaces:
+            return f"the {namespace_of(name)} namespace is not enabled (--rpc-api)"
+        return None
+
+    def modules(self) -> dict[str, str]:
+        """geth's `rpc_modules`: each namespace this listener serves a method of, "1.0"."""
+        served = {_ALWAYS} | {
+            namespace_of(name)
+            for name, method in self._methods.items()
+            if self._refusal(name, method) is None
+        }
+        return dict.fromkeys(sorted(served), "1.0")
 
     @property
     def method_names(self) -> list[str]:
@@ -115,9 +204,12 @@ class Dispatcher:
         return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
     async def call(self, name: str, params: Any, connection: object | None) -> Any:
-        method = self._methods.get(name)
+        method = self._own.get(name) or self._methods.get(name)
         if method is None:
             raise MethodNotFound(f"the method {name} does not exist/is not available")
+        refusal = self._refusal(name, method)
+        if refusal is not None:
+            raise MethodNotFound(f"the method {name} is not available on this listener: {refusal}")
         args = arguments(params, method.min_params, method.max_params)
         if method.needs_connection:
             result = method.handler(connection, *args)

@@ -9,6 +9,10 @@ RpcError
 ├── ServerError       -32000  request understood but refused (rejected tx, unknown block...)
 ├── LimitExceeded     -32005  a configured cap (log range, batch size) was exceeded
 └── ExecutionReverted      3  eth_call / eth_estimateGas reverted; data = ABI revert data
+
+ListenerConfigError (a ValueError, no code: never sent to a client) is raised before anything
+is bound when a listener's settings cannot be used: an unknown `--rpc-api` namespace, an admin
+listener on a non-loopback host, a CORS entry that is not an origin, an empty token file.
 """
 
 from __future__ import annotations
@@ -61,3 +65,7 @@ class LimitExceeded(RpcError):
 
 class ExecutionReverted(RpcError):
     code = 3
+
+
+class ListenerConfigError(ValueError):
+    """A JSON-RPC listener setting that cannot be used; the message names the option."""

@@ -3,6 +3,8 @@
 Handlers parse their params (`node.rpc.params`), read through `Chain`/`ChainStore`, and shape
 answers with `node.rpc.views`; they never write the store. Transactions enter only through
 the pool, so `eth_sendRawTransaction` refusals carry the pool's reason with code -32000.
+`eth_call` and `eth_estimateGas` parse and pick their block here, on the loop, and execute on
+`node.rpc.callpool`'s threads, under its timeout and gas cap.
 """
 
 from __future__ import annotations
@@ -16,12 +18,19 @@ from eth_hash.auto import keccak
 from eth_typing import Address
 
 from node import __version__
-from node.chain.calls import AccountOverride, CallError, CallExecutor, CallRequest
+from node.chain.calls import (
+    MAX_CODE_OVERRIDE,
+    AccountOverride,
+    CallError,
+    CallExecutor,
+    CallRequest,
+)
 from node.chain.chain import Chain
 from node.chain.vm import prague_header
 from node.consensus.hashing import onchain_hash
 from node.rpc import params as p
 from node.rpc import views
+from node.rpc.callpool import CallPool
 from node.rpc.dispatch import rpc_method
 from node.rpc.errors import ExecutionReverted, InvalidParams, ServerError
 from node.txpool.errors import TxPoolError
@@ -57,11 +66,14 @@ class BlockResolver:
 class EthApi:
     """Standard Ethereum methods; Tally has immediate finality, so safe = finalized = latest."""
 
-    def __init__(self, chain: Chain, pool: TxPool, calls: CallExecutor) -> None:
+    def __init__(
+        self, chain: Chain, pool: TxPool, calls: CallExecutor, call_pool: CallPool
+    ) -> None:
         self.chain = chain
         self.store = chain.store
         self.pool = pool
         self.calls = calls
+        self.call_pool = call_pool
         self.blocks = BlockResolver(chain)
 
     # web3_ / net_
@@ -139,20 +151,26 @@ class EthApi:
 
     # execution
     @rpc_method("eth_call", 1, 3)
-    def call(self, request: Any, block: Any, overrides: Any) -> str:
+    async def call(self, request: Any, block: Any, overrides: Any) -> str:
         header = self.blocks.header(block)
+        message, state = _call_request(request), _overrides(overrides)
         try:
-            computation = self.calls.call(_call_request(request), header, _overrides(overrides))
+            computation = await self.call_pool.run(
+                lambda limits: self.calls.call(message, header, state, limits=limits)
+            )
         except CallError as exc:
             raise ServerError(str(exc)) from exc
         _raise_if_failed(computation)
         return views.hexd(computation.output)
 
     @rpc_method("eth_estimateGas", 1, 3)
-    def estimate_gas(self, request: Any, block: Any, overrides: Any) -> str:
+    async def estimate_gas(self, request: Any, block: Any, overrides: Any) -> str:
         header = self.blocks.header(block)
+        message, state = _call_request(request), _overrides(overrides)
         try:
-            outcome = self.calls.estimate_gas(_call_request(request), header, _overrides(overrides))
+            outcome = await self.call_pool.run(
+                lambda limits: self.calls.estimate_gas(message, header, state, limits=limits)
+            )
         except CallError as exc:
             raise ServerError(str(exc)) from exc
         if not isinstance(outcome, int):
@@ -322,11 +340,20 @@ def _overrides(value: Any) -> dict[bytes, AccountOverride]:
         result[p.address(address, "override address")] = AccountOverride(
             balance=p.quantity(spec["balance"], "balance") if "balance" in spec else None,
             nonce=p.quantity(spec["nonce"], "nonce") if "nonce" in spec else None,
-            code=p.data(spec["code"], "code") if "code" in spec else None,
+            code=_code(spec["code"]) if "code" in spec else None,
             state=_slots(spec["state"]) if spec.get("state") is not None else None,
             state_diff=_slots(spec.get("stateDiff") or {}),
         )
     return result
+
+
+def _code(value: Any) -> bytes:
+    code = p.data(value, "code")
+    if len(code) > MAX_CODE_OVERRIDE:
+        raise InvalidParams(
+            f"code override of {len(code)} bytes exceeds the {MAX_CODE_OVERRIDE}-byte limit"
+        )
+    return code
 
 
 def _slots(value: Any) -> dict[int, int]:

@@ -1,4 +1,7 @@
-"""Methods about this node rather than the chain: peers, sync status, node identity."""
+"""Methods about this node rather than the chain: peers, sync status, node identity.
+
+`admin_` methods name peers' and this node's network addresses: admin listener only, as geth's.
+"""
 
 from __future__ import annotations
 
@@ -22,11 +25,11 @@ class NodeApi:
     def peer_count(self) -> str:
         return hex(self.p2p.peer_count if self.p2p is not None else 0)
 
-    @rpc_method("admin_peers")
+    @rpc_method("admin_peers", admin=True)
     def peers(self) -> list[dict[str, Any]]:
         return [] if self.p2p is None else [info.as_json() for info in self.p2p.peers()]
 
-    @rpc_method("admin_nodeInfo")
+    @rpc_method("admin_nodeInfo", admin=True)
     def node_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"protocols": {"tally": {"network": self.chain.chain_id}}}
         if self.p2p is not None:

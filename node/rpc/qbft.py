@@ -1,14 +1,21 @@
-"""`qbft_` JSON-RPC methods as Besu exposes them: validator votes and validator sets."""
+"""`qbft_` JSON-RPC methods as Besu exposes them: validator votes and validator sets.
+
+Proposing and discarding votes, and the list of this node's pending proposals, are admin
+methods (the authenticated admin listener only). A proposal that would halt the chain, voting
+in a node that may not run here or leaving fewer live validators than a quorum, is refused
+with the reason unless the call passes `force` = true as a third param (`vote_hazard`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from eth_utils import to_checksum_address
 
 from node.chain.chain import Chain
 from node.consensus.extra_data import QbftExtraData
-from node.consensus.voting import VoteProposals
+from node.consensus.voting import VoteProposals, vote_hazard
 from node.rpc import params as p
 from node.rpc.dispatch import rpc_method
 from node.rpc.errors import ServerError
@@ -16,22 +23,42 @@ from node.rpc.eth import BlockResolver
 
 
 class QbftApi:
-    def __init__(self, chain: Chain, proposals: VoteProposals) -> None:
+    """`live_nodes()` are this node and its connected peers now; `allowed_nodes()` the nodes
+    that may run on this network (None: no list, as on a dev chain)."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        proposals: VoteProposals,
+        live_nodes: Callable[[], frozenset[bytes]],
+        allowed_nodes: Callable[[], frozenset[bytes] | None],
+    ) -> None:
         self.chain = chain
         self.proposals = proposals
+        self.live_nodes = live_nodes
+        self.allowed_nodes = allowed_nodes
         self.blocks = BlockResolver(chain)
 
-    @rpc_method("qbft_proposeValidatorVote", 2)
-    def propose_validator_vote(self, address: Any, add: Any) -> bool:
-        self.proposals.propose(p.address(address), p.boolean(add, "add"))
+    @rpc_method("qbft_proposeValidatorVote", 2, 3, admin=True)
+    def propose_validator_vote(self, address: Any, add: Any, force: Any) -> bool:
+        subject, adding = p.address(address), p.boolean(add, "add")
+        forced = force is not None and p.boolean(force, "force")
+        if not forced:
+            validators = self.chain.validator_tally(self.chain.head_hash).validators
+            hazard = vote_hazard(
+                validators, subject, adding, self.live_nodes(), self.allowed_nodes()
+            )
+            if hazard is not None:
+                raise ServerError(f"vote refused: {hazard} (pass true as a third param to force)")
+        self.proposals.propose(subject, adding)
         return True
 
-    @rpc_method("qbft_discardValidatorVote", 1)
+    @rpc_method("qbft_discardValidatorVote", 1, admin=True)
     def discard_validator_vote(self, address: Any) -> bool:
         self.proposals.discard(p.address(address))
         return True
 
-    @rpc_method("qbft_getPendingVotes")
+    @rpc_method("qbft_getPendingVotes", admin=True)
     def pending_votes(self) -> dict[str, bool]:
         return {to_checksum_address(a): add for a, add in self.proposals.pending().items()}
 

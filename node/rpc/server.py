@@ -1,8 +1,14 @@
 """JSON-RPC over HTTP (POST /) and WebSocket (/) as a Starlette app.
 
 Both listeners (the HTTP and the WS port) serve the same app, so either protocol works on
-either port, as geth's do. Bodies above `max_body_bytes` are refused before parsing. The node
-serves these routes inside the REST API's app (`node.api.app`), on the same listeners.
+either port, as geth's do. A POST must be `Content-Type: application/json` (415 otherwise, as
+geth answers) and bodies above `max_body_bytes` are refused before parsing. The node serves
+these routes inside the REST API's app (`node.api.app`), on the same listeners, behind the
+browser guard (`node.rpc.browser`), and on its admin listener (`node.rpc.admin`).
+
+A GET of / is no JSON-RPC call. A browser asking for a page there (its Accept names text/html)
+is sent to the explorer when the app serves one (a route named `explorer`); any other client
+gets a JSON-RPC error saying to POST.
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, NoMatchFound, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from node.rpc.dispatch import Dispatcher
@@ -23,6 +29,11 @@ from node.rpc.dispatch import Dispatcher
 log = logging.getLogger(__name__)
 
 _JSON = "application/json"
+_JSON_MEDIA_TYPES = frozenset((_JSON, "application/json-rpc", "application/jsonrequest"))
+"""What a POST must declare (geth's list): a web page cannot send these cross-site unless a
+CORS preflight allows it, so a form or a text/plain fetch from any site is refused."""
+EXPLORER_ROUTE = "explorer"
+"""The name of the route serving the explorer page, where browsers opening / are sent."""
 
 
 class WsConnection:
@@ -65,6 +76,9 @@ def rpc_routes(
     is served as Prometheus text at GET /metrics."""
 
     async def http_endpoint(request: Request) -> Response:
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type not in _JSON_MEDIA_TYPES:
+            return _refused(415, "Content-Type must be application/json")
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
             return _too_large()
@@ -77,6 +91,13 @@ def rpc_routes(
         return Response(response, media_type=_JSON)
 
     async def get_endpoint(request: Request) -> Response:
+        if "text/html" in request.headers.get("accept", ""):
+            try:
+                page = request.app.url_path_for(EXPLORER_ROUTE, path="/")
+            except NoMatchFound:  # JSON-RPC served alone: no page to send the browser to
+                pass
+            else:
+                return RedirectResponse(str(page), status_code=307)
         return JSONResponse(
             {
                 "jsonrpc": "2.0",
@@ -143,13 +164,13 @@ def create_app(
 
 
 def _too_large() -> Response:
+    return _refused(413, "request body too large")
+
+
+def _refused(status: int, message: str) -> Response:
     return JSONResponse(
-        {
-            "jsonrpc": "2.0",
-            "id": None,
-            "error": {"code": -32600, "message": "request body too large"},
-        },
-        status_code=413,
+        {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}},
+        status_code=status,
     )
 
 

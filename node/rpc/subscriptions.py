@@ -6,8 +6,12 @@ geth does: code -32601 (method not found), message "notifications not supported"
 to that code from the legacy -32001 so that clients treat it as an absent feature.
 
 Each committed block is turned into JSON once, however many clients listen: the header for
-`newHeads`, and the block's logs (read only if some subscription's criteria pass its bloom),
-then one `eth_subscription` message per log, in log index order, as geth sends them.
+`newHeads`, and the block's logs (read once if its bloom is not empty and a `logs`
+subscription exists), then one `eth_subscription` message per log, in log index order, as geth
+sends them. Matching runs on the event loop, so it is kept bounded per block: criteria that
+share no address or topic with the block are passed over by a set operation
+(`node.rpc.logquery.BlockLogs`), and the node keeps at most `max_subscriptions`, naming at most
+`max_criteria` addresses and topics between them.
 """
 
 from __future__ import annotations
@@ -22,7 +26,13 @@ from node.rpc import views
 from node.rpc.dispatch import rpc_method
 from node.rpc.errors import InvalidParams, LimitExceeded, MethodNotFound, ServerError
 from node.rpc.filters import new_id
-from node.rpc.logquery import BlockLog, LogCriteria, parse_criteria, read_block_logs
+from node.rpc.logquery import (
+    BlockLogs,
+    CriteriaBudget,
+    LogCriteria,
+    parse_criteria,
+    read_block_logs,
+)
 from node.storage.chainstore import ChainStore
 
 KINDS = ("newHeads", "logs", "newPendingTransactions")
@@ -63,10 +73,18 @@ class SubscriptionsApi:
     """The subscription table, its JSON-RPC methods and the chain-event fan-out."""
 
     def __init__(
-        self, store: ChainStore, events: ChainEvents, *, max_per_connection: int = 1_000
+        self,
+        store: ChainStore,
+        events: ChainEvents,
+        *,
+        max_per_connection: int = 1_000,
+        max_subscriptions: int = 10_000,
+        max_criteria: int = 500_000,
     ) -> None:
         self.store = store
         self.max_per_connection = max_per_connection
+        self.max_subscriptions = max_subscriptions
+        self.criteria = CriteriaBudget(max_criteria, "subscriptions")
         self._subscriptions: dict[str, Subscription] = {}
         events.on_block(self._on_block)
         events.on_pending(self._on_pending)
@@ -89,6 +107,10 @@ class SubscriptionsApi:
             raise LimitExceeded(
                 f"too many subscriptions on this connection (max {self.max_per_connection})"
             )
+        if len(self._subscriptions) >= self.max_subscriptions:
+            raise LimitExceeded(f"too many subscriptions (max {self.max_subscriptions})")
+        if criteria is not None:
+            self.criteria.take(criteria)
         subscription_id = new_id()
         while subscription_id in self._subscriptions:
             subscription_id = new_id()
@@ -104,33 +126,36 @@ class SubscriptionsApi:
         if not isinstance(subscription_id, str) or subscription_id not in connection.subscriptions:
             raise ServerError("subscription not found")
         del connection.subscriptions[subscription_id]
-        self._subscriptions.pop(subscription_id, None)
+        self._forget(subscription_id)
         return True
 
     def drop_connection(self, connection: Connection) -> None:
         """Forget every subscription of a closed connection."""
         for subscription_id in list(connection.subscriptions):
-            self._subscriptions.pop(subscription_id, None)
+            self._forget(subscription_id)
         connection.subscriptions.clear()
+
+    def _forget(self, subscription_id: str) -> None:
+        subscription = self._subscriptions.pop(subscription_id, None)
+        if subscription is not None and subscription.criteria is not None:
+            self.criteria.give_back(subscription.criteria)
 
     def _on_block(self, block: CommittedBlock) -> None:
         if not self._subscriptions:
             return
         head: dict[str, Any] | None = None
-        logs: list[BlockLog] | None = None
+        logs: BlockLogs | None = None
         for subscription in list(self._subscriptions.values()):
             if subscription.kind == "newHeads":
                 head = head or header_json(block)
                 _send(subscription, head)
             elif subscription.kind == "logs" and subscription.criteria is not None:
-                criteria = subscription.criteria
-                if not criteria.may_match(block.header.bloom):
+                if not block.header.bloom or subscription.connection.closed:
                     continue
                 if logs is None:
-                    logs = read_block_logs(self.store, block.block_hash, block.tx_hashes)
-                for item in logs:
-                    if criteria.matches(item.log):
-                        _send(subscription, item.to_json())
+                    logs = BlockLogs(read_block_logs(self.store, block.block_hash, block.tx_hashes))
+                for item in logs.matching(subscription.criteria):
+                    _send(subscription, item)
 
     def _on_pending(self, tx_hash: bytes) -> None:
         encoded: str | None = None

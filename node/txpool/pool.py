@@ -81,9 +81,12 @@ class PoolConfig:
 class TxPool:
     """Pending and queued transactions of every sender, with geth's admission semantics.
 
-    `on_pending` listeners are called with each transaction that becomes pending (on arrival,
-    on promotion when a gap fills, and for an accepted replacement of a pending one), after the
-    pool is consistent again; a listener that raises is logged and otherwise ignored.
+    `on_added` listeners are called with every transaction `add` takes in (a new nonce or a
+    replacement, pending or queued), once it is in place and before any `on_pending` listener:
+    the journal records each one there, so nothing admitted escapes it. `on_pending` listeners
+    are called with each transaction that becomes pending (on arrival, on promotion when a gap
+    fills, and for an accepted replacement of a pending one), after the pool is consistent
+    again. A listener that raises is logged and otherwise ignored.
 
     `rules` may be replaced at any time (e.g. `dataclasses.replace(pool.rules, base_fee=...)`);
     its `min_gas_price` is overridden by the config's at construction.
@@ -92,9 +95,13 @@ class TxPool:
     def __init__(self, config: PoolConfig, rules: AdmissionRules) -> None:
         self.config = config
         self.rules = replace(rules, min_gas_price=config.min_gas_price)
+        self.on_added: list[Callable[[PooledTransaction], None]] = []
         self.on_pending: list[Callable[[PooledTransaction], None]] = []
         self.sender_allowed: Callable[[bytes], bool] | None = None
         """Account permissioning at the head (on-chain AccountRules), when the chain has it."""
+        self.syncing: Callable[[], bool] | None = None
+        """Whether this node knows its head is behind its peers' (block sync): its state nonces
+        are then stale, and the nonce-gap limit is not applied (see `add`)."""
         self._by_hash: dict[bytes, PooledTransaction] = {}
         self._senders: dict[Address, SenderTxs] = {}
         self._queued_tails: list[_TailEntry] = []
@@ -157,9 +164,24 @@ class TxPool:
         for acct in self._senders.values():
             yield from acct.pending()
 
+    def transactions(self) -> Iterable[PooledTransaction]:
+        """Every transaction, pending and queued, sender by sender in nonce order: an order in
+        which `add` takes them all again (what the journal writes when it compacts)."""
+        for acct in self._senders.values():
+            txs = acct.txs
+            for nonce in acct.nonces:
+                yield txs[nonce]
+
+    def is_pending(self, tx_hash: bytes) -> bool:
+        """Whether the transaction with this hash is held and executable now (not queued)."""
+        ptx = self._by_hash.get(tx_hash)
+        return ptx is not None and self._is_pending(ptx)
+
     # --- admission ----------------------------------------------------------------------------
 
-    def add(self, raw: bytes, state: AccountStateReader) -> PooledTransaction:
+    def add(
+        self, raw: bytes, state: AccountStateReader, *, restoring: bool = False
+    ) -> PooledTransaction:
         """Admit `raw`, or raise the `TxPoolError` saying why not.
 
         Order: size and hash ("already known" costs one keccak), stateless validity and sender
@@ -167,6 +189,14 @@ class TxPool:
         nonce needs `price_bump` percent more on both fee caps; a new nonce must be within
         `max_nonce_gap` of the sender's next pending nonce and within `max_per_sender`; a full
         pool evicts one cheaper transaction of another sender or refuses.
+
+        The gap limit keeps far-future transactions out when the state is current. It is not
+        applied while `syncing` says the node is behind (a nonce valid at the network's head
+        looks far ahead of a stale state; refusing it made a catching-up node answer "nonce
+        too high" to valid transactions), nor when `restoring` a transaction this pool had
+        admitted before a restart (the journal), which the node may again be behind. The
+        per-sender and pool limits still bound what is held; once the node catches up,
+        `on_new_block` drops what was mined and promotes what became executable.
         """
         rules = self.rules
         if len(raw) > rules.max_tx_size:
@@ -190,7 +220,11 @@ class TxPool:
             return self._replace(acct, ptx)
 
         next_nonce = acct.pending_end if acct is not None else state_nonce
-        if ptx.nonce - next_nonce > self.config.max_nonce_gap:
+        if (
+            ptx.nonce - next_nonce > self.config.max_nonce_gap
+            and not restoring
+            and not (self.syncing is not None and self.syncing())
+        ):
             raise NonceTooHigh(sender, ptx.nonce, next_nonce, self.config.max_nonce_gap)
         if acct is not None and len(acct) >= self.config.max_per_sender:
             raise AccountLimitExceeded(sender, self.config.max_per_sender)
@@ -203,6 +237,7 @@ class TxPool:
         self._by_hash[ptx.hash] = ptx
         promoted = acct.insert(ptx)
         self._index_tail(acct)
+        self._notify(self.on_added, (ptx,))
         self._announce(promoted)
         return ptx
 
@@ -226,6 +261,7 @@ class TxPool:
         self._by_hash[ptx.hash] = ptx
         self.removed["replaced"] += 1
         self._index_tail(acct)
+        self._notify(self.on_added, (ptx,))
         if acct.is_pending(ptx.nonce):
             self._announce((ptx,))
         return ptx
@@ -437,7 +473,12 @@ class TxPool:
         self._pending_tails = pending
 
     def _announce(self, txs: Iterable[PooledTransaction]) -> None:
-        listeners = self.on_pending
+        self._notify(self.on_pending, txs)
+
+    @staticmethod
+    def _notify(
+        listeners: list[Callable[[PooledTransaction], None]], txs: Iterable[PooledTransaction]
+    ) -> None:
         if not listeners:
             return
         for ptx in txs:
@@ -445,4 +486,4 @@ class TxPool:
                 try:
                     listener(ptx)
                 except Exception:
-                    logger.exception("on_pending listener failed for %s", ptx.hash.hex())
+                    logger.exception("pool listener failed for %s", ptx.hash.hex())

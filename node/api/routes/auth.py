@@ -4,6 +4,10 @@ The role comes from the address's AccountRules role at the head: admin, issuer a
 sign in as admin; enterprise, auditor and customer as themselves. An address AccountRules does
 not know signs in as a customer on a dev chain without permissioning, and is refused on a
 permissioned chain (it could not transact there either).
+
+A client address may hold a few open challenges (`node.api.signin`), and a wrong answer to one
+counts as a failed authentication of its address (`node.api.ratelimit`), which is refused
+further answers once over its allowance.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from node.api import params
-from node.api.auth import request_origin
 from node.api.context import ApiContext, context
-from node.api.errors import Forbidden
+from node.api.errors import Forbidden, Unauthenticated
 from node.api.models import Challenge, ChallengeRequest, Token, TokenRequest
+from node.api.ratelimit import client_of
 from node.api.roles import CHAIN_ROLES, Role
 from node.chain.bank_contracts import Role as ChainRole
 
@@ -27,8 +31,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 async def challenge(
     body: ChallengeRequest, request: Request, ctx: Annotated[ApiContext, Depends(context)]
 ) -> dict:
-    domain, uri = request_origin(request)
-    issued = ctx.signin.challenge(params.address(body.address), domain, uri)
+    issued = ctx.signin.challenge(params.address(body.address), client_of(request))
     return {"message": issued.message, "nonce": issued.nonce, "expires_at": issued.expires_at}
 
 
@@ -44,8 +47,17 @@ def role_of(ctx: ApiContext, address: bytes) -> Role:
 
 
 @router.post("/token", response_model=Token, summary="Exchange a signed challenge for a token")
-async def token(body: TokenRequest, ctx: Annotated[ApiContext, Depends(context)]) -> dict:
-    address = ctx.signin.verify(body.message, body.signature)
+async def token(
+    body: TokenRequest, request: Request, ctx: Annotated[ApiContext, Depends(context)]
+) -> dict:
+    client = client_of(request)
+    ctx.limiter.refuse_if_failing(client)
+    challenge = ctx.signin.take(body.message)
+    try:
+        address = ctx.signin.verify(challenge, body.message, body.signature)
+    except Unauthenticated:
+        ctx.limiter.authentication_failed(client)
+        raise
     role = role_of(ctx, address)
     issued, expires_at = ctx.signin.issue(address, role)
     return {

@@ -8,14 +8,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from client.errors import PaymentRequestError
-from client.payments import PaymentRequest as Eip681Request
 from node.api import params
 from node.api.auth import Caller
 from node.api.bank import FEE_KINDS
 from node.api.context import ApiContext, context
 from node.api.errors import BadRequest
 from node.api.models import FeeQuote, PaymentRequest
+from tally_common.eip681 import PaymentRequest as Eip681Request
+from tally_common.eip681 import PaymentRequestError
 
 router = APIRouter(tags=["payments"])
 

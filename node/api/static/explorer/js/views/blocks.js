@@ -1,6 +1,8 @@
 /**
  * Blocks: the newest-first list (cursor pages) and one block with its transactions, proposer
  * and verification status (commit seals counted against the quorum and re-checked by the node).
+ * Block 0 has neither proposer nor seals: every node builds it from the genesis document, so it
+ * is shown as the genesis, not as a block proposed by the zero address.
  */
 
 import { request } from "../api.js";
@@ -27,13 +29,23 @@ export async function blocksView(route) {
         { title: "Sealed", cell: (b) => time(b.timestamp) },
         { title: "Txs", cell: (b) => String(b.tx_count), numeric: true },
         { title: "Gas used", cell: (b) => b.gas_used.toLocaleString("en"), numeric: true },
-        { title: "Proposer", cell: (b) => addressLink(b.proposer) },
+        { title: "Proposer", cell: (b) => (isGenesis(b) ? genesisMark() : addressLink(b.proposer)) },
       ],
       page.items,
       { testid: "blocks" },
     ),
     pager(pageHref, cursor, page.next_cursor),
   );
+}
+
+/** @param {{number: number}} block */
+function isGenesis(block) {
+  return block.number === 0;
+}
+
+/** What stands for block 0's proposer: the genesis has none. */
+function genesisMark() {
+  return h("span", { class: "muted" }, "genesis");
 }
 
 /** The "verification status" of a block: its seals against the quorum, and the re-check. */
@@ -66,12 +78,22 @@ export async function blockView(route) {
       h("h2", { id: "block-facts" }, "Header"),
       facts([
         ["Hash", mono(block.hash)],
-        ["Parent", h("a", { href: href(`/blocks/${encodeURIComponent(block.parent_hash)}`), class: "mono break" }, block.parent_hash)],
-        ["Sealed", `${time(block.timestamp)} (${block.time})`],
-        ["Proposer", addressLink(block.proposer, { full: true })],
+        [
+          "Parent",
+          isGenesis(block)
+            ? h("span", { class: "muted" }, "none (the first block)")
+            : h("a", { href: href(`/blocks/${encodeURIComponent(block.parent_hash)}`), class: "mono break" }, block.parent_hash),
+        ],
+        [isGenesis(block) ? "Created" : "Sealed", `${time(block.timestamp)} (${block.time})`],
+        ["Proposer", isGenesis(block) ? genesisMark() : addressLink(block.proposer, { full: true })],
         ["Gas used", block.gas_used.toLocaleString("en")],
         ["State root", mono(block.state_root)],
-        ["Verification", sealStatus(block.commit_seals)],
+        [
+          "Verification",
+          isGenesis(block)
+            ? h("span", { class: "badge", "data-testid": "seal-status" }, "Genesis: built by every node from the genesis document, no seals")
+            : sealStatus(block.commit_seals),
+        ],
       ]),
     ),
     h(

@@ -26,7 +26,14 @@ from urllib.parse import parse_qsl
 import segno
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 
-from client.errors import PaymentRequestError
+
+class PaymentRequestError(ValueError):
+    """An EIP-681 payment request that is malformed or unsupported; the message says where.
+
+    A `ValueError` rather than a member of the SDK's error tree, because the node's REST API
+    builds requests too and must not import `client`; `client.errors` re-exports it.
+    """
+
 
 SCHEME = "ethereum:"
 _TARGET = re.compile(

@@ -1,0 +1,61 @@
+"""Security headers on every HTTP response of the public listener: the REST API, its docs, the
+explorer and JSON-RPC. Pure ASGI middleware, outermost, so refusals made before any route
+runs (the browser guard's 403s, the body limit's 413s) carry them too.
+
+- `Content-Security-Policy`: the explorer may load and fetch only from the node and runs no
+  inline script (`default-src 'self'`: its page is plain modules, see
+  `node/api/static/explorer/js/dom.js`); everything else is data, not a page, and may load
+  nothing. A response that sets its own policy keeps it: the docs pages need inline code
+  (`node.api.docs`).
+- `frame-ancestors 'none'` and `X-Frame-Options: DENY` (for browsers before CSP level 2): no
+  page may frame the explorer and trick a click out of a signed-in user.
+- `X-Content-Type-Options: nosniff`: a JSON answer carrying text from a transaction or a label
+  is never sniffed into HTML or script.
+- `Referrer-Policy: no-referrer`: shareable explorer links (`#/tx/0x...`) and API paths with
+  account addresses do not leak to other sites.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+EXPLORER_PATH = "/explorer"
+"""Where the explorer is mounted (`node.api.app`), and so which responses are its page."""
+
+EXPLORER_POLICY = (
+    "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+DATA_POLICY = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+_COMMON = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class SecurityHeaders:
+    """The headers of the module docstring, added to each HTTP response that lacks them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        explorer = path == EXPLORER_PATH or path.startswith(EXPLORER_PATH + "/")
+        policy = EXPLORER_POLICY if explorer else DATA_POLICY
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Content-Security-Policy", policy)
+                for name, value in _COMMON.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
