@@ -58,10 +58,10 @@ AdminPort = Annotated[
     int, typer.Option(min=0, help="Admin JSON-RPC (every method, bearer token); 0: none.")
 ]
 RpcEvmTimeout = Annotated[
-    float, typer.Option(min=0, help="Seconds one eth_call or eth_estimateGas may run.")
+    float, typer.Option(min=0.1, help="Seconds one eth_call or eth_estimateGas may run.")
 ]
-RpcGasCap = Annotated[int, typer.Option(min=1, help="Most gas one eth_call may use.")]
-RpcFilterTimeout = Annotated[float, typer.Option(min=0, help="Seconds a filter lives unpolled.")]
+RpcGasCap = Annotated[int, typer.Option(min=21_000, help="Most gas one eth_call may use.")]
+RpcFilterTimeout = Annotated[float, typer.Option(min=1, help="Seconds a filter lives unpolled.")]
 TxpoolJournal = Annotated[bool, typer.Option(help="Keep pending transactions across restarts.")]
 ApiSwitch = Annotated[bool, typer.Option(help="Serve the REST API (/api/v1, /docs, /explorer/).")]
 ApiRateLimit = Annotated[str, typer.Option(help="REST requests allowed per caller.")]

@@ -62,9 +62,7 @@ class ApiContext:
 
     def head(self) -> tuple[BlockHeaderAPI, bytes]:
         """The head header and its hash, read consistently while blocks commit alongside."""
-        head_hash = self.chain.head_hash
-        header = self.chain.header_by_hash(head_hash)
-        return (header if header is not None else self.chain.head), head_hash
+        return self.chain.committed_head()
 
 
 def context(request: Request) -> ApiContext:

@@ -132,6 +132,22 @@ class Chain:
             raise KeyError(block_hash)
         return VoteTally.decode(data)
 
+    def committed_head(self) -> tuple[BlockHeaderAPI, bytes]:
+        """The head (header, hash) readers must see as "latest": the one stored by the last
+        committed batch.
+
+        `commit` runs in a worker thread and moves `head` only after its batch is written, so a
+        reader on the event loop could find a new block's receipt and still be handed the
+        previous head as "latest" (a client that read its receipt, then called a contract,
+        saw state from before its own transaction). The stored head pointer is written in that
+        same batch, so it never lags what a reader can find.
+        """
+        stored = self.store.head_hash()
+        header = None if stored is None else self.header_by_hash(stored)
+        if stored is None or header is None:  # only before genesis is written
+            return self.head, self.head_hash
+        return header, stored
+
     def state_at(self, header: BlockHeaderAPI) -> AccountDB:
         """Read-only account state after `header` (writes to it are never persisted).
 

@@ -60,7 +60,7 @@ class BlockResolver:
             return self.chain.header_by_number(which)
         if which == "earliest":
             return self.chain.header_by_number(0)
-        return self.chain.head
+        return self.chain.committed_head()[0]
 
 
 class EthApi:
@@ -108,7 +108,7 @@ class EthApi:
 
     @rpc_method("eth_blockNumber")
     def block_number(self) -> str:
-        return views.hexq(self.chain.head.block_number)
+        return views.hexq(self.chain.committed_head()[0].block_number)
 
     @rpc_method("eth_accounts")
     def accounts(self) -> list[str]:

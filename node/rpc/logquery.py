@@ -338,7 +338,7 @@ class LogSearch:
     def resolve(self, ref: BlockRef) -> int:
         if isinstance(ref, int):
             return ref
-        return 0 if ref == "earliest" else self.chain.head.block_number
+        return 0 if ref == "earliest" else self.chain.committed_head()[0].block_number
 
     def run(self, log_filter: LogFilter) -> list[dict[str, Any]]:
         if log_filter.block_hash is not None:
@@ -358,7 +358,7 @@ class LogSearch:
             raise InvalidParams("invalid block range params")
         if self.max_range and last - first + 1 > self.max_range:
             raise LimitExceeded(f"query exceeds max block range {self.max_range}")
-        last = min(last, self.chain.head.block_number)
+        last = min(last, self.chain.committed_head()[0].block_number)
         found, _ = self._scan(log_filter.criteria, first, last, partial=False)
         return found
 
