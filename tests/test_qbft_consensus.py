@@ -48,11 +48,14 @@ from node.consensus.qbft.state_machine import (
     Log,
     MessageReceived,
     NewChainHead,
+    PeerConnected,
+    PeerDisconnected,
     QbftConfig,
     QbftStateMachine,
     Regossip,
     RequestSync,
     RoundTimerExpired,
+    SendTo,
     StartTimer,
     with_round,
 )
@@ -240,6 +243,10 @@ class Network:
                     self.feed(node, RoundTimerExpired(height, round_number, self.now))
             elif kind == "sync":
                 self.sync(node)
+            elif kind == "connect":
+                self.feed(node, PeerConnected(payload, self.now))  # type: ignore[arg-type]
+            elif kind == "disconnect":
+                self.feed(node, PeerDisconnected(payload, self.now))  # type: ignore[arg-type]
         self.now = max(self.now, until)
 
     def run_until_height(self, height: int, limit: float, nodes: list[SimNode] | None = None):
@@ -259,6 +266,10 @@ class Network:
             if node.honest or not self.intercept(node, action):
                 wire = decode_message(action.code, action.data)
                 self.multicast(node.index, wire, exclude=())
+        elif isinstance(action, SendTo):
+            node.sent.append(action.message)
+            wire = decode_message(action.code, action.data)
+            self.send(node.index, self.node_of(action.peer).index, wire)
         elif isinstance(action, Regossip):
             if self.gossip:
                 author = self.node_of(action.message.author).index

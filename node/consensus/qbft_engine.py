@@ -51,11 +51,14 @@ from node.consensus.qbft.state_machine import (
     Log,
     MessageReceived,
     NewChainHead,
+    PeerConnected,
+    PeerDisconnected,
     QbftConfig,
     QbftStateMachine,
     Regossip,
     RequestSync,
     RoundTimerExpired,
+    SendTo,
     StartTimer,
 )
 from node.consensus.scheduling import deferring_validators, low_priority_executor
@@ -63,6 +66,7 @@ from node.consensus.voting import VoteProposals
 from node.metrics import NodeMetrics
 from node.p2p.host import P2PHost
 from node.p2p.messages import MessageKind
+from node.p2p.peer import Peer
 from node.sync import BlockSync
 from node.txpool.pool import TxPool
 from node.txpool.transaction import PooledTransaction
@@ -261,7 +265,13 @@ class QbftEngine:
         # Round timeouts are capped (no hour-long rounds after an outage), so a validator that
         # restarts at round 0 would never catch up with peers climbing rounds at the same pace;
         # the f+1 early round change (as in the QBFT spec) pulls it forward.
-        config = config or QbftConfig.from_genesis(chain.genesis, early_round_change=True)
+        # A round whose proposer has no link to us (while a quorum does) lasts half the
+        # request timeout instead of waiting out a dead proposer's whole round.
+        config = config or QbftConfig.from_genesis(
+            chain.genesis,
+            early_round_change=True,
+            absent_proposer_timeout_seconds=chain.genesis.request_timeout_seconds / 2,
+        )
         budget = BuildBudget(
             config.block_period_seconds, config.round_timeout(0), BUILD_BUDGET_SHARE
         )
@@ -276,6 +286,9 @@ class QbftEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_round = -1
         self._deferred = low_priority_executor()
+        self._running = False
+        p2p.on_peer_connected(self._on_peer_connected)
+        p2p.on_peer_disconnected(self._on_peer_disconnected)
 
     def transactions_pending(self) -> None:
         """Nothing to do: the proposer takes what the pool holds when its block timer fires."""
@@ -316,12 +329,24 @@ class QbftEngine:
     def _on_block(self, block: CommittedBlock) -> None:
         self._queue.put_nowait(NewChainHead(block.header, self.clock()))
 
+    def _on_peer_connected(self, peer: Peer) -> None:
+        """A (re)connected peer may have missed our round's messages: the machine re-sends."""
+        if self._running:
+            self._queue.put_nowait(PeerConnected(peer.address, self.clock()))
+
+    def _on_peer_disconnected(self, peer: Peer) -> None:
+        if self._running:
+            self._queue.put_nowait(PeerDisconnected(peer.address, self.clock()))
+
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         unsubscribe = self.p2p.subscribe(MessageKind.CONSENSUS, self._on_consensus_message)
         stop_diffs = self.p2p.subscribe(MessageKind.STATE_DIFF, self._on_state_diff)
         stop_listening = self.events.on_block(self._on_block)
         self._queue.put_nowait(NewChainHead(self.chain.head, self.clock()))
+        self._running = True
+        for info in self.p2p.peers():  # links made before we listened
+            self._queue.put_nowait(PeerConnected(info.address, self.clock()))
         try:
             while True:
                 event = await self._queue.get()
@@ -331,6 +356,7 @@ class QbftEngine:
                     for action in actions:
                         await self._perform(action)
         finally:
+            self._running = False
             unsubscribe()
             stop_diffs()
             stop_listening()
@@ -363,6 +389,8 @@ class QbftEngine:
         if isinstance(action, Broadcast):
             self._send_state_diff(action.message)
             self.p2p.gossip(MessageKind.CONSENSUS, bytes([action.code]) + action.data)
+        elif isinstance(action, SendTo):
+            self.p2p.send(action.peer, MessageKind.CONSENSUS, bytes([action.code]) + action.data)
         elif isinstance(action, Regossip):
             pass  # the p2p host already relays every new CONSENSUS message it accepted
         elif isinstance(action, StartTimer):

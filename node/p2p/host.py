@@ -47,7 +47,10 @@ class Backoff:
 
     initial: float = 0.5
     factor: float = 2.0
-    cap: float = 30.0
+    cap: float = 4.0
+    """Low because a permissioned network has few static peers, each expected back: with 30 s
+    a healed partition waited up to 30 s for its links (issue 12 point 7); a redial every
+    4 s of a node that is down costs one refused TCP connection."""
     jitter: float = 0.5
     max_attempts: int | None = None
 
@@ -71,6 +74,10 @@ class P2PConfig:
     write_timeout: float = 20.0
     max_peers: int = 64
     max_pending_handshakes: int = 32
+    max_pending_handshakes_per_ip: int = 4
+    """A new inbound connection beyond either limit evicts the oldest pending handshake (of
+    its own IP first), so half-open sockets can delay but never lock out a peer whose
+    handshake completes in a round trip (a flood kept a restarting validator at 0 peers)."""
     seen_cache_size: int = DEFAULT_SEEN_CACHE_SIZE
     stable_after: float = 10.0
     """A link that lived this long resets the reconnection backoff."""
@@ -126,7 +133,8 @@ class P2PHost:
         self._seen = SeenCache(self.config.seen_cache_size)
         self._static: list[StaticPeer] = []
         self._server: asyncio.Server | None = None
-        self._handshakes: set[asyncio.Task[object]] = set()
+        self._handshakes: dict[asyncio.Task[object], tuple[str, asyncio.StreamWriter]] = {}
+        """Pending inbound handshakes, oldest first, with their remote IP and socket."""
         self._closing_peers: set[Peer] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._connected_listeners: list[PeerListener] = []
@@ -362,11 +370,14 @@ class P2PHost:
     async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Handshake an incoming connection; bounded so unauthenticated sockets cannot pile up."""
         task = asyncio.current_task()
-        if self._stopping or len(self._handshakes) >= self.config.max_pending_handshakes:
+        if self._stopping:
             writer.close()
             return
         assert task is not None
-        self._handshakes.add(task)
+        peername = writer.get_extra_info("peername")
+        ip = str(peername[0]) if isinstance(peername, tuple) and peername else "?"
+        self._make_room_for_handshake(ip)
+        self._handshakes[task] = (ip, writer)
         try:
             session = await handshake.respond(
                 reader,
@@ -384,8 +395,22 @@ class P2PHost:
             writer.close()
             raise
         finally:
-            self._handshakes.discard(task)
+            self._handshakes.pop(task, None)
         self._register(self._make_peer(session, reader, writer, Direction.INBOUND))
+
+    def _make_room_for_handshake(self, ip: str) -> None:
+        """Close the oldest pending handshake from `ip` if it has its share of the slots, else
+        the oldest of all if every slot is taken (its read then fails as a closed connection)."""
+        same_ip = [task for task, (other, _) in self._handshakes.items() if other == ip]
+        victim: asyncio.Task[object] | None = None
+        if len(same_ip) >= max(1, self.config.max_pending_handshakes_per_ip):
+            victim = same_ip[0]
+        elif len(self._handshakes) >= max(1, self.config.max_pending_handshakes):
+            victim = next(iter(self._handshakes))
+        if victim is not None:
+            _, writer = self._handshakes.pop(victim)
+            writer.close()
+            logger.debug("p2p: evicted a pending handshake from %s", ip)
 
     def _make_peer(
         self,

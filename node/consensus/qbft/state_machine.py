@@ -21,6 +21,11 @@ Engine contract:
   was already checked through `BlockPort.validate_block`), then feed `NewChainHead`.
 - `RequestSync(height)` says validators are deciding a height above ours: sync blocks from
   peers (Besu's `FutureMessageSynchronizerHandler`).
+- Feed `PeerConnected(address, now)` whenever a link to a peer is (re)established and
+  `PeerDisconnected(address, now)` when it ends; the machine answers a connection with
+  `SendTo(address, message)` for the messages that peer must have missed (see
+  `_on_peer_connected`), and uses the set of linked peers to cut short rounds whose proposer
+  is absent (`QbftConfig.absent_proposer_timeout_seconds`).
 - `Log(level, text)` is diagnostics only.
 
 Block timestamps: a proposer stamps a new block `max(parent.timestamp + period, floor(now))`,
@@ -40,6 +45,21 @@ Where this departs from Besu, and why:
   `max_future_rounds` ahead are ignored.
 - Prepares inside a proposal's justification are deduplicated by author, as Besu does for
   round changes since besu#2449.
+- When a peer (re)connects, this node re-sends it its own messages of the current round (its
+  ROUND-CHANGE for that round, sending one if it entered the round without, and its proposal,
+  prepare and commit). Besu sends a message once and relies on the next timer expiry for
+  peers that missed it; with capped 30 s rounds that left a healed partition or restarted
+  quorum idle for up to a whole round (issue 12 point 7: 26 s after a 2-2 split healed).
+  Re-sent round changes let peers at different rounds meet at once: the f+1 early round
+  change pulls the lower ones up, and a quorum for the common round elects its proposer.
+- With `absent_proposer_timeout_seconds` set, a round whose proposer has no link to this node
+  (while a quorum does) times out after that many seconds instead of the full round timeout:
+  Besu waits out every round of a dead proposer (3-4 s per turn here, up to the 30 s cap after
+  an outage). Timeouts are then no longer the same on every node; QBFT's safety never
+  depended on them, and liveness only needs the honest nodes that see the proposer to wait.
+- A node that reaches a commit quorum before it is prepared (commits overtook prepares; its
+  own commit counts) multicasts its COMMIT before importing, as Besu does not: otherwise peers
+  one commit short wait for block sync (seen as a 3 s stall behind a dead proposer).
 """
 
 from __future__ import annotations
@@ -119,7 +139,30 @@ class MessageReceived:
     now: float
 
 
-Event = NewChainHead | BlockTimerExpired | RoundTimerExpired | MessageReceived
+@dataclass(frozen=True, slots=True)
+class PeerConnected:
+    """A link to the node `address` was (re)established: it may have missed our messages."""
+
+    address: bytes
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDisconnected:
+    """The link to the node `address` is gone."""
+
+    address: bytes
+    now: float
+
+
+Event = (
+    NewChainHead
+    | BlockTimerExpired
+    | RoundTimerExpired
+    | MessageReceived
+    | PeerConnected
+    | PeerDisconnected
+)
 
 # ---------------------------------------------------------------------------------------------
 # Actions
@@ -144,6 +187,22 @@ class Broadcast:
 class Regossip:
     """Forward a received `message` to the validators other than its sender and author."""
 
+    message: QbftMessage
+
+    @property
+    def code(self) -> int:
+        return self.message.code
+
+    @property
+    def data(self) -> bytes:
+        return self.message.data
+
+
+@dataclass(frozen=True, slots=True)
+class SendTo:
+    """Send this node's own `message` to the one validator `peer` (a re-send on reconnection)."""
+
+    peer: bytes
     message: QbftMessage
 
     @property
@@ -192,7 +251,7 @@ class Log:
     text: str
 
 
-Action = Broadcast | Regossip | StartTimer | CommitBlock | RequestSync | Log
+Action = Broadcast | SendTo | Regossip | StartTimer | CommitBlock | RequestSync | Log
 
 # ---------------------------------------------------------------------------------------------
 # Ports and configuration
@@ -227,6 +286,9 @@ class QbftConfig:
     request_timeout_seconds: float = 2.0
     max_round_timeout_seconds: float | None = DEFAULT_MAX_ROUND_TIMEOUT_SECONDS
     early_round_change: bool = False
+    absent_proposer_timeout_seconds: float | None = None
+    """If set, a round whose proposer has no link to this node while a quorum of validators
+    (this node included) does, lasts at most this long (see `_round_timeout`)."""
     future_height_limit: int = 10
     future_message_limit: int = 1000
     max_future_rounds: int = 1000
@@ -295,6 +357,8 @@ class _Height:
     latest_prepared: PreparedCertificate | None = None
     block_validity: dict[bytes, bool] = field(default_factory=dict)
     committed: bool = False
+    sent: dict[tuple[int, int], QbftMessage] = field(default_factory=dict)
+    """This node's own messages at this height by (round, message code), for re-sending."""
 
     @property
     def current_round(self) -> int:
@@ -331,6 +395,7 @@ class QbftStateMachine:
         self._future_count = 0
         self._sync_requested = 0
         self._out: list[Action] = []
+        self._connected: set[bytes] = set()
 
     # -- introspection (tests, metrics) --------------------------------------------------------
 
@@ -359,6 +424,17 @@ class QbftStateMachine:
             self._on_block_timer(event.height, event.now)
         elif isinstance(event, RoundTimerExpired):
             self._on_round_timer(event.height, event.round, event.now)
+        elif isinstance(event, PeerConnected):
+            was_short = self._short_round()
+            self._connected.add(event.address)
+            self._on_peer_connected(event.address, event.now)
+            if not was_short:
+                self._cut_short_if_proposer_absent()
+        elif isinstance(event, PeerDisconnected):
+            was_short = self._short_round()
+            self._connected.discard(event.address)
+            if not was_short:
+                self._cut_short_if_proposer_absent()
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unknown event {event!r}")
         out, self._out = self._out, []
@@ -388,6 +464,8 @@ class QbftStateMachine:
 
     def _send(self, message: QbftMessage) -> None:
         self._remember(message.key)
+        if self._height is not None and message.height == self._height.number:
+            self._height.sent[(message.round, message.code)] = message
         self._out.append(Broadcast(message))
 
     # -- chain head and timers -----------------------------------------------------------------
@@ -436,19 +514,106 @@ class QbftStateMachine:
         self._start_round(round_number + 1)
         self._send_round_change(round_number + 1, now)
 
+    def _on_peer_connected(self, peer: bytes, now: float) -> None:
+        """Re-send our messages of the current round to a peer that may have missed them.
+
+        Without this, validators that lost each other (a partition, a restart) only hear from
+        each other at their next round-timer expiry, up to the timeout cap later. With it, a
+        peer behind us receives our ROUND-CHANGE and, once f+1 such arrive, moves up (early
+        round change); a peer in our round completes its round-change quorum at once. A node
+        in round r > 0 that has not sent a ROUND-CHANGE for r (it entered r on a quorum or a
+        proposal) sends one now: it says no more than that this node is in round r (unless
+        it prepared in r: its lock would then be as recent as the round change's target).
+        """
+        height = self._height
+        if (
+            height is None
+            or not height.is_validator
+            or height.committed
+            or peer == self.address
+            or peer not in height.validators
+            or height.round is None
+        ):
+            return
+        current = height.round
+        latest = height.latest_prepared
+        if (
+            current > 0
+            and (current, RoundChange.code) not in height.sent
+            and (latest is None or latest.round < current)  # else it could not justify it
+        ):
+            self._send_round_change(current, now)  # broadcast: every peer may lack it
+        broadcast = {action.message.key for action in self._out if isinstance(action, Broadcast)}
+        for (round_number, _), message in sorted(height.sent.items(), key=lambda item: item[0]):
+            if round_number >= current and message.key not in broadcast:
+                self._out.append(SendTo(peer, message))
+
+    def _proposer_absent(self, round_number: int) -> bool:
+        """Whether `round_number`'s proposer is another node with no link to us while a
+        quorum of validators (us included) is linked: its proposal cannot come directly."""
+        height = self._height
+        assert height is not None
+        if self.config.absent_proposer_timeout_seconds is None:
+            return False
+        proposer_address = height.proposer(round_number)
+        if proposer_address == self.address or proposer_address in self._connected:
+            return False
+        linked = sum(1 for v in height.validators if v in self._connected and v != self.address)
+        return linked + 1 >= height.quorum
+
+    def _round_timeout(self, round_number: int) -> float:
+        """The round's timeout, cut short when its proposer is absent.
+
+        Waiting out a full round (up to the 30 s cap) for a proposer that is down is what made
+        every turn of a dead proposer stall the chain (issue 12 point 7). Only the length of
+        the wait changes, never what is decided, so safety is untouched; and since one node's
+        early round change moves nobody (f+1 or a quorum must agree), a node that alone lost
+        its link to a live proposer does not derail the round. The quorum condition keeps an
+        isolated node from racing through rounds that nobody else would ever reach.
+        """
+        timeout = self.config.round_timeout(round_number)
+        short = self.config.absent_proposer_timeout_seconds
+        if short is not None and self._proposer_absent(round_number):
+            return min(timeout, short)
+        return timeout
+
+    def _short_round(self) -> bool:
+        """Whether the current round, still without a proposal, is one of an absent proposer."""
+        height = self._height
+        if (
+            height is None
+            or not height.is_validator
+            or height.committed
+            or height.round is None
+            or self.config.absent_proposer_timeout_seconds is None
+        ):
+            return False
+        state = height.rounds.get(height.round)
+        if state is not None and state.proposal is not None:
+            return False
+        return self._proposer_absent(height.round)
+
+    def _cut_short_if_proposer_absent(self) -> None:
+        """A link change made the current round's proposer absent (it left, or a quorum came
+        back without it, as after a restart): stop waiting out the full round."""
+        height = self._height
+        if height is not None and height.round is not None and self._short_round():
+            timeout = self._round_timeout(height.round)
+            self._out.append(StartTimer("round", height.number, height.round, timeout))
+
     def _start_round(self, round_number: int) -> None:
         height = self._height
         assert height is not None
         height.round = round_number
         self._out.append(
-            StartTimer(
-                "round", height.number, round_number, self.config.round_timeout(round_number)
-            )
+            StartTimer("round", height.number, round_number, self._round_timeout(round_number))
         )
         for old in [r for r in height.rounds if r < round_number]:
             del height.rounds[old]
         for old in [r for r in height.round_changes if r < round_number]:
             del height.round_changes[old]
+        for key in [key for key in height.sent if key[0] < round_number]:
+            del height.sent[key]
         height.rounds.setdefault(round_number, _RoundState(round_number))
 
     # -- dispatch ------------------------------------------------------------------------------
@@ -758,6 +923,12 @@ class QbftStateMachine:
         if state.committed or len(state.commits) < height.quorum:
             return
         state.committed = height.committed = True
+        if (state.round, Commit.code) not in height.sent and state.own_commit is not None:
+            # Our own commit counts toward the quorum before we are prepared, so commits that
+            # overtook prepares can decide the block here while our COMMIT was never sent;
+            # peers one commit short would then wait for sync. A block a quorum committed is
+            # decided, so sealing it too is safe.
+            self._send(state.own_commit)
         seals = tuple(commit.seal for commit in state.commits.values())
         block = state.proposal.block
         extra = QbftExtraData.decode(block.header.extra_data)
