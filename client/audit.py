@@ -233,7 +233,7 @@ def receipt_from_json(receipt: Mapping[str, Any]) -> ReceiptAPI:
 
 
 def _trie_root(items: Sequence[SignedTransactionAPI] | Sequence[ReceiptAPI]) -> bytes:
-    return bytes(make_trie_root_and_nodes(items)[0])  # type: ignore[arg-type]
+    return bytes(make_trie_root_and_nodes(items)[0])
 
 
 # --- per-block checks -------------------------------------------------------------------------

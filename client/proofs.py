@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import rlp  # type: ignore[import-untyped]
+import rlp
 from eth.abc import BlockHeaderAPI
 from eth_hash.auto import keccak
 from eth_utils import to_bytes, to_canonical_address, to_int
-from rlp.sedes import big_endian_int, binary  # type: ignore[import-untyped]
+from rlp.sedes import big_endian_int, binary
 from trie import HexaryTrie
 from trie.exceptions import BadTrieProof
 
@@ -34,7 +34,7 @@ BLANK_ROOT = bytes.fromhex("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc00162
 EMPTY_CODE_HASH = keccak(b"")
 
 
-class _Account(rlp.Serializable):  # type: ignore[misc]
+class _Account(rlp.Serializable):
     """An account as the state trie stores it (the yellow paper's order)."""
 
     fields = (

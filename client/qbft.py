@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import rlp  # type: ignore[import-untyped]
+import rlp
 from eth.abc import BlockHeaderAPI
 from eth.vm.forks.prague.blocks import PragueBlockHeader
 from eth_keys import keys
@@ -142,7 +142,7 @@ def header_from_json(block: Mapping[str, Any]) -> BlockHeaderAPI:
 
 def header_from_rlp(raw: bytes) -> BlockHeaderAPI:
     try:
-        return rlp.decode(raw, sedes=PragueBlockHeader)  # type: ignore[no-any-return]
+        return rlp.decode(raw, sedes=PragueBlockHeader)
     except (rlp.DecodingError, rlp.DeserializationError) as exc:
         raise MalformedHeader(f"not an RLP Prague header: {exc}") from exc
 

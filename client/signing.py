@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import rlp  # type: ignore[import-untyped]
+import rlp
 from eth_account.messages import SignableMessage, encode_defunct, encode_typed_data
 from eth_account.typed_transactions import TypedTransaction
 from eth_keys.datatypes import Signature
