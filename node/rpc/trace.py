@@ -137,13 +137,13 @@ class TraceApi:
         last = self._number(spec.get("toBlock"), head)
         if first > last:
             raise InvalidParams("fromBlock is after toBlock")
-        if last > head:
-            raise InvalidParams(f"toBlock {last} is past the head ({head})")
         if last - first + 1 > self.max_range:
             raise LimitExceeded(
                 f"trace_filter spans {last - first + 1} blocks, more than the "
                 f"{self.max_range} allowed (--max-log-range)"
             )
+        if last > head:
+            raise InvalidParams(f"toBlock {last} is past the head ({head})")
         senders = _addresses(spec.get("fromAddress"), "fromAddress")
         recipients = _addresses(spec.get("toAddress"), "toAddress")
         after = p.quantity(spec["after"], "after") if spec.get("after") is not None else 0
