@@ -151,6 +151,8 @@ class TraceApi:
 
         def work(limits: CallLimits) -> list[Any]:
             matched: list[Any] = []
+            if count == 0:
+                return matched
             skipped = 0
             for number in range(max(first, 1), last + 1):
                 header = self.chain.header_by_number(number)

@@ -16,6 +16,7 @@ from node.chain.tracing.call_tracer import CallTracer
 from node.chain.tracing.four_byte import FourByteTracer
 from node.chain.tracing.hooks import Tracer
 from node.chain.tracing.prestate import PrestateTracer
+from node.chain.tracing.replay import replay_block
 from node.chain.tracing.struct_logger import StructLogger, TraceTooLarge
 from node.rpc import params as p
 from node.rpc.callpool import CallPool
@@ -152,3 +153,43 @@ def block_for(chain: Chain, which: str | int | bytes) -> BlockHeaderAPI | None:
     if which == "earliest":
         return chain.header_by_number(0)
     return chain.committed_head()[0]
+
+
+async def call_tree(
+    chain: Chain, call_pool: CallPool, header: BlockHeaderAPI, index: int
+) -> dict[str, Any]:
+    """The callTracer tree of transaction `index` of `header`'s block (the REST API's view)."""
+
+    def work(limits: CallLimits) -> Any:
+        traced = replay_block(
+            chain,
+            header,
+            limits.deadline,
+            lambda position, _: CallTracer() if position == index else None,
+            last=index,
+        )
+        return traced[0].tracer.result()
+
+    result: dict[str, Any] = await on_pool(call_pool, work, DEFAULT_TRACE_TIMEOUT)
+    return result
+
+
+def flatten_calls(frame: dict[str, Any], depth: int = 0) -> list[dict[str, Any]]:
+    """A callTracer tree as rows, depth first, with integers where JSON-RPC has hex."""
+    row = {
+        "depth": depth,
+        "type": frame["type"],
+        "from": frame["from"],
+        "to": frame.get("to"),
+        "value": str(int(frame.get("value", "0x0"), 16)),
+        "gas": int(frame["gas"], 16),
+        "gas_used": int(frame["gasUsed"], 16),
+        "input": frame["input"],
+        "output": frame.get("output"),
+        "error": frame.get("error"),
+        "revert_reason": frame.get("revertReason"),
+    }
+    rows = [row]
+    for call in frame.get("calls", []):
+        rows.extend(flatten_calls(call, depth + 1))
+    return rows
