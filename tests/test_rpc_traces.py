@@ -419,7 +419,7 @@ def test_rpc_modules_lists_debug_and_trace(chains: dict) -> None:
 
 
 def test_block_one_traces_on_a_chain_thousands_of_blocks_long(tmp_path: Path) -> None:
-    """Every state is kept: block 1 replays on its parent after 3,000 later blocks."""
+    """Every state is kept: block 1 replays on its parent after 2,000 later blocks."""
     from node.chain.chain import Chain
     from node.chain.genesis import dev_accounts, dev_genesis
     from node.chain.interpreter import Deadline
