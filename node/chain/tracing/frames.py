@@ -12,8 +12,6 @@ from node.chain.tracing.hooks import Frame, FrameRecord, Outcome, Tracer, TxInfo
 class FrameCollector(Tracer):
     """Builds the `FrameRecord` tree: frames, SELFDESTRUCT pseudo-frames and logs in order."""
 
-    wants_steps = True
-
     def __init__(self) -> None:
         self.root: FrameRecord | None = None
         self.tx: TxInfo | None = None

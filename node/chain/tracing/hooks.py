@@ -105,9 +105,6 @@ class Outcome:
 class Tracer:
     """Hooks a tracer may override; all do nothing here."""
 
-    wants_steps = False
-    """False: `step`/`stepped` are not called (frames only, faster)."""
-
     def start(self, tx: TxInfo, state: StateAPI) -> None:
         """Before the transaction touches anything: `state` is the state it starts from."""
 
@@ -198,11 +195,8 @@ class TracingComputation(BoundedComputation):
 
     @classmethod
     def _interpret(cls, computation: TallyComputation) -> None:
-        session = session_of(computation.state)
-        if not session.tracer.wants_steps:
-            _track_ops(computation, session)
-        elif computation.code._raw_code_bytes:  # geth logs no step for a frame without code
-            _traced_run(computation, session)
+        if computation.code._raw_code_bytes:  # geth logs no step for a frame without code
+            _traced_run(computation, session_of(computation.state))
 
 
 def _framed(
@@ -223,25 +217,6 @@ def _framed(
 def _opcode_function(computation: ComputationAPI, opcode: int) -> Any:
     function = computation.opcodes.get(opcode)
     return InvalidOpcode(opcode) if function is None else function
-
-
-def _track_ops(computation: TallyComputation, session: Session) -> None:
-    """The frame's code, noting only the current opcode (for the kind of a child frame)."""
-    code = computation.code
-    raw = code._raw_code_bytes
-    deadline = session.deadline
-    while True:
-        pc = code.program_counter
-        opcode = raw[pc] if pc < len(raw) else STOP
-        session.op = opcode
-        session.count += 1
-        if opcode in (JUMP, JUMPI) or not session.count % _DEADLINE_EVERY:
-            deadline.check()
-        code.program_counter = pc + 1
-        try:
-            _opcode_function(computation, opcode)(computation=computation)
-        except Halt:
-            return
 
 
 def _traced_run(computation: TallyComputation, session: Session) -> None:

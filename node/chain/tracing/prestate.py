@@ -70,8 +70,6 @@ def _account_json(account: _Account) -> dict[str, Any]:
 
 
 class PrestateTracer(Tracer):
-    wants_steps = True
-
     def __init__(self, *, diff_mode: bool = False) -> None:
         self.diff_mode = diff_mode
         self.pre: dict[bytes, _Account] = {}
@@ -131,9 +129,11 @@ class PrestateTracer(Tracer):
                 del self.pre[address]
 
     def _diff(self, state: StateAPI) -> None:
+        """geth's `processDiffState`: `post` gets what changed (storage slots that end zero
+        are left out of it), `pre` keeps only accounts and slots that changed."""
         for address, before in list(self.pre.items()):
             if address in self.destructed and not state.account_exists(Address(address)):
-                continue
+                continue  # destroyed: in `pre` only
             after = _read(state, address)
             changed: dict[str, Any] = {}
             if after.balance != before.balance:
@@ -142,20 +142,19 @@ class PrestateTracer(Tracer):
                 changed["nonce"] = after.nonce
             if after.code != before.code:
                 changed["code"] = "0x" + after.code.hex()
-            storage = {}
+            storage: dict[str, str] = {}
+            slots_changed = False
             for slot, value in list(before.storage.items()):
                 new = state.get_storage(Address(address), slot)
-                if new == value:
+                if new == value or not value:
                     del before.storage[slot]
-                    continue
-                if not value:
-                    del before.storage[slot]
-                if new:
-                    storage[_word(slot)] = _word(new)
-                changed.setdefault("storage", storage)
-            if changed:
-                if not changed.get("storage", True):
-                    del changed["storage"]
+                if new != value:
+                    slots_changed = True
+                    if new:
+                        storage[_word(slot)] = _word(new)
+            if storage:
+                changed["storage"] = storage
+            if changed or slots_changed:
                 self.post[address] = changed
             else:
                 del self.pre[address]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from eth._utils.address import generate_contract_address
 from eth.abc import BlockHeaderAPI, ChainDatabaseAPI, SignedTransactionAPI, StateAPI
 from eth.consensus.context import ConsensusContext
 from eth.vm.chain_context import ChainContext
@@ -45,8 +46,6 @@ class TracedTransaction:
 
 def tx_info(tx: SignedTransactionAPI, base_fee: int, coinbase: bytes) -> TxInfo:
     """What tracers learn of `tx` before it runs (the created address for a creation)."""
-    from eth._utils.address import generate_contract_address
-
     is_create = not tx.to
     to = generate_contract_address(tx.sender, tx.nonce) if is_create else tx.to
     return TxInfo(

@@ -55,8 +55,6 @@ def opcode_name(opcode: int) -> str:
 
 
 class StructLogger(Tracer):
-    wants_steps = True
-
     def __init__(
         self,
         *,
