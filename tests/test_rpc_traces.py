@@ -259,6 +259,20 @@ def test_parity_traces_match_anvil(chains: dict, name: str) -> None:
     ] == _hash(receipts[name])
 
 
+@pytest.mark.parametrize("name", ["deploy", "exercise", "failing"])
+def test_replay_state_diff_matches_anvil(chains: dict, name: str) -> None:
+    answers = []
+    for side in ("tally", "anvil"):
+        w3, receipts = chains[side]
+        number = hex(receipts[name].blockNumber)
+        replay = _trace(w3, "trace_replayBlockTransactions", [number, ["trace", "stateDiff"]])
+        assert replay[0]["transactionHash"] == _hash(receipts[name])
+        answers.append(replay[0])
+    ours, theirs = answers
+    assert ours["output"] == theirs["output"]
+    assert ours["stateDiff"] == theirs["stateDiff"]
+
+
 def test_debug_trace_block_and_call(chains: dict) -> None:
     w3, receipts = chains["tally"]
     number = receipts["exercise"].blockNumber

@@ -220,7 +220,8 @@ class CallExecutor:
         traced.computation_class = TracingComputation
         info = TxInfo(
             sender=request.sender,
-            to=request.to or generate_contract_address(
+            to=request.to
+            or generate_contract_address(
                 Address(request.sender), state.get_nonce(Address(request.sender))
             ),
             is_create=not request.to,

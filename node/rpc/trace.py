@@ -1,6 +1,6 @@
 """Parity/OpenEthereum-style `trace_*` methods (the shape Besu and Erigon serve, which
 Blockscout and The Graph read): `trace_block`, `trace_transaction`, `trace_filter` and
-`trace_replayBlockTransactions` with the "trace" type.
+`trace_replayBlockTransactions` with the "trace" and "stateDiff" types.
 
 Each replays blocks on the call pool under the node's call timeout; `trace_filter` spans at
 most `max_range` blocks (`--max-log-range`), -32005 beyond, and skips blocks without
@@ -15,8 +15,10 @@ from eth.abc import BlockHeaderAPI
 
 from node.chain.calls import CallLimits
 from node.chain.chain import Chain
+from node.chain.tracing.hooks import Fanout
 from node.chain.tracing.parity import ParityTracer, located
 from node.chain.tracing.replay import TracedTransaction, replay_block
+from node.chain.tracing.state_diff import StateDiffTracer
 from node.consensus.hashing import onchain_hash
 from node.rpc import params as p
 from node.rpc.callpool import CallPool
@@ -104,27 +106,35 @@ class TraceApi:
         unknown = sorted(set(types) - set(_REPLAY_TYPES))
         if unknown:
             raise InvalidParams(f"unknown trace type {', '.join(unknown)}")
-        unsupported = sorted(set(types) - {"trace"})
-        if unsupported:
+        if "vmTrace" in types:
             raise InvalidParams(
-                f"trace type {', '.join(unsupported)} is not supported (Tally serves "
-                '"trace"; use debug_traceTransaction with prestateTracer for state diffs)'
+                'trace type vmTrace is not supported (Tally serves "trace" and "stateDiff"; '
+                "debug_traceTransaction's struct logs have every step)"
             )
         header = block_for(self.chain, p.block_tag(block))
         if header is None:
             return None
 
         def work(limits: CallLimits) -> list[Any]:
-            return [
-                {
-                    "output": "0x" + _parity(item).output().hex(),
-                    "stateDiff": None,
-                    "trace": _parity(item).result() if "trace" in types else [],
-                    "transactionHash": "0x" + item.tx_hash.hex(),
-                    "vmTrace": None,
-                }
-                for item in self._replay(header, limits)
-            ]
+            traced = replay_block(
+                self.chain,
+                header,
+                limits.deadline,
+                lambda _i, _h: Fanout(ParityTracer(), StateDiffTracer()),
+            )
+            out = []
+            for item in traced:
+                calls, diff = cast(Fanout, item.tracer).tracers
+                out.append(
+                    {
+                        "output": "0x" + cast(ParityTracer, calls).output().hex(),
+                        "stateDiff": diff.result() if "stateDiff" in types else None,
+                        "trace": calls.result() if "trace" in types else [],
+                        "transactionHash": "0x" + item.tx_hash.hex(),
+                        "vmTrace": None,
+                    }
+                )
+            return out
 
         return await on_pool(self.call_pool, work, self.timeout)
 
@@ -181,7 +191,3 @@ class TraceApi:
         if isinstance(tag, int):
             return tag
         return 0 if tag == "earliest" else head
-
-
-def _parity(item: TracedTransaction) -> ParityTracer:
-    return cast(ParityTracer, item.tracer)  # `_replay` makes only these

@@ -308,3 +308,39 @@ class FrameRecord:
     """(address, topics, data, position among `calls`, index in the transaction)"""
     selfdestruct: tuple[bytes, int] | None = None
     """(beneficiary, balance) of a SELFDESTRUCT pseudo-frame."""
+
+
+class Fanout(Tracer):
+    """Several tracers over one execution (`trace_replayBlockTransactions` asks for more than
+    one kind of trace of each transaction)."""
+
+    def __init__(self, *tracers: Tracer) -> None:
+        self.tracers = tracers
+
+    def start(self, tx: TxInfo, state: StateAPI) -> None:
+        for tracer in self.tracers:
+            tracer.start(tx, state)
+
+    def enter(self, frame: Frame, parent: ComputationAPI | None) -> None:
+        for tracer in self.tracers:
+            tracer.enter(frame, parent)
+
+    def exit(self, frame: Frame, computation: ComputationAPI) -> None:
+        for tracer in self.tracers:
+            tracer.exit(frame, computation)
+
+    def step(self, computation: ComputationAPI, pc: int, opcode: int) -> None:
+        for tracer in self.tracers:
+            tracer.step(computation, pc, opcode)
+
+    def stepped(self, computation: ComputationAPI, opcode: int) -> None:
+        for tracer in self.tracers:
+            tracer.stepped(computation, opcode)
+
+    def faulted(self, computation: ComputationAPI, opcode: int, error: VMError) -> None:
+        for tracer in self.tracers:
+            tracer.faulted(computation, opcode, error)
+
+    def finish(self, outcome: Outcome, state: StateAPI) -> None:
+        for tracer in self.tracers:
+            tracer.finish(outcome, state)

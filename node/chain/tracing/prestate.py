@@ -39,7 +39,7 @@ _CALL_OPS = frozenset({CALL, CALLCODE, DELEGATECALL, STATICCALL})
 
 
 @dataclass(slots=True)
-class _Account:
+class Account:
     balance: int
     nonce: int
     code: bytes
@@ -49,16 +49,16 @@ class _Account:
         return bool(self.balance or self.nonce or self.code or self.storage)
 
 
-def _read(state: StateAPI, address: bytes) -> _Account:
+def _read(state: StateAPI, address: bytes) -> Account:
     account = Address(address)
-    return _Account(state.get_balance(account), state.get_nonce(account), state.get_code(account))
+    return Account(state.get_balance(account), state.get_nonce(account), state.get_code(account))
 
 
 def _word(value: int) -> str:
     return f"0x{value:064x}"
 
 
-def _account_json(account: _Account) -> dict[str, Any]:
+def _account_json(account: Account) -> dict[str, Any]:
     out: dict[str, Any] = {"balance": hex(account.balance)}
     if account.code:
         out["code"] = "0x" + account.code.hex()
@@ -72,7 +72,7 @@ def _account_json(account: _Account) -> dict[str, Any]:
 class PrestateTracer(Tracer):
     def __init__(self, *, diff_mode: bool = False) -> None:
         self.diff_mode = diff_mode
-        self.pre: dict[bytes, _Account] = {}
+        self.pre: dict[bytes, Account] = {}
         self.post: dict[bytes, dict[str, Any]] = {}
         self.created: set[bytes] = set()
         self.destructed: set[bytes] = set()
