@@ -427,6 +427,24 @@ def _types(frame: dict) -> list[str]:
     return out
 
 
+def test_struct_logs_are_bounded_in_steps(chains: dict) -> None:
+    """Past 100,000 steps the struct logger refuses (-32000) unless `limit` caps what it keeps;
+    an out-of-gas loop then still reports its end."""
+    url = chains["node"].url
+    target = "0x" + "78" * 20
+    loop = {target: {"code": "0x5b5f56"}}  # JUMPDEST PUSH0 JUMP
+    call = {"from": USER.address, "to": target, "gas": hex(100_000)}
+    capped = rpc_call(
+        url, "debug_traceCall", [call, "latest", {"limit": 5, "stateOverrides": loop}]
+    )
+    assert len(capped["structLogs"]) == 5 and capped["failed"] is True
+    assert [s["op"] for s in capped["structLogs"][:3]] == ["JUMPDEST", "PUSH0", "JUMP"]
+    long_call = {**call, "gas": hex(1_000_000)}
+    with pytest.raises(RpcFailure) as failure:
+        rpc_call(url, "debug_traceCall", [long_call, "latest", {"stateOverrides": loop}])
+    assert failure.value.code == -32000 and "100000 steps" in failure.value.message
+
+
 def test_rpc_modules_lists_debug_and_trace(chains: dict) -> None:
     modules = rpc_call(chains["node"].url, "rpc_modules")
     assert "debug" in modules and "trace" in modules

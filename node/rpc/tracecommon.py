@@ -14,10 +14,10 @@ from node.chain.chain import Chain
 from node.chain.interpreter import ExecutionTimeout
 from node.chain.tracing.call_tracer import CallTracer
 from node.chain.tracing.four_byte import FourByteTracer
-from node.chain.tracing.hooks import Tracer
+from node.chain.tracing.hooks import Tracer, TraceTooLarge
 from node.chain.tracing.prestate import PrestateTracer
 from node.chain.tracing.replay import replay_block
-from node.chain.tracing.struct_logger import StructLogger, TraceTooLarge
+from node.chain.tracing.struct_logger import StructLogger
 from node.rpc import params as p
 from node.rpc.callpool import CallPool
 from node.rpc.errors import InvalidParams, ServerError

@@ -6,7 +6,16 @@ from eth.abc import ComputationAPI, StateAPI
 from eth.exceptions import VMError
 from eth.vm.opcode_values import LOG0, LOG4, SELFDESTRUCT
 
-from node.chain.tracing.hooks import Frame, FrameRecord, Outcome, Tracer, TxInfo, stack_values
+from node.chain.tracing.hooks import (
+    MAX_TRACE_BYTES,
+    Frame,
+    FrameRecord,
+    Outcome,
+    Tracer,
+    TraceTooLarge,
+    TxInfo,
+    stack_values,
+)
 
 
 class FrameCollector(Tracer):
@@ -19,11 +28,16 @@ class FrameCollector(Tracer):
         self._stack: list[FrameRecord] = []
         self._destruct: tuple[bytes, int] | None = None
         self._log_index = 0
+        self._size = 0
+        """Roughly the bytes of JSON the frames make (their inputs dominate)."""
 
     def start(self, tx: TxInfo, state: StateAPI) -> None:
         self.tx = tx
 
     def enter(self, frame: Frame, parent: ComputationAPI | None) -> None:
+        self._size += 300 + 2 * len(frame.input)
+        if self._size > MAX_TRACE_BYTES:
+            raise TraceTooLarge(f"trace exceeds {MAX_TRACE_BYTES // 2**20} MiB of call frames")
         record = FrameRecord(frame)
         if self._stack:
             self._stack[-1].calls.append(record)

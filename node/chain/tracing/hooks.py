@@ -66,6 +66,15 @@ _DEADLINE_EVERY = 1024
 """Steps between deadline checks, besides every JUMP/JUMPI and frame."""
 
 
+MAX_TRACE_BYTES = 64 * 1024 * 1024
+"""About the most JSON one trace may build (struct logs with memory, huge call trees): beyond
+it the trace fails with `TraceTooLarge` rather than hold the node's memory."""
+
+
+class TraceTooLarge(Exception):
+    """A trace grew past the node's bounds (steps, or bytes of answer)."""
+
+
 @dataclass(slots=True)
 class Frame:
     """One call frame as tracers see it: geth's `OnEnter` arguments."""

@@ -2,8 +2,9 @@
 
 Options as geth names them: `disableStack`, `enableMemory`, `disableStorage`,
 `enableReturnData`, and `limit` (record at most that many steps, then stop recording). Beyond
-`max_steps` entries (the node's bound, `DEFAULT_MAX_STEPS`) without a `limit` the trace fails
-with `TraceTooLarge` rather than building an answer of unbounded size.
+`max_steps` entries (the node's bound, `DEFAULT_MAX_STEPS`) without a `limit`, or past
+`MAX_TRACE_BYTES` of answer (memory copies add up fast), the trace fails with `TraceTooLarge`
+rather than building an answer of unbounded size.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from eth.vm.opcode_values import SLOAD, SSTORE
 from eth.vm.stack import to_int
 
 from node.chain.tracing.hooks import (
+    MAX_TRACE_BYTES,
     Frame,
     Outcome,
     Tracer,
+    TraceTooLarge,
     memory_bytes,
     stack_values,
     unlogged_fault,
@@ -27,10 +30,6 @@ from node.chain.tracing.hooks import (
 
 DEFAULT_MAX_STEPS = 100_000
 """About 30 MB of JSON with stacks: what one default trace may return."""
-
-
-class TraceTooLarge(Exception):
-    """A trace grew past the node's bound."""
 
 
 def _names() -> dict[int, str]:
@@ -72,6 +71,8 @@ class StructLogger(Tracer):
         self.limit = limit
         self.max_steps = max_steps
         self.logs: list[dict[str, Any]] = []
+        self._size = 0
+        """Roughly the bytes of JSON `logs` makes."""
         self._storage: dict[bytes, dict[int, int]] = {}
         # The step each running frame is in: its entry (None: not recorded), gas before it,
         # and whether a child frame already fixed its cost.
@@ -120,6 +121,12 @@ class StructLogger(Tracer):
                 entry["memory"] = [memory[i : i + 32].hex() for i in range(0, len(memory), 32)]
         if not self.disable_storage and opcode in (SLOAD, SSTORE):
             self._storage_entry(computation, opcode, values, entry)
+        self._size += 100 + 70 * len(entry.get("stack", ())) + 66 * len(entry.get("memory", ()))
+        if self._size > MAX_TRACE_BYTES:
+            raise TraceTooLarge(
+                f"trace exceeds {MAX_TRACE_BYTES // 2**20} MiB; ask for fewer steps with the "
+                '"limit" option, or leave enableMemory off'
+            )
         refund = sum(frame.get_gas_refund() for frame in self._frames)
         if refund:
             entry["refund"] = refund
