@@ -357,6 +357,19 @@ def test_errors(chains: dict) -> None:
         ("debug_traceBlockByNumber", ["0xffffff"], -32000, "block not found"),
         ("trace_replayBlockTransactions", ["latest", ["vmTrace"]], -32602, "not supported"),
         ("trace_filter", [{"fromBlock": "0x5", "toBlock": "0x1"}], -32602, ""),
+        ("trace_filter", [{"fromAddress": "0x" + "11" * 20}], -32602, "fromAddress"),
+        ("trace_filter", [{"count": "0x-1"}], -32602, ""),
+        ("trace_filter", ["latest"], -32602, ""),
+        ("trace_block", ["0x-1"], -32602, ""),
+        ("trace_replayBlockTransactions", ["latest", "trace"], -32602, ""),
+        ("debug_traceTransaction", [tx, {"limit": -1}], -32602, "limit"),
+        ("debug_traceTransaction", [tx, {"limit": "many"}], -32602, ""),
+        ("debug_traceTransaction", [tx, {"disableStack": "yes"}], -32602, ""),
+        ("debug_traceTransaction", [tx, {"tracer": "callTracer", "tracerConfig": []}], -32602, ""),
+        ("debug_traceTransaction", [tx, {"tracer": 5}], -32602, ""),
+        ("debug_traceTransaction", [tx, "callTracer"], -32602, ""),
+        ("debug_traceCall", [{"to": "0x12"}, "latest"], -32602, ""),
+        ("debug_traceCall", [{"to": tx[:42]}, "latest", {"blockOverrides": {}}], -32602, ""),
     ]
     for method, params, code, words in cases:
         with pytest.raises(RpcFailure) as failure:

@@ -93,7 +93,8 @@ def timeout_of(config: dict[str, Any]) -> float:
 def tracer_factory(config: dict[str, Any]) -> Callable[[], Tracer]:
     """A maker of fresh tracers (one per transaction) as `config` asks; bad options: -32602."""
     name = config.get("tracer")
-    options = config.get("tracerConfig") or {}
+    options = config.get("tracerConfig")
+    options = {} if options is None else options
     if not isinstance(options, dict):
         raise InvalidParams("tracerConfig must be an object")
     if name is None or name == "":
