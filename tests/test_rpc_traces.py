@@ -476,8 +476,10 @@ def test_block_one_traces_on_a_chain_thousands_of_blocks_long(tmp_path: Path) ->
     two starts, by the same `Chain` code the node runs (2,000 blocks at 1 s would take 33 min)."""
     node = NodeProcess(tmp_path / "node", free_port(), free_port(), admin_port=free_port())
     node.start()
-    chain_id = int(str(node.rpc("eth_chainId")), 16)
-    node.stop()
+    try:
+        chain_id = int(str(node.rpc("eth_chainId")), 16)
+    finally:
+        node.stop()
     store = LevelDBStore(tmp_path / "node" / "chaindata")
     try:
         chainstore = ChainStore(store)
@@ -502,13 +504,16 @@ def test_block_one_traces_on_a_chain_thousands_of_blocks_long(tmp_path: Path) ->
     finally:
         store.close()
     node.start()
-    assert int(str(node.rpc("eth_blockNumber")), 16) == 2_001
-    block = node.rpc("eth_getBlockByNumber", ["0x1", False])
-    assert isinstance(block, dict)
-    (tx,) = block["transactions"]
-    tree = node.rpc("debug_traceTransaction", [tx, {"tracer": "callTracer"}])
-    assert isinstance(tree, dict)
-    assert tree["type"] == "CREATE" and tree["calls"][0]["type"] == "CREATE"
-    traces = node.rpc("trace_block", ["0x1"])
-    assert isinstance(traces, list) and [t["type"] for t in traces] == ["create", "create"]
-    assert node.rpc("debug_traceBlockByNumber", ["0x7d1"]) == []  # an empty block: nothing
+    try:
+        assert int(str(node.rpc("eth_blockNumber")), 16) == 2_001
+        block = node.rpc("eth_getBlockByNumber", ["0x1", False])
+        assert isinstance(block, dict)
+        (tx,) = block["transactions"]
+        tree = node.rpc("debug_traceTransaction", [tx, {"tracer": "callTracer"}])
+        assert isinstance(tree, dict)
+        assert tree["type"] == "CREATE" and tree["calls"][0]["type"] == "CREATE"
+        traces = node.rpc("trace_block", ["0x1"])
+        assert isinstance(traces, list) and [t["type"] for t in traces] == ["create", "create"]
+        assert node.rpc("debug_traceBlockByNumber", ["0x7d1"]) == []  # an empty block
+    finally:
+        node.stop()
