@@ -53,6 +53,7 @@ from node.rpc.admin import (
 )
 from node.rpc.browser import DEFAULT_VHOSTS, BrowserGuard, BrowserPolicy
 from node.rpc.callpool import DEFAULT_EVM_TIMEOUT, DEFAULT_GAS_CAP, CallPool
+from node.rpc.debug import DebugApi
 from node.rpc.dispatch import DEFAULT_PUBLIC_NAMESPACES, Dispatcher, public_namespaces
 from node.rpc.eth import EthApi
 from node.rpc.fees import FeesApi
@@ -65,6 +66,7 @@ from node.rpc.qbft import QbftApi
 from node.rpc.server import create_app, rpc_routes
 from node.rpc.subscriptions import SubscriptionsApi
 from node.rpc.tally import TallyApi
+from node.rpc.trace import TraceApi
 from node.storage.chainstore import ChainStore
 from node.storage.store import LevelDBStore
 from node.sync import BlockSync
@@ -229,6 +231,8 @@ class Node:
                 ProofsApi(self.chain),
                 FeesApi(self.chain),
                 TallyApi(self.chain),
+                DebugApi(self.chain, self.calls, self.call_pool),
+                TraceApi(self.chain, self.call_pool, config.max_log_range, self.call_pool.timeout),
             ):
                 self.dispatcher.register_namespace(namespace)
             self.public_rpc = self.dispatcher.public(config.rpc_api)

@@ -135,6 +135,8 @@ CASES = [
     Case("validators", "GET", "/validators", CHAIN),
     Case("own tx", "GET", lambda w: f"/transactions/{w.customer_tx}", ALL),
     Case("others' tx", "GET", lambda w: f"/transactions/{w.others_tx}", CHAIN),
+    Case("own tx calls", "GET", lambda w: f"/transactions/{w.customer_tx}/calls", ALL),
+    Case("others' tx calls", "GET", lambda w: f"/transactions/{w.others_tx}/calls", CHAIN),
     Case("relay", "POST", "/transactions", ("admin", "enterprise", "customer"), _relay_body, 202),
     Case(
         "customer account",

@@ -275,6 +275,8 @@ def test_transaction_page_shows_decoded_events(auditor: ExplorerPage, activity: 
     expect(transfer.get_by_role("link", name=activity.customer)).to_be_visible()
     expect(transfer.get_by_role("link", name=activity.payee)).to_be_visible()
     expect(transfer).to_contain_text("10.00 (1000)")
+    calls = page.get_by_test_id("tx-calls").locator("tbody tr")
+    expect(calls.first).to_contain_text("CALL")  # the node's call trace, top call first
     auditor.shot("transaction")
 
 

@@ -156,6 +156,29 @@ class Transaction(Model):
     events: list[Event]
 
 
+class InternalCall(Model):
+    """One frame of a transaction's call tree (geth's callTracer), depth first."""
+
+    depth: int = Field(description="0: the transaction's own call")
+    type: str = Field(
+        description="CALL, STATICCALL, DELEGATECALL, CALLCODE, CREATE, CREATE2, SELFDESTRUCT"
+    )
+    sender: str = Field(alias="from")
+    to: str | None
+    value: str = Field(description="wei, decimal")
+    gas: int
+    gas_used: int
+    input: str
+    output: str | None
+    error: str | None
+    revert_reason: str | None
+
+
+class InternalCalls(Model):
+    hash: str
+    calls: list[InternalCall]
+
+
 class RelayRequest(Model):
     raw: str = Field(description="A signed transaction, 0x-hex.", max_length=300_000)
 

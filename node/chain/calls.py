@@ -13,9 +13,11 @@ operator's gas cap and a deadline, `node.rpc.callpool`) and runs `BoundedComputa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
+from eth._utils.address import generate_contract_address
 from eth.abc import BlockHeaderAPI, ComputationAPI, SignedTransactionAPI, StateAPI
 from eth.vm.chain_context import ChainContext
 from eth.vm.spoof import SpoofTransaction
@@ -25,6 +27,7 @@ from eth_utils import ValidationError
 from node.chain.chain import Chain
 from node.chain.executor import HeaderSource
 from node.chain.interpreter import BoundedComputation, Deadline
+from node.chain.tracing.hooks import Outcome, Session, Tracer, TracingComputation, TxInfo
 from node.chain.vm import TallyState, TallyVM
 from node.consensus.hashing import onchain_hash
 from node.storage.store import StoreBatch
@@ -153,7 +156,13 @@ class CallExecutor:
         )
         return cast(SignedTransactionAPI, spoof)
 
-    def _run(self, state: StateAPI, request: CallRequest, gas: int) -> ComputationAPI:
+    def _run(
+        self,
+        state: StateAPI,
+        request: CallRequest,
+        gas: int,
+        observe: Callable[[SignedTransactionAPI, ComputationAPI], None] | None = None,
+    ) -> ComputationAPI:
         balance = state.get_balance(Address(request.sender))
         if balance < request.value:
             # geth's wording: wallets (ethers' INSUFFICIENT_FUNDS) recognise it.
@@ -163,7 +172,11 @@ class CallExecutor:
             )
         snapshot = state.snapshot()
         try:
-            return state.apply_transaction(self._transaction(state, request, gas))
+            transaction = self._transaction(state, request, gas)
+            computation = state.apply_transaction(transaction)
+            if observe is not None:  # before the revert: it sees the state the call left
+                observe(transaction, computation)
+            return computation
         except ValidationError as exc:
             raise CallError(str(exc)) from exc
         finally:
@@ -182,6 +195,42 @@ class CallExecutor:
         cap = self.gas_cap if limits is None else limits.gas_cap
         gas = cap if request.gas is None else min(request.gas, cap)
         return self._run(self._state(header, overrides or {}, limits), request, gas)
+
+    def trace(
+        self,
+        request: CallRequest,
+        header: BlockHeaderAPI,
+        overrides: dict[bytes, AccountOverride] | None,
+        *,
+        limits: CallLimits,
+        tracer: Tracer,
+    ) -> None:
+        """`call`, with `tracer` hooked into the execution (`debug_traceCall`)."""
+        gas = limits.gas_cap if request.gas is None else min(request.gas, limits.gas_cap)
+        state = self._state(header, overrides or {}, limits)
+        outcome: list[Outcome] = []
+
+        def observe(transaction: SignedTransactionAPI, computation: ComputationAPI) -> None:
+            used = TallyVM.finalize_gas_used(transaction, computation)
+            outcome.append(Outcome(used, computation))
+            tracer.finish(outcome[0], state)
+
+        traced = cast(Any, state)
+        traced.trace = Session(tracer, limits.deadline)
+        traced.computation_class = TracingComputation
+        info = TxInfo(
+            sender=request.sender,
+            to=request.to
+            or generate_contract_address(
+                Address(request.sender), state.get_nonce(Address(request.sender))
+            ),
+            is_create=not request.to,
+            gas=gas,
+            gas_price=0,
+            coinbase=header.coinbase,
+        )
+        tracer.start(info, state)
+        self._run(state, request, gas, observe)
 
     def estimate_gas(
         self,

@@ -255,8 +255,13 @@ class TallyComputation(PragueComputation):
                 return computation
 
             # py-evm types `__enter__` as returning ComputationAPI; it returns the instance.
-            _run(cast(TallyComputation, computation), cls._dispatch, cls._inline)
+            cls._interpret(cast(TallyComputation, computation))
         return computation
+
+    @classmethod
+    def _interpret(cls, computation: TallyComputation) -> None:
+        """Run the frame's code (the one place a tracer swaps the loop: `node.chain.tracing`)."""
+        _run(computation, cls._dispatch, cls._inline)
 
 
 class ExecutionTimeout(Exception):

@@ -66,9 +66,10 @@ class CallPool:
         self._closed = False
         self._executor = low_priority_executor(workers, "rpc-call")
 
-    async def run(self, work: Callable[[CallLimits], _T]) -> _T:
+    async def run(self, work: Callable[[CallLimits], _T], timeout: float | None = None) -> _T:
         """`work`'s result, once a thread is free; -32005 when none frees up in time,
-        -32000 "execution aborted" when it runs past the timeout."""
+        -32000 "execution aborted" when it runs past the timeout (`timeout`, else the pool's:
+        a trace brings its own, geth's `timeout` option)."""
         if self._waiting >= self.max_waiting:
             raise LimitExceeded(f"too many concurrent calls (max {self.max_waiting} waiting)")
         self._waiting += 1
@@ -84,7 +85,7 @@ class CallPool:
             self._free.release()
             raise ServerError("the node is stopping")
         loop = asyncio.get_running_loop()
-        future = self._executor.submit(self._execute, work)
+        future = self._executor.submit(self._execute, work, timeout or self.timeout)
         # The thread is freed when the work ends, not when this coroutine does: a client
         # that goes away must not leave a call running outside the count.
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._free.release))
@@ -93,8 +94,8 @@ class CallPool:
         except ExecutionTimeout as exc:
             raise ServerError(str(exc)) from None
 
-    def _execute(self, work: Callable[[CallLimits], _T]) -> _T:
-        deadline = Deadline(self.timeout, self.block_work)
+    def _execute(self, work: Callable[[CallLimits], _T], timeout: float) -> _T:
+        deadline = Deadline(timeout, self.block_work)
         self._running.add(deadline)
         if self._closed:  # taken up by this thread as `close` ran
             deadline.abort()

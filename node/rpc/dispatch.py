@@ -35,10 +35,11 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[..., Any]
 
-NAMESPACES = ("eth", "net", "web3", "qbft", "tally", "admin", "rpc")
+NAMESPACES = ("eth", "net", "web3", "qbft", "tally", "debug", "trace", "admin", "rpc")
 """Every namespace Tally serves; registering a method of another is a programming error."""
-DEFAULT_PUBLIC_NAMESPACES = ("eth", "net", "web3", "qbft", "tally")
-"""What the public listener serves unless `--rpc-api` says otherwise (qbft: its getters)."""
+DEFAULT_PUBLIC_NAMESPACES = ("eth", "net", "web3", "qbft", "tally", "debug", "trace")
+"""What the public listener serves unless `--rpc-api` says otherwise (qbft: its getters;
+debug/trace: traces, bounded like eth_call, which explorers and auditors' tools need)."""
 _ALWAYS = "rpc"
 """`rpc_modules` is served on every listener: it is how a client learns what one serves."""
 

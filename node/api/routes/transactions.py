@@ -16,12 +16,13 @@ from fastapi.responses import JSONResponse
 from node.api import params, views
 from node.api.auth import Caller, Principal, require
 from node.api.context import ApiContext, context
-from node.api.errors import BadRequest, Forbidden, NotFound, TxRejected
-from node.api.models import Relayed, RelayRequest, Transaction
+from node.api.errors import BadRequest, Forbidden, NotFound, TxRejected, Unavailable
+from node.api.models import InternalCalls, Relayed, RelayRequest, Transaction
 from node.api.roles import Role
 from node.chain.indexer import TRANSFER_TOPIC
 from node.chain.vm import decode_transaction
 from node.rpc.errors import RpcError
+from node.rpc.tracecommon import call_tree, flatten_calls
 from node.storage.records import ReceiptRecord
 from node.txpool.admission import decode_checked
 from node.txpool.errors import TxPoolError
@@ -65,6 +66,36 @@ async def get_transaction(
         if not _involves(caller, parties, receipt):
             raise Forbidden("customers may read only their own transactions")
     return views.transaction_detail(tx, key, sender, record, receipt, header, ctx.events)
+
+
+@router.get(
+    "/{tx_hash}/calls",
+    response_model=InternalCalls,
+    summary="A mined transaction's internal calls (its call trace)",
+    responses={503: {"description": "the trace ran out of time or the node is busy"}},
+)
+async def get_internal_calls(
+    tx_hash: Annotated[str, Path(max_length=80)],
+    caller: Caller,
+    ctx: Annotated[ApiContext, Depends(context)],
+) -> dict:
+    """Re-executed on the node's call threads, as `debug_traceTransaction` with callTracer is;
+    role-checked as the transaction itself is."""
+    key = params.hash32(tx_hash, "transaction hash")
+    record = ctx.chain.store.transaction(key)
+    header = None if record is None else ctx.chain.header_by_hash(record.block_hash)
+    if record is None or header is None:
+        raise NotFound("no such mined transaction")
+    if not caller.reads_chain:
+        tx = decode_transaction(record.raw)
+        parties = {record.sender, tx.to} if tx.to else {record.sender}
+        if not _involves(caller, parties, ctx.chain.store.receipt(key)):
+            raise Forbidden("customers may read only their own transactions")
+    try:
+        tree = await call_tree(ctx.chain, ctx.eth.call_pool, header, record.index)
+    except RpcError as exc:
+        raise Unavailable(exc.message, retry_after=5) from exc
+    return {"hash": "0x" + key.hex(), "calls": flatten_calls(tree)}
 
 
 @router.post(

@@ -1,6 +1,7 @@
 /**
- * One transaction: status, block, parties, value and fee, and its events as the node decoded
- * them (the bank's contracts by their ABIs; anything unknown shown as raw topics and data).
+ * One transaction: status, block, parties, value and fee, its events as the node decoded
+ * them (the bank's contracts by their ABIs; anything unknown shown as raw topics and data),
+ * and, once mined, its internal calls (the node's call trace, re-executed on request).
  */
 
 import { request } from "../api.js";
@@ -45,11 +46,40 @@ function eventCell(event) {
   );
 }
 
+/**
+ * The internal calls card: every frame of the call trace, indented by depth; a trace the
+ * node could not run (busy, timed out) is said so, without failing the page.
+ * @param {string} hash
+ */
+async function callsCard(hash) {
+  let body;
+  try {
+    const { calls } = await request(`/transactions/${encodeURIComponent(hash)}/calls`);
+    body = table(
+      "Calls the transaction made, from the node's trace",
+      [
+        { title: "Type", cell: (c) => `${"\u00a0\u00a0".repeat(c.depth)}${c.depth ? "↳ " : ""}${c.type}` },
+        { title: "From", cell: (c) => addressLink(c.from) },
+        { title: "To", cell: (c) => addressLink(c.to) },
+        { title: "Value", cell: (c) => ether(c.value) },
+        { title: "Gas used", cell: (c) => String(c.gas_used), numeric: true },
+        { title: "Outcome", cell: (c) => (c.error ? h("span", { class: "badge bad" }, c.revert_reason ? `${c.error}: ${c.revert_reason}` : c.error) : "ok") },
+      ],
+      calls,
+      { empty: "No calls.", testid: "tx-calls" },
+    );
+  } catch (error) {
+    body = h("p", { class: "muted", "data-testid": "tx-calls" }, `Internal calls unavailable: ${error.message}`);
+  }
+  return h("section", { class: "card", "aria-labelledby": "tx-calls-title" }, h("h2", { id: "tx-calls-title" }, "Internal calls"), body);
+}
+
 /** @param {import("../router.js").Route} route */
 export async function transactionView(route) {
   const hash = route.parts[1];
   const tx = await request(`/transactions/${encodeURIComponent(hash)}`);
   const statusClass = { success: "ok", failed: "bad" }[tx.status] ?? "pending";
+  const calls = tx.block ? await callsCard(tx.hash) : null;
   return h(
     "section",
     { class: "stack" },
@@ -89,5 +119,6 @@ export async function transactionView(route) {
         { empty: "No events.", testid: "tx-events" },
       ),
     ),
+    calls,
   );
 }
