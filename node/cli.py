@@ -609,12 +609,15 @@ def localnet_up(
     members: int = typer.Option(0, min=0, help="How many nodes only follow (new network)."),
     block_period: int = typer.Option(1, min=1, help="Seconds between blocks (new network)."),
     permissioned: bool = typer.Option(False, help="Enforce AccountRules and NodeRules."),
+    tls: bool = typer.Option(False, help="TLS on client ports, with a generated CA (new network)."),
 ) -> None:
     """Create the network (first time) and start every node not running."""
     from node import localnet
 
     try:
-        launched = localnet.launch(directory, validators, members, block_period, permissioned)
+        launched = localnet.launch(
+            directory, validators, members, block_period, permissioned, tls=tls
+        )
     except OSError as exc:
         fail(EXIT_REQUEST, f"cannot use {directory}: {exc}")
     for line in launched.lines():

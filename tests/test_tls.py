@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import os
 import re
 import ssl
 import subprocess
@@ -26,7 +27,7 @@ from web3 import AsyncWeb3, Web3, WebSocketProvider
 from client.rpc import connect
 from client.tls import ClientTls
 from node.tls import TlsConfigError, TlsSettings
-from tests.conftest import NodeProcess, free_port
+from tests.conftest import REPO, NodeProcess, free_port
 from tests.test_cli_errors import assert_refused, tally
 
 RECIPIENT = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"  # dev account 2
@@ -266,6 +267,34 @@ def test_web3_and_the_sdk_over_https_verify_the_bank_ca(node: TlsNode, pki: Pki)
     assert w3.eth.get_balance(RECIPIENT) == before + 7
 
 
+def test_the_banner_gives_https_and_wss_urls(node: TlsNode) -> None:
+    banner = node.log_text()
+    assert f"JSON-RPC       https://127.0.0.1:{node.rpc_port}\n" in banner
+    assert f"WebSocket      wss://127.0.0.1:{node.ws_port}\n" in banner
+    assert f"Explorer       https://127.0.0.1:{node.rpc_port}/explorer/\n" in banner
+    assert f"http://127.0.0.1:{node.rpc_port}" not in banner
+
+
+def test_cast_trusts_the_ca_named_by_ssl_cert_file(node: TlsNode, pki: Pki) -> None:
+    """cast has no CA option (only --insecure, which Tally never suggests); its https client
+    reads SSL_CERT_FILE. Its WebSocket client does not, so wss is not tried with cast."""
+    cast = str(next(iter(sorted(REPO.glob("node_modules/@foundry-rs/cast-linux-*/bin/cast")))))
+
+    def chain_id(bundle: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [cast, "chain-id", "--rpc-url", node.url],
+            env=os.environ | {"SSL_CERT_FILE": str(bundle)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    trusted = chain_id(pki.ca.pem)
+    assert trusted.returncode == 0 and trusted.stdout.strip() == "1337", trusted.stderr
+    refused = chain_id(pki.client_ca.pem)  # a CA, but not the one that signed the node
+    assert refused.returncode != 0 and "UnknownIssuer" in refused.stderr, refused.stderr
+
+
 def test_web3_over_wss_with_an_ssl_context(node: TlsNode, pki: Pki) -> None:
     async def over_wss() -> tuple[int, int]:
         context = ClientTls(ca_bundle=pki.ca.pem).ssl_context()
@@ -422,3 +451,31 @@ def test_each_unusable_tls_file_is_named_with_its_fault(tmp_path: Path, pki: Pki
     context = TlsSettings(cert, key, pki.password_file, ca).server_context()
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
     assert context.verify_mode == ssl.CERT_REQUIRED
+
+
+# --- a local network with TLS ------------------------------------------------------------------
+
+
+def test_localnet_up_tls_serves_every_node_over_tls(tmp_path: Path) -> None:
+    """`tally localnet up --tls`: a generated CA, a certificate per node, https URLs, and
+    clients that trust that CA, `up`'s own readiness probe among them (a node it could not
+    reach would be "not answering yet")."""
+    from node import localnet
+
+    net = tmp_path / "net"
+    try:
+        up = tally("localnet", "up", "--dir", str(net), "--validators", "1", "--tls")
+        assert up.returncode == 0, up.stdout + up.stderr
+        ca = (net / "tls" / "ca.pem").resolve()
+        assert f"TLS on client ports; clients trust {ca}" in up.stdout
+        (node,) = localnet.load(net)
+        assert f"{node.url}  started (pid {node.pid})" in up.stdout
+        assert node.url == f"https://127.0.0.1:{node.rpc_port}"
+        w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"verify": str(ca)}))
+        assert w3.eth.chain_id == 1337
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.post(node.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})
+        assert (net / "tls" / "node0.key").stat().st_mode & 0o777 == 0o600
+    finally:
+        if (net / localnet.STATE_FILE).exists():
+            localnet.down(net)
