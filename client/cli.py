@@ -413,15 +413,18 @@ def transport_failure(exc: BaseException) -> str | None:
     if isinstance(exc, requests.exceptions.SSLError):
         return f"TLS: {tls_failure(str(exc))} (see --ca-bundle, --client-cert)"
     if isinstance(exc, requests.RequestException):
-        reason = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
-        return reason.group(1).strip() if reason else type(exc).__name__
+        reason = re.search(r"\[Errno -?\d+\] ([^'\")]+)|Error\(\d+, '([^']+)'\)", str(exc))
+        return (reason.group(1) or reason.group(2)).strip() if reason else type(exc).__name__
     return None
 
 
 def tls_failure(text: str) -> str:
     """OpenSSL's reason in an error's text ("certificate verify failed: ..."), else the text."""
-    reason = re.search(r"\[SSL: \w+\] ([^'\"(]+?) \(_ssl", text)
-    return reason.group(1) if reason else text
+    for pattern in (r"\[SSL: \w+\] ([^'\"(]+?) \(_ssl", r"SSL\w*Error\(\d+, '([^'\"(]+?) \(_ssl"):
+        reason = re.search(pattern, text)
+        if reason:
+            return reason.group(1)
+    return text
 
 
 def exits(command: F) -> F:
