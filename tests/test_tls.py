@@ -314,6 +314,11 @@ def test_rest_api_over_https_with_hsts_and_the_usual_headers(node: TlsNode, pki:
         assert response.status_code == 200, response.text
         assert response.headers["strict-transport-security"] == "max-age=31536000"
         assert response.headers["x-content-type-options"] == "nosniff"
+        # Sign-in-with-Ethereum names the https origin wallets are on.
+        account = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+        challenge = api.post("/api/v1/auth/challenge", json={"address": account})
+        assert challenge.status_code == 200, challenge.text
+        assert f"URI: https://127.0.0.1:{node.rpc_port}/api/v1\n" in challenge.json()["message"]
         root = api.get("/", headers={"Accept": "text/html"})
         assert root.status_code == 307 and root.headers["location"] == "/explorer/"
         assert api.get("/explorer/").status_code == 200
