@@ -12,7 +12,8 @@ Never imports `node`: an SDK user needs eth-account, web3 and the key-store libr
 Modules: `keystore` (PKCS#11 and Web3 Secret Storage backends), `signing` (transactions and
 EIP-191/712 messages from a digest-signing store), `policy` (limits, allowlist, TOTP, PIN
 lockout), `wallet` (payments, nonces, finality, history), `tokens` and `settlement` (contract
-wrappers), `payments` (EIP-681 URIs and QR codes), `rpc` (typed JSON-RPC errors), `cli`.
+wrappers), `payments` (EIP-681 URIs and QR codes), `rpc` (typed JSON-RPC errors), `tls` (a CA
+bundle and client certificates for nodes serving TLS), `cli`.
 
 The names below are imported on first use (PEP 562), not with the package: importing any
 `client` module would otherwise load web3 and eth-account, and `tally wallet --help` would wait
@@ -29,6 +30,7 @@ from client.errors import TallyClientError
 if TYPE_CHECKING:
     from client.keystore import FileKeyStore, KeyInfo, KeyStore, Pkcs11KeyStore
     from client.policy import AssetLimits, Payment, PinGuard, SpendingPolicy, TotpFactor
+    from client.tls import ClientTls
     from client.wallet import Receipt, Submitted, Wallet
     from tally_common.eip681 import PaymentRequest, parse_payment_request
 
@@ -44,6 +46,7 @@ _HOMES = {
     "PinGuard": "client.policy",
     "SpendingPolicy": "client.policy",
     "TotpFactor": "client.policy",
+    "ClientTls": "client.tls",
     "Receipt": "client.wallet",
     "Submitted": "client.wallet",
     "Wallet": "client.wallet",
@@ -61,6 +64,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AssetLimits",
+    "ClientTls",
     "FileKeyStore",
     "KeyInfo",
     "KeyStore",

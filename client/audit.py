@@ -64,6 +64,7 @@ from client.qbft import (
     seal_signer,
 )
 from client.replay import GenesisSpec, Replayer
+from client.tls import ClientTls
 
 CHECKS = (
     "genesis",
@@ -116,9 +117,10 @@ class RpcSource:
     result list rather than raised, so the audit reports that block and carries on.
     """
 
-    def __init__(self, url: str, timeout: float = 120.0) -> None:
+    def __init__(self, url: str, timeout: float = 120.0, tls: ClientTls | None = None) -> None:
         self.url = url
-        self._http = httpx.Client(timeout=timeout)
+        verify = tls.ssl_context() if tls is not None else True
+        self._http = httpx.Client(timeout=timeout, verify=verify)
 
     def close(self) -> None:
         self._http.close()

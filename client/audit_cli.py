@@ -2,14 +2,15 @@
 
     tally audit verify --rpc http://127.0.0.1:8545 [--from N --to M] [--reexecute] [--genesis F]
 
-`--rpc` and `--rpc-timeout` go before `verify` or after it. Only typer is imported at module
+`--rpc`, `--rpc-timeout` and the TLS options (`--ca-bundle`, `--client-cert`, `--client-key`,
+as `tally wallet` takes them) go before `verify` or after it. Only typer is imported at module
 level: py-evm, which the checks need, is loaded when `verify` runs, not for `--help`.
 
 Exit codes: 0 every check passed; 1 at least one failed (each listed with its block and
 check); 2 bad usage (unknown option, a malformed number, no such --genesis file); 5 the node
 could not be read (unreachable, timed out, not JSON-RPC); 7 bad request: an empty range (--from
 after --to), a range past the head, an --rpc that is not an http(s) URL, or a genesis document
-that cannot be read.
+that cannot be read, or a CA bundle, client certificate or key that cannot be used.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from rich.markup import escape
 
 from client.cli import (
     DEFAULT_RPC_URL,
+    TLS_OPTIONS,
     BadRequest,
     SharedOption,
     checked_url,
+    client_tls,
     fail,
     group_callback,
     takes_shared_options,
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from client.audit import AuditReport
+    from client.tls import ClientTls
 
 EXIT_OK, EXIT_FAILED, EXIT_NODE, EXIT_REQUEST = 0, 1, 5, 7
 
@@ -46,6 +50,7 @@ AUDIT_OPTIONS = (
     SharedOption(
         "rpc_timeout", float, 120.0, "Seconds to wait for each node answer.", "TALLY_RPC_TIMEOUT"
     ),
+    *TLS_OPTIONS,
 )
 
 
@@ -55,17 +60,22 @@ class AuditSettings:
 
     rpc: str
     rpc_timeout: float
+    ca_bundle: Path | None
+    client_cert: Path | None
+    client_key: Path | None
 
-    def check(self) -> None:
+    def check(self) -> ClientTls | None:
+        """The TLS settings, once every setting is checked (`BadRequest`)."""
         checked_url(self.rpc)
         if self.rpc_timeout <= 0:
             raise BadRequest(f"--rpc-timeout must be positive, not {self.rpc_timeout:g}")
+        return client_tls(self.ca_bundle, self.client_cert, self.client_key)
 
 
 AUDIT_EXIT_CODES = """\b
 Exit codes: 0 all checks passed; 1 a check failed; 2 bad usage;
 5 node unreachable or timed out; 7 bad request (empty range, range past the
-head, --rpc not an http(s) URL, unreadable genesis)."""
+head, --rpc not an http(s) URL, unreadable genesis or TLS file)."""
 
 audit_app = typer.Typer(
     help="Check a chain from outside, over JSON-RPC.",
@@ -103,13 +113,13 @@ def verify(
 
     settings: AuditSettings = ctx.obj
     try:
-        settings.check()
+        tls = settings.check()
     except BadRequest as exc:
         fail(EXIT_REQUEST, str(exc))
     if last is not None and first > last:
         fail(EXIT_REQUEST, f"--from {first} is after --to {last}")
     document = _genesis(genesis)
-    source = RpcSource(settings.rpc, timeout=settings.rpc_timeout)
+    source = RpcSource(settings.rpc, timeout=settings.rpc_timeout, tls=tls)
     try:
         total = (last if last is not None else source.head()) + 1
         with _progress() as bar:

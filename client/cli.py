@@ -4,10 +4,11 @@ Every secret and setting can come from an option or an environment variable, so 
 put a PIN on a command line that `ps` shows: `TALLY_KEYSTORE` (file|pkcs11),
 `TALLY_KEYSTORE_DIR`, `TALLY_KEYSTORE_PASSWORD`, `TALLY_PKCS11_MODULE`, `TALLY_PKCS11_TOKEN`,
 `TALLY_PKCS11_PIN`, `TALLY_WALLET_KEY`, `TALLY_RPC_URL`, `TALLY_RPC_TIMEOUT`, `TALLY_POLICY` (a
-policy JSON file, see `client.policy.SpendingPolicy.load`). A secret that is not given is
-prompted for, hidden; a command that only reads addresses from the file store asks for no
-password (the files carry the address in clear). The options go before the command name or
-after it (`tally wallet balance --rpc URL`); given after it, they win.
+policy JSON file, see `client.policy.SpendingPolicy.load`), `TALLY_CA_BUNDLE`,
+`TALLY_CLIENT_CERT`, `TALLY_CLIENT_KEY` (an https node's CA, mutual TLS: `client.tls`). A secret
+that is not given is prompted for, hidden; a command that only reads addresses from the file
+store asks for no password (the files carry the address in clear). The options go before the
+command name or after it (`tally wallet balance --rpc URL`); given after it, they win.
 
 Amounts are in the unit `balance` prints: whole ether (or whole tokens, by the token's
 `decimals()`), e.g. `1.5`; `--raw` takes base units (wei) instead. Payment request URIs carry
@@ -26,7 +27,8 @@ Exit codes, which scripts can rely on:
     5  node: unreachable, timed out, not JSON-RPC, or it refused the request (a call reverted)
     6  not final before --timeout (the transaction may still land)
     7  bad request: an invalid address, amount, URL, private key or payment request, a
-       request for another chain, or the faucet on a chain that is not a dev chain
+       request for another chain, the faucet on a chain that is not a dev chain, or a CA
+       bundle, client certificate or key that cannot be used
     8  the transaction was mined but reverted
     9  a contract the command needs is not available
 """
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
 
     from client.keystore import KeyInfo, KeyStore
     from client.policy import SpendingPolicy
+    from client.tls import ClientTls
     from client.wallet import Submitted, Wallet
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_POLICY, EXIT_KEYSTORE = 0, 1, 2, 3, 4
@@ -206,6 +209,35 @@ def takes_shared_options(options: Sequence[SharedOption]) -> Callable[[F], F]:
 
 # --- settings --------------------------------------------------------------------------------
 
+#: How `tally wallet` and `tally audit` reach a node serving TLS (`client.tls`).
+TLS_OPTIONS = (
+    SharedOption(
+        "ca_bundle", Path | None, None, "CA certificates (PEM) to trust.", "TALLY_CA_BUNDLE"
+    ),
+    SharedOption(
+        "client_cert", Path | None, None, "Client certificate (PEM) for mTLS.", "TALLY_CLIENT_CERT"
+    ),
+    SharedOption("client_key", Path | None, None, "Its private key (PEM).", "TALLY_CLIENT_KEY"),
+)
+
+
+def client_tls(
+    ca_bundle: Path | None, client_cert: Path | None, client_key: Path | None
+) -> ClientTls | None:
+    """The TLS settings the options name, their files checked (`BadRequest`); None: none."""
+    from client.tls import ClientTls, ClientTlsError
+
+    if ca_bundle is None and client_cert is None and client_key is None:
+        return None
+    if (client_cert is None) != (client_key is None):
+        raise BadRequest("--client-cert and --client-key go together")
+    tls = ClientTls(ca_bundle, client_cert, client_key)
+    try:
+        tls.ssl_context()
+    except ClientTlsError as exc:
+        raise BadRequest(str(exc)) from exc
+    return tls
+
 
 class Backend(StrEnum):
     """Where keys live."""
@@ -257,6 +289,7 @@ WALLET_OPTIONS = (
         hidden=True,
         late=False,
     ),
+    *TLS_OPTIONS,
 )
 
 
@@ -291,6 +324,9 @@ class Settings:
     rpc_timeout: float
     policy: Path | None
     scrypt_n: int | None
+    ca_bundle: Path | None
+    client_cert: Path | None
+    client_key: Path | None
 
     def check(self) -> None:
         """Refuse unusable settings before anything is asked of the key store or the node."""
@@ -298,6 +334,10 @@ class Settings:
         checked_label(self.key)
         if self.rpc_timeout <= 0:
             raise BadRequest(f"--rpc-timeout must be positive, not {self.rpc_timeout:g}")
+        self.tls()
+
+    def tls(self) -> ClientTls | None:
+        return client_tls(self.ca_bundle, self.client_cert, self.client_key)
 
     def policy_or_none(self) -> SpendingPolicy | None:
         from client.policy import SpendingPolicy
@@ -337,7 +377,7 @@ class Settings:
     def connection(self) -> Web3:
         from client.rpc import connect
 
-        return connect(self.rpc, timeout=self.rpc_timeout)
+        return connect(self.rpc, timeout=self.rpc_timeout, tls=self.tls())
 
     def wallet(self, *, signing: bool = True) -> Wallet:
         from client.wallet import Wallet
@@ -370,10 +410,21 @@ def transport_failure(exc: BaseException) -> str | None:
         return "timed out (see --rpc-timeout)"
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return f"HTTP {exc.response.status_code} {exc.response.reason} (not a JSON-RPC endpoint?)"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS: {tls_failure(str(exc))} (see --ca-bundle, --client-cert)"
     if isinstance(exc, requests.RequestException):
-        reason = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
-        return reason.group(1).strip() if reason else type(exc).__name__
+        reason = re.search(r"\[Errno -?\d+\] ([^'\")]+)|Error\(\d+, '([^']+)'\)", str(exc))
+        return (reason.group(1) or reason.group(2)).strip() if reason else type(exc).__name__
     return None
+
+
+def tls_failure(text: str) -> str:
+    """OpenSSL's reason in an error's text ("certificate verify failed: ..."), else the text."""
+    for pattern in (r"\[SSL: \w+\] ([^'\"(]+?) \(_ssl", r"SSL\w*Error\(\d+, '([^'\"(]+?) \(_ssl"):
+        reason = re.search(pattern, text)
+        if reason:
+            return reason.group(1)
+    return text
 
 
 def exits(command: F) -> F:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import eth_abi
 from eth_utils import (
@@ -38,6 +38,9 @@ from client.errors import (
     Underpriced,
 )
 
+if TYPE_CHECKING:
+    from client.tls import ClientTls
+
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 _ERROR_STRING = function_signature_to_4byte_selector("Error(string)")
 _PANIC = function_signature_to_4byte_selector("Panic(uint256)")
@@ -53,8 +56,11 @@ _REJECTIONS: Sequence[tuple[str, type[TransactionRejected]]] = (
 )
 
 
-def connect(url_or_web3: str | Web3 = DEFAULT_RPC_URL, timeout: float = 30.0) -> Web3:
-    """web3.py for a Tally node.
+def connect(
+    url_or_web3: str | Web3 = DEFAULT_RPC_URL, timeout: float = 30.0, tls: ClientTls | None = None
+) -> Web3:
+    """web3.py for a Tally node; `tls` for an https node whose CA the system does not hold, or
+    that wants a client certificate (a ready `Web3` is used as it is).
 
     QBFT headers carry validators and commit seals in extraData (as on Besu and GoQuorum), more
     than the 32 bytes web3.py allows by default, so its proof-of-authority middleware is added.
@@ -62,7 +68,8 @@ def connect(url_or_web3: str | Web3 = DEFAULT_RPC_URL, timeout: float = 30.0) ->
     if isinstance(url_or_web3, Web3):
         w3 = url_or_web3
     else:
-        w3 = Web3(Web3.HTTPProvider(url_or_web3, request_kwargs={"timeout": timeout}))
+        settings = tls.requests_kwargs() if tls is not None else {}
+        w3 = Web3(Web3.HTTPProvider(url_or_web3, request_kwargs={"timeout": timeout, **settings}))
     # A Web3 the caller already set up for PoA (injected unnamed) must not get it twice: two
     # copies rename extraData twice and every later block read fails with a KeyError.
     if "poa" not in w3.middleware_onion and ExtraDataToPOAMiddleware not in w3.middleware_onion:

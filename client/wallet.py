@@ -32,6 +32,7 @@ from client.keystore.base import KeyStore
 from client.policy import NATIVE, Payment, SpendingPolicy, asset_key
 from client.rpc import DEFAULT_RPC_URL, connect, request
 from client.signing import SignedTransaction, sign_transaction
+from client.tls import ClientTls
 
 TxType = Literal["legacy", "access-list", "eip1559"]
 TRANSFER_TOPIC = "0x" + event_signature_to_log_topic("Transfer(address,address,uint256)").hex()
@@ -137,10 +138,11 @@ class Wallet:
         rpc: str | Web3 = DEFAULT_RPC_URL,
         policy: SpendingPolicy | None = None,
         tx_type: TxType = "eip1559",
+        tls: ClientTls | None = None,
     ) -> None:
         self.store = store
         self.label = label
-        self.w3 = connect(rpc)
+        self.w3 = connect(rpc, tls=tls)
         self.policy = policy or SpendingPolicy.unrestricted()
         self.tx_type = tx_type
         self.address = store.address(label)

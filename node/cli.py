@@ -14,7 +14,8 @@ numbers `tally wallet` and `tally audit` use where they overlap:
         setting the node cannot use (`--rpc-api`, `--cors-domains`, `--admin-host`...)
     5   `localnet up`: a node it started is not answering (its node.log says why)
     7   bad request: a genesis or network file that cannot be used, a datadir that holds
-        another chain, an output file that cannot be written, no network in --dir
+        another chain, an output file that cannot be written, no network in --dir, a TLS
+        certificate, key, key password or client CA that cannot be used
     10  cannot start: a port is taken or not permitted, or another process uses the datadir
 """
 
@@ -32,6 +33,7 @@ import typer
 
 if TYPE_CHECKING:
     from node.service import Node, NodeConfig
+    from node.tls import TlsSettings
 
 EXIT_USAGE, EXIT_NODE, EXIT_REQUEST, EXIT_UNAVAILABLE = 2, 5, 7, 10
 
@@ -40,9 +42,9 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 SERVE_EXIT_CODES = """\b
 Exit codes: 0 stopped cleanly (Ctrl-C, SIGTERM); 2 bad usage, or an option
-value the node cannot use; 7 unusable genesis or network file, or a datadir
-holding another chain; 10 a port is taken, or another process uses the
-datadir."""
+value the node cannot use; 7 unusable genesis, network or TLS file, or a
+datadir holding another chain; 10 a port is taken, or another process uses
+the datadir."""
 
 # Options `dev` and `run` share. Their defaults are `NodeConfig`'s, written out here because
 # the modules that define them load what `tally --help` must not; a test keeps them equal.
@@ -81,6 +83,16 @@ ApiSessionTtl = Annotated[
 ]
 ApiChallengeTtl = Annotated[
     int, typer.Option(min=0, help="Seconds a sign-in challenge waits for its signature.")
+]
+TlsCert = Annotated[
+    Path | None, typer.Option(help="PEM certificate: JSON-RPC, WebSocket, REST over TLS.")
+]
+TlsKey = Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")]
+TlsKeyPasswordFile = Annotated[
+    Path | None, typer.Option(help="File whose first line is --tls-key's password.")
+]
+TlsClientCa = Annotated[
+    Path | None, typer.Option(help="PEM CA: clients must present a certificate it signed.")
 ]
 
 app = typer.Typer(
@@ -166,6 +178,7 @@ def _serve(config: NodeConfig, announce: Callable[[Node], str]) -> None:
     from node.network import NetworkConfigError
     from node.rpc.errors import ListenerConfigError
     from node.service import Node
+    from node.tls import TlsConfigError
 
     _check_ports(config)
     ready = False
@@ -184,7 +197,7 @@ def _serve(config: NodeConfig, announce: Callable[[Node], str]) -> None:
         if ready:
             raise
         fail(EXIT_USAGE, str(exc))
-    except (GenesisError, NetworkConfigError) as exc:
+    except (GenesisError, NetworkConfigError, TlsConfigError) as exc:
         if ready:
             raise
         fail(EXIT_REQUEST, str(exc))
@@ -207,8 +220,12 @@ def _endpoints(node: Node) -> list[str]:
     from node.api.credentials import BOOTSTRAP_FILE
 
     config = node.config
-    http = f"http://{_url_host(config.host)}:{config.rpc_port}"
-    rows = [("JSON-RPC", http), ("WebSocket", f"ws://{_url_host(config.host)}:{config.ws_port}")]
+    secure = "s" if config.tls is not None else ""
+    http = f"http{secure}://{_url_host(config.host)}:{config.rpc_port}"
+    ws = f"ws{secure}://{_url_host(config.host)}:{config.ws_port}"
+    rows = [("JSON-RPC", http), ("WebSocket", ws)]
+    if config.tls is not None and config.tls.client_ca is not None:
+        rows.append(("Client certs", f"required, signed by {config.tls.client_ca}"))
     if config.api:
         admin_key = config.datadir / BOOTSTRAP_FILE
         rows += [
@@ -290,6 +307,10 @@ def listener_settings(
     api_max_challenges: int,
     api_session_ttl: int,
     api_challenge_ttl: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_key_password_file: Path | None,
+    tls_client_ca: Path | None,
 ) -> dict[str, Any]:
     """The `NodeConfig` fields of the options `dev` and `run` share; the node checks them
     (`ListenerConfigError`) before its datadir is touched."""
@@ -315,7 +336,33 @@ def listener_settings(
         "api_max_challenges": api_max_challenges,
         "api_session_ttl": api_session_ttl,
         "api_challenge_ttl": api_challenge_ttl,
+        "tls": _tls(tls_cert, tls_key, tls_key_password_file, tls_client_ca),
     }
+
+
+def _tls(
+    cert: Path | None, key: Path | None, password_file: Path | None, client_ca: Path | None
+) -> TlsSettings | None:
+    """`TlsSettings` from the --tls-* options, None without them. The files are read when the
+    node starts (`node.tls`); here only their combination is checked."""
+    if cert is None:
+        given = [
+            option
+            for option, value in (
+                ("--tls-key", key),
+                ("--tls-key-password-file", password_file),
+                ("--tls-client-ca", client_ca),
+            )
+            if value is not None
+        ]
+        if given:
+            fail(EXIT_USAGE, f"{given[0]} needs --tls-cert")
+        return None
+    if key is None:
+        fail(EXIT_USAGE, "--tls-cert needs --tls-key (the certificate's private key)")
+    from node.tls import TlsSettings
+
+    return TlsSettings(cert, key, password_file, client_ca)
 
 
 @app.command(epilog=SERVE_EXIT_CODES)
@@ -347,6 +394,10 @@ def dev(
     api_max_challenges: ApiMaxChallenges = 10_000,
     api_session_ttl: ApiSessionTtl = 900,
     api_challenge_ttl: ApiChallengeTtl = 300,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_key_password_file: TlsKeyPasswordFile = None,
+    tls_client_ca: TlsClientCa = None,
     log_level: LogLevel = "info",
 ) -> None:
     """A one-validator dev chain with the ten well-known dev accounts.
@@ -385,6 +436,10 @@ def dev(
                 api_max_challenges=api_max_challenges,
                 api_session_ttl=api_session_ttl,
                 api_challenge_ttl=api_challenge_ttl,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                tls_key_password_file=tls_key_password_file,
+                tls_client_ca=tls_client_ca,
             ),
         ),
         _dev_banner,
@@ -421,6 +476,10 @@ def run(
     api_max_challenges: ApiMaxChallenges = 10_000,
     api_session_ttl: ApiSessionTtl = 900,
     api_challenge_ttl: ApiChallengeTtl = 300,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_key_password_file: TlsKeyPasswordFile = None,
+    tls_client_ca: TlsClientCa = None,
     log_level: LogLevel = "info",
 ) -> None:
     """Run a node of the network described by GENESIS."""
@@ -464,6 +523,10 @@ def run(
                 api_max_challenges=api_max_challenges,
                 api_session_ttl=api_session_ttl,
                 api_challenge_ttl=api_challenge_ttl,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                tls_key_password_file=tls_key_password_file,
+                tls_client_ca=tls_client_ca,
             ),
         ),
         _node_banner,
@@ -546,12 +609,15 @@ def localnet_up(
     members: int = typer.Option(0, min=0, help="How many nodes only follow (new network)."),
     block_period: int = typer.Option(1, min=1, help="Seconds between blocks (new network)."),
     permissioned: bool = typer.Option(False, help="Enforce AccountRules and NodeRules."),
+    tls: bool = typer.Option(False, help="TLS on client ports, with a generated CA (new network)."),
 ) -> None:
     """Create the network (first time) and start every node not running."""
     from node import localnet
 
     try:
-        launched = localnet.launch(directory, validators, members, block_period, permissioned)
+        launched = localnet.launch(
+            directory, validators, members, block_period, permissioned, tls=tls
+        )
     except OSError as exc:
         fail(EXIT_REQUEST, f"cannot use {directory}: {exc}")
     for line in launched.lines():

@@ -10,6 +10,9 @@ detached process logging to `nodeN/node.log`. `status` asks each running node ov
 the command prints, so the CLI stays a loop of echoes: `up` on a network where some nodes
 still run starts only the others, and says which it started and which were running already;
 a stopped node's status says `stopped` rather than guessing a height.
+
+With `tls`, a new network gets a throwaway CA and a certificate per node under `tls/`
+(`node.certs`), and every node serves its client ports over TLS; clients take `tls/ca.pem`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -28,12 +32,14 @@ from pathlib import Path
 import httpx
 import psutil
 
+from node.certs import write_local_pki
 from node.chain.genesis import dev_genesis
 from node.keys import load_or_create_node_key
 
 STATE_FILE = "localnet.json"
 NETWORK_FILE = "network.json"
 GENESIS_FILE = "genesis.json"
+TLS_DIR = "tls"
 
 
 @dataclass
@@ -47,10 +53,12 @@ class LocalNode:
     pid: int | None = None
     admin_port: int | None = None
     """The admin listener's port (token in `<dir>/<name>/admin-rpc.token`); None: none."""
+    tls_ca: str | None = None
+    """The CA file (absolute) that signed the node's TLS certificate; None: plain HTTP."""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.rpc_port}"
+        return f"{'https' if self.tls_ca else 'http'}://127.0.0.1:{self.rpc_port}"
 
     @property
     def admin_url(self) -> str:
@@ -77,6 +85,7 @@ def create(
     *,
     containers: bool = False,
     permissioned: bool = False,
+    tls: bool = False,
 ) -> list[LocalNode]:
     """Keys, genesis and network file for a new network (nothing is started).
 
@@ -105,6 +114,10 @@ def create(
         permissioned=permissioned,
     ).dated_now()
     (directory / GENESIS_FILE).write_text(genesis.dumps())
+    if tls:
+        ca = write_local_pki(directory / TLS_DIR, [node.name for node in nodes]).resolve()
+        for node in nodes:
+            node.tls_ca = str(ca)
     write_network(directory, nodes, containers=containers)
     save(directory, nodes)
     return nodes
@@ -147,12 +160,25 @@ def start_node(directory: Path, node: LocalNode) -> None:
             str(node.p2p_port),
             "--admin-port",
             str(node.admin_port or 0),
+            *_tls_args(directory, node),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     node.pid = process.pid
+
+
+def _tls_args(directory: Path, node: LocalNode) -> list[str]:
+    if node.tls_ca is None:
+        return []
+    files = directory / TLS_DIR
+    return [
+        "--tls-cert",
+        str(files / f"{node.name}.crt"),
+        "--tls-key",
+        str(files / f"{node.name}.key"),
+    ]
 
 
 @dataclass(frozen=True)
@@ -171,6 +197,8 @@ class Launch:
         members = len(self.nodes) - validators
         what = "created" if self.created else "using"
         lines = [f"{what} network {self.directory}: {validators} validators, {members} members"]
+        if self.nodes and self.nodes[0].tls_ca:
+            lines.append(f"TLS on client ports; clients trust {self.nodes[0].tls_ca}")
         for node in self.nodes:
             role = "validator" if node.validator else "member"
             lines.append(f"{node.name}  {role:9}  {node.address}  {node.url}  {self._fate(node)}")
@@ -194,15 +222,16 @@ def launch(
     block_period: int = 1,
     permissioned: bool = False,
     wait: float = 60.0,
+    tls: bool = False,
 ) -> Launch:
     """Create the network the first time, start every node not running, and wait up to
     `wait` seconds for the started ones to answer JSON-RPC.
 
     An existing network is kept as it is: `validators`, `members`, `block_period` and
-    `permissioned` only shape a new one."""
+    `permissioned` and `tls` only shape a new one."""
     created = not (directory / STATE_FILE).exists()
     nodes = (
-        create(directory, validators, members, block_period, permissioned=permissioned)
+        create(directory, validators, members, block_period, permissioned=permissioned, tls=tls)
         if created
         else load(directory)
     )
@@ -297,11 +326,13 @@ def status(directory: Path) -> list[NodeStatus]:
 
 
 def rpc(node: LocalNode, method: str, params: list | None = None) -> object | None:
+    verify = ssl.create_default_context(cafile=node.tls_ca) if node.tls_ca else True
     try:
         response = httpx.post(
             node.url,
             json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
             timeout=5,
+            verify=verify,
         )
         return response.json().get("result")
     except (httpx.HTTPError, ValueError):

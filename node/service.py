@@ -14,6 +14,7 @@ import json
 import logging
 import signal
 import socket
+import ssl
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,7 @@ from node.rpc.trace import TraceApi
 from node.storage.chainstore import ChainStore
 from node.storage.store import LevelDBStore
 from node.sync import BlockSync
+from node.tls import TlsSettings
 from node.txgossip import TransactionGossip
 from node.txpool.admission import AdmissionRules
 from node.txpool.journal import JOURNAL_FILE, JournalGate, TxJournal
@@ -131,6 +133,13 @@ class NodeConfig:
     """The admin listener's address: loopback only (`node.rpc.admin`)."""
     admin_port: int | None = None
     """The admin listener (every method, bearer token): None runs none; `tally` uses 8551."""
+    tls: TlsSettings | None = None
+    """TLS (and mutual TLS with a client CA) on the public listener; the admin listener stays
+    plain HTTP: it is loopback only, where a certificate for the public name would not match."""
+
+
+TLS_CLOSE_GRACE = 2.0
+"""Seconds a stopping TLS listener waits for its connections to close before dropping them."""
 
 
 class _Listener(uvicorn.Server):
@@ -139,6 +148,27 @@ class _Listener(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's graceful stop, bounded under TLS: closing a TLS connection waits for the
+        client's close_notify, which an idle pooled client (requests under web3.py) never
+        sends, and the event loop would wait 30 s for each. After `TLS_CLOSE_GRACE` those
+        connections are dropped; answers in flight had that long to finish."""
+        closing = asyncio.create_task(super().shutdown(sockets))
+        if self.config.ssl is not None:
+            await asyncio.wait({closing}, timeout=TLS_CLOSE_GRACE)
+            for connection in list(self.server_state.connections):
+                transport = getattr(connection, "transport", None)
+                if transport is not None:
+                    transport.abort()
+        await closing
+
+
+def _serving(
+    context: ssl.SSLContext,
+) -> Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext]:
+    """uvicorn's hook for a context built and checked before anything started."""
+    return lambda _config, _default: context
 
 
 def resolve_genesis(config: NodeConfig, store: ChainStore, validator: bytes) -> Genesis:
@@ -166,7 +196,10 @@ class Node:
         )
         if config.admin_port is not None:
             check_loopback(config.admin_host)
-        self.siwe_origin = SiweOrigin.parse(config.api_siwe_domain, config.host, config.rpc_port)
+        self.tls_context = config.tls.server_context() if config.tls is not None else None
+        self.siwe_origin = SiweOrigin.parse(
+            config.api_siwe_domain or self._default_siwe_origin(), config.host, config.rpc_port
+        )
         self.trusted_proxies = trusted_proxies(config.api_trusted_proxies)
         self.rate_limits = RateLimits(
             config.api_rate_limit, config.api_address_rate_limit, config.api_auth_failure_limit
@@ -239,6 +272,13 @@ class Node:
         except BaseException:
             self.store.close()
             raise
+
+    def _default_siwe_origin(self) -> str | None:
+        """With TLS, sign-in names the https origin; without, `SiweOrigin`'s host:port."""
+        if self.tls_context is None:
+            return None
+        host = self.config.host
+        return f"https://{f'[{host}]' if ':' in host else host}:{self.config.rpc_port}"
 
     @property
     def address(self) -> bytes:
@@ -438,6 +478,7 @@ class Node:
             BrowserGuard(self._durable_answers(self._http_app()), self.browser_policy)
         )
         apps: list[ASGIApp] = [public] * len(addresses)
+        contexts: list[ssl.SSLContext | None] = [self.tls_context] * len(addresses)
         if self.admin_token_file is not None and self.config.admin_port is not None:
             addresses.append((self.config.admin_host, self.config.admin_port))
             apps.append(
@@ -451,6 +492,7 @@ class Node:
                     )
                 )
             )
+            contexts.append(None)
         sockets = self._bind(addresses)
         listeners = [
             _Listener(
@@ -465,9 +507,10 @@ class Node:
                     # believes any loopback client, so a local caller could pick its address).
                     proxy_headers=bool(self.trusted_proxies),
                     forwarded_allow_ips=self.trusted_proxies or None,
+                    ssl_context_factory=_serving(context) if context is not None else None,
                 )
             )
-            for app, (host, port) in zip(apps, addresses, strict=True)
+            for app, (host, port), context in zip(apps, addresses, contexts, strict=True)
         ]
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -486,14 +529,17 @@ class Node:
             asyncio.create_task(listener.serve(sockets=[sock]))
             for listener, sock in zip(listeners, sockets, strict=True)
         ]
+        secure = "s" if self.tls_context is not None else ""
         log.info(
-            "Tally node up: chain id %d, head #%d, %s 0x%s, JSON-RPC http://%s:%d ws://%s:%d",
+            "Tally node up: chain id %d, head #%d, %s 0x%s, JSON-RPC %s://%s:%d %s://%s:%d",
             self.chain.chain_id,
             self.chain.head.block_number,
             "validator" if self.engine is not None else "member",
             self.address.hex(),
+            "http" + secure,
             self.config.host,
             self.config.rpc_port,
+            "ws" + secure,
             self.config.host,
             self.config.ws_port,
         )

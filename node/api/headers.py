@@ -13,6 +13,9 @@ runs (the browser guard's 403s, the body limit's 413s) carry them too.
   is never sniffed into HTML or script.
 - `Referrer-Policy: no-referrer`: shareable explorer links (`#/tx/0x...`) and API paths with
   account addresses do not leak to other sites.
+- `Strict-Transport-Security` on answers sent over TLS (`--tls-cert`): a browser that reached
+  the node over https never again tries plain http for it, where it could be intercepted.
+  Browsers ignore the header over plain http, so it is not sent there.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ EXPLORER_POLICY = (
     "frame-ancestors 'none'"
 )
 DATA_POLICY = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+HSTS = "max-age=31536000"
+"""A year, no includeSubDomains: the node's name says nothing about its sibling hosts."""
 
 _COMMON = {
     "X-Frame-Options": "DENY",
@@ -49,6 +55,7 @@ class SecurityHeaders:
         path: str = scope["path"]
         explorer = path == EXPLORER_PATH or path.startswith(EXPLORER_PATH + "/")
         policy = EXPLORER_POLICY if explorer else DATA_POLICY
+        secure = scope.get("scheme") == "https"
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -56,6 +63,8 @@ class SecurityHeaders:
                 headers.setdefault("Content-Security-Policy", policy)
                 for name, value in _COMMON.items():
                     headers.setdefault(name, value)
+                if secure:
+                    headers.setdefault("Strict-Transport-Security", HSTS)
             await send(message)
 
         await self.app(scope, receive, with_headers)
