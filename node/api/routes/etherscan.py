@@ -1,0 +1,626 @@
+"""An Etherscan-compatible read API at `/api?module=...&action=...`, for the wallets,
+accounting tools and scripts that already speak Etherscan's.
+
+Served from the node's indexes (account transactions, token transfers, internal transactions)
+and headers, with Etherscan's envelope: `{"status": "1", "message": "OK", "result": ...}`;
+an empty list is `"0"` with "No transactions found" (getLogs: "No records found"); a refusal
+is `"0"`, "NOTOK" and the reason in `result`. Every answer is HTTP 200, as Etherscan's are
+(its clients read the envelope, not the status), refusals included: a bad parameter, a missing
+or invalid key, a credential that may not read the account, and the rate limit
+("Max rate limit reached", with Retry-After).
+
+Credentials and roles are the REST API's: the key goes in `apikey` (Etherscan's way) or in
+the Authorization / X-API-Key header; admins and auditors read every account, enterprises
+and customers only their own addresses; getLogs, token-wide tokentx and other parties'
+transaction statuses are chain-wide reads (not for customers). Requests count against the
+same per-address and per-caller budgets as /api/v1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from eth.abc import BlockHeaderAPI
+from eth_bloom import BloomFilter
+from eth_typing import Address
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from node.api import etherscan_rows as rows
+from node.api.auth import Principal, authenticate
+from node.api.context import ApiContext, context
+from node.api.errors import RateLimited, Unauthenticated
+from node.api.ratelimit import client_of
+from node.chain.indexer import TRANSFER_TOPIC
+from node.chain.vm import decode_transaction
+from node.hexcodec import decode_data
+from node.storage.indexes import InternalTransaction, LogPosition, TokenTransfer
+from node.storage.records import LogRecord, ReceiptRecord, TransactionRecord
+
+router = APIRouter(tags=["etherscan"])
+
+MAX_WINDOW = 10_000
+"""Etherscan's cap: page x offset may not pass it."""
+MAX_LOGS = 1_000
+"""Logs one getLogs answer carries at most (Etherscan's)."""
+MAX_LOG_RANGE = 10_000
+"""Blocks one getLogs request may span (the node's default `--max-log-range`)."""
+_TOPICS = 4
+_LAST = 2**32 - 1
+"""The largest transaction or log index a position key holds."""
+
+T = TypeVar("T")
+
+
+class EtherscanError(Exception):
+    """A refusal, answered as `{"status": "0", "message": "NOTOK", "result": reason}`."""
+
+
+def _envelope(status: str, message: str, result: Any, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"status": status, "message": message, "result": result}, headers=headers)
+
+
+def _ok(result: Any) -> JSONResponse:
+    return _envelope("1", "OK", result)
+
+
+def _listing(items: list[Any], none: str = "No transactions found") -> JSONResponse:
+    return _ok(items) if items else _envelope("0", none, [])
+
+
+# parameters ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Query:
+    """The query string, read as Etherscan reads it (names are case-sensitive)."""
+
+    values: dict[str, str]
+
+    def text(self, name: str) -> str | None:
+        value = self.values.get(name)
+        return None if value is None or not value.strip() else value.strip()
+
+    def address(self, name: str, required: bool = True) -> bytes | None:
+        value = self.text(name)
+        if value is None:
+            if required:
+                raise EtherscanError(f"Error! Missing or invalid {name}")
+            return None
+        try:
+            raw = decode_data(value)
+        except ValueError:
+            raw = b""
+        if len(raw) != 20:
+            raise EtherscanError("Error! Invalid address format")
+        return raw
+
+    def hash32(self, name: str) -> bytes:
+        value = self.text(name) or ""
+        try:
+            raw = decode_data(value)
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            raise EtherscanError(f"Error! Invalid {name} format")
+        return raw
+
+    def number(self, name: str, default: int, head: int | None = None) -> int:
+        """A decimal number (a block: also `latest`); `default` when absent."""
+        value = self.text(name)
+        if value is None:
+            return default
+        if head is not None and value.lower() == "latest":
+            return head
+        if not (value.isascii() and value.isdigit()) or len(value) > 19:
+            raise EtherscanError(f"Error! Invalid {name}")
+        return int(value)
+
+    def block(self, name: str, default: int, head: int) -> int:
+        """A block number (decimal, 0x-hex or `latest`), at most the head."""
+        value = self.text(name)
+        if value is not None and value.lower().startswith("0x"):
+            try:
+                number = int(value, 16)
+            except ValueError:
+                raise EtherscanError(f"Error! Invalid {name}") from None
+            return min(number, head)
+        return min(self.number(name, default, head), head)
+
+    def choice(self, name: str, options: tuple[str, ...]) -> str:
+        value = (self.text(name) or options[0]).lower()
+        if value not in options:
+            raise EtherscanError(f"Error! Invalid {name} (one of: {', '.join(options)})")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Which rows of a list a request wants: blocks, order and Etherscan's page/offset."""
+
+    first: int
+    last: int
+    descending: bool
+    skip: int
+    take: int
+
+    @classmethod
+    def of(cls, query: Query, head: int, max_take: int = MAX_WINDOW) -> Window:
+        first = query.number("startblock", 0, head)
+        last = min(query.number("endblock", head, head), head)
+        page = max(query.number("page", 1), 1)
+        offset = query.number("offset", 0)
+        if offset == 0:
+            offset = max_take
+            page = 1
+        if page * offset > MAX_WINDOW:
+            raise EtherscanError(
+                "Result window is too large, PageNo x Offset size must be less than or "
+                f"equal to {MAX_WINDOW}"
+            )
+        descending = query.choice("sort", ("asc", "desc")) == "desc"
+        return cls(first, last, descending, (page - 1) * offset, min(offset, max_take))
+
+    @property
+    def empty(self) -> bool:
+        return self.first > self.last
+
+    def start(self) -> LogPosition | None:
+        """The resume point of an index iteration (strictly after it) for this range."""
+        if self.descending:
+            return LogPosition(self.last + 1, 0, 0)
+        return None if self.first == 0 else LogPosition(self.first - 1, _LAST, _LAST)
+
+    def within(self, positions: Iterable[T], block_of: Callable[[T], int]) -> list[T]:
+        """This page of the rows inside the block range (rows come ordered from `start`)."""
+        if self.descending:
+            inside = itertools.takewhile(lambda row: block_of(row) >= self.first, positions)
+        else:
+            inside = itertools.takewhile(lambda row: block_of(row) <= self.last, positions)
+        return list(itertools.islice(inside, self.skip, self.skip + self.take))
+
+
+# callers ------------------------------------------------------------------------------------
+def _caller(request: Request, ctx: ApiContext, query: Query) -> Principal:
+    """Count the request (per address, then per caller) and resolve its credential."""
+    client = client_of(request)
+    ctx.limiter.count_address(client)
+    try:
+        caller = authenticate(request, query.text("apikey"))
+    except Unauthenticated:
+        raise EtherscanError("Invalid API Key") from None
+    if caller is None:
+        ctx.limiter.count_caller(f"anonymous@{client}")
+        raise EtherscanError("Missing/Invalid API Key")
+    ctx.limiter.count_caller(caller.identity)
+    return caller
+
+
+def _may_read(caller: Principal, address: bytes) -> None:
+    if not caller.may_read(address):
+        raise EtherscanError("Error! This API key may not read that address")
+
+
+def _reads_chain(caller: Principal) -> None:
+    if not caller.reads_chain:
+        raise EtherscanError("Error! Customer API keys may read only their own addresses")
+
+
+# the endpoint -------------------------------------------------------------------------------
+Handler = Callable[[ApiContext, Principal, Query], Any]
+
+
+@router.get(
+    "/api",
+    summary="Etherscan-compatible reads (module, action and Etherscan's parameters)",
+    description=(
+        "`module=account` (`txlist`, `tokentx`, `txlistinternal`, `balance`, "
+        "`tokenbalance`), `module=logs&action=getLogs`, "
+        "`module=block&action=getblocknumberbytime`, `module=transaction` (`getstatus`, "
+        "`gettxreceiptstatus`); key in `apikey` or the Authorization header. Always HTTP "
+        "200 with Etherscan's envelope."
+    ),
+)
+async def etherscan(request: Request, ctx: Annotated[ApiContext, Depends(context)]) -> Any:
+    query = Query(dict(request.query_params))
+    try:
+        caller = _caller(request, ctx, query)
+        module = (query.text("module") or "").lower()
+        actions = _MODULES.get(module)
+        if actions is None:
+            raise EtherscanError("Error! Missing Or invalid Module name")
+        handler = actions.get(query.text("action") or "")
+        if handler is None:
+            raise EtherscanError("Error! Missing Or invalid Action name")
+        chain_id = query.text("chainid")
+        if chain_id is not None and chain_id != str(ctx.chain.chain_id):
+            raise EtherscanError("Missing or unsupported chainid parameter")
+        answer = handler(ctx, caller, query)
+        return await answer if asyncio.iscoroutine(answer) else answer
+    except RateLimited as exc:
+        return _envelope("0", "NOTOK", "Max rate limit reached", exc.headers)
+    except EtherscanError as exc:
+        return _envelope("0", "NOTOK", str(exc))
+
+
+def _head(ctx: ApiContext) -> BlockHeaderAPI:
+    return ctx.head()[0]
+
+
+# module=account -----------------------------------------------------------------------------
+def _balance(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
+    address = query.address("address")
+    assert address is not None
+    _may_read(caller, address)
+    tag = (query.text("tag") or "latest").lower()
+    if tag not in ("latest", "pending", "finalized", "safe"):
+        raise EtherscanError("Error! Invalid tag (only latest is kept)")
+    return _ok(str(ctx.chain.state_at(_head(ctx)).get_balance(Address(address))))
+
+
+def _token_balance(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
+    token = query.address("contractaddress")
+    address = query.address("address")
+    assert token is not None and address is not None
+    _may_read(caller, address)
+    balance = ctx.bank.token_balance(_head(ctx), address, token)
+    if balance is None:
+        raise EtherscanError("Error! contractaddress does not answer balanceOf")
+    return _ok(str(balance))
+
+
+def _txlist(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
+    address = query.address("address")
+    assert address is not None
+    _may_read(caller, address)
+    head = _head(ctx)
+    window = Window.of(query, head.block_number)
+    if window.empty:
+        return _listing([])
+    start = window.start()
+    after = None if start is None else (start.block_number, start.tx_index)
+    positions = ctx.index.account_transactions(address, newest_first=window.descending, after=after)
+    store, items = ctx.chain.store, []
+    for number, index in window.within(positions, lambda row: row[0]):
+        block_hash = store.canonical_hash(number)
+        tx_hash = _tx_hash_at(ctx, block_hash, index) if block_hash else None
+        record = None if tx_hash is None else store.transaction(tx_hash)
+        receipt = None if tx_hash is None else store.receipt(tx_hash)
+        header = None if block_hash is None else ctx.chain.header_by_hash(block_hash)
+        if tx_hash is None or record is None or receipt is None or header is None:
+            continue
+        tx = decode_transaction(record.raw)
+        items.append(
+            rows.normal_transaction(
+                tx, tx_hash, record, receipt, header.timestamp, head.block_number
+            )
+        )
+    return _listing(items)
+
+
+def _tx_hash_at(ctx: ApiContext, block_hash: bytes, index: int) -> bytes | None:
+    hashes = ctx.chain.store.block_tx_hashes(block_hash)
+    return hashes[index] if index < len(hashes) else None
+
+
+class _TokenMetadata:
+    """ERC-20 name, symbol and decimals by token, read once (a bounded cache: tokens
+    do not rename themselves, and a page names few)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._known: OrderedDict[bytes, tuple[str, str, int | None]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, ctx: ApiContext, token: bytes) -> tuple[str, str, int | None]:
+        with self._lock:
+            found = self._known.get(token)
+        if found is None:
+            found = ctx.bank.token_metadata(_head(ctx), token)
+            with self._lock:
+                self._known[token] = found
+                if len(self._known) > self._size:
+                    self._known.popitem(last=False)
+        return found
+
+
+_METADATA = _TokenMetadata()
+
+
+def _tokentx(ctx: ApiContext, caller: Principal, query: Query) -> Any:
+    address = query.address("address", required=False)
+    token = query.address("contractaddress", required=False)
+    head = _head(ctx)
+    window = Window.of(query, head.block_number)
+    if address is None:
+        if token is None:
+            raise EtherscanError("Error! Missing address or contractaddress")
+        _reads_chain(caller)
+        return _token_wide_transfers(ctx, token, window, head.block_number)
+    _may_read(caller, address)
+    if window.empty:
+        return _listing([])
+    transfers: Iterator[TokenTransfer] = ctx.index.token_transfers(
+        address, newest_first=window.descending, after=window.start()
+    )
+    if token is not None:
+        transfers = (row for row in transfers if row.token == token)
+    chosen = window.within(transfers, lambda row: row.position.block_number)
+    return _listing(_transfer_rows(ctx, chosen, head.block_number))
+
+
+def _transfer_rows(ctx: ApiContext, chosen: list[TokenTransfer], head: int) -> list[dict]:
+    store, items = ctx.chain.store, []
+    for row in chosen:
+        record = store.transaction(row.tx_hash)
+        receipt = store.receipt(row.tx_hash)
+        if record is None or receipt is None:
+            continue
+        tx = decode_transaction(record.raw)
+        metadata = _METADATA.get(ctx, row.token)
+        items.append(rows.token_transfer(row, tx, record, receipt, metadata, head))
+    return items
+
+
+def _txlistinternal(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
+    if query.text("txhash") is not None:
+        return _internal_by_hash(ctx, caller, query)
+    address = query.address("address")
+    assert address is not None
+    _may_read(caller, address)
+    window = Window.of(query, _head(ctx).block_number)
+    if window.empty:
+        return _listing([])
+    calls: Iterator[InternalTransaction] = ctx.index.internal_transactions(
+        address, newest_first=window.descending, after=window.start()
+    )
+    chosen = window.within(calls, lambda row: row.position.block_number)
+    return _listing([rows.internal_transaction(row) for row in chosen])
+
+
+def _internal_by_hash(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
+    tx_hash = query.hash32("txhash")
+    record = ctx.chain.store.transaction(tx_hash)
+    if record is None:
+        return _listing([])
+    _, calls = ctx.index.tx_internals(tx_hash, record.block_number, record.index)
+    if not caller.reads_chain:
+        tx = decode_transaction(record.raw)
+        parties = {record.sender, tx.to} | {c.sender for c in calls}
+        parties |= {c.recipient or c.created for c in calls}
+        if not parties & set(caller.addresses):
+            raise EtherscanError("Error! This API key may not read that transaction")
+    return _listing([rows.internal_transaction(row, by_hash=True) for row in calls])
+
+
+# module=logs --------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _LogQuery:
+    """getLogs criteria: an address, topics by position, and the operators between them."""
+
+    address: bytes | None
+    topics: tuple[tuple[int, bytes], ...]
+    operators: tuple[str, ...]
+    """Between each given topic and the next: "and" or "or" (evaluated left to right)."""
+
+    def matches(self, log: LogRecord) -> bool:
+        if self.address is not None and log.address != self.address:
+            return False
+        result = None
+        for (position, topic), operator in zip(self.topics, ("and", *self.operators), strict=True):
+            hit = len(log.topics) > position and log.topics[position] == topic
+            if result is None:
+                result = hit
+            else:
+                result = (result and hit) if operator == "and" else (result or hit)
+        return True if result is None else result
+
+    def bloom_terms(self) -> list[list[bytes]]:
+        """Values a block's bloom must hold (each inner list: any of): topics only when
+        every operator is "and", since an "or" lets a log miss any one of them."""
+        terms = [] if self.address is None else [[self.address]]
+        if all(operator == "and" for operator in self.operators):
+            terms += [[topic] for _, topic in self.topics]
+        else:
+            terms.append([topic for _, topic in self.topics])
+        return terms
+
+
+def _log_query(query: Query) -> _LogQuery:
+    topics = []
+    for position in range(_TOPICS):
+        if query.text(f"topic{position}") is not None:
+            topics.append((position, query.hash32(f"topic{position}")))
+    operators = []
+    for (a, _), (b, _) in itertools.pairwise(topics):
+        operators.append(query.choice(f"topic{a}_{b}_opr", ("and", "or")))
+    address = query.address("address", required=False)
+    if address is None and not topics:
+        raise EtherscanError("Error! Missing address or topic")
+    return _LogQuery(address, tuple(topics), tuple(operators))
+
+
+_LOG_SCANS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etherscan-logs")
+"""getLogs scans run here, off the event loop and off the loop's default executor (which
+builds and commits blocks), one at a time."""
+
+
+async def _get_logs(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
+    _reads_chain(caller)
+    criteria = _log_query(query)
+    head = _head(ctx).block_number
+    first = query.block("fromBlock", 0, head)
+    last = query.block("toBlock", head, head)
+    if first > last:
+        return _listing([], "No records found")
+    if last - first + 1 > MAX_LOG_RANGE:
+        raise EtherscanError(f"Error! Block range too large (at most {MAX_LOG_RANGE} blocks)")
+    page = max(query.number("page", 1), 1)
+    offset = query.number("offset", 0) or MAX_LOGS
+    if offset > MAX_LOGS or page * offset > MAX_WINDOW:
+        raise EtherscanError(
+            f"Error! offset may be at most {MAX_LOGS} and page x offset at most {MAX_WINDOW}"
+        )
+    loop = asyncio.get_running_loop()
+    found = await loop.run_in_executor(
+        _LOG_SCANS, _scan_logs, ctx, criteria, first, last, page * offset
+    )
+    return _listing(found[(page - 1) * offset : page * offset], "No records found")
+
+
+@dataclass(frozen=True, slots=True)
+class _FoundLog:
+    log: LogRecord
+    record: TransactionRecord
+    receipt: ReceiptRecord
+    tx_hash: bytes
+    log_index: int
+    timestamp: int
+
+
+def _matching_logs(
+    ctx: ApiContext, criteria: _LogQuery, first: int, last: int
+) -> Iterator[_FoundLog]:
+    """Matching logs of blocks `first`..`last`, oldest first; a block whose bloom rules them
+    out costs one header read. Pauses while a block is being made (as eth_getLogs does)."""
+    terms = [
+        [int(BloomFilter.from_iterable([value])) for value in any_of]
+        for any_of in criteria.bloom_terms()
+    ]
+    store = ctx.chain.store
+    for number in range(first, last + 1):
+        ctx.chain.block_work.idle.wait()
+        block_hash = store.canonical_hash(number)
+        header = None if block_hash is None else store.header(block_hash)
+        if block_hash is None or header is None:
+            return
+        bloom = header.bloom
+        if not bloom or not all(any(bloom & m == m for m in any_of) for any_of in terms):
+            continue
+        for tx_hash in store.block_tx_hashes(block_hash):
+            receipt = store.receipt(tx_hash)
+            record = None if receipt is None or not receipt.logs else store.transaction(tx_hash)
+            if receipt is None or record is None:
+                continue
+            for offset, log in enumerate(receipt.logs):
+                if criteria.matches(log):
+                    index = receipt.first_log_index + offset
+                    yield _FoundLog(log, record, receipt, tx_hash, index, header.timestamp)
+
+
+def _scan_logs(
+    ctx: ApiContext, criteria: _LogQuery, first: int, last: int, wanted: int
+) -> list[dict]:
+    return [
+        rows.log_entry(f.log, f.record, f.receipt, f.tx_hash, f.log_index, f.timestamp)
+        for f in itertools.islice(_matching_logs(ctx, criteria, first, last), wanted)
+    ]
+
+
+async def _token_wide_transfers(
+    ctx: ApiContext, token: bytes, window: Window, head: int
+) -> JSONResponse:
+    """tokentx by contractaddress alone: the token's Transfer logs, scanned like getLogs
+    (no index holds a token's transfers by token), so bounded like it."""
+    if window.empty:
+        return _listing([])
+    if window.last - window.first + 1 > MAX_LOG_RANGE:
+        raise EtherscanError(
+            f"Error! Without an address, startblock..endblock may span at most "
+            f"{MAX_LOG_RANGE} blocks"
+        )
+    criteria = _LogQuery(token, ((0, TRANSFER_TOPIC),), ())
+    loop = asyncio.get_running_loop()
+    found = await loop.run_in_executor(_LOG_SCANS, _token_transfers_in, ctx, criteria, window)
+    return _listing(_transfer_rows(ctx, found, head))
+
+
+def _token_transfers_in(
+    ctx: ApiContext, criteria: _LogQuery, window: Window
+) -> list[TokenTransfer]:
+    transfers = [
+        TokenTransfer(
+            LogPosition(f.record.block_number, f.record.index, f.log_index),
+            f.log.address,
+            f.log.topics[1][12:],
+            f.log.topics[2][12:],
+            int.from_bytes(f.log.data, "big"),
+            f.tx_hash,
+            f.timestamp,
+        )
+        for f in _matching_logs(ctx, criteria, window.first, window.last)
+        if len(f.log.topics) == 3 and len(f.log.data) == 32
+    ]
+    if window.descending:
+        transfers.reverse()
+    return transfers[window.skip : window.skip + window.take]
+
+
+# module=block -------------------------------------------------------------------------------
+def _block_by_time(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
+    timestamp = query.number("timestamp", -1)
+    if timestamp < 0:
+        raise EtherscanError("Error! Invalid timestamp")
+    closest = query.choice("closest", ("before", "after"))
+    if closest == "before":
+        number = ctx.index.block_at_or_before(timestamp)
+    else:
+        number = ctx.index.block_at_or_after(timestamp)
+    if number is None:
+        raise EtherscanError("Error! No closest block found")
+    return _ok(str(number))
+
+
+# module=transaction -------------------------------------------------------------------------
+def _status_source(
+    ctx: ApiContext, caller: Principal, query: Query
+) -> tuple[TransactionRecord | None, ReceiptRecord | None]:
+    """(transaction record, receipt) of `txhash` (None, None while unknown or pending); a
+    customer sees only transactions it sent, received or moved tokens in."""
+    tx_hash = query.hash32("txhash")
+    store = ctx.chain.store
+    record, receipt = store.transaction(tx_hash), store.receipt(tx_hash)
+    if record is not None and not caller.reads_chain:
+        tx = decode_transaction(record.raw)
+        parties = {record.sender, tx.to}
+        if receipt is not None:
+            parties.add(receipt.contract_address)
+            for log in receipt.logs:
+                if len(log.topics) == 3 and log.topics[0] == TRANSFER_TOPIC:
+                    parties |= {log.topics[1][12:], log.topics[2][12:]}
+        if not parties & set(caller.addresses):
+            raise EtherscanError("Error! This API key may not read that transaction")
+    return record, receipt
+
+
+def _get_status(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
+    record, receipt = _status_source(ctx, caller, query)
+    if record is None or receipt is None or receipt.status == 1:
+        return _ok({"isError": "0", "errDescription": ""})
+    tx_hash = query.hash32("txhash")
+    error, _ = ctx.index.tx_internals(tx_hash, record.block_number, record.index)
+    return _ok({"isError": "1", "errDescription": error or "Reverted"})
+
+
+def _receipt_status(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
+    _, receipt = _status_source(ctx, caller, query)
+    return _ok({"status": "" if receipt is None else str(receipt.status)})
+
+
+_MODULES: dict[str, dict[str, Handler]] = {
+    "account": {
+        "balance": _balance,
+        "tokenbalance": _token_balance,
+        "txlist": _txlist,
+        "tokentx": _tokentx,
+        "txlistinternal": _txlistinternal,
+    },
+    "logs": {"getLogs": _get_logs},
+    "block": {"getblocknumberbytime": _block_by_time},
+    "transaction": {"getstatus": _get_status, "gettxreceiptstatus": _receipt_status},
+}
