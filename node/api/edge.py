@@ -3,7 +3,8 @@
 Only `/api/` paths (and the Etherscan-compatible `/api`) are touched; JSON-RPC (POST /, WS /)
 keeps its own, larger limit in `node.rpc.server`. A body is refused with 413 from its declared
 length before anything is read, and, when no length is declared (chunked), as soon as the
-bytes received pass the limit: the 413 is sent then, the app sees the client gone, and whatever it answers is dropped.
+bytes received pass the limit: the 413 is sent then, the app sees the client gone, and
+whatever it answers is dropped.
 """
 
 from __future__ import annotations
