@@ -412,12 +412,14 @@ class _LogQuery:
         if self.address is not None and log.address != self.address:
             return False
         result = None
-        for (position, topic), operator in zip(self.topics, ("and", *self.operators), strict=True):
+        for number, (position, topic) in enumerate(self.topics):
             hit = len(log.topics) > position and log.topics[position] == topic
             if result is None:
                 result = hit
+            elif self.operators[number - 1] == "and":
+                result = result and hit
             else:
-                result = (result and hit) if operator == "and" else (result or hit)
+                result = result or hit
         return True if result is None else result
 
     def bloom_terms(self) -> list[list[bytes]]:
