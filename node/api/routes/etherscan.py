@@ -214,6 +214,34 @@ def _reads_chain(caller: Principal) -> None:
 # the endpoint -------------------------------------------------------------------------------
 Handler = Callable[[ApiContext, Principal, Query], Any]
 
+_PARAMETERS = {
+    "module": "account, logs, block or transaction",
+    "action": "txlist, tokentx, txlistinternal, balance, tokenbalance; getLogs; "
+    "getblocknumberbytime; getstatus, gettxreceiptstatus",
+    "apikey": "an API key (tk_...), or a session token; or send it in Authorization",
+    "address": "0x address",
+    "contractaddress": "0x address of an ERC-20",
+    "txhash": "0x transaction hash",
+    "startblock": "first block (decimal)",
+    "endblock": "last block (decimal or latest)",
+    "page": "page number, from 1",
+    "offset": "rows per page (page x offset <= 10000)",
+    "sort": "asc or desc",
+    "tag": "latest",
+    "fromBlock": "getLogs: first block (decimal, 0x-hex or latest)",
+    "toBlock": "getLogs: last block",
+    **{f"topic{n}": f"getLogs: topic {n} (0x, 32 bytes)" for n in range(_TOPICS)},
+    **{
+        f"topic{a}_{b}_opr": f"getLogs: and|or between topic{a} and topic{b}"
+        for a, b in itertools.combinations(range(_TOPICS), 2)
+    },
+    "timestamp": "unix seconds",
+    "closest": "before or after",
+    "chainid": "if given, this chain's id",
+}
+"""Etherscan's parameters, read from the query string by the handlers (so that a bad one is
+refused in Etherscan's envelope, not FastAPI's), declared here for the OpenAPI document."""
+
 
 @router.get(
     "/api",
@@ -225,6 +253,18 @@ Handler = Callable[[ApiContext, Principal, Query], Any]
         "`gettxreceiptstatus`); key in `apikey` or the Authorization header. Always HTTP "
         "200 with Etherscan's envelope."
     ),
+    openapi_extra={
+        "parameters": [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": text,
+                "schema": {"type": "string"},
+            }
+            for name, text in _PARAMETERS.items()
+        ]
+    },
 )
 async def etherscan(request: Request, ctx: Annotated[ApiContext, Depends(context)]) -> Any:
     query = Query(dict(request.query_params))
