@@ -41,6 +41,7 @@ from node.api.ratelimit import client_of
 from node.chain.indexer import TRANSFER_TOPIC
 from node.chain.vm import decode_transaction
 from node.hexcodec import decode_data
+from node.storage import schema
 from node.storage.indexes import InternalTransaction, LogPosition, TokenTransfer
 from node.storage.records import LogRecord, ReceiptRecord, TransactionRecord
 
@@ -212,7 +213,7 @@ def _reads_chain(caller: Principal) -> None:
 
 
 # the endpoint -------------------------------------------------------------------------------
-Handler = Callable[[ApiContext, Principal, Query], Any]
+Handler = Callable[[ApiContext, Principal, Query], JSONResponse]
 
 _PARAMETERS = {
     "module": "account, logs, block or transaction",
@@ -270,26 +271,52 @@ async def etherscan(request: Request, ctx: Annotated[ApiContext, Depends(context
     query = Query(dict(request.query_params))
     try:
         caller = _caller(request, ctx, query)
-        module = (query.text("module") or "").lower()
-        actions = _MODULES.get(module)
-        if actions is None:
-            raise EtherscanError("Error! Missing Or invalid Module name")
-        handler = actions.get(query.text("action") or "")
-        if handler is None:
-            raise EtherscanError("Error! Missing Or invalid Action name")
-        chain_id = query.text("chainid")
-        if chain_id is not None and chain_id != str(ctx.chain.chain_id):
-            raise EtherscanError("Missing or unsupported chainid parameter")
-        answer = handler(ctx, caller, query)
-        return await answer if asyncio.iscoroutine(answer) else answer
+        handler = _handler(ctx, query)
     except RateLimited as exc:
         return _envelope("0", "NOTOK", "Max rate limit reached", exc.headers)
     except EtherscanError as exc:
         return _envelope("0", "NOTOK", str(exc))
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_READS, _answer, handler, ctx, caller, query)
+
+
+def _handler(ctx: ApiContext, query: Query) -> Handler:
+    """The action's handler, once module, action and chain id check out."""
+    module = (query.text("module") or "").lower()
+    actions = _MODULES.get(module)
+    if actions is None:
+        raise EtherscanError("Error! Missing Or invalid Module name")
+    handler = actions.get(query.text("action") or "")
+    if handler is None:
+        raise EtherscanError("Error! Missing Or invalid Action name")
+    chain_id = query.text("chainid")
+    if chain_id is not None and chain_id != str(ctx.chain.chain_id):
+        raise EtherscanError("Missing or unsupported chainid parameter")
+    return handler
+
+
+def _answer(handler: Handler, ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
+    try:
+        return handler(ctx, caller, query)
+    except EtherscanError as exc:
+        return _envelope("0", "NOTOK", str(exc))
+
+
+_READS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="etherscan")
+"""Where answers are read: off the event loop (a 10,000-row list or a getLogs scan takes a
+second) and off the loop's default executor, which builds and commits blocks. Handlers read
+the store, not the chain's in-memory caches, so they share no mutable state with the loop,
+and pause while a block is being made (as eth_getLogs scans do)."""
 
 
 def _head(ctx: ApiContext) -> BlockHeaderAPI:
-    return ctx.head()[0]
+    """The committed head, from the store (the head pointer is written in each block's batch)."""
+    store = ctx.chain.store
+    head_hash = store.head_hash()
+    header = None if head_hash is None else store.header(head_hash)
+    if header is None:
+        raise EtherscanError("Error! The node has no chain yet")
+    return header
 
 
 # module=account -----------------------------------------------------------------------------
@@ -327,11 +354,12 @@ def _txlist(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
     positions = ctx.index.account_transactions(address, newest_first=window.descending, after=after)
     store, items = ctx.chain.store, []
     for number, index in window.within(positions, lambda row: row[0]):
+        ctx.chain.block_work.idle.wait()
         block_hash = store.canonical_hash(number)
         tx_hash = _tx_hash_at(ctx, block_hash, index) if block_hash else None
         record = None if tx_hash is None else store.transaction(tx_hash)
         receipt = None if tx_hash is None else store.receipt(tx_hash)
-        header = None if block_hash is None else ctx.chain.header_by_hash(block_hash)
+        header = None if block_hash is None else store.header(block_hash)
         if tx_hash is None or record is None or receipt is None or header is None:
             continue
         tx = decode_transaction(record.raw)
@@ -344,8 +372,11 @@ def _txlist(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
 
 
 def _tx_hash_at(ctx: ApiContext, block_hash: bytes, index: int) -> bytes | None:
-    hashes = ctx.chain.store.block_tx_hashes(block_hash)
-    return hashes[index] if index < len(hashes) else None
+    """The hash at `index` of a block's body, sliced rather than split (blocks hold
+    thousands)."""
+    body = ctx.chain.store.store.get(schema.body_key(block_hash)) or b""
+    tx_hash = body[index * 32 : index * 32 + 32]
+    return tx_hash if len(tx_hash) == 32 else None
 
 
 class _TokenMetadata:
@@ -397,6 +428,7 @@ def _tokentx(ctx: ApiContext, caller: Principal, query: Query) -> Any:
 def _transfer_rows(ctx: ApiContext, chosen: list[TokenTransfer], head: int) -> list[dict]:
     store, items = ctx.chain.store, []
     for row in chosen:
+        ctx.chain.block_work.idle.wait()
         record = store.transaction(row.tx_hash)
         receipt = store.receipt(row.tx_hash)
         if record is None or receipt is None:
@@ -487,12 +519,7 @@ def _log_query(query: Query) -> _LogQuery:
     return _LogQuery(address, tuple(topics), tuple(operators))
 
 
-_LOG_SCANS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etherscan-logs")
-"""getLogs scans run here, off the event loop and off the loop's default executor (which
-builds and commits blocks), one at a time."""
-
-
-async def _get_logs(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
+def _get_logs(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
     _reads_chain(caller)
     criteria = _log_query(query)
     head = _head(ctx).block_number
@@ -508,10 +535,7 @@ async def _get_logs(ctx: ApiContext, caller: Principal, query: Query) -> JSONRes
         raise EtherscanError(
             f"Error! offset may be at most {MAX_LOGS} and page x offset at most {MAX_WINDOW}"
         )
-    loop = asyncio.get_running_loop()
-    found = await loop.run_in_executor(
-        _LOG_SCANS, _scan_logs, ctx, criteria, first, last, page * offset
-    )
+    found = _scan_logs(ctx, criteria, first, last, page * offset)
     return _listing(found[(page - 1) * offset : page * offset], "No records found")
 
 
@@ -564,9 +588,7 @@ def _scan_logs(
     ]
 
 
-async def _token_wide_transfers(
-    ctx: ApiContext, token: bytes, window: Window, head: int
-) -> JSONResponse:
+def _token_wide_transfers(ctx: ApiContext, token: bytes, window: Window, head: int) -> JSONResponse:
     """tokentx by contractaddress alone: the token's Transfer logs, scanned like getLogs
     (no index holds a token's transfers by token), so bounded like it."""
     if window.empty:
@@ -577,8 +599,7 @@ async def _token_wide_transfers(
             f"{MAX_LOG_RANGE} blocks"
         )
     criteria = _LogQuery(token, ((0, TRANSFER_TOPIC),), ())
-    loop = asyncio.get_running_loop()
-    found = await loop.run_in_executor(_LOG_SCANS, _token_transfers_in, ctx, criteria, window)
+    found = _token_transfers_in(ctx, criteria, window)
     return _listing(_transfer_rows(ctx, found, head))
 
 
