@@ -45,8 +45,8 @@ VALIDATOR = b"\x11" * 20
 EXTRA = QbftExtraData(b"\x00" * 32, (VALIDATOR,), None, 0, ()).encode()
 TRANSFER = function_signature_to_4byte_selector("transfer(address,uint256)")
 FORWARDER = bytes.fromhex(
-    "6018600c60003960186000f3"  # init code: return the 24-byte runtime that follows
-    "60006000602036038060206000376000346000355af15000"
+    "6018 600c 6000 39 6018 6000 f3"  # init code: CODECOPY the 24-byte runtime, RETURN it
+    "6000 6000 6020 36 03 80 6020 6000 37 6000 34 6000 35 5a f1 50 00"
 )
 """Forwards the call's value to the address in calldata word 0 (as in the API tests)."""
 

@@ -37,42 +37,18 @@ from tests.test_api_support import (
 )
 
 FORWARDER_RUNTIME = bytes.fromhex(
-    "6000"
-    "6000"  # retSize, retOffset
-    "6020"
-    "36"
-    "03"  # argsSize = CALLDATASIZE - 32
-    "80"
-    "6020"
-    "6000"
-    "37"  # CALLDATACOPY(0, 32, argsSize)
-    "6000"
-    "34"
-    "6000"
-    "35"
-    "5a"  # argsOffset, CALLVALUE, CALLDATALOAD(0), GAS
-    "f1"
-    "50"
-    "00"  # CALL, POP, STOP
+    "6000 6000"  # retSize 0, retOffset 0
+    "6020 36 03"  # argsSize = CALLDATASIZE - 32
+    "80 6020 6000 37"  # CALLDATACOPY(mem 0, calldata 32, argsSize)
+    "6000 34 6000 35 5a"  # argsOffset 0, value CALLVALUE, to CALLDATALOAD(0), GAS
+    "f1 50 00"  # CALL, POP, STOP
 )
 """Calls the address in calldata word 0 with all its gas, the call's value and calldata[32:]
 as input; ignores the outcome (so a reverted inner call leaves the value here)."""
 FACTORY_RUNTIME = bytes.fromhex(
-    "36"
-    "6000"
-    "6000"
-    "37"  # CALLDATACOPY(0, 0, CALLDATASIZE)
-    "36"
-    "6000"
-    "34"
-    "f0"
-    "50"  # CREATE(CALLVALUE, 0, CALLDATASIZE), POP
-    "6007"
-    "36"
-    "6000"
-    "6000"
-    "f5"
-    "50"  # CREATE2(0, 0, CALLDATASIZE, salt 7), POP
+    "36 6000 6000 37"  # CALLDATACOPY(mem 0, calldata 0, CALLDATASIZE)
+    "36 6000 34 f0 50"  # CREATE(CALLVALUE, mem 0, CALLDATASIZE), POP
+    "6007 36 6000 6000 f5 50"  # CREATE2(0, mem 0, CALLDATASIZE, salt 7), POP
     "00"
 )
 """CREATE with the call's value and the calldata as init code, then CREATE2 of the same."""
@@ -497,7 +473,7 @@ def test_txlistinternal_lists_value_moving_calls_and_creations(chain: Chain) -> 
         page=1,
         offset=1,
     )
-    assert newest == [r for r in into_revert]
+    assert newest == into_revert
 
 
 def test_balances_match_json_rpc(chain: Chain) -> None:
