@@ -475,6 +475,17 @@ def test_txlistinternal_lists_value_moving_calls_and_creations(chain: Chain) -> 
     )
     assert newest == into_revert
 
+    # By block range (no address): every internal transaction of those blocks, in order.
+    blocks = [int(r["blockNumber"]) for r in rows + into_revert + created]
+    span = {"startblock": min(blocks), "endblock": max(blocks)}
+    in_range = chain.ok(module="account", action="txlistinternal", **span)
+    assert in_range == rows + into_revert + created
+    backwards = chain.ok(
+        module="account", action="txlistinternal", sort="desc", page=2, offset=2, **span
+    )
+    assert backwards == in_range[::-1][2:4]
+    assert "Customer" in chain.notok("customer", module="account", action="txlistinternal", **span)
+
 
 def test_balances_match_json_rpc(chain: Chain) -> None:
     for address in (chain.alice.address, chain.bob.address, chain.forwarder):

@@ -53,6 +53,8 @@ MAX_LOGS = 1_000
 """Logs one getLogs answer carries at most (Etherscan's)."""
 MAX_LOG_RANGE = 10_000
 """Blocks one getLogs request may span (the node's default `--max-log-range`)."""
+MAX_SCANNED_TXS = 100_000
+"""Transactions txlistinternal by block range may look through (one lookup each)."""
 _TOPICS = 4
 _LAST = 2**32 - 1
 """The largest transaction or log index a position key holds."""
@@ -442,16 +444,52 @@ def _transfer_rows(ctx: ApiContext, chosen: list[TokenTransfer], head: int) -> l
 def _txlistinternal(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
     if query.text("txhash") is not None:
         return _internal_by_hash(ctx, caller, query)
-    address = query.address("address")
-    assert address is not None
-    _may_read(caller, address)
+    address = query.address("address", required=False)
     window = Window.of(query, _head(ctx).block_number)
+    if address is None:
+        _reads_chain(caller)
+        return _internal_in_blocks(ctx, window)
+    _may_read(caller, address)
     if window.empty:
         return _listing([])
     calls: Iterator[InternalTransaction] = ctx.index.internal_transactions(
         address, newest_first=window.descending, after=window.start()
     )
     chosen = window.within(calls, lambda row: row.position.block_number)
+    return _listing([rows.internal_transaction(row) for row in chosen])
+
+
+def _internal_in_blocks(ctx: ApiContext, window: Window) -> JSONResponse:
+    """Every internal transaction of blocks startblock..endblock (no address): one body read
+    a block and one lookup a transaction, so bounded in blocks and in transactions."""
+    if window.empty:
+        return _listing([])
+    if window.last - window.first + 1 > MAX_LOG_RANGE:
+        raise EtherscanError(
+            f"Error! Without an address, startblock..endblock may span at most "
+            f"{MAX_LOG_RANGE} blocks"
+        )
+    store = ctx.chain.store
+    numbers = range(window.first, window.last + 1)
+    found: list[InternalTransaction] = []
+    scanned = 0
+    for number in reversed(numbers) if window.descending else numbers:
+        ctx.chain.block_work.idle.wait()
+        block_hash = store.canonical_hash(number)
+        hashes = [] if block_hash is None else store.block_tx_hashes(block_hash)
+        scanned += len(hashes)
+        if scanned > MAX_SCANNED_TXS:
+            raise EtherscanError(
+                f"Error! More than {MAX_SCANNED_TXS} transactions in startblock..endblock; "
+                "narrow the range"
+            )
+        in_block: list[InternalTransaction] = []
+        for index, tx_hash in enumerate(hashes):
+            in_block += ctx.index.tx_internals(tx_hash, number, index)[1]
+        found += reversed(in_block) if window.descending else in_block
+        if len(found) >= window.skip + window.take:
+            break
+    chosen = found[window.skip : window.skip + window.take]
     return _listing([rows.internal_transaction(row) for row in chosen])
 
 
