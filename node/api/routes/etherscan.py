@@ -22,13 +22,11 @@ import asyncio
 import itertools
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from eth.abc import BlockHeaderAPI
-from eth_bloom import BloomFilter
 from eth_typing import Address
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -37,33 +35,26 @@ from node.api import etherscan_rows as rows
 from node.api.auth import Principal, authenticate
 from node.api.context import ApiContext, context
 from node.api.errors import RateLimited, Unauthenticated
+from node.api.etherscan_logs import (
+    MAX_LOG_RANGE,
+    MAX_LOGS,
+    TOPICS,
+    LogQuery,
+    log_query,
+    matching_logs,
+)
+from node.api.etherscan_params import MAX_WINDOW, EtherscanError, Query, Window
 from node.api.ratelimit import client_of
 from node.chain.indexer import TRANSFER_TOPIC
 from node.chain.vm import decode_transaction
-from node.hexcodec import decode_data
 from node.storage import schema
 from node.storage.indexes import InternalTransaction, LogPosition, TokenTransfer
-from node.storage.records import LogRecord, ReceiptRecord, TransactionRecord
+from node.storage.records import ReceiptRecord, TransactionRecord
 
 router = APIRouter(tags=["etherscan"])
 
-MAX_WINDOW = 10_000
-"""Etherscan's cap: page x offset may not pass it."""
-MAX_LOGS = 1_000
-"""Logs one getLogs answer carries at most (Etherscan's)."""
-MAX_LOG_RANGE = 10_000
-"""Blocks one getLogs request may span (the node's default `--max-log-range`)."""
 MAX_SCANNED_TXS = 100_000
 """Transactions txlistinternal by block range may look through (one lookup each)."""
-_TOPICS = 4
-_LAST = 2**32 - 1
-"""The largest transaction or log index a position key holds."""
-
-T = TypeVar("T")
-
-
-class EtherscanError(Exception):
-    """A refusal, answered as `{"status": "0", "message": "NOTOK", "result": reason}`."""
 
 
 def _envelope(status: str, message: str, result: Any, headers: dict | None = None) -> JSONResponse:
@@ -76,116 +67,6 @@ def _ok(result: Any) -> JSONResponse:
 
 def _listing(items: list[Any], none: str = "No transactions found") -> JSONResponse:
     return _ok(items) if items else _envelope("0", none, [])
-
-
-# parameters ----------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Query:
-    """The query string, read as Etherscan reads it (names are case-sensitive)."""
-
-    values: dict[str, str]
-
-    def text(self, name: str) -> str | None:
-        value = self.values.get(name)
-        return None if value is None or not value.strip() else value.strip()
-
-    def address(self, name: str, required: bool = True) -> bytes | None:
-        value = self.text(name)
-        if value is None:
-            if required:
-                raise EtherscanError(f"Error! Missing or invalid {name}")
-            return None
-        try:
-            raw = decode_data(value)
-        except ValueError:
-            raw = b""
-        if len(raw) != 20:
-            raise EtherscanError("Error! Invalid address format")
-        return raw
-
-    def hash32(self, name: str) -> bytes:
-        value = self.text(name) or ""
-        try:
-            raw = decode_data(value)
-        except ValueError:
-            raw = b""
-        if len(raw) != 32:
-            raise EtherscanError(f"Error! Invalid {name} format")
-        return raw
-
-    def number(self, name: str, default: int, head: int | None = None) -> int:
-        """A decimal number (a block: also `latest`); `default` when absent."""
-        value = self.text(name)
-        if value is None:
-            return default
-        if head is not None and value.lower() == "latest":
-            return head
-        if not (value.isascii() and value.isdigit()) or len(value) > 19:
-            raise EtherscanError(f"Error! Invalid {name}")
-        return int(value)
-
-    def block(self, name: str, default: int, head: int) -> int:
-        """A block number (decimal, 0x-hex or `latest`), at most the head."""
-        value = self.text(name)
-        if value is not None and value.lower().startswith("0x"):
-            try:
-                number = int(value, 16)
-            except ValueError:
-                raise EtherscanError(f"Error! Invalid {name}") from None
-            return min(number, head)
-        return min(self.number(name, default, head), head)
-
-    def choice(self, name: str, options: tuple[str, ...]) -> str:
-        value = (self.text(name) or options[0]).lower()
-        if value not in options:
-            raise EtherscanError(f"Error! Invalid {name} (one of: {', '.join(options)})")
-        return value
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """Which rows of a list a request wants: blocks, order and Etherscan's page/offset."""
-
-    first: int
-    last: int
-    descending: bool
-    skip: int
-    take: int
-
-    @classmethod
-    def of(cls, query: Query, head: int, max_take: int = MAX_WINDOW) -> Window:
-        first = query.number("startblock", 0, head)
-        last = min(query.number("endblock", head, head), head)
-        page = max(query.number("page", 1), 1)
-        offset = query.number("offset", 0)
-        if offset == 0:
-            offset = max_take
-            page = 1
-        if page * offset > MAX_WINDOW:
-            raise EtherscanError(
-                "Result window is too large, PageNo x Offset size must be less than or "
-                f"equal to {MAX_WINDOW}"
-            )
-        descending = query.choice("sort", ("asc", "desc")) == "desc"
-        return cls(first, last, descending, (page - 1) * offset, min(offset, max_take))
-
-    @property
-    def empty(self) -> bool:
-        return self.first > self.last
-
-    def start(self) -> LogPosition | None:
-        """The resume point of an index iteration (strictly after it) for this range."""
-        if self.descending:
-            return LogPosition(self.last + 1, 0, 0)
-        return None if self.first == 0 else LogPosition(self.first - 1, _LAST, _LAST)
-
-    def within(self, positions: Iterable[T], block_of: Callable[[T], int]) -> list[T]:
-        """This page of the rows inside the block range (rows come ordered from `start`)."""
-        if self.descending:
-            inside = itertools.takewhile(lambda row: block_of(row) >= self.first, positions)
-        else:
-            inside = itertools.takewhile(lambda row: block_of(row) <= self.last, positions)
-        return list(itertools.islice(inside, self.skip, self.skip + self.take))
 
 
 # callers ------------------------------------------------------------------------------------
@@ -233,10 +114,10 @@ _PARAMETERS = {
     "tag": "latest",
     "fromBlock": "getLogs: first block (decimal, 0x-hex or latest)",
     "toBlock": "getLogs: last block",
-    **{f"topic{n}": f"getLogs: topic {n} (0x, 32 bytes)" for n in range(_TOPICS)},
+    **{f"topic{n}": f"getLogs: topic {n} (0x, 32 bytes)" for n in range(TOPICS)},
     **{
         f"topic{a}_{b}_opr": f"getLogs: and|or between topic{a} and topic{b}"
-        for a, b in itertools.combinations(range(_TOPICS), 2)
+        for a, b in itertools.combinations(range(TOPICS), 2)
     },
     "timestamp": "unix seconds",
     "closest": "before or after",
@@ -509,57 +390,9 @@ def _internal_by_hash(ctx: ApiContext, caller: Principal, query: Query) -> JSONR
 
 
 # module=logs --------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class _LogQuery:
-    """getLogs criteria: an address, topics by position, and the operators between them."""
-
-    address: bytes | None
-    topics: tuple[tuple[int, bytes], ...]
-    operators: tuple[str, ...]
-    """Between each given topic and the next: "and" or "or" (evaluated left to right)."""
-
-    def matches(self, log: LogRecord) -> bool:
-        if self.address is not None and log.address != self.address:
-            return False
-        result = None
-        for number, (position, topic) in enumerate(self.topics):
-            hit = len(log.topics) > position and log.topics[position] == topic
-            if result is None:
-                result = hit
-            elif self.operators[number - 1] == "and":
-                result = result and hit
-            else:
-                result = result or hit
-        return True if result is None else result
-
-    def bloom_terms(self) -> list[list[bytes]]:
-        """Values a block's bloom must hold (each inner list: any of): topics only when
-        every operator is "and", since an "or" lets a log miss any one of them."""
-        terms = [] if self.address is None else [[self.address]]
-        if all(operator == "and" for operator in self.operators):
-            terms += [[topic] for _, topic in self.topics]
-        else:
-            terms.append([topic for _, topic in self.topics])
-        return terms
-
-
-def _log_query(query: Query) -> _LogQuery:
-    topics = []
-    for position in range(_TOPICS):
-        if query.text(f"topic{position}") is not None:
-            topics.append((position, query.hash32(f"topic{position}")))
-    operators = []
-    for (a, _), (b, _) in itertools.pairwise(topics):
-        operators.append(query.choice(f"topic{a}_{b}_opr", ("and", "or")))
-    address = query.address("address", required=False)
-    if address is None and not topics:
-        raise EtherscanError("Error! Missing address or topic")
-    return _LogQuery(address, tuple(topics), tuple(operators))
-
-
 def _get_logs(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
     _reads_chain(caller)
-    criteria = _log_query(query)
+    criteria = log_query(query)
     head = _head(ctx).block_number
     first = query.block("fromBlock", 0, head)
     last = query.block("toBlock", head, head)
@@ -577,52 +410,12 @@ def _get_logs(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
     return _listing(found[(page - 1) * offset : page * offset], "No records found")
 
 
-@dataclass(frozen=True, slots=True)
-class _FoundLog:
-    log: LogRecord
-    record: TransactionRecord
-    receipt: ReceiptRecord
-    tx_hash: bytes
-    log_index: int
-    timestamp: int
-
-
-def _matching_logs(
-    ctx: ApiContext, criteria: _LogQuery, first: int, last: int
-) -> Iterator[_FoundLog]:
-    """Matching logs of blocks `first`..`last`, oldest first; a block whose bloom rules them
-    out costs one header read. Pauses while a block is being made (as eth_getLogs does)."""
-    terms = [
-        [int(BloomFilter.from_iterable([value])) for value in any_of]
-        for any_of in criteria.bloom_terms()
-    ]
-    store = ctx.chain.store
-    for number in range(first, last + 1):
-        ctx.chain.block_work.idle.wait()
-        block_hash = store.canonical_hash(number)
-        header = None if block_hash is None else store.header(block_hash)
-        if block_hash is None or header is None:
-            return
-        bloom = header.bloom
-        if not bloom or not all(any(bloom & m == m for m in any_of) for any_of in terms):
-            continue
-        for tx_hash in store.block_tx_hashes(block_hash):
-            receipt = store.receipt(tx_hash)
-            record = None if receipt is None or not receipt.logs else store.transaction(tx_hash)
-            if receipt is None or record is None:
-                continue
-            for offset, log in enumerate(receipt.logs):
-                if criteria.matches(log):
-                    index = receipt.first_log_index + offset
-                    yield _FoundLog(log, record, receipt, tx_hash, index, header.timestamp)
-
-
 def _scan_logs(
-    ctx: ApiContext, criteria: _LogQuery, first: int, last: int, wanted: int
+    ctx: ApiContext, criteria: LogQuery, first: int, last: int, wanted: int
 ) -> list[dict]:
     return [
         rows.log_entry(f.log, f.record, f.receipt, f.tx_hash, f.log_index, f.timestamp)
-        for f in itertools.islice(_matching_logs(ctx, criteria, first, last), wanted)
+        for f in itertools.islice(matching_logs(ctx, criteria, first, last), wanted)
     ]
 
 
@@ -636,14 +429,12 @@ def _token_wide_transfers(ctx: ApiContext, token: bytes, window: Window, head: i
             f"Error! Without an address, startblock..endblock may span at most "
             f"{MAX_LOG_RANGE} blocks"
         )
-    criteria = _LogQuery(token, ((0, TRANSFER_TOPIC),), ())
+    criteria = LogQuery(token, ((0, TRANSFER_TOPIC),), ())
     found = _token_transfers_in(ctx, criteria, window)
     return _listing(_transfer_rows(ctx, found, head))
 
 
-def _token_transfers_in(
-    ctx: ApiContext, criteria: _LogQuery, window: Window
-) -> list[TokenTransfer]:
+def _token_transfers_in(ctx: ApiContext, criteria: LogQuery, window: Window) -> list[TokenTransfer]:
     transfers = [
         TokenTransfer(
             LogPosition(f.record.block_number, f.record.index, f.log_index),
@@ -654,7 +445,7 @@ def _token_transfers_in(
             f.tx_hash,
             f.timestamp,
         )
-        for f in _matching_logs(ctx, criteria, window.first, window.last)
+        for f in matching_logs(ctx, criteria, window.first, window.last)
         if len(f.log.topics) == 3 and len(f.log.data) == 32
     ]
     if window.descending:
