@@ -647,6 +647,14 @@ def test_roles_and_credentials(chain: Chain) -> None:
     chain.ok(
         "customer", module="block", action="getblocknumberbytime", timestamp=0, closest="after"
     )
+    assert "transaction" in chain.notok(
+        "customer", module="account", action="txlistinternal", txhash=chain.nested
+    )
+    assert chain.get("customer", module="account", action="txlistinternal", txhash=mine) == {
+        "status": "0",
+        "message": "No transactions found",
+        "result": [],
+    }
     # Credentials: apikey, the Authorization header, X-API-Key; missing and invalid ones.
     params = {"module": "account", "action": "balance", "address": customer}
     for headers in (
