@@ -584,7 +584,7 @@ def test_block_number_by_time_before_after_and_edges(chain: Chain) -> None:
         after = [n for n, s in enumerate(stamps) if s >= when]
         for closest, expected in (("before", before[-1:]), ("after", after[:1])):
             body = chain.get(
-                module="block", action="getblocknumberbytime", timestamp=when, closest=closest
+                module="block", action="getblocknobytime", timestamp=when, closest=closest
             )
             if expected:
                 assert body == {"status": "1", "message": "OK", "result": str(expected[0])}
@@ -594,11 +594,16 @@ def test_block_number_by_time_before_after_and_edges(chain: Chain) -> None:
                     "message": "NOTOK",
                     "result": "Error! No closest block found",
                 }
+    latest_at_second = max(n for n, s in enumerate(stamps) if s <= stamps[1])
+    alias = chain.get(
+        module="block", action="getblocknumberbytime", timestamp=stamps[1], closest="before"
+    )
+    assert alias == {"status": "1", "message": "OK", "result": str(latest_at_second)}
     assert "timestamp" in chain.notok(
-        module="block", action="getblocknumberbytime", timestamp="yesterday", closest="before"
+        module="block", action="getblocknobytime", timestamp="yesterday", closest="before"
     )
     assert "closest" in chain.notok(
-        module="block", action="getblocknumberbytime", timestamp=stamps[0], closest="nearest"
+        module="block", action="getblocknobytime", timestamp=stamps[0], closest="nearest"
     )
 
 
@@ -644,9 +649,7 @@ def test_roles_and_credentials(chain: Chain) -> None:
     assert "transaction" in chain.notok(
         "customer", module="transaction", action="getstatus", txhash=chain.nested
     )
-    chain.ok(
-        "customer", module="block", action="getblocknumberbytime", timestamp=0, closest="after"
-    )
+    chain.ok("customer", module="block", action="getblocknobytime", timestamp=0, closest="after")
     assert "transaction" in chain.notok(
         "customer", module="account", action="txlistinternal", txhash=chain.nested
     )
@@ -734,3 +737,41 @@ def test_rate_limit_answers_in_the_envelope(node_factory, dev_accounts: list) ->
     assert limited.status_code == 200
     assert limited.json() == {"status": "0", "message": "NOTOK", "result": "Max rate limit reached"}
     assert int(limited.headers["Retry-After"]) >= 1
+
+
+@pytest.mark.filterwarnings("ignore:path is deprecated:DeprecationWarning")
+def test_a_stock_etherscan_client_reads_the_node(chain: Chain, monkeypatch) -> None:
+    """etherscan-python (PyPI), written for etherscan.io, pointed at the node: only its base
+    URL changes; it sends the key as `apikey` and raises on any status "0"."""
+    from etherscan import Etherscan
+    from etherscan.enums.fields_enum import FieldsEnum
+
+    monkeypatch.setattr(FieldsEnum, "PREFIX", chain.node.url + "/api?")
+    client = Etherscan(chain.keys["auditor"])
+    alice, bob = chain.alice.address, chain.bob.address
+    balance = _int(chain.rpc("eth_getBalance", alice, "latest"))
+    assert client.get_eth_balance(alice) == str(balance)
+    txs = client.get_normal_txs_by_address(alice, 0, 99999999, "asc")
+    assert [tx["hash"] for tx in txs] == chain.alice_txs
+    page = client.get_normal_txs_by_address_paginated(alice, 2, 5, 0, 99999999, "desc")
+    assert [tx["hash"] for tx in page] == chain.alice_txs[::-1][5:10]
+    transfers = client.get_erc20_token_transfer_events_by_address(bob, 0, 99999999, "asc")
+    assert [(t["from"], t["value"], t["tokenSymbol"]) for t in transfers] == [
+        (alice.lower(), "77", _token_call(chain, chain.dev_token, "symbol()", ["string"]))
+    ]
+    assert client.get_acc_balance_by_token_and_contract_address(chain.dev_token, bob) == "77"
+    internal = client.get_internal_txs_by_txhash(chain.nested)
+    assert [(t["to"], t["value"]) for t in internal] == [
+        (chain.forwarder2.lower(), "5"),
+        (bob.lower(), "5"),
+    ]
+    assert client.get_contract_execution_status(chain.failed)["isError"] == "1"
+    assert client.get_tx_receipt_status(chain.nested) == {"status": "1"}
+    number = _int(chain.rpc("eth_getTransactionReceipt", chain.nested)["blockNumber"])
+    when = _timestamp(chain, number)
+    assert client.get_block_number_by_timestamp(when, "after") == str(
+        min(n for n in range(number + 1) if _timestamp(chain, n) >= when)
+    )
+    customer = Etherscan(chain.keys["customer"])
+    with pytest.raises(AssertionError, match="may not read that address"):
+        customer.get_eth_balance(alice)

@@ -101,7 +101,7 @@ Handler = Callable[[ApiContext, Principal, Query], JSONResponse]
 _PARAMETERS = {
     "module": "account, logs, block or transaction",
     "action": "txlist, tokentx, txlistinternal, balance, tokenbalance; getLogs; "
-    "getblocknumberbytime; getstatus, gettxreceiptstatus",
+    "getblocknobytime; getstatus, gettxreceiptstatus",
     "apikey": "an API key (tk_...), or a session token; or send it in Authorization",
     "address": "0x address",
     "contractaddress": "0x address of an ERC-20",
@@ -133,7 +133,7 @@ refused in Etherscan's envelope, not FastAPI's), declared here for the OpenAPI d
     description=(
         "`module=account` (`txlist`, `tokentx`, `txlistinternal`, `balance`, "
         "`tokenbalance`), `module=logs&action=getLogs`, "
-        "`module=block&action=getblocknumberbytime`, `module=transaction` (`getstatus`, "
+        "`module=block&action=getblocknobytime`, `module=transaction` (`getstatus`, "
         "`gettxreceiptstatus`); key in `apikey` or the Authorization header. Always HTTP "
         "200 with Etherscan's envelope."
     ),
@@ -513,6 +513,6 @@ _MODULES: dict[str, dict[str, Handler]] = {
         "txlistinternal": _txlistinternal,
     },
     "logs": {"getLogs": _get_logs},
-    "block": {"getblocknumberbytime": _block_by_time},
+    "block": {"getblocknobytime": _block_by_time, "getblocknumberbytime": _block_by_time},
     "transaction": {"getstatus": _get_status, "gettxreceiptstatus": _receipt_status},
 }
