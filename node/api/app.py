@@ -1,4 +1,5 @@
-"""The node's HTTP app: the REST API under /api/v1, its OpenAPI at /openapi.json (Swagger UI
+"""The node's HTTP app: the REST API under /api/v1, the Etherscan-compatible reads at /api
+(`node.api.routes.etherscan`), its OpenAPI at /openapi.json (Swagger UI
 at /docs, ReDoc at /redoc), the explorer page at /explorer/, and the JSON-RPC routes (POST /,
 WS /, GET /metrics) on the same listener.
 
@@ -33,6 +34,7 @@ from node.api.routes import (
     admin,
     auth,
     blocks,
+    etherscan,
     me,
     merchants,
     payments,
@@ -90,6 +92,7 @@ def create_api(ctx: ApiContext, rpc_routes: Sequence[BaseRoute] = ()) -> FastAPI
     ):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(etherscan.router)
     if EXPLORER_DIR.is_dir():
         app.mount(
             EXPLORER_PATH, StaticFiles(directory=EXPLORER_DIR, html=True), name=EXPLORER_ROUTE

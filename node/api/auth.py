@@ -66,23 +66,23 @@ class Principal:
 _UNRESOLVED = object()
 
 
-def authenticate(request: Request) -> Principal | None:
+def authenticate(request: Request, credential: str | None = None) -> Principal | None:
     """The caller the request's credential names, None without a credential; 401 for an
     invalid one, 429 while its address is over its failed authentications.
 
     Resolved once per request and kept on it: the router-wide `rate_limited` resolves it to
     count the request against the caller, and `principal` reuses the answer, so a failure is
-    counted once whichever asks first."""
+    counted once whichever asks first. `credential` is one found elsewhere than the headers
+    (the Etherscan API's `apikey` query parameter); the headers' wins."""
     resolved = getattr(request.state, "caller", _UNRESOLVED)
     if resolved is _UNRESOLVED:
-        resolved = request.state.caller = _resolve(request)
+        resolved = request.state.caller = _resolve(request, credential_of(request) or credential)
     if isinstance(resolved, ApiError):
         raise resolved
     return resolved if isinstance(resolved, Principal) else None
 
 
-def _resolve(request: Request) -> Principal | ApiError | None:
-    credential = credential_of(request)
+def _resolve(request: Request, credential: str | None) -> Principal | ApiError | None:
     if credential is None:
         return None
     ctx: ApiContext = request.app.state.context

@@ -30,6 +30,9 @@ _IS_FROZEN = _selector("isFrozen(address)")
 _BALANCE_OF = _selector("balanceOf(address)")
 _QUOTE_FEE = _selector("quoteFee(address,address,uint256,uint8)")
 _FEE_COLLECTOR = _selector("feeCollector()")
+_NAME = _selector("name()")
+_SYMBOL = _selector("symbol()")
+_DECIMALS = _selector("decimals()")
 
 
 class BankReader:
@@ -71,9 +74,23 @@ class BankReader:
         answer = self._call(header, WALLET_TOKEN, _IS_FROZEN + self._address(address), ["bool"])
         return None if answer is None else bool(answer[0])
 
-    def token_balance(self, header: BlockHeaderAPI, address: bytes) -> int | None:
-        answer = self._call(header, WALLET_TOKEN, _BALANCE_OF + self._address(address), ["uint256"])
+    def token_balance(
+        self, header: BlockHeaderAPI, address: bytes, token: bytes = WALLET_TOKEN
+    ) -> int | None:
+        """`balanceOf(address)` of any ERC-20 (the wallet token unless `token` says)."""
+        answer = self._call(header, token, _BALANCE_OF + self._address(address), ["uint256"])
         return None if answer is None else int(answer[0])
+
+    def token_metadata(self, header: BlockHeaderAPI, token: bytes) -> tuple[str, str, int | None]:
+        """An ERC-20's name, symbol and decimals ("" and None where it does not say)."""
+        name = self._call(header, token, _NAME, ["string"])
+        symbol = self._call(header, token, _SYMBOL, ["string"])
+        decimals = self._call(header, token, _DECIMALS, ["uint8"])
+        return (
+            "" if name is None else str(name[0]),
+            "" if symbol is None else str(symbol[0]),
+            None if decimals is None else int(decimals[0]),
+        )
 
     def points(self, header: BlockHeaderAPI, address: bytes) -> int | None:
         answer = self._call(header, POINTS, _BALANCE_OF + self._address(address), ["uint256"])

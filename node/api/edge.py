@@ -1,9 +1,10 @@
 """The REST API's HTTP edge, as pure ASGI middleware: body-size limit and request metrics.
 
-Only `/api/` paths are touched; JSON-RPC (POST /, WS /) keeps its own, larger limit in
-`node.rpc.server`. A body is refused with 413 from its declared length before anything is
-read, and, when no length is declared (chunked), as soon as the bytes received pass the limit:
-the 413 is sent then, the app sees the client gone, and whatever it answers is dropped.
+Only `/api/` paths (and the Etherscan-compatible `/api`) are touched; JSON-RPC (POST /, WS /)
+keeps its own, larger limit in `node.rpc.server`. A body is refused with 413 from its declared
+length before anything is read, and, when no length is declared (chunked), as soon as the
+bytes received pass the limit: the 413 is sent then, the app sees the client gone, and
+whatever it answers is dropped.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class ApiEdge:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+        path = scope["path"]
+        if scope["type"] != "http" or not (path.startswith(API_PREFIX) or path == "/api"):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

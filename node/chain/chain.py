@@ -296,6 +296,9 @@ class Chain:
         self.indexer.index_block(
             pending.batch, sealed_header.timestamp, [record[:3] for record in records]
         )
+        self.indexer.index_internal_calls(
+            pending.batch, number, sealed_header.timestamp, pending.executed.transactions
+        )
         tally = self.validator_tally(pending.parent_hash).after(
             sealed_header, self.genesis.epoch_length
         )

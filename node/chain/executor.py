@@ -28,6 +28,7 @@ from eth_hash.auto import keccak
 from eth_typing import Address
 from eth_utils import ValidationError
 
+from node.chain.internal_calls import InternalCall, collect, error_description
 from node.chain.roots import ordered_trie_root
 from node.chain.state_diff import StateDiff
 from node.chain.vm import TallyState, TallyVM, prague_header
@@ -61,6 +62,11 @@ class ExecutedTransaction:
     gas_used: int
     effective_gas_price: int
     contract_address: bytes
+    internal_calls: tuple[InternalCall, ...] = ()
+    """Value-moving calls and creations inside it (`node.chain.internal_calls`); empty when
+    the block was imported from its proposer's state diff rather than executed."""
+    error: str = ""
+    """Why it failed, in Etherscan's words, when executed here."""
 
 
 @dataclass(slots=True)
@@ -196,6 +202,8 @@ class BlockExecutor:
                     gas_used=receipt.gas_used - cursor.gas_used,
                     effective_gas_price=effective_gas_price(tx, base_fee),
                     contract_address=_created_address(tx, computation),
+                    internal_calls=collect(computation),
+                    error=error_description(computation) if computation.is_error else "",
                 )
             )
             cursor.gas_used = receipt.gas_used

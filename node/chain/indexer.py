@@ -2,7 +2,8 @@
 
 Token transfers are indexed for any ERC-20 (the `Transfer` signature with two indexed
 addresses); fees and settlements only from the bank's contracts at their genesis addresses, so
-no other contract can forge a fee or a settlement by emitting a look-alike event. Settlement
+no other contract can forge a fee or a settlement by emitting a look-alike event. Internal
+transactions come from execution itself (`node.chain.internal_calls`), not from logs. Settlement
 records are updated in place as their events arrive; reads go through the batch, so several
 events of one settlement in one block see each other.
 """
@@ -18,16 +19,20 @@ from eth_utils import keccak
 from contracts import load_artifact
 from node.chain.bank_contracts import BATCH_PAYOUT, ESCROW, NETTING, WALLET_TOKEN
 from node.chain.event_abi import EventAbi, event_table
+from node.chain.executor import ExecutedTransaction
 from node.storage import schema
 from node.storage.indexes import (
     FeeRecord,
+    InternalCallRecord,
     LogPosition,
     Settlement,
     SettlementEvent,
     TokenTransferRecord,
+    TxInternalsRecord,
     decode_settlement,
     encode_settlement,
     fee_key,
+    internal_call_key,
     settlement_kind_code,
     settlement_order_key,
     settlement_party_key,
@@ -104,6 +109,42 @@ class BlockIndexer:
                         self._fee(batch, decoded)
                 else:
                     self._settlement_handlers[log.address](batch, decoded)
+
+    @staticmethod
+    def index_internal_calls(
+        batch: StoreBatch,
+        number: int,
+        timestamp: int,
+        transactions: Sequence[ExecutedTransaction],
+    ) -> None:
+        """Each transaction's internal transactions, under every account they involve and
+        under the transaction (with why it failed): only for the few that have either."""
+        for tx_index, item in enumerate(transactions):
+            if not item.internal_calls and not item.error:
+                continue
+            records = []
+            for order, call in enumerate(item.internal_calls):
+                record = InternalCallRecord(
+                    call.sender,
+                    call.recipient,
+                    call.created,
+                    call.value,
+                    call.gas,
+                    call.gas_used,
+                    call.trace_id.encode(),
+                    int(call.is_error),
+                    call.error.encode(),
+                    item.tx_hash,
+                    timestamp,
+                )
+                records.append(record)
+                encoded = encode_record(record)
+                position = LogPosition(number, tx_index, order)
+                for account in {call.sender, call.recipient or call.created}:
+                    batch[internal_call_key(account, position)] = encoded
+            batch[schema.tx_internals_key(item.tx_hash)] = encode_record(
+                TxInternalsRecord(item.error.encode(), records)
+            )
 
     @staticmethod
     def _transfer(

@@ -1,4 +1,5 @@
-"""Auditor indexes: token transfers, fees and settlements by account, read page by page.
+"""Auditor indexes: token transfers, fees, settlements and internal transactions by account,
+read page by page.
 
 `node.chain.indexer` writes these in each block's own batch (so an index never disagrees with
 the chain after a crash); this module holds their records and the readers the REST API pages
@@ -117,6 +118,72 @@ class Settlement:
     @property
     def opened_block(self) -> int:
         return self.events[0].position.block_number if self.events else 0
+
+
+@dataclass(frozen=True, slots=True)
+class InternalTransaction:
+    """A value-moving call or a contract creation inside a transaction (`node.chain.
+    internal_calls`); `position.log_index` is its order among the transaction's internal
+    transactions."""
+
+    position: LogPosition
+    sender: bytes
+    recipient: bytes
+    created: bytes
+    value: int
+    gas: int
+    gas_used: int
+    trace_id: str
+    is_error: bool
+    error: str
+    tx_hash: bytes
+    timestamp: int
+
+
+class InternalCallRecord(rlp.Serializable):
+    fields = (
+        ("sender", _address),
+        ("recipient", Binary(min_length=0, max_length=20)),
+        ("created", Binary(min_length=0, max_length=20)),
+        ("value", big_endian_int),
+        ("gas", big_endian_int),
+        ("gas_used", big_endian_int),
+        ("trace_id", binary),
+        ("is_error", big_endian_int),
+        ("error", binary),
+        ("tx_hash", _hash32),
+        ("timestamp", big_endian_int),
+    )
+
+
+class TxInternalsRecord(rlp.Serializable):
+    """A transaction's internal transactions (in order) and, if it failed, why."""
+
+    fields = (
+        ("error", binary),
+        ("calls", CountableList(InternalCallRecord)),
+    )
+
+
+def internal_call_key(address: bytes, position: LogPosition) -> bytes:
+    return schema.internal_call_prefix(address) + position.encode()
+
+
+def _internal(position: LogPosition, record: InternalCallRecord) -> InternalTransaction:
+    return InternalTransaction(
+        position,
+        record.sender,
+        record.recipient,
+        record.created,
+        record.value,
+        record.gas,
+        record.gas_used,
+        record.trace_id.decode(),
+        bool(record.is_error),
+        record.error.decode(),
+        record.tx_hash,
+        record.timestamp,
+    )
 
 
 class TokenTransferRecord(rlp.Serializable):
@@ -320,6 +387,31 @@ class ChainIndex:
                 record.tx_hash,
                 record.timestamp,
             )
+
+    def internal_transactions(
+        self, address: bytes, *, newest_first: bool = True, after: LogPosition | None = None
+    ) -> Iterator[InternalTransaction]:
+        """Internal transactions from, to or creating the account."""
+        rows = self._log_rows(
+            schema.internal_call_prefix(address), InternalCallRecord, newest_first, after
+        )
+        for position, record in rows:
+            yield _internal(position, record)
+
+    def tx_internals(
+        self, tx_hash: bytes, block_number: int, tx_index: int
+    ) -> tuple[str, list[InternalTransaction]]:
+        """(why the transaction failed, its internal transactions), as its block recorded
+        them (("", []) for one that succeeded without any)."""
+        data = self.store.get(schema.tx_internals_key(tx_hash))
+        if data is None:
+            return "", []
+        record = rlp.decode(data, sedes=TxInternalsRecord)
+        calls = [
+            _internal(LogPosition(block_number, tx_index, order), call)
+            for order, call in enumerate(record.calls)
+        ]
+        return record.error.decode(), calls
 
     def settlement(self, kind: str, settlement_id: int) -> Settlement | None:
         if settlement_id < 0 or settlement_id >= 2**64:

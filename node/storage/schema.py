@@ -20,11 +20,14 @@ so the two key spaces cannot collide.
 | `s` + kind (1) + id (8)              | `SettlementRecord`: an escrow, batch or netting cycle |
 | `o` + opened block (8) + kind (1) + id (8) | empty: every settlement, in order of opening   |
 | `p` + party (20) + opened block (8) + kind (1) + id (8) | empty: a settlement the party is in |
+| `i` + address (20) + block (8) + tx (4) + call (4) | `InternalCallRecord`: from/to it |
+| `I` + tx hash (32)                   | `TxInternalsRecord`: its internal txs, why it failed |
 | `K` + sha256 of an API key (32)      | REST API credential (JSON: role, label, addresses) |
 | `M` + address (20)                   | merchant registry entry (JSON: name, category) |
 
 A log position is block number (8) + transaction index (4) + log index in the block (4), all
-big-endian, so keys sort in chain order. The `x f s o p` indexes are written in the block's own
+big-endian, so keys sort in chain order (an internal call's position is block, transaction
+index and its order in the transaction). The `x f s o p i I` indexes are written in the block's own
 batch; `K` and `M` are node-local REST API data, written outside blocks and never hashed into
 any root.
 """
@@ -46,6 +49,8 @@ _FEE = b"f"
 _SETTLEMENT = b"s"
 _SETTLEMENT_ORDER = b"o"
 _SETTLEMENT_PARTY = b"p"
+_INTERNAL = b"i"
+_TX_INTERNALS = b"I"
 _API_KEY = b"K"
 _MERCHANT = b"M"
 
@@ -105,6 +110,14 @@ def settlement_order_prefix() -> bytes:
 
 def settlement_party_prefix(party: bytes) -> bytes:
     return _SETTLEMENT_PARTY + party
+
+
+def internal_call_prefix(address: bytes) -> bytes:
+    return _INTERNAL + address
+
+
+def tx_internals_key(tx_hash: bytes) -> bytes:
+    return _TX_INTERNALS + tx_hash
 
 
 def api_key_key(digest: bytes) -> bytes:
