@@ -329,7 +329,7 @@ def dev(
     permissioned: bool = typer.Option(
         False, help="Enforce AccountRules and NodeRules (only the dev accounts may transact)."
     ),
-    rpc_api: RpcApi = "eth,net,web3,qbft,tally",
+    rpc_api: RpcApi = "eth,net,web3,qbft,tally,debug",
     vhosts: Vhosts = "localhost",
     cors_domains: CorsDomains = "",
     admin_host: AdminHost = "127.0.0.1",
@@ -403,7 +403,7 @@ def run(
     p2p_port: int = typer.Option(30303, help="Node-to-node links (with --network)."),
     host: Host = "127.0.0.1",
     max_log_range: MaxLogRange = 10_000,
-    rpc_api: RpcApi = "eth,net,web3,qbft,tally",
+    rpc_api: RpcApi = "eth,net,web3,qbft,tally,debug",
     vhosts: Vhosts = "localhost",
     cors_domains: CorsDomains = "",
     admin_host: AdminHost = "127.0.0.1",

@@ -53,6 +53,7 @@ from node.rpc.admin import (
 )
 from node.rpc.browser import DEFAULT_VHOSTS, BrowserGuard, BrowserPolicy
 from node.rpc.callpool import DEFAULT_EVM_TIMEOUT, DEFAULT_GAS_CAP, CallPool
+from node.rpc.debug import DebugRawApi
 from node.rpc.dispatch import DEFAULT_PUBLIC_NAMESPACES, Dispatcher, public_namespaces
 from node.rpc.eth import EthApi
 from node.rpc.fees import FeesApi
@@ -229,6 +230,7 @@ class Node:
                 ProofsApi(self.chain),
                 FeesApi(self.chain),
                 TallyApi(self.chain),
+                DebugRawApi(self.chain, self.pool),
             ):
                 self.dispatcher.register_namespace(namespace)
             self.public_rpc = self.dispatcher.public(config.rpc_api)

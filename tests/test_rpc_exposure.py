@@ -42,7 +42,7 @@ ADMIN_CALLS: dict[str, list[Any]] = {
     "admin_peers": [],
     "admin_nodeInfo": [],
 }
-PUBLIC_NAMESPACES = {"eth", "net", "qbft", "rpc", "tally", "web3"}
+PUBLIC_NAMESPACES = {"debug", "eth", "net", "qbft", "rpc", "tally", "web3"}
 
 
 def body(method: str, params: list[Any] | None = None) -> dict[str, Any]:
@@ -148,7 +148,7 @@ def test_rpc_api_chooses_the_public_namespaces_and_restarts_keep_the_token(
     ("option", "value", "says"),
     [
         ("--rpc-api", "eth,admin", "admin listener"),
-        ("--rpc-api", "eth,debug", "unknown namespace debug"),
+        ("--rpc-api", "eth,personal", "unknown namespace personal"),
         ("--admin-host", "0.0.0.0", "loopback"),
         ("--cors-domains", "wallet.example", "not an origin"),
     ],

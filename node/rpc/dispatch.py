@@ -35,10 +35,11 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[..., Any]
 
-NAMESPACES = ("eth", "net", "web3", "qbft", "tally", "admin", "rpc")
+NAMESPACES = ("eth", "net", "web3", "qbft", "tally", "admin", "rpc", "debug")
 """Every namespace Tally serves; registering a method of another is a programming error."""
-DEFAULT_PUBLIC_NAMESPACES = ("eth", "net", "web3", "qbft", "tally")
-"""What the public listener serves unless `--rpc-api` says otherwise (qbft: its getters)."""
+DEFAULT_PUBLIC_NAMESPACES = ("eth", "net", "web3", "qbft", "tally", "debug")
+"""What the public listener serves unless `--rpc-api` says otherwise (qbft: its getters;
+debug: the raw reads, which show nothing the eth_ methods do not)."""
 _ALWAYS = "rpc"
 """`rpc_modules` is served on every listener: it is how a client learns what one serves."""
 
