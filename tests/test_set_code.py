@@ -8,6 +8,7 @@ writes the account's own slot 0 and logs from the account's address.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -180,6 +181,28 @@ def test_pool_refusals_carry_geths_messages(
     assert failure.value.code == -32602
 
 
+@pytest.mark.parametrize("script", ["viem_7702.mjs", "ethers_7702.mjs"])
+def test_viem_and_ethers_send_set_code_transactions(
+    w3: Web3, shared_node: NodeProcess, dev_accounts, script: str
+) -> None:
+    """Clients no one here wrote: each signs authorizations its own way and must find the
+    delegation, the receipts and the raw reads as geth would show them."""
+    assert (REPO / "node_modules" / "viem").is_dir(), "run `npm ci` first"
+    account = fresh_funded_account(w3, dev_accounts[1])
+    done = subprocess.run(
+        ["node", str(REPO / "tests" / "clients" / script)],
+        cwd=REPO,
+        env={**os.environ, "RPC_URL": shared_node.url, "PRIVATE_KEY": account.key.to_0x_hex()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["setCodeTx"].startswith("0x")
+    assert shared_node.rpc("eth_getTransactionByHash", [report["setCodeTx"]])["type"] == "0x4"
+
+
 def test_the_auditor_re_executes_set_code_blocks(shared_node: NodeProcess) -> None:
     head = int(shared_node.rpc("eth_blockNumber"), 16)
     types = {
@@ -187,7 +210,7 @@ def test_the_auditor_re_executes_set_code_blocks(shared_node: NodeProcess) -> No
         for number in range(1, head + 1)
         for tx in shared_node.rpc("eth_getBlockByNumber", [hex(number), True])["transactions"]
     }
-    assert "0x4" in types, "run after the set-code tests of this module"
+    assert "0x4" in types, "runs last: the blocks hold the set-code transactions above"
     done = subprocess.run(
         [
             sys.executable,
