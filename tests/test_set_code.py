@@ -1,6 +1,8 @@
 """EIP-7702 set-code transactions (type 4) on a real node: sent by the SDK (keys in a real
 key store) and by web3.py/eth-account, executed, shown, refused, and re-executed by the
-auditor's stock py-evm replay (`tally audit verify --reexecute`).
+auditor's stock py-evm replay (`tally audit verify --reexecute`); and next to anvil (foundry's
+dev node, pinned from npm), where `eth_createAccessList` and a type-4 receipt must agree field
+by field.
 
 The delegate is `Probe`: once an account delegates to it, `poke(v)` called on that account
 writes the account's own slot 0 and logs from the account's address.
@@ -12,19 +14,24 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
 from web3 import Web3
 
+from benchmarks.peers import free_port, run_anvil
 from client.keystore import FileKeyStore
 from client.wallet import Wallet
-from tests.conftest import NodeProcess, RpcFailure, fresh_funded_account
-from tests.rpc_txs import deploy
+from contracts import load_artifact
+from tests.conftest import NodeProcess, RpcFailure, fresh_funded_account, web3_for
+from tests.rpc_txs import deploy, send
 
 REPO = Path(__file__).resolve().parent.parent
 CHAIN_ID = 1337
+GWEI = 10**9
 
 
 def designator(delegate: str) -> str:
@@ -201,6 +208,130 @@ def test_viem_and_ethers_send_set_code_transactions(
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["setCodeTx"].startswith("0x")
     assert shared_node.rpc("eth_getTransactionByHash", [report["setCodeTx"]])["type"] == "0x4"
+
+
+# --- the same transactions on anvil ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[Web3]:
+    with run_anvil(free_port(), block_time=None) as url:
+        yield web3_for(url)
+
+
+def rpc(w3: Web3, method: str, params: list[Any]) -> Any:
+    response = w3.provider.make_request(method, params)  # type: ignore[arg-type]
+    assert "error" not in response, response
+    return response["result"]
+
+
+def fund(w3: Web3, funder: Any) -> Any:
+    """A fresh account with 100 ETH: gas-free on Tally, paying anvil's base fee there."""
+    account = Account.create()
+    tx = {
+        "to": account.address,
+        "value": 10**20,
+        "gas": 21_000,
+        "maxFeePerGas": 10 * GWEI,
+        "maxPriorityFeePerGas": GWEI,
+        "nonce": w3.eth.get_transaction_count(funder.address, "pending"),
+        "chainId": w3.eth.chain_id,
+    }
+    w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(funder.sign_transaction(tx).raw_transaction), timeout=30
+    )
+    return account
+
+
+def deploy_probe(w3: Web3, owner: Any) -> Any:
+    """`Probe`, paying anvil's base fee (Tally's is zero: the same fees work on both)."""
+    artifact = load_artifact("Probe")
+    fees = {"maxFeePerGas": 10 * GWEI, "maxPriorityFeePerGas": GWEI}
+    receipt = send(w3, owner, {"data": artifact["bytecode"], "gas": 3_000_000, **fees})
+    assert receipt["status"] == 1
+    return w3.eth.contract(address=receipt["contractAddress"], abi=artifact["abi"])
+
+
+def test_create_access_list_agrees_with_anvil(
+    w3: Web3, anvil: Web3, shared_node: NodeProcess, dev_accounts
+) -> None:
+    answers = []
+    for chain, owner in ((w3, fresh_funded_account(w3, dev_accounts[2])), (anvil, None)):
+        owner = owner or fund(anvil, dev_accounts[0])
+        probe = deploy_probe(chain, owner)
+        call = {"from": owner.address, "to": probe.address, "data": probe.encode_abi("poke", [5])}
+        answer = rpc(chain, "eth_createAccessList", [call, "latest"])
+        # The probe's address is the one difference between the two chains.
+        answer["accessList"] = [
+            {**entry, "address": "probe" if entry["address"] == probe.address.lower() else "?"}
+            for entry in answer["accessList"]
+        ]
+        answers.append(answer)
+    tally, reference = answers
+    assert tally == reference
+    assert tally["accessList"] == [{"address": "probe", "storageKeys": ["0x" + "00" * 32]}]
+
+
+def test_a_set_code_transaction_reads_as_on_anvil(w3: Web3, anvil: Web3, dev_accounts) -> None:
+    seen = []
+    for chain, sender in (
+        (w3, fresh_funded_account(w3, dev_accounts[3])),
+        (anvil, fund(anvil, dev_accounts[0])),
+    ):
+        probe = deploy_probe(chain, sender)
+        # An authority that exists: anvil 1.7.1 refunds the 12,500 gas of EIP-7702 even for
+        # an account never seen, where geth and py-evm (the EIP: "if authority exists in the
+        # trie") do not; with an existing one all three agree.
+        authority = Account.create()
+        fees = {"maxFeePerGas": 10 * GWEI, "maxPriorityFeePerGas": GWEI}
+        send(chain, sender, {"to": authority.address, "value": 1, "gas": 21_000, **fees})
+        auth = authority.sign_authorization(
+            {"chainId": chain.eth.chain_id, "address": probe.address, "nonce": 0}
+        )
+        tx = {
+            "type": 4,
+            "chainId": chain.eth.chain_id,
+            "nonce": chain.eth.get_transaction_count(sender.address, "pending"),
+            "maxFeePerGas": 10 * GWEI,
+            "maxPriorityFeePerGas": GWEI,
+            "gas": 120_000,
+            "to": authority.address,
+            "value": 0,
+            "data": probe.encode_abi("poke", [3]),
+            "accessList": [],
+            "authorizationList": [auth],
+        }
+        tx_hash = chain.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+        receipt = rpc(chain, "eth_getTransactionReceipt", [tx_hash.to_0x_hex()])
+        if receipt is None:
+            chain.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+            receipt = rpc(chain, "eth_getTransactionReceipt", [tx_hash.to_0x_hex()])
+        view = rpc(chain, "eth_getTransactionByHash", [tx_hash.to_0x_hex()])
+        code = rpc(chain, "eth_getCode", [authority.address, "latest"])
+        seen.append(
+            {
+                "status": receipt["status"],
+                "type": receipt["type"],
+                "gasUsed": receipt["gasUsed"],
+                "to": receipt["to"] == authority.address.lower(),
+                "logs": [log["address"] == authority.address.lower() for log in receipt["logs"]],
+                "view type": view["type"],
+                "authorization keys": sorted(view["authorizationList"][0]),
+                "authorization": {
+                    k: v for k, v in view["authorizationList"][0].items() if k != "address"
+                }
+                | {"r": "same" if int(view["authorizationList"][0]["r"], 16) == auth.r else "?"},
+                "designator": code == "0xef0100" + probe.address[2:].lower(),
+                "authority nonce": chain.eth.get_transaction_count(authority.address),
+            }
+        )
+    tally, reference = seen
+    # chain ids differ only if anvil's were changed; r/s/yParity differ with the address.
+    for entry in (tally, reference):
+        entry["authorization"].pop("s")
+        entry["authorization"].pop("yParity")
+    assert tally == reference
+    assert tally["status"] == "0x1" and tally["type"] == "0x4" and tally["designator"]
 
 
 def test_the_auditor_re_executes_set_code_blocks(shared_node: NodeProcess) -> None:
