@@ -28,6 +28,7 @@ from client.wallet import Wallet
 from contracts import load_artifact
 from tests.conftest import NodeProcess, RpcFailure, fresh_funded_account, web3_for
 from tests.rpc_txs import deploy, send
+from tests.test_api_support import Api, admin_key
 
 REPO = Path(__file__).resolve().parent.parent
 CHAIN_ID = 1337
@@ -112,6 +113,14 @@ def test_sdk_wallet_delegates_itself_and_runs_the_delegates_code(
     assert probe.functions.value().call() == 0
     assert shared_node.rpc("eth_getStorageAt", [address, "0x0"]) == "0x" + hex(42)[2:].rjust(
         64, "0"
+    )
+    # The REST API (and so the explorer) shows it too.
+    auditor = Api(shared_node, admin_key(shared_node)).new_key("auditor")
+    shown = Api(shared_node, auditor).ok(f"/transactions/{sent.tx_hash}")
+    assert (shown["status"], shown["type"], shown["from"].lower()) == (
+        "success",
+        4,
+        address.lower(),
     )
 
 
