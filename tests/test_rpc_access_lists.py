@@ -95,6 +95,8 @@ def test_create_access_list_reports_a_revert_in_error(
     assert answer["accessList"] == []
     simple = shared_node.rpc("eth_createAccessList", [{"from": owner.address, "to": owner.address}])
     assert simple == {"accessList": [], "gasUsed": hex(21_000)}
+    unfunded = {"from": "0x" + "aa" + "00" * 19, "to": "0x" + "bb" + "00" * 19}  # execution-apis
+    assert shared_node.rpc("eth_createAccessList", [unfunded, "latest"]) == simple
 
 
 def test_get_block_receipts_every_block_id(
@@ -126,7 +128,16 @@ def test_storage_values_blob_fee_and_storage_key_errors(
         "eth_getStorageValues", [{probe.address: ["0x0", SLOT0, "0x1"], owner.address: []}]
     )
     one = shared_node.rpc("eth_getStorageAt", [probe.address, "0x0"])
-    assert values == {probe.address: [one, one, "0x" + "00" * 32], owner.address: []}
+    assert values == {
+        probe.address.lower(): [one, one, "0x" + "00" * 32],
+        owner.address.lower(): [],
+    }
+    empty = rpc_error(shared_node, "eth_getStorageValues", [{}, "latest"])
+    assert (empty.code, empty.message) == (-32602, "empty request")
+    bad_list = rpc_error(
+        shared_node, "eth_createAccessList", [{"to": probe.address, "accessList": "0x"}]
+    )
+    assert bad_list.code == -32602
     assert int(one, 16) != 0
     assert shared_node.rpc("eth_blobBaseFee") == "0x1"
     too_long = rpc_error(shared_node, "eth_getStorageAt", [probe.address, "0x" + "0" * 65])

@@ -157,14 +157,18 @@ class EthApi:
 
     @rpc_method("eth_getStorageValues", 1, 2)
     def get_storage_values(self, requests: Any, block: Any) -> dict[str, list[str]]:
-        """execution-apis' batch read: {address: [slots]} -> {address: [values]}, one state."""
+        """execution-apis' batch read: {address: [slots]} -> {address: [values]}, one state
+        (addresses answered in lowercase hex, as geth marshals them)."""
         if not isinstance(requests, dict):
             raise InvalidParams("invalid argument 0: expected an object of address to slots")
+        if not requests:
+            raise InvalidParams("empty request")  # execution-apis' wording
         wanted = []
         for address, slots in requests.items():
             if not isinstance(slots, list):
                 raise InvalidParams("invalid argument 0: slots must be an array")
-            wanted.append((address, p.address(address), [_storage_slot(s) for s in slots]))
+            account = p.address(address)
+            wanted.append((views.hexd(account), account, [_storage_slot(s) for s in slots]))
         if sum(len(slots) for _, _, slots in wanted) > MAX_STORAGE_VALUES:
             raise InvalidParams(f"too many slots requested (limit {MAX_STORAGE_VALUES})")
         state = self.chain.state_at(self.blocks.header(block))
