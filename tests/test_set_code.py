@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rlp
 from eth_account import Account
+from trie import HexaryTrie
 from web3 import Web3
 
 from benchmarks.peers import free_port, run_anvil
@@ -114,6 +116,14 @@ def test_sdk_wallet_delegates_itself_and_runs_the_delegates_code(
     assert shared_node.rpc("eth_getStorageAt", [address, "0x0"]) == "0x" + hex(42)[2:].rjust(
         64, "0"
     )
+    # Typed receipts encode as consensus does: they rebuild the block's receiptsRoot.
+    block = w3.eth.get_block(receipt.block_number)
+    trie = HexaryTrie({})
+    for index, encoded in enumerate(
+        shared_node.rpc("debug_getRawReceipts", [hex(block["number"])])
+    ):
+        trie[rlp.encode(index)] = bytes.fromhex(encoded[2:])
+    assert trie.root_hash == block["receiptsRoot"]
     # The REST API (and so the explorer) shows it too.
     auditor = Api(shared_node, admin_key(shared_node)).new_key("auditor")
     shown = Api(shared_node, auditor).ok(f"/transactions/{sent.tx_hash}")
@@ -152,6 +162,11 @@ def test_invalid_authorizations_are_skipped_and_the_transaction_included(
         ],
     }
     estimate = int(shared_node.rpc("eth_estimateGas", [call]), 16)
+    listed = shared_node.rpc("eth_createAccessList", [call])
+    # The recipient (here the authority) is listed only for the slot its delegated code writes.
+    assert listed["accessList"] == [
+        {"address": good.address.lower(), "storageKeys": ["0x" + "00" * 32]}
+    ]
     assert estimate > 21_000 + 3 * 25_000  # each authorization is intrinsic gas
     tx = set_code_tx(w3, sponsor, good.address, call["data"], authorizations, estimate)
     tx_hash = w3.eth.send_raw_transaction(sponsor.sign_transaction(tx).raw_transaction)

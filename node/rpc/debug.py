@@ -16,12 +16,12 @@ import rlp
 from eth.abc import BlockHeaderAPI, ReceiptAPI
 from eth.rlp.logs import Log
 from eth.rlp.receipts import Receipt
-from eth.vm.forks.berlin.receipts import TypedReceipt
 from eth.vm.forks.byzantium.constants import (
     EIP658_TRANSACTION_STATUS_CODE_FAILURE,
     EIP658_TRANSACTION_STATUS_CODE_SUCCESS,
 )
 from eth.vm.forks.prague.blocks import PragueBlock
+from eth.vm.forks.prague.receipts import PragueTypedReceipt
 
 from node.chain.chain import Chain
 from node.chain.vm import decode_transaction
@@ -102,4 +102,4 @@ def _receipt(record: ReceiptRecord) -> ReceiptAPI:
         for log in record.logs
     ]
     receipt = Receipt(status, record.cumulative_gas_used, logs)
-    return receipt if record.tx_type == 0 else TypedReceipt(record.tx_type, receipt)
+    return receipt if record.tx_type == 0 else PragueTypedReceipt(record.tx_type, receipt)
