@@ -16,15 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import rlp
 from eth._utils.address import generate_contract_address
 from eth.abc import BlockHeaderAPI, ComputationAPI, SignedTransactionAPI, StateAPI
 from eth.exceptions import OutOfGas, Revert
 from eth.vm.chain_context import ChainContext
-from eth.vm.forks.prague.constants import MAGIC
 from eth.vm.forks.prague.transactions import Authorization, PragueTransactionBuilder
 from eth.vm.spoof import SpoofTransaction
-from eth_keys import keys
 from eth_typing import Address
 from eth_utils import ValidationError
 
@@ -32,6 +29,7 @@ from node.chain.accesslist import PRECOMPILES, AccessList, AccessRecorder, Recor
 from node.chain.chain import Chain
 from node.chain.executor import HeaderSource
 from node.chain.interpreter import BoundedComputation, Deadline
+from node.chain.setcode import authority_of
 from node.chain.vm import TRANSACTION_BUILDER, TallyState, TallyVM
 from node.consensus.hashing import onchain_hash
 from node.storage.store import StoreBatch
@@ -324,21 +322,10 @@ class CallExecutor:
         for auth in request.authorizations:
             if auth.chain_id not in (0, self._chain.chain_id):
                 continue
-            authority = _authority(auth)
+            authority = authority_of(auth)
             if authority is not None:
                 excluded.add(authority)
         return frozenset(excluded)
-
-
-def _authority(auth: Authorization) -> bytes | None:
-    """Who signed an authorization (EIP-7702: keccak(MAGIC || rlp([chain, address, nonce])));
-    None when the signature recovers no key."""
-    try:
-        signature = keys.Signature(vrs=(auth.y_parity, auth.r, auth.s))
-        message = MAGIC + rlp.encode([auth.chain_id, auth.address, auth.nonce])
-        return bytes(signature.recover_public_key_from_msg(message).to_canonical_address())
-    except Exception:
-        return None
 
 
 def _gas_used(state: StateAPI, tx: SignedTransactionAPI, computation: ComputationAPI) -> int:

@@ -17,14 +17,14 @@ from typing import Any, Protocol, cast
 import rlp
 from eth.abc import LegacyTransactionFieldsAPI, SignedTransactionAPI
 from eth.constants import CREATE_CONTRACT_ADDRESS, GAS_TX, SECPK1_N
-from eth.vm.forks.prague.constants import MAGIC, STANDARD_TOKEN_COST, TOTAL_COST_FLOOR_PER_TOKEN
+from eth.vm.forks.prague.constants import STANDARD_TOKEN_COST, TOTAL_COST_FLOOR_PER_TOKEN
 from eth.vm.forks.shanghai.constants import MAX_INITCODE_SIZE
 from eth_hash.auto import keccak
-from eth_keys import keys
 from eth_keys.exceptions import BadSignature
 from eth_typing import Address
 from eth_utils import ValidationError
 
+from node.chain.setcode import authority_of
 from node.chain.vm import decode_transaction
 from node.txpool.errors import (
     FloorDataGasTooLow,
@@ -216,17 +216,8 @@ def _check_set_code(tx: SignedTransactionAPI) -> None:
 def authorities_of(tx: SignedTransactionAPI) -> tuple[Address, ...]:
     """The accounts a set-code transaction's authorizations were signed by (those whose
     signature recovers; a bad one is skipped at execution, so it reserves nothing)."""
-    found = []
-    for auth in cast(Any, tx).authorization_list:
-        try:
-            signature = keys.Signature(vrs=(auth.y_parity, auth.r, auth.s))
-            message = MAGIC + rlp.encode([auth.chain_id, auth.address, auth.nonce])
-            found.append(
-                Address(signature.recover_public_key_from_msg(message).to_canonical_address())
-            )
-        except _RECOVERY_ERRORS:
-            continue
-    return tuple(found)
+    found = (authority_of(auth) for auth in cast(Any, tx).authorization_list)
+    return tuple(authority for authority in found if authority is not None)
 
 
 def check_account(ptx: PooledTransaction, state_nonce: int, balance: int) -> None:
