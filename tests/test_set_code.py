@@ -387,3 +387,48 @@ def test_the_auditor_re_executes_set_code_blocks(shared_node: NodeProcess) -> No
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{head} re-executed" in done.stdout
+
+
+def test_pool_reserves_authorities_as_geth_does(node_factory, dev_accounts) -> None:
+    """On a node whose next block is far off, so everything below meets in the pool: an
+    account a pooled authorization names may hold one transaction, and a set-code transaction
+    cannot name an account that already holds several."""
+    node = node_factory(block_period=60)
+    w3 = web3_for(node.url)
+    sponsor, named, busy = dev_accounts[4], dev_accounts[5], dev_accounts[6]
+
+    def raw(account: Any, nonce: int, **fields: Any) -> str:
+        tx = {
+            "chainId": CHAIN_ID,
+            "nonce": nonce,
+            "gas": 100_000,
+            "gasPrice": 0,
+            "to": account.address,
+        }
+        return account.sign_transaction({**tx, **fields}).raw_transaction.to_0x_hex()
+
+    def set_code_raw(nonce: int, authority: Any) -> str:
+        auth = authority.sign_authorization(
+            {"chainId": CHAIN_ID, "address": sponsor.address, "nonce": 9}
+        )
+        tx = set_code_tx(w3, sponsor, sponsor.address, "0x", [auth], 100_000) | {"nonce": nonce}
+        return sponsor.sign_transaction(tx).raw_transaction.to_0x_hex()
+
+    # The first block comes at once; the next one 60 s after it.
+    warm_up = node.rpc("eth_sendRawTransaction", [raw(dev_accounts[7], 0)])
+    w3.eth.wait_for_transaction_receipt(warm_up, timeout=30)
+    height = node.rpc("eth_blockNumber")
+    node.rpc("eth_sendRawTransaction", [set_code_raw(0, named)])
+    node.rpc("eth_sendRawTransaction", [raw(named, 0)])
+    with pytest.raises(RpcFailure) as failure:
+        node.rpc("eth_sendRawTransaction", [raw(named, 1)])
+    assert (failure.value.code, failure.value.message) == (
+        -32000,
+        "in-flight transaction limit reached for delegated accounts",
+    )
+    node.rpc("eth_sendRawTransaction", [raw(busy, 0)])
+    node.rpc("eth_sendRawTransaction", [raw(busy, 1)])
+    with pytest.raises(RpcFailure) as failure:
+        node.rpc("eth_sendRawTransaction", [set_code_raw(1, busy)])
+    assert failure.value.message == "authority already reserved"
+    assert node.rpc("eth_blockNumber") == height, "a block came: the pool was not shared"
