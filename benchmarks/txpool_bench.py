@@ -63,6 +63,9 @@ class DictState:
     def get_balance(self, address: bytes) -> int:
         return self.balances.get(address, 0)
 
+    def get_code(self, address: bytes) -> bytes:
+        return b""  # plain accounts: no EIP-7702 delegation
+
 
 class EvmState:
     """py-evm's AccountDB, persisted, as the node's head state would be."""
@@ -78,6 +81,9 @@ class EvmState:
 
     def get_balance(self, address: bytes) -> int:
         return self.db.get_balance(Address(address))
+
+    def get_code(self, address: bytes) -> bytes:
+        return self.db.get_code(Address(address))
 
 
 def make_transactions(senders: int, per_sender: int) -> tuple[list[bytes], list[bytes]]:

@@ -46,7 +46,7 @@ from eth.rlp.logs import Log
 from eth.rlp.receipts import Receipt
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth.vm.forks.prague.receipts import PragueTypedReceipt
-from eth.vm.forks.prague.transactions import PragueTransactionBuilder
+from eth.vm.forks.prague.transactions import Authorization, PragueTransactionBuilder
 from eth_hash.auto import keccak
 from eth_utils import ValidationError, to_bytes, to_canonical_address, to_int
 
@@ -174,7 +174,7 @@ _BUILDER = PragueTransactionBuilder
 
 
 def transaction_from_json(tx: Mapping[str, Any]) -> SignedTransactionAPI:
-    """py-evm's signed transaction for a JSON-RPC transaction object (types 0, 1 and 2).
+    """py-evm's signed transaction for a JSON-RPC transaction object (types 0, 1, 2 and 4).
 
     Tally accepts no other types. Raises `ValueError` for anything it cannot rebuild.
     """
@@ -215,7 +215,26 @@ def transaction_from_json(tx: Mapping[str, Any]) -> SignedTransactionAPI:
             max_fee_per_gas=to_int(hexstr=tx["maxFeePerGas"]),
             **typed,
         )
+    if kind == 4:
+        return _BUILDER.new_set_code_transaction(
+            max_priority_fee_per_gas=to_int(hexstr=tx["maxPriorityFeePerGas"]),
+            max_fee_per_gas=to_int(hexstr=tx["maxFeePerGas"]),
+            authorization_list=[_authorization_from_json(a) for a in tx["authorizationList"]],
+            **typed,
+        )
     raise ValueError(f"transaction type {kind} cannot be rebuilt from JSON")
+
+
+def _authorization_from_json(entry: Mapping[str, Any]) -> Authorization:
+    """An EIP-7702 authorization tuple as the transaction object lists it."""
+    return Authorization(
+        chain_id=to_int(hexstr=entry["chainId"]),
+        address=to_canonical_address(entry["address"]),
+        nonce=to_int(hexstr=entry["nonce"]),
+        y_parity=to_int(hexstr=entry["yParity"]),
+        r=to_int(hexstr=entry["r"]),
+        s=to_int(hexstr=entry["s"]),
+    )
 
 
 def receipt_from_json(receipt: Mapping[str, Any]) -> ReceiptAPI:

@@ -3,9 +3,12 @@
 eth-account's `Account.sign_transaction` needs the private key in hand, which an HSM will never
 give, so the digest and the signed encoding are built here from eth-account's public pieces:
 
-- **EIP-2930 / EIP-1559**: `eth_account.typed_transactions.TypedTransaction.from_dict(tx)`;
-  `.hash()` is the signing digest and `from_dict(tx | {v, r, s}).encode()` the raw transaction.
-  Tests compare both against `Account.sign_transaction` byte for byte.
+- **EIP-2930 / EIP-1559 / EIP-7702**:
+  `eth_account.typed_transactions.TypedTransaction.from_dict(tx)`; `.hash()` is the signing
+  digest and `from_dict(tx | {v, r, s}).encode()` the raw transaction. Tests compare
+  both against `Account.sign_transaction` byte for byte. An EIP-7702
+  authorization is signed the same way: eth-account's `Authorization(...).hash()` is the
+  digest, the store signs it (`sign_authorization`).
 - **Legacy (EIP-155)**: eth-account has no public API for an unsigned legacy transaction (its
   helpers live in the private `eth_account._utils`), so the nine-item list
   `[nonce, gasPrice, gas, to, value, data, chainId, 0, 0]` is encoded with the `rlp` library and
@@ -24,13 +27,14 @@ from typing import Any
 import rlp
 from eth_account.messages import SignableMessage, encode_defunct, encode_typed_data
 from eth_account.typed_transactions import TypedTransaction
+from eth_account.typed_transactions.set_code_transaction import Authorization
 from eth_keys.datatypes import Signature
 from eth_utils import keccak, to_bytes, to_canonical_address, to_checksum_address, to_int
 from hexbytes import HexBytes
 
 from client.keystore.base import KeyStore
 
-LEGACY, ACCESS_LIST, DYNAMIC_FEE = 0, 1, 2
+LEGACY, ACCESS_LIST, DYNAMIC_FEE, SET_CODE = 0, 1, 2, 4
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ def transaction_type(tx: dict[str, Any]) -> int:
     """The EIP-2718 type a transaction dict describes: explicit `type`, else by its fee fields."""
     if "type" in tx:
         return _int(tx["type"])
+    if "authorizationList" in tx:
+        return SET_CODE
     if "maxFeePerGas" in tx or "maxPriorityFeePerGas" in tx:
         return DYNAMIC_FEE
     if "accessList" in tx:
@@ -116,9 +122,9 @@ def transaction_digest(tx: dict[str, Any]) -> bytes:
     tx_type = transaction_type(tx)
     if tx_type == LEGACY:
         return keccak(rlp.encode([*_legacy_fields(tx), _int(tx["chainId"]), 0, 0]))
-    if tx_type in (ACCESS_LIST, DYNAMIC_FEE):
+    if tx_type in (ACCESS_LIST, DYNAMIC_FEE, SET_CODE):
         return bytes(TypedTransaction.from_dict(_typed_dict(tx, tx_type)).hash())
-    raise ValueError(f"unsupported transaction type {tx_type} (legacy, 1 and 2 are)")
+    raise ValueError(f"unsupported transaction type {tx_type} (legacy, 1, 2 and 4 are)")
 
 
 def encode_signed_transaction(tx: dict[str, Any], signature: Signature) -> bytes:
@@ -138,6 +144,34 @@ def sign_transaction(store: KeyStore, label: str, tx: dict[str, Any]) -> SignedT
     raw = encode_signed_transaction(tx, signature)
     sender = to_checksum_address(signature.recover_public_key_from_msg_hash(digest).to_address())
     return SignedTransaction(raw, keccak(raw), sender, _int(tx["nonce"]), transaction_type(tx))
+
+
+def authorization_digest(chain_id: int, address: str, nonce: int) -> bytes:
+    """EIP-7702's digest, keccak(0x05 || rlp([chain_id, address, nonce])), by eth-account's
+    `Authorization` (the unsigned tuple `Account.sign_authorization` hashes)."""
+    unsigned = Authorization(chain_id, to_canonical_address(address), nonce)
+    return bytes(unsigned.hash())
+
+
+def sign_authorization(
+    store: KeyStore, label: str, chain_id: int, address: str, nonce: int
+) -> dict[str, Any]:
+    """An EIP-7702 authorization by the key `label`: its account will run `address`'s code.
+
+    `nonce` is the account's nonce when the transaction carrying it executes: its current
+    nonce, plus one if the same account also sends that transaction (the sender's nonce is
+    bumped first). Chain id 0 would be valid on every chain; pass the chain's own. The result
+    is an `authorizationList` entry as `sign_transaction` and JSON-RPC take it.
+    """
+    signature = store.sign_digest(label, authorization_digest(chain_id, address, nonce))
+    return {
+        "chainId": chain_id,
+        "address": to_checksum_address(address),
+        "nonce": nonce,
+        "yParity": signature.v,
+        "r": signature.r,
+        "s": signature.s,
+    }
 
 
 def message_digest(message: SignableMessage) -> bytes:

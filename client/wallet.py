@@ -31,7 +31,7 @@ from client.errors import FinalityTimeout, NodeError, NonceTooLow, TransactionFa
 from client.keystore.base import KeyStore
 from client.policy import NATIVE, Payment, SpendingPolicy, asset_key
 from client.rpc import DEFAULT_RPC_URL, connect, request
-from client.signing import SignedTransaction, sign_transaction
+from client.signing import SignedTransaction, sign_authorization, sign_transaction
 from client.tls import ClientTls
 
 TxType = Literal["legacy", "access-list", "eip1559"]
@@ -206,7 +206,27 @@ class Wallet:
             return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
         return {"gasPrice": int(self.rpc("eth_gasPrice"), 16)}
 
+    def _dynamic_fees(self) -> dict[str, int]:
+        """EIP-1559 fee fields whatever `tx_type` is: a set-code transaction has no gas price."""
+        if self.tx_type == "eip1559":
+            return self.fees()
+        price = int(self.rpc("eth_gasPrice"), 16)
+        return {"maxFeePerGas": price, "maxPriorityFeePerGas": price}
+
     # --- sending -----------------------------------------------------------------------------
+
+    def authorize(
+        self, delegate: str, *, nonce: int | None = None, sends: bool = False
+    ) -> dict[str, Any]:
+        """An EIP-7702 authorization, signed in the key store, letting this account run
+        `delegate`'s code (`send(..., authorizations=[...])` carries it; any wallet may).
+
+        `nonce` defaults to the account's pending nonce, plus one when `sends` says this same
+        wallet sends the carrying transaction (its nonce is used first). Bound to this chain.
+        """
+        if nonce is None:
+            nonce = self._pending_nonce() + (1 if sends else 0)
+        return sign_authorization(self.store, self.label, self.chain_id, delegate, nonce)
 
     def send(
         self,
@@ -221,11 +241,13 @@ class Wallet:
         wait: bool = True,
         timeout: float = 30.0,
         on_wait: Callable[[float], None] | None = None,
+        authorizations: list[dict[str, Any]] | None = None,
     ) -> Submitted:
         """Approve, sign and send one transaction; the lower-level door every payment uses.
 
         `payment` is what the policy judges (for a token transfer: the token, the recipient and
-        the token amount); by default it is the native `value` to `to`.
+        the token amount); by default it is the native `value` to `to`. `authorizations`
+        (from `authorize`) make it an EIP-7702 set-code transaction (type 4).
         """
         if payment is None:
             payment = Payment(NATIVE, to or "0x" + "00" * 20, value)
@@ -234,11 +256,13 @@ class Wallet:
             tx: dict[str, Any] = {"value": value, "data": data, "chainId": self.chain_id}
             if to is not None:
                 tx["to"] = to_checksum_address(to)
+            if authorizations:
+                tx["authorizationList"] = authorizations
             if gas is None:
                 gas = self.estimate_gas(tx, abi)
             tx["gas"] = gas
-            tx.update(self.fees())
-            if self.tx_type == "access-list":
+            tx.update(self.fees() if not authorizations else self._dynamic_fees())
+            if self.tx_type == "access-list" and not authorizations:
                 tx["accessList"] = []
             signed = self._sign_and_send(tx)
         except BaseException:
@@ -397,7 +421,12 @@ def _hex_fields(tx: dict[str, Any]) -> dict[str, Any]:
     for key, value in tx.items():
         if key in ("chainId", "nonce", "gas", "gasPrice", "maxFeePerGas", "maxPriorityFeePerGas"):
             continue
-        if isinstance(value, int):
+        if key == "authorizationList":
+            out[key] = [
+                {k: hex(v) if isinstance(v, int) else v for k, v in entry.items()}
+                for entry in value
+            ]
+        elif isinstance(value, int):
             out[key] = hex(value)
         elif isinstance(value, bytes | bytearray):
             out[key] = "0x" + bytes(value).hex()

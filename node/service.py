@@ -64,6 +64,7 @@ from node.rpc.logs import LogsApi
 from node.rpc.node import NodeApi
 from node.rpc.proofs import ProofsApi
 from node.rpc.qbft import QbftApi
+from node.rpc.raw import DebugRawApi
 from node.rpc.server import create_app, rpc_routes
 from node.rpc.subscriptions import SubscriptionsApi
 from node.rpc.tally import TallyApi
@@ -265,6 +266,7 @@ class Node:
                 FeesApi(self.chain),
                 TallyApi(self.chain),
                 DebugApi(self.chain, self.calls, self.call_pool),
+                DebugRawApi(self.chain, self.pool),
                 TraceApi(self.chain, self.call_pool, config.max_log_range, self.call_pool.timeout),
             ):
                 self.dispatcher.register_namespace(namespace)

@@ -105,7 +105,12 @@ def test_logs_by_block_range(shared_node: NodeProcess, pokes: Pokes) -> None:
         get_logs(shared_node, fromBlock=hex(pokes.deploy_block), toBlock=hex(second - 1))
     ) == [11]
     head = int(shared_node.rpc("eth_blockNumber"), 16)  # type: ignore[arg-type]
-    assert get_logs(shared_node, fromBlock=hex(head + 5), toBlock=hex(head + 9)) == []
+    with pytest.raises(RpcFailure) as failure:  # execution-apis: a range past the head
+        get_logs(shared_node, fromBlock=hex(head + 5), toBlock=hex(head + 9))
+    assert (failure.value.code, failure.value.message) == (
+        -32602,
+        "block range extends beyond current head block",
+    )
     # the default range is the latest block only (no test before this one sends transactions)
     assert head == int(pokes.receipts[2]["blockNumber"], 16)
     assert get_logs(shared_node) == logs_of(pokes.receipts[2])
@@ -134,7 +139,9 @@ def test_block_range_cap(shared_node: NodeProcess) -> None:
         get_logs(shared_node, fromBlock="0x0", toBlock=hex(10_000))
     assert failure.value.code == -32005
     assert failure.value.message == "query exceeds max block range 10000"
-    assert isinstance(get_logs(shared_node, fromBlock="0x0", toBlock=hex(9_999)), list)
+    with pytest.raises(RpcFailure) as failure:  # within the cap: refused only as past the head
+        get_logs(shared_node, fromBlock="0x0", toBlock=hex(9_999))
+    assert failure.value.code == -32602
     with pytest.raises(RpcFailure) as failure:
         get_logs(shared_node, fromBlock="0x1", toBlock=hex(20_000))
     assert failure.value.code == -32005

@@ -25,8 +25,11 @@ from eth.constants import SECPK1_N
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
+from eth_keys import keys
+from eth_typing import Address
 from eth_utils import to_checksum_address
 
+from node.chain.vm import TallyVM
 from tests.conftest import NodeProcess, RpcFailure, free_port
 
 CHAIN_ID = 1337
@@ -294,14 +297,22 @@ def test_unsupported_blob_type(rpc: Rpc, dev_accounts: list) -> None:
     assert message == "transaction type not supported: type 0x03"
 
 
-def test_unsupported_set_code_type(rpc: Rpc, dev_accounts: list) -> None:
-    """A genuine, correctly signed EIP-7702 transaction: Tally does not accept type 0x04."""
+def test_set_code_without_authorizations_and_blob_types(rpc: Rpc, dev_accounts: list) -> None:
+    """EIP-7702 transactions are accepted (tests/test_set_code.py), but not one without an
+    authorization (geth's words); blob transactions (0x03) are not accepted at all."""
     account = dev_accounts[MINED]
-    authorization = account.sign_authorization({"chainId": CHAIN_ID, "address": SINK, "nonce": 2})
-    raw = transfer(account, 1, type=4, gas=100_000, authorizationList=[authorization])
+    unsigned = TallyVM.get_transaction_builder().new_unsigned_set_code_transaction(
+        CHAIN_ID, 1, 0, 0, 100_000, Address(bytes.fromhex(SINK[2:])), 0, b"", [], []
+    )
+    raw = unsigned.as_signed_transaction(keys.PrivateKey(bytes(account.key))).encode()
     assert raw[0] == 0x04
-    message = refused(rpc, raw, "transaction type not supported", account.address)
-    assert message == "transaction type not supported: type 0x04"
+    message = refused(rpc, raw, "set code tx", account.address)
+    assert message == "set code tx must have at least one authorization tuple"
+    blob = b"\x03" + rlp.encode(
+        [CHAIN_ID, 1, 0, 0, 21_000, b"\x11" * 20, 0, b"", [], 1, [], 0, 1, 1]
+    )
+    message = refused(rpc, blob, "transaction type not supported", account.address)
+    assert message == "transaction type not supported: type 0x03"
 
 
 def test_nonce_too_low(rpc: Rpc, dev_accounts: list) -> None:

@@ -31,7 +31,6 @@ def _calls_with_bad_quantity(bad: str) -> list[tuple[str, list[Any]]]:
         ("eth_getTransactionByBlockHashAndIndex", [HASH, bad]),
         ("eth_getBlockTransactionCountByNumber", [bad]),
         ("eth_getStorageAt", [ADDRESS, "0x0", bad]),
-        ("eth_getStorageAt", [ADDRESS, bad, "latest"]),
         ("eth_feeHistory", [bad, "latest", []]),
         ("eth_call", [{"to": ADDRESS, "gas": bad}, "latest"]),
         ("eth_estimateGas", [{"to": ADDRESS, "value": bad}]),
@@ -63,6 +62,16 @@ def test_bad_quantities_are_invalid_params(shared_node: NodeProcess, bad: str) -
         error = _error(shared_node, method, params)
         assert error is not None, f"{method} accepted {bad!r}"
         assert error["code"] == -32602, (method, bad, error)
+
+
+@pytest.mark.parametrize("bad", [b for b in BAD_QUANTITIES if b != "0x"])
+def test_bad_storage_keys_get_the_execution_apis_error(shared_node: NodeProcess, bad: str) -> None:
+    """execution-apis (get-storage-invalid-key*.io) answers a key it cannot decode with
+    -32000 "unable to decode storage key: ..."; "0x" is the zero key, as geth reads it."""
+    error = _error(shared_node, "eth_getStorageAt", [ADDRESS, bad, "latest"])
+    assert error is not None, bad
+    assert error["code"] == -32000
+    assert error["message"].startswith("unable to decode storage key: ")
 
 
 @pytest.mark.parametrize("bad", BAD_DATA)

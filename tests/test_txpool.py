@@ -18,6 +18,7 @@ from eth_keys import keys
 from eth_keys.exceptions import BadSignature
 from eth_typing import Address
 
+from node.chain.vm import TallyVM
 from node.txpool import errors
 from node.txpool.admission import AdmissionRules, admit
 from node.txpool.pool import PoolConfig, TxPool
@@ -45,6 +46,9 @@ class ChainState:
 
     def get_balance(self, address: bytes) -> int:
         return self.db.get_balance(Address(address))
+
+    def get_code(self, address: bytes) -> bytes:
+        return self.db.get_code(Address(address))
 
 
 def address(account: LocalAccount) -> bytes:
@@ -234,30 +238,77 @@ def test_rejects_wrong_chain_id(kind: str, state: ChainState, pool: TxPool) -> N
     assert message == "invalid sender: invalid chain id for signer: have 1 want 1337"
 
 
-def test_rejects_set_code_and_blob_types(state: ChainState, pool: TxPool) -> None:
-    alice = funded(state)
-    auth = alice.sign_authorization({"chainId": CHAIN_ID, "address": TO, "nonce": 1})
-    set_code_tx: dict[str, Any] = {
+def set_code(
+    sender: LocalAccount, nonce: int, authorizations: list[Any], to: str = TO
+) -> bytes:
+    tx: dict[str, Any] = {
         "type": 4,
         "chainId": CHAIN_ID,
-        "nonce": 0,
+        "nonce": nonce,
         "maxFeePerGas": 1,
         "maxPriorityFeePerGas": 1,
         "gas": 100_000,
-        "to": TO,
+        "to": to,
         "value": 0,
         "data": b"",
         "accessList": [],
-        "authorizationList": [auth],
+        "authorizationList": authorizations,
     }
-    set_code = alice.sign_transaction(set_code_tx).raw_transaction
-    message = rejected(pool, bytes(set_code), state, errors.UnsupportedTxType)
-    assert message.startswith("transaction type not supported")
+    return bytes(sender.sign_transaction(tx).raw_transaction)
+
+
+def test_admits_set_code_and_rejects_blob_types(state: ChainState, pool: TxPool) -> None:
+    alice, bob = funded(state), funded(state)
+    auth = bob.sign_authorization({"chainId": CHAIN_ID, "address": TO, "nonce": 0})
+    pooled = pool.add(set_code(alice, 0, [auth]), state)
+    assert pooled.authorities == (address(bob),)
+    assert pooled.tx.intrinsic_gas == 21_000 + 25_000
     blob = b"\x03" + rlp.encode(
         [CHAIN_ID, 0, 1, 1, 21_000, b"\x11" * 20, 0, b"", [], 1, [], 0, 1, 1]
     )
     rejected(pool, blob, state, errors.UnsupportedTxType)
     rejected(pool, b"\x05\xc0", state, errors.UnsupportedTxType)
+
+
+def test_set_code_stateless_rules(state: ChainState, pool: TxPool) -> None:
+    """geth's words: no authorization, no recipient; an authorization for another chain or a
+    stale nonce is admitted (execution skips it, EIP-7702)."""
+    alice, bob = funded(state), funded(state)
+    empty = TallyVM.get_transaction_builder().new_unsigned_set_code_transaction(
+        CHAIN_ID, 0, 1, 1, 100_000, Address(bytes.fromhex(TO[2:])), 0, b"", [], []
+    )
+    signed = empty.as_signed_transaction(keys.PrivateKey(bytes(alice.key)))
+    message = rejected(pool, signed.encode(), state, errors.InvalidSetCode)
+    assert message == "set code tx must have at least one authorization tuple"
+    auth = bob.sign_authorization({"chainId": CHAIN_ID + 1, "address": TO, "nonce": 7})
+    fields = rlp.decode(set_code(alice, 0, [auth])[1:])
+    fields[5] = b""  # no recipient: EIP-7702 forbids creating a contract
+    unsigned = b"\x04" + rlp.encode(fields)
+    rejected(pool, unsigned, state, errors.MalformedTransaction)
+    assert pool.add(set_code(alice, 0, [auth]), state).authorities == (address(bob),)
+
+
+def test_set_code_pool_reservations(state: ChainState, pool: TxPool) -> None:
+    """geth's rules: an authority with several pooled transactions cannot be named, and an
+    account a pooled authorization names (or already delegated) holds one transaction."""
+    alice, bob, carol = funded(state), funded(state), funded(state)
+    pool.add(sign(bob, 0), state)
+    pool.add(sign(bob, 1), state)
+    busy = bob.sign_authorization({"chainId": CHAIN_ID, "address": TO, "nonce": 2})
+    message = rejected(pool, set_code(alice, 0, [busy]), state, errors.AuthorityReserved)
+    assert message == "authority already reserved"
+
+    auth = carol.sign_authorization({"chainId": CHAIN_ID, "address": TO, "nonce": 1})
+    pool.add(sign(carol, 0), state)
+    pool.add(set_code(alice, 0, [auth]), state)
+    message = rejected(pool, sign(carol, 1), state, errors.InflightLimitReached)
+    assert message == "in-flight transaction limit reached for delegated accounts"
+    assert pool.add(sign(carol, 0, fee=20), state).nonce == 0  # a replacement still is
+
+    dave = funded(state)
+    state.db.set_code(Address(address(dave)), b"\xef\x01\x00" + bytes.fromhex(TO[2:]))
+    pool.add(sign(dave, 0), state)
+    rejected(pool, sign(dave, 1), state, errors.InflightLimitReached)
 
 
 def test_rejects_nonce_too_low(state: ChainState, pool: TxPool) -> None:

@@ -110,7 +110,7 @@ def transaction_detail(
     decoder: EventDecoder,
 ) -> dict[str, Any]:
     """A transaction with its receipt and decoded events (block fields null while pending)."""
-    gas_price = tx.max_fee_per_gas if tx.type_id == 2 else tx.gas_price
+    gas_price = tx.max_fee_per_gas if tx.type_id in (2, 4) else tx.gas_price
     block = None
     if record is not None and header is not None:
         block = {

@@ -19,16 +19,20 @@ from typing import Any, cast
 
 from eth._utils.address import generate_contract_address
 from eth.abc import BlockHeaderAPI, ComputationAPI, SignedTransactionAPI, StateAPI
+from eth.exceptions import OutOfGas, Revert
 from eth.vm.chain_context import ChainContext
+from eth.vm.forks.prague.transactions import Authorization, PragueTransactionBuilder
 from eth.vm.spoof import SpoofTransaction
 from eth_typing import Address
 from eth_utils import ValidationError
 
+from node.chain.accesslist import PRECOMPILES, AccessList, AccessRecorder, RecordingComputation
 from node.chain.chain import Chain
 from node.chain.executor import HeaderSource
 from node.chain.interpreter import BoundedComputation, Deadline
+from node.chain.setcode import authority_of
 from node.chain.tracing.hooks import Outcome, Session, Tracer, TracingComputation, TxInfo
-from node.chain.vm import TallyState, TallyVM
+from node.chain.vm import TRANSACTION_BUILDER, TallyState, TallyVM
 from node.consensus.hashing import onchain_hash
 from node.storage.store import StoreBatch
 
@@ -67,6 +71,17 @@ class _CallVM(TallyVM):
     _state_class = _CallState
 
 
+class _RecordingState(_CallState):
+    """A call's state for `eth_createAccessList`: its computations fill `recorder`."""
+
+    computation_class = RecordingComputation
+    recorder: AccessRecorder
+
+
+class _RecordingVM(TallyVM):
+    _state_class = _RecordingState
+
+
 @dataclass(frozen=True, slots=True)
 class AccountOverride:
     balance: int | None = None
@@ -78,11 +93,26 @@ class AccountOverride:
 
 @dataclass(frozen=True, slots=True)
 class CallRequest:
+    """A message to run. An access list makes it an EIP-2930 transaction, an authorization
+    list an EIP-7702 one: both change its intrinsic gas and what is warm, as on chain."""
+
     sender: bytes
     to: bytes
     data: bytes
     value: int
     gas: int | None
+    access_list: AccessList = ()
+    authorizations: tuple[Authorization, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AccessListResult:
+    """geth's `eth_createAccessList` answer: the stable list, the gas a transaction carrying
+    it uses, and the failure (if the call fails with it)."""
+
+    access_list: AccessList
+    gas_used: int
+    error: str | None
 
 
 class CallExecutor:
@@ -102,6 +132,8 @@ class CallExecutor:
         header: BlockHeaderAPI,
         overrides: dict[bytes, AccountOverride],
         limits: CallLimits | None,
+        *,
+        recording: bool = False,
     ) -> StateAPI:
         block_hash = onchain_hash(header)
         child = self._chain.executor.new_header(
@@ -116,7 +148,9 @@ class CallExecutor:
         )
         batch = StoreBatch(self._chain.store.store)
         source = HeaderSource(batch, self._lookup)
-        vm_class = TallyVM if limits is None else _CallVM
+        vm_class: type[TallyVM] = _RecordingVM if recording else _CallVM
+        if limits is None:
+            vm_class = TallyVM
         state = vm_class.build_state(
             batch, child, self._context, TallyVM.get_prev_hashes(block_hash, source)
         )
@@ -132,15 +166,42 @@ class CallExecutor:
             raise KeyError(block_hash)
         return header
 
-    def _transaction(self, state: StateAPI, request: CallRequest, gas: int) -> SignedTransactionAPI:
-        unsigned = TallyVM.create_unsigned_transaction(
-            nonce=state.get_nonce(Address(request.sender)),
-            gas_price=0,
-            gas=gas,
-            to=Address(request.to),
-            value=request.value,
-            data=request.data,
-        )
+    def _transaction(
+        self,
+        state: StateAPI,
+        request: CallRequest,
+        gas: int,
+        access_list: AccessList | None = None,
+    ) -> SignedTransactionAPI:
+        nonce = state.get_nonce(Address(request.sender))
+        to, builder = Address(request.to), cast(type[PragueTransactionBuilder], TRANSACTION_BUILDER)
+        chosen = request.access_list if access_list is None else access_list
+        accesses = tuple((Address(address), slots) for address, slots in chosen)
+        type_id: int | None = None
+        unsigned: Any
+        if request.authorizations:
+            type_id = 4
+            unsigned = builder.new_unsigned_set_code_transaction(
+                self._chain.chain_id,
+                nonce,
+                0,
+                0,
+                gas,
+                to,
+                request.value,
+                request.data,
+                accesses,
+                request.authorizations,
+            )
+        elif accesses:
+            type_id = 1
+            unsigned = builder.new_unsigned_access_list_transaction(
+                self._chain.chain_id, nonce, 0, gas, to, request.value, request.data, accesses
+            )
+        else:
+            unsigned = TallyVM.create_unsigned_transaction(
+                nonce=nonce, gas_price=0, gas=gas, to=to, value=request.value, data=request.data
+            )
         # The signature fields only have to pass py-evm's shape checks (low s, non-zero):
         # a call is never signed, its sender is given. A `SpoofTransaction` proxies a signed
         # transaction without subclassing one; py-evm's own gas estimator casts it the same way.
@@ -151,7 +212,7 @@ class CallExecutor:
             s=1,
             v=27,
             y_parity=0,
-            type_id=None,
+            type_id=type_id,
             chain_id=self._chain.chain_id,
         )
         return cast(SignedTransactionAPI, spoof)
@@ -161,6 +222,7 @@ class CallExecutor:
         state: StateAPI,
         request: CallRequest,
         gas: int,
+        access_list: AccessList | None = None,
         observe: Callable[[SignedTransactionAPI, ComputationAPI], None] | None = None,
     ) -> ComputationAPI:
         balance = state.get_balance(Address(request.sender))
@@ -172,7 +234,7 @@ class CallExecutor:
             )
         snapshot = state.snapshot()
         try:
-            transaction = self._transaction(state, request, gas)
+            transaction = self._transaction(state, request, gas, access_list)
             computation = state.apply_transaction(transaction)
             if observe is not None:  # before the revert: it sees the state the call left
                 observe(transaction, computation)
@@ -230,7 +292,7 @@ class CallExecutor:
             coinbase=header.coinbase,
         )
         tracer.start(info, state)
-        self._run(state, request, gas, observe)
+        self._run(state, request, gas, observe=observe)
 
     def estimate_gas(
         self,
@@ -262,6 +324,71 @@ class CallExecutor:
             else:
                 high = middle
         return high
+
+    def create_access_list(
+        self,
+        request: CallRequest,
+        header: BlockHeaderAPI,
+        overrides: dict[bytes, AccountOverride] | None = None,
+        *,
+        limits: CallLimits,
+    ) -> AccessListResult:
+        """geth's algorithm: run with the list found so far until a run touches nothing new.
+
+        The list only grows and is bounded by what the code can reach, so the loop ends; the
+        deadline of `limits` bounds it in time as any call is bounded.
+        """
+        state = self._state(header, overrides or {}, limits, recording=True)
+        recording = cast(_RecordingState, state)
+        cap = limits.gas_cap
+        gas = cap if request.gas is None else min(request.gas, cap)
+        excluded = self._excluded(state, request)
+        current = AccessRecorder(request.access_list, excluded).access_list()
+        while True:
+            recording.recorder = AccessRecorder(current, excluded)
+            computation = self._run(state, request, gas, current)
+            found = recording.recorder.access_list()
+            if found == current:
+                tx = self._transaction(state, request, gas, current)
+                used = _gas_used(state, tx, computation)
+                return AccessListResult(current, used, _error_text(computation))
+            current = found
+
+    def _excluded(self, state: StateAPI, request: CallRequest) -> frozenset[bytes]:
+        """Sender, recipient (or the created address), precompiles and authorities: warm in
+        any case, so listing them costs gas for nothing (geth leaves them out too)."""
+        to = request.to
+        if not to:
+            sender = Address(request.sender)
+            to = generate_contract_address(sender, state.get_nonce(sender))
+        excluded = {request.sender, to, *PRECOMPILES}
+        for auth in request.authorizations:
+            if auth.chain_id not in (0, self._chain.chain_id):
+                continue
+            authority = authority_of(auth)
+            if authority is not None:
+                excluded.add(authority)
+        return frozenset(excluded)
+
+
+def _gas_used(state: StateAPI, tx: SignedTransactionAPI, computation: ComputationAPI) -> int:
+    """What a receipt would show: gas less refund, raised to Prague's calldata floor."""
+    used = tx.gas - computation.get_gas_remaining()
+    executor = cast(Any, state.get_transaction_executor())  # London's refund rule
+    refund = executor.calculate_gas_refund(computation, used)
+    return used - refund + getattr(computation, "data_floor_gas", 0)
+
+
+def _error_text(computation: ComputationAPI) -> str | None:
+    """The failure as geth words it in `eth_createAccessList`'s `error` field."""
+    if not computation.is_error:
+        return None
+    error = computation.error
+    if isinstance(error, Revert):
+        return "execution reverted"
+    if isinstance(error, OutOfGas):
+        return "out of gas"
+    return str(error) or type(error).__name__
 
 
 def _apply_override(state: StateAPI, raw_address: bytes, override: AccountOverride) -> None:

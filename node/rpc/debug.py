@@ -15,10 +15,10 @@ from node.chain.chain import Chain
 from node.chain.tracing.hooks import Tracer
 from node.chain.tracing.replay import replay_block
 from node.rpc import params as p
+from node.rpc.callparams import call_request, state_overrides
 from node.rpc.callpool import CallPool
 from node.rpc.dispatch import rpc_method
 from node.rpc.errors import ServerError
-from node.rpc.eth import _call_request, _overrides
 from node.rpc.tracecommon import block_for, on_pool, timeout_of, trace_config, tracer_factory
 
 
@@ -79,10 +79,10 @@ class DebugApi:
 
     @rpc_method("debug_traceCall", 1, 3)
     async def trace_call(self, request: Any, block: Any, config: Any) -> Any:
-        message = _call_request(request)
+        message = call_request(request)
         options = trace_config(config)
         make = tracer_factory(options)
-        overrides = _overrides(options.get("stateOverrides"))
+        overrides = state_overrides(options.get("stateOverrides"))
         header = block_for(self.chain, p.block_tag(block))
         if header is None:
             raise ServerError("header not found")

@@ -9,33 +9,37 @@ the pool, so `eth_sendRawTransaction` refusals carry the pool's reason with code
 
 from __future__ import annotations
 
+import string
 from typing import Any
 
 import eth_abi
 from eth.abc import BlockHeaderAPI, ComputationAPI
 from eth.exceptions import Revert
+from eth.vm.forks.cancun.constants import MIN_BLOB_BASE_FEE
+from eth.vm.forks.cancun.state import fake_exponential
+from eth.vm.forks.prague.constants import BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE
 from eth_hash.auto import keccak
 from eth_typing import Address
 
 from node import __version__
 from node.chain.calls import (
-    MAX_CODE_OVERRIDE,
-    AccountOverride,
     CallError,
     CallExecutor,
-    CallRequest,
 )
 from node.chain.chain import Chain
 from node.chain.vm import prague_header
 from node.consensus.hashing import onchain_hash
 from node.rpc import params as p
 from node.rpc import views
+from node.rpc.callparams import call_request, state_overrides
 from node.rpc.callpool import CallPool
 from node.rpc.dispatch import rpc_method
 from node.rpc.errors import ExecutionReverted, InvalidParams, ServerError
 from node.txpool.errors import TxPoolError
 from node.txpool.pool import TxPool
 
+MAX_STORAGE_VALUES = 1024
+"""Slots one `eth_getStorageValues` may read (geth caps it at 1,024 too)."""
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")
 _PANIC_SELECTOR = bytes.fromhex("4e487b71")
 
@@ -149,11 +153,36 @@ class EthApi:
         value = self.chain.state_at(self.blocks.header(block)).get_storage(account, position)
         return views.hexd(value.to_bytes(32, "big"))
 
+    @rpc_method("eth_getStorageValues", 1, 2)
+    def get_storage_values(self, requests: Any, block: Any) -> dict[str, list[str]]:
+        """execution-apis' batch read: {address: [slots]} -> {address: [values]}, one state
+        (addresses answered in lowercase hex, as geth marshals them)."""
+        if not isinstance(requests, dict):
+            raise InvalidParams("invalid argument 0: expected an object of address to slots")
+        if not requests:
+            raise InvalidParams("empty request")  # execution-apis' wording
+        wanted = []
+        for address, slots in requests.items():
+            if not isinstance(slots, list):
+                raise InvalidParams("invalid argument 0: slots must be an array")
+            account = p.address(address)
+            wanted.append((views.hexd(account), account, [_storage_slot(s) for s in slots]))
+        if sum(len(slots) for _, _, slots in wanted) > MAX_STORAGE_VALUES:
+            raise InvalidParams(f"too many slots requested (limit {MAX_STORAGE_VALUES})")
+        state = self.chain.state_at(self.blocks.header(block))
+        return {
+            name: [
+                views.hexd(state.get_storage(Address(account), slot).to_bytes(32, "big"))
+                for slot in slots
+            ]
+            for name, account, slots in wanted
+        }
+
     # execution
     @rpc_method("eth_call", 1, 3)
     async def call(self, request: Any, block: Any, overrides: Any) -> str:
         header = self.blocks.header(block)
-        message, state = _call_request(request), _overrides(overrides)
+        message, state = call_request(request), state_overrides(overrides)
         try:
             computation = await self.call_pool.run(
                 lambda limits: self.calls.call(message, header, state, limits=limits)
@@ -163,10 +192,30 @@ class EthApi:
         _raise_if_failed(computation)
         return views.hexd(computation.output)
 
+    @rpc_method("eth_createAccessList", 1, 3)
+    async def create_access_list(self, request: Any, block: Any, overrides: Any) -> dict[str, Any]:
+        """geth's semantics: the list a transaction like `request` should carry, the gas it
+        then uses, and `error` when it fails with it (a failure is an answer, not an error)."""
+        header = self.blocks.header(block)
+        message, state = call_request(request), state_overrides(overrides)
+        try:
+            found = await self.call_pool.run(
+                lambda limits: self.calls.create_access_list(message, header, state, limits=limits)
+            )
+        except CallError as exc:
+            raise ServerError(f"failed to apply transaction: {exc}") from exc
+        answer: dict[str, Any] = {
+            "accessList": views.access_list_json(found.access_list),
+            "gasUsed": views.hexq(found.gas_used),
+        }
+        if found.error is not None:
+            answer["error"] = found.error
+        return answer
+
     @rpc_method("eth_estimateGas", 1, 3)
     async def estimate_gas(self, request: Any, block: Any, overrides: Any) -> str:
         header = self.blocks.header(block)
-        message, state = _call_request(request), _overrides(overrides)
+        message, state = call_request(request), state_overrides(overrides)
         try:
             outcome = await self.call_pool.run(
                 lambda limits: self.calls.estimate_gas(message, header, state, limits=limits)
@@ -284,9 +333,18 @@ class EthApi:
     def tx_by_hash_and_index(self, block_hash: Any, index: Any) -> dict[str, Any] | None:
         return self._tx_at(self.chain.header_by_hash(p.hash32(block_hash)), index)
 
+    @rpc_method("eth_blobBaseFee")
+    def blob_base_fee(self) -> str:
+        """EIP-7516's BLOBBASEFEE: Prague's formula over the head's excess blob gas. Tally
+        carries no blobs, so the excess stays 0 and this is the minimum, 1 wei."""
+        excess = self.chain.committed_head()[0].excess_blob_gas
+        return views.hexq(
+            fake_exponential(MIN_BLOB_BASE_FEE, excess, BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE)
+        )
+
     @rpc_method("eth_getBlockReceipts", 1)
     def block_receipts(self, block: Any) -> list[dict[str, Any]] | None:
-        header = self.blocks.find(p.block_tag(block))
+        header = self.blocks.find(p.block_or_hash(block))
         if header is None:
             return None
         receipts = []
@@ -304,67 +362,22 @@ def _recipient(raw: bytes) -> bytes | None:
 
 
 def _storage_slot(value: Any) -> int:
-    if isinstance(value, str) and value.startswith("0x") and len(value) == 66:
-        return int.from_bytes(p.hash32(value, "slot"), "big")
-    return p.quantity(value, "slot")
-
-
-def _call_request(request: Any) -> CallRequest:
-    if not isinstance(request, dict):
-        raise InvalidParams("call request must be an object")
-    payload = request.get("input", request.get("data"))
-    both = request.get("input") is not None and request.get("data") is not None
-    if both and request["input"] != request["data"]:
-        raise InvalidParams('both "data" and "input" are set and not equal')
-    to = request.get("to")
-    return CallRequest(
-        sender=p.address(request["from"], "from") if request.get("from") else b"\x00" * 20,
-        to=p.address(to, "to") if to else b"",
-        data=p.data(payload, "input") if payload is not None else b"",
-        value=p.quantity(request["value"], "value") if request.get("value") is not None else 0,
-        gas=p.quantity(request["gas"], "gas") if request.get("gas") is not None else None,
-    )
-
-
-def _overrides(value: Any) -> dict[bytes, AccountOverride]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidParams("state overrides must be an object")
-    result = {}
-    for address, spec in value.items():
-        if not isinstance(spec, dict):
-            raise InvalidParams("each state override must be an object")
-        if spec.get("state") is not None and spec.get("stateDiff") is not None:
-            raise InvalidParams("state and stateDiff cannot both be set")
-        result[p.address(address, "override address")] = AccountOverride(
-            balance=p.quantity(spec["balance"], "balance") if "balance" in spec else None,
-            nonce=p.quantity(spec["nonce"], "nonce") if "nonce" in spec else None,
-            code=_code(spec["code"]) if "code" in spec else None,
-            state=_slots(spec["state"]) if spec.get("state") is not None else None,
-            state_diff=_slots(spec.get("stateDiff") or {}),
+    """A storage key: hex of at most 32 bytes (geth left-pads shorter ones); longer or
+    malformed keys get geth's -32000 "unable to decode storage key" (execution-apis)."""
+    if not isinstance(value, str):
+        raise InvalidParams("invalid storage key: expected 0x-prefixed hex string")
+    if not value.startswith(("0x", "0X")):
+        raise ServerError("unable to decode storage key: hex string without 0x prefix")
+    digits = value[2:]
+    if len(digits) > 64:
+        raise ServerError(
+            "unable to decode storage key: hex string too long, want at most 32 bytes"
         )
-    return result
+    if any(c not in string.hexdigits for c in digits):
+        raise ServerError("unable to decode storage key: hex string invalid")
+    return int(digits or "0", 16)
 
 
-def _code(value: Any) -> bytes:
-    code = p.data(value, "code")
-    if len(code) > MAX_CODE_OVERRIDE:
-        raise InvalidParams(
-            f"code override of {len(code)} bytes exceeds the {MAX_CODE_OVERRIDE}-byte limit"
-        )
-    return code
-
-
-def _slots(value: Any) -> dict[int, int]:
-    if not isinstance(value, dict):
-        raise InvalidParams("storage override must be an object")
-    return {
-        int.from_bytes(p.hash32(slot, "slot"), "big"): int.from_bytes(
-            p.hash32(word, "storage value"), "big"
-        )
-        for slot, word in value.items()
-    }
 
 
 def _raise_if_failed(computation: ComputationAPI) -> None:

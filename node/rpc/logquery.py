@@ -358,7 +358,9 @@ class LogSearch:
             raise InvalidParams("invalid block range params")
         if self.max_range and last - first + 1 > self.max_range:
             raise LimitExceeded(f"query exceeds max block range {self.max_range}")
-        last = min(last, self.chain.committed_head()[0].block_number)
+        if last > self.chain.committed_head()[0].block_number:
+            # geth's check and wording (execution-apis: filter-error-future-block-range).
+            raise InvalidParams("block range extends beyond current head block")
         found, _ = self._scan(log_filter.criteria, first, last, partial=False)
         return found
 

@@ -79,6 +79,13 @@ def block_tag(value: Any) -> str | int | bytes:
     return quantity(value, "block number")
 
 
+def block_or_hash(value: Any) -> str | int | bytes:
+    """`block_tag`, or a bare 32-byte block hash (geth's BlockNumberOrHash takes both)."""
+    if isinstance(value, str) and len(value) == 66 and value[:2] in ("0x", "0X"):
+        return hash32(value, "blockHash")
+    return block_tag(value)
+
+
 def arguments(params: Any, minimum: int, maximum: int) -> list[Any]:
     """Positional params padded with None up to `maximum`; wrong arity is InvalidParams."""
     if params is None:

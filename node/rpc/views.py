@@ -101,10 +101,19 @@ def transaction_json(
     result["chainId"] = hexq(cast(TypedTransaction, tx).chain_id)
     result["v"] = hexq(tx.y_parity)
     result["yParity"] = hexq(tx.y_parity)
-    result["accessList"] = [
-        {"address": hexd(entry[0]), "storageKeys": [hexd(k.to_bytes(32, "big")) for k in entry[1]]}
-        for entry in tx.access_list
-    ]
+    result["accessList"] = access_list_json(tx.access_list)
+    if tx.type_id == 4:
+        result["authorizationList"] = [
+            {
+                "chainId": hexq(auth.chain_id),
+                "address": hexd(auth.address),
+                "nonce": hexq(auth.nonce),
+                "yParity": hexq(auth.y_parity),
+                "r": hexq(auth.r),
+                "s": hexq(auth.s),
+            }
+            for auth in cast(Any, tx).authorization_list
+        ]
     if tx.type_id == 1:
         result["gasPrice"] = hexq(tx.gas_price)
     else:
@@ -115,6 +124,14 @@ def transaction_json(
             price = min(tx.max_fee_per_gas, base_fee + tx.max_priority_fee_per_gas)
         result["gasPrice"] = hexq(price)
     return result
+
+
+def access_list_json(entries: Any) -> list[dict[str, Any]]:
+    """An access list as transaction objects carry it: storage keys as 32-byte hex."""
+    return [
+        {"address": hexd(address), "storageKeys": [hexd(k.to_bytes(32, "big")) for k in keys]}
+        for address, keys in entries
+    ]
 
 
 def mined_transaction_json(

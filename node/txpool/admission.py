@@ -12,7 +12,7 @@ gaps, capacity); see `node.txpool.pool`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import rlp
 from eth.abc import LegacyTransactionFieldsAPI, SignedTransactionAPI
@@ -24,6 +24,7 @@ from eth_keys.exceptions import BadSignature
 from eth_typing import Address
 from eth_utils import ValidationError
 
+from node.chain.setcode import authority_of
 from node.chain.vm import decode_transaction
 from node.txpool.errors import (
     FloorDataGasTooLow,
@@ -33,6 +34,7 @@ from node.txpool.errors import (
     IntrinsicGasTooLow,
     InvalidChainId,
     InvalidSender,
+    InvalidSetCode,
     MalformedTransaction,
     NonceMax,
     NonceTooLow,
@@ -47,8 +49,10 @@ from node.txpool.transaction import PooledTransaction
 DEFAULT_MAX_TX_SIZE = 128 * 1024
 """geth's limit (4 slots of 32 KiB): bounds the memory one transaction can pin."""
 
-SUPPORTED_TYPED = frozenset({0x01, 0x02})
-"""EIP-2930 and EIP-1559. Blob (0x03) and set-code (0x04) transactions are not accepted."""
+SUPPORTED_TYPED = frozenset({0x01, 0x02, 0x04})
+"""EIP-2930, EIP-1559 and EIP-7702 (set code). Blob transactions (0x03) are not accepted:
+Tally carries no blobs."""
+SET_CODE = 0x04
 
 _UINT64_MAX = 2**64 - 1
 _UINT256_MAX = 2**256 - 1
@@ -72,6 +76,10 @@ class AccountStateReader(Protocol):
 
     def get_balance(self, address: Address) -> int:
         """The account's balance in wei in the latest block's state."""
+        ...
+
+    def get_code(self, address: Address) -> bytes:
+        """The account's code (an EIP-7702 delegation designator for a delegated EOA)."""
         ...
 
 
@@ -136,7 +144,9 @@ def decode_checked(
         chain_id = tx.chain_id
         if tx.y_parity > 1:
             raise InvalidSender("invalid transaction v, r, s values")
-        if first == 0x02:
+        if first == SET_CODE:
+            _check_set_code(tx)
+        if first in (0x02, SET_CODE):
             max_fee = tx.max_fee_per_gas
             max_tip = tx.max_priority_fee_per_gas
         else:
@@ -168,6 +178,7 @@ def decode_checked(
         raise InvalidSender(str(exc)) from exc
     if nonce == _UINT64_MAX:
         raise NonceMax(sender, nonce)
+    authorities = authorities_of(tx) if first == SET_CODE else ()
 
     return PooledTransaction(
         tx=tx,
@@ -182,7 +193,31 @@ def decode_checked(
         size=size,
         raw=raw,
         seq=seq,
+        authorities=authorities,
     )
+
+
+def _check_set_code(tx: SignedTransactionAPI) -> None:
+    """EIP-7702's stateless rules, with geth's words: a recipient, at least one authorization,
+    each with fields in range. Whether an authorization is valid for its authority (chain id,
+    nonce, signature) is decided at execution, where an invalid one is skipped, not refused."""
+    if not tx.to:
+        raise MalformedTransaction("input string too short for common.Address")
+    authorizations = cast(Any, tx).authorization_list
+    if not authorizations:
+        raise InvalidSetCode("set code tx must have at least one authorization tuple")
+    for auth in authorizations:
+        try:
+            auth.validate_for_transaction()
+        except ValidationError as exc:
+            raise MalformedTransaction(str(exc)) from exc
+
+
+def authorities_of(tx: SignedTransactionAPI) -> tuple[Address, ...]:
+    """The accounts a set-code transaction's authorizations were signed by (those whose
+    signature recovers; a bad one is skipped at execution, so it reserves nothing)."""
+    found = (authority_of(auth) for auth in cast(Any, tx).authorization_list)
+    return tuple(authority for authority in found if authority is not None)
 
 
 def check_account(ptx: PooledTransaction, state_nonce: int, balance: int) -> None:

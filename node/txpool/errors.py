@@ -20,6 +20,7 @@ The tree, grouped by what the sender can do about it::
     │   │   └── FloorDataGasTooLow      "insufficient gas for floor data gas cost: ..."
     │   ├── InitCodeTooLarge            "max initcode size exceeded: ..."
     │   ├── GasLimitExceeded            "exceeds block gas limit"
+    │   ├── InvalidSetCode              "set code tx must have at least one authorization tuple"
     │   └── TipAboveFeeCap              "max priority fee per gas higher than max fee per gas"
     ├── AccountStateRejection       valid, but not against the sender's account right now
     │   ├── NonceTooLow                 "nonce too low: next nonce X, tx nonce Y"
@@ -30,6 +31,8 @@ The tree, grouped by what the sender can do about it::
         ├── ReplacementUnderpriced      "replacement transaction underpriced"
         ├── NonceTooHigh                "nonce too high"
         ├── AccountLimitExceeded        "account limit exceeded"
+        ├── InflightLimitReached        "in-flight transaction limit reached for delegated ..."
+        ├── AuthorityReserved           "authority already reserved"
         └── PoolFull                    "txpool is full"
 """
 
@@ -164,6 +167,10 @@ class TipAboveFeeCap(InvalidTransaction):
 # --- the sender's account does not allow it now -----------------------------------------------
 
 
+class InvalidSetCode(InvalidTransaction):
+    """An EIP-7702 transaction breaking a stateless rule (no authorization)."""
+
+
 class AccountStateRejection(TxPoolError):
     """Valid, but the sender's current nonce or balance rules it out."""
 
@@ -251,6 +258,22 @@ class AccountLimitExceeded(PoolPolicyRejection):
     def __init__(self, address: bytes, limit: int) -> None:
         super().__init__(f"account limit exceeded: address {_address(address)}, limit {limit}")
         self.limit = limit
+
+
+class InflightLimitReached(PoolPolicyRejection):
+    """A delegated account (or one a pooled authorization will delegate) may have one
+    transaction in the pool at a time: its nonce can move under the pool (geth's rule)."""
+
+    def __init__(self) -> None:
+        super().__init__("in-flight transaction limit reached for delegated accounts")
+
+
+class AuthorityReserved(PoolPolicyRejection):
+    """A set-code transaction whose authority already has several pooled transactions: the
+    authorization would bump that account's nonce under them (geth's rule)."""
+
+    def __init__(self) -> None:
+        super().__init__("authority already reserved")
 
 
 class PoolFull(PoolPolicyRejection):

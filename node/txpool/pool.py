@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from eth.abc import SignedTransactionAPI
+from eth.vm.forks.prague.constants import DELEGATION_DESIGNATION_PREFIX
 from eth_typing import Address
 
 from node.txpool.account import SenderTxs
@@ -44,6 +45,8 @@ from node.txpool.admission import (
 from node.txpool.errors import (
     AccountLimitExceeded,
     AlreadyKnown,
+    AuthorityReserved,
+    InflightLimitReached,
     NonceTooHigh,
     OversizedTransaction,
     PoolFull,
@@ -103,6 +106,7 @@ class TxPool:
         """Whether this node knows its head is behind its peers' (block sync): its state nonces
         are then stale, and the nonce-gap limit is not applied (see `add`)."""
         self._by_hash: dict[bytes, PooledTransaction] = {}
+        self._set_code: set[bytes] = set()  # hashes of pooled EIP-7702 txs (may be stale)
         self._senders: dict[Address, SenderTxs] = {}
         self._queued_tails: list[_TailEntry] = []
         self._pending_tails: list[_TailEntry] = []
@@ -212,6 +216,7 @@ class TxPool:
         state_nonce = state.get_nonce(sender)
         check_account(ptx, state_nonce, state.get_balance(sender))
 
+        self._check_delegation(ptx, state)
         acct = self._senders.get(sender)
         if acct is not None and acct.base != state_nonce:  # a block the pool was not told of
             self._announce(self._rebase(acct, state_nonce, balance=None, included=frozenset()))
@@ -235,11 +240,37 @@ class TxPool:
         if acct is None:
             acct = self._senders[sender] = SenderTxs(sender, state_nonce)
         self._by_hash[ptx.hash] = ptx
+        if ptx.authorities:
+            self._set_code.add(ptx.hash)
         promoted = acct.insert(ptx)
         self._index_tail(acct)
         self._notify(self.on_added, (ptx,))
         self._announce(promoted)
         return ptx
+
+    def _check_delegation(self, ptx: PooledTransaction, state: AccountStateReader) -> None:
+        """geth's EIP-7702 pool rules. An authorization bumps its authority's nonce, and a
+        delegated account's code can spend its balance, in transactions the pool cannot
+        foresee: so a delegated account (or one a pooled authorization names) may have one
+        transaction in the pool (a same-nonce replacement is still allowed), and a set-code
+        transaction is refused while one of its authorities has more than one pooled."""
+        sender = ptx.sender
+        held = self._senders.get(sender)
+        if held is not None and len(held) and ptx.nonce not in held.txs:
+            code = state.get_code(sender)
+            if code.startswith(DELEGATION_DESIGNATION_PREFIX) or sender in self._authorities():
+                raise InflightLimitReached()
+        for authority in ptx.authorities:
+            reserved = self._senders.get(authority)
+            if reserved is not None and len(reserved) > 1:
+                raise AuthorityReserved()
+
+    def _authorities(self) -> set[bytes]:
+        """Authorities of the pooled set-code transactions; those that left the pool since
+        are forgotten here, so the scan covers only set-code transactions still held."""
+        live = {h for h in self._set_code if h in self._by_hash}
+        self._set_code = live
+        return {a for h in live for a in self._by_hash[h].authorities}
 
     def _replace(self, acct: SenderTxs, ptx: PooledTransaction) -> PooledTransaction:
         """Swap in `ptx` for the same nonce if it pays `price_bump` percent more on both caps.
@@ -259,6 +290,8 @@ class TxPool:
         acct.replace(ptx)
         del self._by_hash[old.hash]
         self._by_hash[ptx.hash] = ptx
+        if ptx.authorities:
+            self._set_code.add(ptx.hash)
         self.removed["replaced"] += 1
         self._index_tail(acct)
         self._notify(self.on_added, (ptx,))

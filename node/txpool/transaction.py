@@ -20,6 +20,7 @@ class PooledTransaction:
     Legacy and EIP-2930 transactions have one gas price, which stands for both `max_fee` and
     `max_priority_fee`. `cost` is the most the transaction can take from the sender's balance:
     gas * max_fee + value. `seq` orders arrivals within one pool (earlier wins ties).
+    `authorities` are the signers of a set-code transaction's authorizations (EIP-7702).
     """
 
     tx: SignedTransactionAPI
@@ -34,6 +35,7 @@ class PooledTransaction:
     size: int
     raw: bytes
     seq: int
+    authorities: tuple[Address, ...] = ()
 
     @property
     def tip_cap(self) -> int:
