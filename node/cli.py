@@ -14,7 +14,9 @@ numbers `tally wallet` and `tally audit` use where they overlap:
         setting the node cannot use (`--rpc-api`, `--cors-domains`, `--admin-host`...)
     5   `localnet up`: a node it started is not answering (its node.log says why)
     7   bad request: a genesis or network file that cannot be used, a datadir that holds
-        another chain, an output file that cannot be written, no network in --dir
+        another chain, an output file that cannot be written, no network in --dir; `run`:
+        a genesis of a chain other than 1337 that enforces no permissioning or gives a
+        well-known dev key a role or funds (see --allow-unpermissioned, --allow-dev-keys)
     10  cannot start: a port is taken or not permitted, or another process uses the datadir
 """
 
@@ -31,18 +33,20 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from node.chain.genesis import Genesis
     from node.service import Node, NodeConfig
 
 EXIT_USAGE, EXIT_NODE, EXIT_REQUEST, EXIT_UNAVAILABLE = 2, 5, 7, 10
+DEV_CHAIN = 1337  # node.chain.genesis.DEV_CHAIN_ID, which `tally --help` must not import
 
 #: `-h` as well as `--help`, on every command.
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 SERVE_EXIT_CODES = """\b
 Exit codes: 0 stopped cleanly (Ctrl-C, SIGTERM); 2 bad usage, or an option
-value the node cannot use; 7 unusable genesis or network file, or a datadir
-holding another chain; 10 a port is taken, or another process uses the
-datadir."""
+value the node cannot use; 7 unusable genesis or network file, a datadir
+holding another chain, or (run) a non-dev genesis without permissioning or
+granting a dev key; 10 a port is taken, or another process uses the datadir."""
 
 # Options `dev` and `run` share. Their defaults are `NodeConfig`'s, written out here because
 # the modules that define them load what `tally --help` must not; a test keeps them equal.
@@ -421,20 +425,32 @@ def run(
     api_max_challenges: ApiMaxChallenges = 10_000,
     api_session_ttl: ApiSessionTtl = 900,
     api_challenge_ttl: ApiChallengeTtl = 300,
+    allow_dev_keys: bool = typer.Option(
+        False, help="Run a non-dev genesis that funds or empowers a public dev key."
+    ),
+    allow_unpermissioned: bool = typer.Option(
+        False, help="Run a non-dev genesis that enforces no permissioning."
+    ),
     log_level: LogLevel = "info",
 ) -> None:
-    """Run a node of the network described by GENESIS."""
+    """Run a node of the network described by GENESIS.
+
+    On any chain but the dev chain (1337) the genesis must enforce permissioning and give
+    the well-known dev keys nothing, unless the --allow-* options say otherwise."""
     from node.chain.genesis import Genesis, GenesisError
     from node.network import NetworkConfig, NetworkConfigError
     from node.service import NodeConfig
 
     _logging(log_level)
     try:  # read before the datadir is touched, so an unusable file changes nothing
-        Genesis.load(genesis)
+        document = Genesis.load(genesis)
         if network is not None:
             NetworkConfig.load(network)
+        refusal = _real_network_refusal(document, allow_dev_keys, allow_unpermissioned)
     except (OSError, GenesisError, NetworkConfigError) as exc:
         fail(EXIT_REQUEST, str(exc))
+    if refusal is not None:
+        fail(EXIT_REQUEST, refusal)
     _serve(
         NodeConfig(
             datadir=datadir,
@@ -470,6 +486,19 @@ def run(
     )
 
 
+def _real_network_refusal(
+    genesis: Genesis, allow_dev_keys: bool, allow_unpermissioned: bool
+) -> str | None:
+    """Why `run` declines GENESIS (a non-dev chain open to all, or granting dev keys), or None."""
+    from node.genesis.devkeys import dev_key_refusal, unpermissioned_refusal
+    from node.genesis.inspect import inspect_genesis
+
+    refusal = None if allow_unpermissioned else unpermissioned_refusal(genesis)
+    if refusal is None and not allow_dev_keys:
+        refusal = dev_key_refusal(inspect_genesis(genesis))
+    return refusal
+
+
 @app.command(
     epilog="\b\nExit codes: 0 written; 2 bad usage; 7 invalid genesis settings, or an --out\n"
     "that cannot be written (nothing is written then)."
@@ -477,18 +506,20 @@ def run(
 def init(
     out: Path = typer.Option(Path("genesis.json"), help="Where to write the genesis JSON."),
     datadir: Path = typer.Option(Path(".tally/node"), help="The validator's node key is here."),
-    chain_id: int = typer.Option(1337, help="The network's chain id."),
     block_period: int = typer.Option(1, min=1, help="Seconds between blocks."),
     gas_limit: int = typer.Option(60_000_000, help="Block gas limit."),
 ) -> None:
-    """Write a genesis whose validator is this datadir's node key (created if needed)."""
+    """Write a dev-chain genesis (1337) whose validator is this datadir's node key.
+
+    Like `tally dev`'s: the public dev keys are funded and hold the bank's roles. A real
+    network's genesis comes from `tally genesis build`."""
     from node.chain.genesis import Genesis, GenesisError, dev_genesis
     from node.keys import load_or_create_node_key
 
     # Checked with a stand-in validator before the node key or the output exists, so bad
     # input changes nothing.
     draft = Genesis(
-        chain_id=chain_id,
+        chain_id=DEV_CHAIN,
         validators=(bytes(20),),
         alloc={},
         gas_limit=gas_limit,
@@ -503,12 +534,12 @@ def init(
     try:
         key = load_or_create_node_key(datadir)
         address = key.public_key.to_canonical_address()
-        base = dev_genesis(address, chain_id=chain_id, block_period=block_period)
-        genesis = replace(draft, validators=base.validators, alloc=base.alloc)
+        base = dev_genesis(address, block_period=block_period)
+        genesis = replace(base, gas_limit=gas_limit)
         out.write_text(genesis.dated_now().dumps())
     except OSError as exc:
         fail(EXIT_REQUEST, f"cannot write the genesis or the node key: {exc}")
-    typer.echo(f"wrote {out} (validator 0x{address.hex()})")
+    typer.echo(f"wrote {out} (dev chain 1337, validator 0x{address.hex()})")
 
 
 LOCALNET_EXIT_CODES = """\b

@@ -29,6 +29,8 @@ import httpx
 import psutil
 
 from node.chain.genesis import dev_genesis
+from node.genesis.build import write_network as write_description_network
+from node.genesis.generated import LocalNodeEntry, describe
 from node.keys import load_or_create_node_key
 
 STATE_FILE = "localnet.json"
@@ -94,6 +96,10 @@ def create(
         rpc, ws, p2p, admin = ports[4 * index : 4 * index + 4]
         address = key.public_key.to_checksum_address()
         nodes.append(LocalNode(name, address, index < validators, rpc, ws, p2p, admin_port=admin))
+    if permissioned:
+        _build_permissioned(directory, nodes, block_period, containers=containers)
+        save(directory, nodes)
+        return nodes
     validator_addresses = tuple(
         sorted(bytes.fromhex(node.address[2:]) for node in nodes if node.validator)
     )
@@ -102,12 +108,28 @@ def create(
         block_period=block_period,
         validators=validator_addresses,
         nodes=[bytes.fromhex(node.address[2:]) for node in nodes],
-        permissioned=permissioned,
     ).dated_now()
     (directory / GENESIS_FILE).write_text(genesis.dumps())
     write_network(directory, nodes, containers=containers)
     save(directory, nodes)
     return nodes
+
+
+def _build_permissioned(
+    directory: Path, nodes: list[LocalNode], block_period: int, *, containers: bool
+) -> None:
+    """The ceremony's path: generated bank keys and network.toml, then `genesis build`'s
+    genesis.json and network.json (`node.genesis.generated`)."""
+    entries = [
+        LocalNodeEntry(
+            node.name,
+            node.address,
+            f"{node.name if containers else '127.0.0.1'}:{node.p2p_port}",
+            node.validator,
+        )
+        for node in nodes
+    ]
+    write_description_network(describe(directory, entries, block_period), directory)
 
 
 def write_network(directory: Path, nodes: list[LocalNode], *, containers: bool = False) -> None:
