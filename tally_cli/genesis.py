@@ -17,9 +17,10 @@ import typer
 from node.cli import CONTEXT, EXIT_REQUEST, fail
 
 GENESIS_EXIT_CODES = """\b
-Exit codes: 0 done; 2 bad usage; 7 an invalid network description (the error
-names the field and its line) or genesis, a grant to a well-known dev key, or an
---out that cannot be written or already holds a genesis (nothing is written)."""
+Exit codes: 0 done; 2 bad usage; 7 an invalid network description (the
+error names the field and its line) or genesis, a grant to a well-known dev
+key, or an --out that cannot be written or already holds a genesis (nothing
+is written then)."""
 
 genesis_app = typer.Typer(
     help="Build a network's genesis from its description; inspect a genesis.",
