@@ -269,7 +269,7 @@ def _dev_banner(node: Node) -> str:
 
 def _node_banner(node: Node) -> str:
     """What `tally run` prints once it listens."""
-    role = "validator" if node.engine is not None else "member"
+    role = "validator" if node.is_validator else "member"
     return "\n".join([f"Tally node is up: {role} 0x{node.address.hex()}", *_endpoints(node)])
 
 
