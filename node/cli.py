@@ -555,6 +555,11 @@ localnet_app = typer.Typer(
 )
 app.add_typer(localnet_app, name="localnet")
 
+_BANK_KEYS = (
+    "bank keys (admin-1..3 in a 2-of-3 group, issuer, compliance, auditor, fee-collector): "
+    "{directory}/bank-keys/*.key; description: {directory}/network.toml"
+)
+
 LocalnetDir = Annotated[
     Path, typer.Option("--dir", file_okay=False, help="Keys, genesis, logs, datadirs.")
 ]
@@ -576,7 +581,9 @@ def localnet_up(
     validators: int = typer.Option(4, min=1, help="How many nodes validate (new network)."),
     members: int = typer.Option(0, min=0, help="How many nodes only follow (new network)."),
     block_period: int = typer.Option(1, min=1, help="Seconds between blocks (new network)."),
-    permissioned: bool = typer.Option(False, help="Enforce AccountRules and NodeRules."),
+    permissioned: bool = typer.Option(
+        False, help="Enforce AccountRules and NodeRules; generated bank keys (new network)."
+    ),
 ) -> None:
     """Create the network (first time) and start every node not running."""
     from node import localnet
@@ -587,6 +594,8 @@ def localnet_up(
         fail(EXIT_REQUEST, f"cannot use {directory}: {exc}")
     for line in launched.lines():
         typer.echo(line)
+    if launched.created and permissioned:
+        typer.echo(_BANK_KEYS.format(directory=directory))
     silent = [
         node.name
         for node in launched.nodes
@@ -603,7 +612,9 @@ def localnet_init(
     members: int = typer.Option(0, min=0, help="How many nodes only follow."),
     block_period: int = typer.Option(1, min=1, help="Seconds between blocks."),
     containers: bool = typer.Option(False, help="Nodes reached by name on standard ports."),
-    permissioned: bool = typer.Option(False, help="Enforce AccountRules and NodeRules."),
+    permissioned: bool = typer.Option(
+        False, help="Enforce AccountRules and NodeRules; generated bank keys."
+    ),
 ) -> None:
     """Write keys, genesis and network.json only (what docker-compose's init step runs)."""
     from node import localnet
@@ -624,6 +635,8 @@ def localnet_init(
         fail(EXIT_REQUEST, f"cannot use {directory}: {exc}")
     for node in nodes:
         typer.echo(f"{node.name}  {'validator' if node.validator else 'member'}  {node.address}")
+    if permissioned:
+        typer.echo(_BANK_KEYS.format(directory=directory))
 
 
 @localnet_app.command("status", epilog=LOCALNET_EXIT_CODES)

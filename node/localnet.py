@@ -29,6 +29,7 @@ import httpx
 import psutil
 
 from node.chain.genesis import dev_genesis
+from node.genesis.build import build_genesis
 from node.genesis.build import write_network as write_description_network
 from node.genesis.generated import LocalNodeEntry, describe
 from node.keys import load_or_create_node_key
@@ -129,7 +130,8 @@ def _build_permissioned(
         )
         for node in nodes
     ]
-    write_description_network(describe(directory, entries, block_period), directory)
+    description = describe(directory, entries, block_period)
+    write_description_network(description, build_genesis(description), directory)
 
 
 def write_network(directory: Path, nodes: list[LocalNode], *, containers: bool = False) -> None:

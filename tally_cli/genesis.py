@@ -48,7 +48,8 @@ def build(
 
     try:
         network = load_description(description)
-        report = inspect_genesis(build_genesis(network))
+        genesis = build_genesis(network)
+        report = inspect_genesis(genesis)
     except (DescriptionError, GenesisError) as exc:
         fail(EXIT_REQUEST, str(exc))
     refusal = None if allow_dev_keys else dev_key_refusal(report)
@@ -58,7 +59,7 @@ def build(
         if (out / name).exists():
             fail(EXIT_REQUEST, f"{out / name} exists: a genesis is built once (remove it first)")
     try:
-        genesis_path, network_path = write_network(network, out)
+        genesis_path, network_path = write_network(network, genesis, out)
     except OSError as exc:
         fail(EXIT_REQUEST, f"cannot write into {out}: {exc}")
     typer.echo(

@@ -53,6 +53,7 @@ def _line(text: str, needle: str) -> int:
     [
         (("validator = false", "validatr = false"), "validatr", "nodes[1].validatr", "Extra"),
         ((ISSUER, "0x66"), "0x66", "roles.issuer", "not an address"),
+        ((FUNDED, "0xA" + FUNDED[3:]), "0xA" + FUNDED[3:], "allocations[0].address", "checksum"),
         (("threshold = 2", "threshold = 4"), "threshold", "admin_group.threshold", "4 approvals"),
         (("b.example:30303", "b.example:0"), "b.example", "nodes[1].endpoint", "host:port"),
         ((AUDITOR, ADMINS[1]), "auditors", "roles.auditors[0]", "already an admin"),

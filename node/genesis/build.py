@@ -86,9 +86,11 @@ def network_document(description: NetworkDescription) -> dict[str, Any]:
     }
 
 
-def write_network(description: NetworkDescription, out: Path) -> tuple[Path, Path]:
-    """Write genesis.json and network.json into `out` (created); both paths."""
-    genesis = build_genesis(description)
+def write_network(
+    description: NetworkDescription, genesis: Genesis, out: Path
+) -> tuple[Path, Path]:
+    """Write `genesis` (built once: `build_genesis` dates it) and the description's
+    network.json into `out` (created); both paths."""
     out.mkdir(parents=True, exist_ok=True)
     genesis_path, network_path = out / GENESIS_FILE, out / NETWORK_FILE
     genesis_path.write_text(genesis.dumps())

@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from eth_utils import is_hex_address, to_checksum_address
+from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -39,6 +39,9 @@ class DescriptionError(ValueError):
 def _address(value: str) -> str:
     if not is_hex_address(value):
         raise ValueError(f"not an address: {value!r} (0x and 40 hex digits)")
+    digits = value[2:]
+    if digits != digits.lower() and digits != digits.upper() and not is_checksum_address(value):
+        raise ValueError(f"{value} has a wrong EIP-55 checksum (a mistyped address?)")
     return to_checksum_address(value)
 
 
