@@ -167,3 +167,31 @@ def test_a_real_network_genesis_without_permissioning_is_refused(tmp_path: Path)
                     "--rpc-port", str(free_port()), "--ws-port", str(free_port()))  # fmt: skip
     assert_refused(refused, 7, "chain 4242", "no permissioning", "--allow-unpermissioned")
     assert not datadir.exists()
+
+
+def test_a_permissioned_localnet_takes_the_ceremony_path_with_generated_keys(
+    tmp_path: Path,
+) -> None:
+    from eth_account import Account
+
+    from node import localnet
+    from node.genesis.inspect import inspect_genesis
+
+    nodes = localnet.create(tmp_path, validators=2, members=1, permissioned=True)
+    keys = tmp_path / "bank-keys"
+    assert keys.stat().st_mode & 0o777 == 0o700
+    holders = {}
+    for path in sorted(keys.iterdir()):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+        holders[path.stem] = Account.from_key(path.read_text().strip()).address
+    report = inspect_genesis(Genesis.load(tmp_path / "genesis.json"))
+    assert report.admins == [holders[f"admin-{n}"] for n in (1, 2, 3)] and report.threshold == 2
+    roles = {(r.address, r.role) for r in report.roles}
+    assert {(holders["issuer"], "issuer"), (holders["compliance"], "compliance"),
+            (holders["auditor"], "auditor")} <= roles  # fmt: skip
+    assert report.token is not None and report.token.fee_collector == holders["fee-collector"]
+    assert report.allocations == [] and report.permissioned
+    assert report.nodes == [node.address for node in nodes]
+    dev = {account.address for account in dev_accounts()}
+    assert not dev & {address for address, _ in report.grants()}
+    assert parse_description((tmp_path / "network.toml").read_text()).chain.permissioned
