@@ -3,7 +3,10 @@
 `up` writes, under one directory: a node key per node (`nodeN/nodekey`), one genesis whose
 validators are the first `validators` nodes, and `network.json` (every node's address and
 ports: the static peer list and the permissioned node list), then starts each node as a
-detached process logging to `nodeN/node.log`. `status` asks each running node over JSON-RPC;
+detached process logging to `nodeN/node.log`. A permissioned network's genesis comes from a
+generated network description and generated bank keys (`node.genesis.generated`), as a real
+network's does from `tally genesis build`; the dev chain's grants the dev accounts' roles.
+`status` asks each running node over JSON-RPC;
 `down` stops them (SIGTERM, then SIGKILL after a grace period).
 
 `launch` (what `tally localnet up` runs) and `status` return reports whose `lines()` are what
