@@ -6,8 +6,8 @@ ports: the static peer list and the permissioned node list), then starts each no
 detached process logging to `nodeN/node.log`. A permissioned network's genesis comes from a
 generated network description and generated bank keys (`node.genesis.generated`), as a real
 network's does from `tally genesis build`; the dev chain's grants the dev accounts' roles.
-`status` asks each running node over JSON-RPC;
-`down` stops them (SIGTERM, then SIGKILL after a grace period).
+`status` asks each running node over JSON-RPC; `down` stops them (SIGTERM, then SIGKILL after a
+grace period).
 
 `launch` (what `tally localnet up` runs) and `status` return reports whose `lines()` are what
 the command prints, so the CLI stays a loop of echoes: `up` on a network where some nodes
