@@ -15,7 +15,9 @@ numbers `tally wallet` and `tally audit` use where they overlap:
     5   `localnet up`: a node it started is not answering (its node.log says why)
     7   bad request: a genesis or network file that cannot be used, a datadir that holds
         another chain, an output file that cannot be written, no network in --dir, a TLS
-        certificate, key, key password or client CA that cannot be used
+        certificate, key, key password or client CA that cannot be used; `run`: a genesis
+        of a chain other than 1337 that enforces no permissioning or gives a well-known dev
+        key a role or funds (see --allow-unpermissioned, --allow-dev-keys)
     10  cannot start: a port is taken or not permitted, or another process uses the datadir
 """
 
@@ -32,19 +34,22 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from node.chain.genesis import Genesis
     from node.service import Node, NodeConfig
     from node.tls import TlsSettings
 
 EXIT_USAGE, EXIT_NODE, EXIT_REQUEST, EXIT_UNAVAILABLE = 2, 5, 7, 10
+DEV_CHAIN = 1337  # node.chain.genesis.DEV_CHAIN_ID, which `tally --help` must not import
 
 #: `-h` as well as `--help`, on every command.
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 SERVE_EXIT_CODES = """\b
 Exit codes: 0 stopped cleanly (Ctrl-C, SIGTERM); 2 bad usage, or an option
-value the node cannot use; 7 unusable genesis, network or TLS file, or a
-datadir holding another chain; 10 a port is taken, or another process uses
-the datadir."""
+value the node cannot use; 7 unusable genesis, network or TLS file, a
+datadir holding another chain, or (run) a non-dev genesis without
+permissioning or granting a dev key; 10 a port is taken, or another process
+uses the datadir."""
 
 # Options `dev` and `run` share. Their defaults are `NodeConfig`'s, written out here because
 # the modules that define them load what `tally --help` must not; a test keeps them equal.
@@ -282,7 +287,7 @@ def _dev_banner(node: Node) -> str:
 
 def _node_banner(node: Node) -> str:
     """What `tally run` prints once it listens."""
-    role = "validator" if node.engine is not None else "member"
+    role = "validator" if node.is_validator else "member"
     return "\n".join([f"Tally node is up: {role} 0x{node.address.hex()}", *_endpoints(node)])
 
 
@@ -480,20 +485,32 @@ def run(
     tls_key: TlsKey = None,
     tls_key_password_file: TlsKeyPasswordFile = None,
     tls_client_ca: TlsClientCa = None,
+    allow_dev_keys: bool = typer.Option(
+        False, help="Run a non-dev genesis that funds or empowers a public dev key."
+    ),
+    allow_unpermissioned: bool = typer.Option(
+        False, help="Run a non-dev genesis that enforces no permissioning."
+    ),
     log_level: LogLevel = "info",
 ) -> None:
-    """Run a node of the network described by GENESIS."""
+    """Run a node of the network described by GENESIS.
+
+    On any chain but the dev chain (1337) the genesis must enforce permissioning and give
+    the well-known dev keys nothing, unless the --allow-* options say otherwise."""
     from node.chain.genesis import Genesis, GenesisError
     from node.network import NetworkConfig, NetworkConfigError
     from node.service import NodeConfig
 
     _logging(log_level)
     try:  # read before the datadir is touched, so an unusable file changes nothing
-        Genesis.load(genesis)
+        document = Genesis.load(genesis)
         if network is not None:
             NetworkConfig.load(network)
+        refusal = _real_network_refusal(document, allow_dev_keys, allow_unpermissioned)
     except (OSError, GenesisError, NetworkConfigError) as exc:
         fail(EXIT_REQUEST, str(exc))
+    if refusal is not None:
+        fail(EXIT_REQUEST, refusal)
     _serve(
         NodeConfig(
             datadir=datadir,
@@ -533,6 +550,19 @@ def run(
     )
 
 
+def _real_network_refusal(
+    genesis: Genesis, allow_dev_keys: bool, allow_unpermissioned: bool
+) -> str | None:
+    """Why `run` declines GENESIS (a non-dev chain open to all, or granting dev keys), or None."""
+    from node.genesis.devkeys import dev_key_refusal, unpermissioned_refusal
+    from node.genesis.inspect import inspect_genesis
+
+    refusal = None if allow_unpermissioned else unpermissioned_refusal(genesis)
+    if refusal is None and not allow_dev_keys:
+        refusal = dev_key_refusal(inspect_genesis(genesis))
+    return refusal
+
+
 @app.command(
     epilog="\b\nExit codes: 0 written; 2 bad usage; 7 invalid genesis settings, or an --out\n"
     "that cannot be written (nothing is written then)."
@@ -540,18 +570,20 @@ def run(
 def init(
     out: Path = typer.Option(Path("genesis.json"), help="Where to write the genesis JSON."),
     datadir: Path = typer.Option(Path(".tally/node"), help="The validator's node key is here."),
-    chain_id: int = typer.Option(1337, help="The network's chain id."),
     block_period: int = typer.Option(1, min=1, help="Seconds between blocks."),
     gas_limit: int = typer.Option(60_000_000, help="Block gas limit."),
 ) -> None:
-    """Write a genesis whose validator is this datadir's node key (created if needed)."""
+    """Write a dev-chain genesis (1337) whose validator is this datadir's node key.
+
+    Like `tally dev`'s: the public dev keys are funded and hold the bank's roles. A real
+    network's genesis comes from `tally genesis build`."""
     from node.chain.genesis import Genesis, GenesisError, dev_genesis
     from node.keys import load_or_create_node_key
 
     # Checked with a stand-in validator before the node key or the output exists, so bad
     # input changes nothing.
     draft = Genesis(
-        chain_id=chain_id,
+        chain_id=DEV_CHAIN,
         validators=(bytes(20),),
         alloc={},
         gas_limit=gas_limit,
@@ -566,12 +598,12 @@ def init(
     try:
         key = load_or_create_node_key(datadir)
         address = key.public_key.to_canonical_address()
-        base = dev_genesis(address, chain_id=chain_id, block_period=block_period)
-        genesis = replace(draft, validators=base.validators, alloc=base.alloc)
+        base = dev_genesis(address, block_period=block_period)
+        genesis = replace(base, gas_limit=gas_limit)
         out.write_text(genesis.dated_now().dumps())
     except OSError as exc:
         fail(EXIT_REQUEST, f"cannot write the genesis or the node key: {exc}")
-    typer.echo(f"wrote {out} (validator 0x{address.hex()})")
+    typer.echo(f"wrote {out} (dev chain 1337, validator 0x{address.hex()})")
 
 
 LOCALNET_EXIT_CODES = """\b
@@ -586,6 +618,11 @@ localnet_app = typer.Typer(
     context_settings=CONTEXT,
 )
 app.add_typer(localnet_app, name="localnet")
+
+_BANK_KEYS = (
+    "bank keys (admin-1..3 in a 2-of-3 group, issuer, compliance, auditor, fee-collector): "
+    "{directory}/bank-keys/*.key; description: {directory}/network.toml"
+)
 
 LocalnetDir = Annotated[
     Path, typer.Option("--dir", file_okay=False, help="Keys, genesis, logs, datadirs.")
@@ -608,7 +645,9 @@ def localnet_up(
     validators: int = typer.Option(4, min=1, help="How many nodes validate (new network)."),
     members: int = typer.Option(0, min=0, help="How many nodes only follow (new network)."),
     block_period: int = typer.Option(1, min=1, help="Seconds between blocks (new network)."),
-    permissioned: bool = typer.Option(False, help="Enforce AccountRules and NodeRules."),
+    permissioned: bool = typer.Option(
+        False, help="Enforce AccountRules and NodeRules; generated bank keys (new network)."
+    ),
     tls: bool = typer.Option(False, help="TLS on client ports, with a generated CA (new network)."),
 ) -> None:
     """Create the network (first time) and start every node not running."""
@@ -622,6 +661,8 @@ def localnet_up(
         fail(EXIT_REQUEST, f"cannot use {directory}: {exc}")
     for line in launched.lines():
         typer.echo(line)
+    if launched.created and permissioned:
+        typer.echo(_BANK_KEYS.format(directory=directory))
     silent = [
         node.name
         for node in launched.nodes
@@ -638,7 +679,9 @@ def localnet_init(
     members: int = typer.Option(0, min=0, help="How many nodes only follow."),
     block_period: int = typer.Option(1, min=1, help="Seconds between blocks."),
     containers: bool = typer.Option(False, help="Nodes reached by name on standard ports."),
-    permissioned: bool = typer.Option(False, help="Enforce AccountRules and NodeRules."),
+    permissioned: bool = typer.Option(
+        False, help="Enforce AccountRules and NodeRules; generated bank keys."
+    ),
 ) -> None:
     """Write keys, genesis and network.json only (what docker-compose's init step runs)."""
     from node import localnet
@@ -659,6 +702,8 @@ def localnet_init(
         fail(EXIT_REQUEST, f"cannot use {directory}: {exc}")
     for node in nodes:
         typer.echo(f"{node.name}  {'validator' if node.validator else 'member'}  {node.address}")
+    if permissioned:
+        typer.echo(_BANK_KEYS.format(directory=directory))
 
 
 @localnet_app.command("status", epilog=LOCALNET_EXIT_CODES)

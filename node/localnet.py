@@ -3,8 +3,11 @@
 `up` writes, under one directory: a node key per node (`nodeN/nodekey`), one genesis whose
 validators are the first `validators` nodes, and `network.json` (every node's address and
 ports: the static peer list and the permissioned node list), then starts each node as a
-detached process logging to `nodeN/node.log`. `status` asks each running node over JSON-RPC;
-`down` stops them (SIGTERM, then SIGKILL after a grace period).
+detached process logging to `nodeN/node.log`. A permissioned network's genesis comes from a
+generated network description and generated bank keys (`node.genesis.generated`), as a real
+network's does from `tally genesis build`; the dev chain's grants the dev accounts' roles.
+`status` asks each running node over JSON-RPC; `down` stops them (SIGTERM, then SIGKILL after a
+grace period).
 
 `launch` (what `tally localnet up` runs) and `status` return reports whose `lines()` are what
 the command prints, so the CLI stays a loop of echoes: `up` on a network where some nodes
@@ -34,6 +37,9 @@ import psutil
 
 from node.certs import write_local_pki
 from node.chain.genesis import dev_genesis
+from node.genesis.build import build_genesis
+from node.genesis.build import write_network as write_description_network
+from node.genesis.generated import LocalNodeEntry, describe
 from node.keys import load_or_create_node_key
 
 STATE_FILE = "localnet.json"
@@ -103,6 +109,22 @@ def create(
         rpc, ws, p2p, admin = ports[4 * index : 4 * index + 4]
         address = key.public_key.to_checksum_address()
         nodes.append(LocalNode(name, address, index < validators, rpc, ws, p2p, admin_port=admin))
+    if permissioned:
+        _build_permissioned(directory, nodes, block_period, containers=containers)
+    else:
+        _build_dev(directory, nodes, block_period, containers=containers)
+    if tls:
+        ca = write_local_pki(directory / TLS_DIR, [node.name for node in nodes]).resolve()
+        for node in nodes:
+            node.tls_ca = str(ca)
+    save(directory, nodes)
+    return nodes
+
+
+def _build_dev(
+    directory: Path, nodes: list[LocalNode], block_period: int, *, containers: bool
+) -> None:
+    """The dev chain's genesis (the dev accounts hold the bank's roles) and network.json."""
     validator_addresses = tuple(
         sorted(bytes.fromhex(node.address[2:]) for node in nodes if node.validator)
     )
@@ -111,16 +133,27 @@ def create(
         block_period=block_period,
         validators=validator_addresses,
         nodes=[bytes.fromhex(node.address[2:]) for node in nodes],
-        permissioned=permissioned,
     ).dated_now()
     (directory / GENESIS_FILE).write_text(genesis.dumps())
-    if tls:
-        ca = write_local_pki(directory / TLS_DIR, [node.name for node in nodes]).resolve()
-        for node in nodes:
-            node.tls_ca = str(ca)
     write_network(directory, nodes, containers=containers)
-    save(directory, nodes)
-    return nodes
+
+
+def _build_permissioned(
+    directory: Path, nodes: list[LocalNode], block_period: int, *, containers: bool
+) -> None:
+    """The ceremony's path: generated bank keys and network.toml, then `genesis build`'s
+    genesis.json and network.json (`node.genesis.generated`)."""
+    entries = [
+        LocalNodeEntry(
+            node.name,
+            node.address,
+            f"{node.name if containers else '127.0.0.1'}:{node.p2p_port}",
+            node.validator,
+        )
+        for node in nodes
+    ]
+    description = describe(directory, entries, block_period)
+    write_description_network(description, build_genesis(description), directory)
 
 
 def write_network(directory: Path, nodes: list[LocalNode], *, containers: bool = False) -> None:

@@ -286,6 +286,11 @@ class Node:
     def address(self) -> bytes:
         return self.key.public_key.to_canonical_address()
 
+    @property
+    def is_validator(self) -> bool:
+        """Whether this node is among the validators at the head."""
+        return self.address in self.chain.validator_tally(self.chain.head_hash).validators
+
     def _live_nodes(self) -> frozenset[bytes]:
         """This node and the peers connected now: the validators that could seal a block."""
         peers = self.p2p.peers() if self.p2p is not None else []
@@ -348,8 +353,13 @@ class Node:
         self.pool.syncing = self.sync.is_syncing
         self.pool.on_added.append(self._forward_while_syncing)
 
-    def _make_engine(self) -> ConsensusEngine | None:
-        """Solo QBFT for a network of one validator; none for a non-validating member."""
+    def _make_engine(self) -> ConsensusEngine:
+        """Solo QBFT for a network of one validator, else QBFT over p2p.
+
+        A member runs the QBFT engine too, idle at every height whose validators do not
+        include it (as a validator voted out does): the block where a vote adds it is the
+        first it validates, with no restart (the README's runbook for a new institution).
+        """
         validators = self.chain.validator_tally(self.chain.head_hash).validators
         if self.config.network is None or validators == (self.address,):
             return SoloValidator(
@@ -360,8 +370,6 @@ class Node:
                 self.chain.genesis.block_period_seconds,
                 chain_lock=self.chain_lock,
             )
-        if self.address not in validators:
-            return None
         assert self.p2p is not None and self.sync is not None
         from node.consensus.qbft_engine import QbftEngine
 
@@ -536,7 +544,7 @@ class Node:
             "Tally node up: chain id %d, head #%d, %s 0x%s, JSON-RPC %s://%s:%d %s://%s:%d",
             self.chain.chain_id,
             self.chain.head.block_number,
-            "validator" if self.engine is not None else "member",
+            "validator" if self.is_validator else "member",
             self.address.hex(),
             "http" + secure,
             self.config.host,

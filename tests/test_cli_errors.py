@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from node.keys import load_or_create_node_key
 from tests.conftest import REPO, NodeProcess, free_port
+from tests.network_files import network_description
 
 ADDRESS = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
@@ -237,8 +239,8 @@ def test_node_commands_refuse_bad_arguments(tmp_path: Path) -> None:
     assert_refused(tally("run", "--datadir", str(tmp_path / "n")), 2, "--genesis")
     out = tmp_path / "out.json"
     key_dir = tmp_path / "key"
-    bad_id = tally("init", "--out", str(out), "--datadir", str(key_dir), "--chain-id", "0")
-    assert_refused(bad_id, 7, "chainId")
+    bad_gas = tally("init", "--out", str(out), "--datadir", str(key_dir), "--gas-limit", "1")
+    assert_refused(bad_gas, 7, "gasLimit")
     nowhere = tally("init", "--out", str(tmp_path / "no" / "g.json"), "--datadir", str(key_dir))
     assert_refused(nowhere, 7, "not a directory")
     assert not out.exists() and not key_dir.exists()
@@ -279,8 +281,9 @@ class ForeignNode:
 def foreign_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForeignNode]:
     workdir = tmp_path_factory.mktemp("foreign")
     genesis = workdir / "genesis.json"
-    made = tally("init", "--out", str(genesis), "--datadir", str(workdir / "n"),
-                 "--chain-id", "4242")  # fmt: skip
+    description = network_description(4242, validator=load_or_create_node_key(workdir / "n"))
+    (workdir / "network.toml").write_text(description)
+    made = tally("genesis", "build", str(workdir / "network.toml"), "--out", str(workdir))
     assert made.returncode == 0, made.stderr
     port = free_port()
     process = subprocess.Popen(

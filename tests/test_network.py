@@ -118,8 +118,9 @@ def test_a_node_with_an_unknown_key_is_refused(network, tmp_path: Path) -> None:
         localnet.stop_node(intruder)
 
 
-def test_a_node_removed_from_node_rules_is_disconnected(tmp_path: Path, dev_accounts) -> None:
+def test_a_node_removed_from_node_rules_is_disconnected(tmp_path: Path) -> None:
     from eth_abi import encode
+    from eth_account import Account
     from eth_utils import function_signature_to_4byte_selector
 
     from node.chain.bank_contracts import ADMIN_GROUP, NODE_RULES
@@ -138,7 +139,12 @@ def test_a_node_removed_from_node_rules_is_disconnected(tmp_path: Path, dev_acco
             + encode(["address", "bytes"], ["0x" + NODE_RULES.hex(), remove_node]),
             function_signature_to_4byte_selector("approve(uint256)") + encode(["uint256"], [1]),
         ]
-        for admin, data in zip(dev_accounts[:2], calls, strict=True):
+        # The admin group's keys are generated for the network, never the dev accounts'.
+        admins = [
+            Account.from_key((directory / "bank-keys" / f"admin-{n}.key").read_text().strip())
+            for n in (1, 2)
+        ]
+        for admin, data in zip(admins, calls, strict=True):
             signed = admin.sign_transaction(
                 {
                     "nonce": validator.eth.get_transaction_count(admin.address, "pending"),

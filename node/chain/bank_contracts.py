@@ -68,6 +68,9 @@ def bank_deployments(
     fee_collector: bytes,
     token_name: str = "Tally Digital Euro",
     token_symbol: str = "TEUR",
+    tier_limits: tuple[tuple[int, int], ...] = TIER_LIMITS,
+    fees: tuple[tuple[int, int, int], ...] = FEES,
+    points_rate_bps: int = POINTS_RATE_BPS,
 ) -> tuple[Deployment, ...]:
     """Init code for every bank contract, in dependency order, at the fixed addresses."""
     settlement = [Member(address, Role.SYSTEM, 3) for address in (ESCROW, BATCH_PAYOUT, NETTING)]
@@ -130,9 +133,9 @@ def bank_deployments(
                 checksum(ACCOUNT_RULES),
                 checksum(fee_collector),
                 checksum(POINTS),
-                POINTS_RATE_BPS,
-                list(TIER_LIMITS),
-                list(FEES),
+                points_rate_bps,
+                list(tier_limits),
+                list(fees),
             ],
         ),
         create("Escrow", ESCROW, ["address"], [checksum(WALLET_TOKEN)]),

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from eth_keys.datatypes import PrivateKey
 
 from node.p2p import handshake
-from node.p2p.errors import FrameTooLarge, HandshakeError, P2PError
+from node.p2p.errors import FrameTooLarge, HandshakeError, HandshakeRefused, P2PError
 from node.p2p.framing import MAX_FRAME_SIZE
 from node.p2p.gossip import DEFAULT_SEEN_CACHE_SIZE, SeenCache
 from node.p2p.messages import CONTROL_KINDS, GOSSIP_KINDS, message_digest
@@ -340,6 +340,15 @@ class P2PHost:
                 except (P2PError, OSError, TimeoutError) as error:
                     static.failures += 1
                     static.last_error = str(error) or type(error).__name__
+                    if static.failures == 1 and isinstance(error, HandshakeRefused):
+                        # Not a network blip: the peer said why (another genesis, not on its
+                        # node list), which the operator must see without debug logging.
+                        logger.warning(
+                            "p2p: %s:%d refuses this node: %s",
+                            static.host,
+                            static.port,
+                            static.last_error,
+                        )
                     logger.debug(
                         "p2p: dial %s:%d failed (%d): %s",
                         static.host,
