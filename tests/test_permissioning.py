@@ -114,6 +114,50 @@ def test_a_validator_rejects_a_block_with_a_forbidden_transaction() -> None:
     assert honest.head.block_number == 0
 
 
+def set_code(account, nonce: int, authorization) -> object:
+    raw = account.sign_transaction(
+        {
+            "type": 4,
+            "chainId": 1337,
+            "nonce": nonce,
+            "maxFeePerGas": 0,
+            "maxPriorityFeePerGas": 0,
+            "gas": 100_000,
+            "to": DEV[0].address,
+            "value": 0,
+            "data": b"",
+            "accessList": [],
+            "authorizationList": [authorization],
+        }
+    ).raw_transaction
+    return decode_transaction(bytes(raw))
+
+
+def test_authorizations_are_held_to_the_senders_rule() -> None:
+    """A set-code authorization acts for its signer: a builder leaves out a transaction whose
+    authorization a forbidden account signed, and a validator rejects a block holding one."""
+    stranger = Account.create()
+    foreign = stranger.sign_authorization({"chainId": 1337, "address": DEV[0].address, "nonce": 0})
+    own = DEV[7].sign_authorization({"chainId": 1337, "address": DEV[0].address, "nonce": 0})
+    chain = permissioned_chain()
+    forbidden, allowed = set_code(DEV[6], 0, foreign), set_code(DEV[6], 1, own)
+    pending = chain.build([forbidden], timestamp=5, coinbase=VALIDATOR, extra_data=EXTRA)
+    assert [reason for _, reason in pending.executed.skipped] == [
+        "authorization signer not permitted"
+    ]
+    rogue, honest = permissioned_chain(enforce=False), permissioned_chain()
+    made = commit(rogue, [forbidden, allowed])
+    assert len(made.executed.transactions) == 2
+    with pytest.raises(BlockRejected, match=f"authority 0x{stranger.address[2:].lower()}"):
+        honest.reexecute(
+            made.header, [decode_transaction(tx.encode()) for tx in (forbidden, allowed)]
+        )
+    assert honest.head.block_number == 0
+    fine = commit(permissioned_chain(enforce=False), [set_code(DEV[6], 0, own)])
+    checked = honest.reexecute(fine.header, [set_code(DEV[6], 0, own)])
+    assert checked.header.hash == fine.header.hash
+
+
 def test_history_made_before_a_removal_still_syncs() -> None:
     source = permissioned_chain()
     customer = DEV[9]

@@ -746,3 +746,21 @@ def test_remove_counts_reason(state: ChainState, pool: TxPool) -> None:
     assert pool.remove([txs[0].hash], "expired") == 1
     assert len(pool) == 0 and pool.stats()["senders"] == 0
     assert pool.pending_nonce(address(alice), state) == 0
+
+
+def test_permissioned_pool_refuses_an_authorization_a_forbidden_account_signed(
+    state: ChainState, pool: TxPool
+) -> None:
+    """An authorization acts for its signer (its nonce moves, its code is set): on a
+    permissioned chain the signer must be allowed, as a sender must."""
+    alice, bob, stranger = funded(state), funded(state), funded(state)
+    allowed = {address(alice), address(bob)}
+    pool.sender_allowed = allowed.__contains__
+    foreign = stranger.sign_authorization({"chainId": CHAIN_ID, "address": TO, "nonce": 0})
+    message = rejected(pool, set_code(alice, 0, [foreign]), state, errors.AuthorityNotPermitted)
+    assert message == (
+        "authorization signer not authorized to send transactions: "
+        + stranger.address
+    )
+    own = bob.sign_authorization({"chainId": CHAIN_ID, "address": TO, "nonce": 0})
+    assert pool.add(set_code(alice, 0, [own]), state).authorities == (address(bob),)

@@ -27,6 +27,7 @@ from node.chain.executor import (
 )
 from node.chain.priority import block_work
 from node.chain.roots import ordered_trie_root
+from node.chain.setcode import forbidden_authority
 from node.chain.state_diff import HASH_LENGTH, DiffRejected, StateDiff, apply_state_diff
 from node.chain.vm import TallyVM
 
@@ -86,8 +87,12 @@ def import_with_diff(
             sender = tx.sender
         except (BadSignature, ValidationError, ValueError) as exc:
             raise DiffRejected(f"transaction signature: {exc}") from exc
-        if allowed is not None and not allowed(sender):
-            raise DiffRejected(f"sender 0x{sender.hex()} is not permitted")
+        if allowed is not None:
+            if not allowed(sender):
+                raise DiffRejected(f"sender 0x{sender.hex()} is not permitted")
+            authority = forbidden_authority(tx, allowed)
+            if authority is not None:
+                raise DiffRejected(f"authority 0x{authority.hex()} is not permitted")
         if receipt.gas_used < previous_gas:
             raise DiffRejected("cumulative gas used decreases")
         bloom |= receipt.bloom

@@ -30,6 +30,7 @@ from eth_utils import ValidationError
 
 from node.chain.internal_calls import InternalCall, collect, error_description
 from node.chain.roots import ordered_trie_root
+from node.chain.setcode import AUTHORITY_NOT_PERMITTED, forbidden_authority
 from node.chain.state_diff import StateDiff
 from node.chain.vm import TallyState, TallyVM, prague_header
 
@@ -168,11 +169,18 @@ class BlockExecutor:
             if building and deadline is not None and time.monotonic() > deadline:
                 deferred.append(tx)
                 continue
-            if sender_allowed is not None and not sender_allowed(tx.sender):
-                if not building:
-                    raise BlockRejected(f"sender 0x{tx.sender.hex()} is not permitted")
-                skipped.append((tx, "sender account not permitted"))
-                continue
+            if sender_allowed is not None:
+                if not sender_allowed(tx.sender):
+                    if not building:
+                        raise BlockRejected(f"sender 0x{tx.sender.hex()} is not permitted")
+                    skipped.append((tx, "sender account not permitted"))
+                    continue
+                authority = forbidden_authority(tx, sender_allowed)
+                if authority is not None:
+                    if not building:
+                        raise BlockRejected(f"authority 0x{authority.hex()} is not permitted")
+                    skipped.append((tx, AUTHORITY_NOT_PERMITTED))
+                    continue
             if cursor.gas_used + tx.gas > gas_limit:
                 if not building:
                     raise BlockRejected("transactions exceed the block gas limit")

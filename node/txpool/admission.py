@@ -24,7 +24,7 @@ from eth_keys.exceptions import BadSignature
 from eth_typing import Address
 from eth_utils import ValidationError
 
-from node.chain.setcode import authority_of
+from node.chain.setcode import authorities_of
 from node.chain.vm import decode_transaction
 from node.txpool.errors import (
     FloorDataGasTooLow,
@@ -178,7 +178,7 @@ def decode_checked(
         raise InvalidSender(str(exc)) from exc
     if nonce == _UINT64_MAX:
         raise NonceMax(sender, nonce)
-    authorities = authorities_of(tx) if first == SET_CODE else ()
+    authorities = authorities_of(tx)
 
     return PooledTransaction(
         tx=tx,
@@ -211,13 +211,6 @@ def _check_set_code(tx: SignedTransactionAPI) -> None:
             auth.validate_for_transaction()
         except ValidationError as exc:
             raise MalformedTransaction(str(exc)) from exc
-
-
-def authorities_of(tx: SignedTransactionAPI) -> tuple[Address, ...]:
-    """The accounts a set-code transaction's authorizations were signed by (those whose
-    signature recovers; a bad one is skipped at execution, so it reserves nothing)."""
-    found = (authority_of(auth) for auth in cast(Any, tx).authorization_list)
-    return tuple(authority for authority in found if authority is not None)
 
 
 def check_account(ptx: PooledTransaction, state_nonce: int, balance: int) -> None:

@@ -205,6 +205,17 @@ class SenderNotPermitted(AccountStateRejection):
         self.address = address
 
 
+class AuthorityNotPermitted(AccountStateRejection):
+    """A set-code authorization is signed by an account AccountRules does not allow: the
+    authorization would act for that account (move its nonce, set its code)."""
+
+    def __init__(self, address: bytes) -> None:
+        super().__init__(
+            f"authorization signer not authorized to send transactions: {_address(address)}"
+        )
+        self.address = address
+
+
 # --- the pool's policy refuses it --------------------------------------------------------------
 
 

@@ -45,6 +45,7 @@ from node.txpool.admission import (
 from node.txpool.errors import (
     AccountLimitExceeded,
     AlreadyKnown,
+    AuthorityNotPermitted,
     AuthorityReserved,
     InflightLimitReached,
     NonceTooHigh,
@@ -211,8 +212,12 @@ class TxPool:
         self._seq += 1
         ptx = decode_checked(raw, rules, tx_hash=tx_hash, seq=self._seq)
         sender = ptx.sender
-        if self.sender_allowed is not None and not self.sender_allowed(sender):
-            raise SenderNotPermitted(sender)
+        if self.sender_allowed is not None:
+            if not self.sender_allowed(sender):
+                raise SenderNotPermitted(sender)
+            for authority in ptx.authorities:
+                if not self.sender_allowed(authority):
+                    raise AuthorityNotPermitted(authority)
         state_nonce = state.get_nonce(sender)
         check_account(ptx, state_nonce, state.get_balance(sender))
 
