@@ -116,9 +116,9 @@ def test_tally_lists_the_client_groups_by_their_own_summary() -> None:
 
 def test_the_cli_copies_of_library_constants_are_equal() -> None:
     from client import cli
-    from client.keystore import SOFTHSM2_MODULE
     from client.rpc import DEFAULT_RPC_URL
     from node.chain.genesis import DEV_CHAIN_ID, dev_accounts
+    from tally_common.keystore import SOFTHSM2_MODULE
 
     assert cli.DEFAULT_RPC_URL == DEFAULT_RPC_URL
     assert cli.SOFTHSM2_MODULE == SOFTHSM2_MODULE
