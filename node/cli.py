@@ -11,10 +11,14 @@ numbers `tally wallet` and `tally audit` use where they overlap:
 
     0   done; `dev` and `run`: stopped cleanly by Ctrl-C or SIGTERM
     2   bad usage: unknown command or option, a missing or malformed value, or a listener
-        setting the node cannot use (`--rpc-api`, `--cors-domains`, `--admin-host`...)
+        setting the node cannot use (`--rpc-api`, `--cors-domains`, `--admin-host`...), or
+        node key options that do not fit together (a token without a PIN...)
+    4   `dev` and `run`: the node key's store refused (wrong PIN or password, no such token,
+        module or key)
     5   `localnet up`: a node it started is not answering (its node.log says why)
     7   bad request: a genesis or network file that cannot be used, a datadir that holds
-        another chain, an output file that cannot be written, no network in --dir
+        another chain, an output file that cannot be written, no network in --dir, a
+        plaintext node key on a chain that is not a dev chain (see --insecure-plaintext-key)
     10  cannot start: a port is taken or not permitted, or another process uses the datadir
 """
 
@@ -22,27 +26,31 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
+    from node.keys import NodeKeySource
     from node.service import Node, NodeConfig
 
-EXIT_USAGE, EXIT_NODE, EXIT_REQUEST, EXIT_UNAVAILABLE = 2, 5, 7, 10
+EXIT_USAGE, EXIT_KEYSTORE, EXIT_NODE, EXIT_REQUEST, EXIT_UNAVAILABLE = 2, 4, 5, 7, 10
 
 #: `-h` as well as `--help`, on every command.
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 SERVE_EXIT_CODES = """\b
 Exit codes: 0 stopped cleanly (Ctrl-C, SIGTERM); 2 bad usage, or an option
-value the node cannot use; 7 unusable genesis or network file, or a datadir
-holding another chain; 10 a port is taken, or another process uses the
-datadir."""
+value the node cannot use; 4 the node key's store refused (wrong PIN or
+password, no such token or key); 7 unusable genesis or network file, a
+datadir holding another chain, or a plaintext node key on a non-dev chain;
+10 a port is taken, or another process uses the datadir."""
 
 # Options `dev` and `run` share. Their defaults are `NodeConfig`'s, written out here because
 # the modules that define them load what `tally --help` must not; a test keeps them equal.
@@ -83,6 +91,40 @@ ApiChallengeTtl = Annotated[
     int, typer.Option(min=0, help="Seconds a sign-in challenge waits for its signature.")
 ]
 
+# Where the node key lives (`node.keys`); secrets come from a file or the environment only.
+PIN_ENV, PASSWORD_ENV = "TALLY_PKCS11_PIN", "TALLY_NODE_KEY_PASSWORD"
+
+
+class KeyStoreKind(StrEnum):
+    plaintext = "plaintext"
+    file = "file"
+    pkcs11 = "pkcs11"
+
+
+NodeKeyStore = Annotated[
+    KeyStoreKind, typer.Option(help="Node key: <datadir>/nodekey, an encrypted file, a token.")
+]
+Pkcs11Module = Annotated[str, typer.Option(help="PKCS#11 module (pkcs11 node key).")]
+Pkcs11Token = Annotated[str | None, typer.Option(help="Label of the token holding the key.")]
+NodeKeyLabel = Annotated[str, typer.Option(help="Label of the node key in the token.")]
+Pkcs11PinFile = Annotated[
+    Path | None,
+    typer.Option(exists=True, dir_okay=False, help=f"File holding the PIN (else ${PIN_ENV})."),
+]
+NodeKeyFile = Annotated[
+    Path | None, typer.Option(dir_okay=False, help="Encrypted keystore LABEL.json (file key).")
+]
+PasswordFile = Annotated[
+    Path | None,
+    typer.Option(
+        exists=True, dir_okay=False, help=f"File holding its password (else ${PASSWORD_ENV})."
+    ),
+]
+InsecurePlaintextKey = Annotated[
+    bool,
+    typer.Option("--insecure-plaintext-key", help="Allow a plaintext node key on a real chain."),
+]
+
 app = typer.Typer(
     help="Run a Tally node, write a genesis, run a local network.",
     no_args_is_help=True,
@@ -97,6 +139,47 @@ def fail(code: int, message: str) -> NoReturn:
     """One line on stderr and the documented exit code: all a script or a newcomer needs."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def read_secret(path: Path | None, env: str, option: str) -> str | None:
+    """A PIN or password from its file (one trailing newline dropped) or else from `env`;
+    never from a flag value, which `ps` shows to every user."""
+    if path is None:
+        return os.environ.get(env)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(EXIT_USAGE, f"cannot read {option} {path}: {exc}")
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def node_key_source(
+    store: KeyStoreKind,
+    pkcs11_module: str,
+    pkcs11_token: str | None,
+    node_key_label: str,
+    pkcs11_pin_file: Path | None,
+    node_key_file: Path | None,
+    password_file: Path | None,
+    insecure_plaintext_key: bool,
+) -> NodeKeySource:
+    """The node key options of `dev` and `run`, with the secret the chosen store needs."""
+    from node.keys import NodeKeySource
+
+    return NodeKeySource(
+        store=store.value,
+        label=node_key_label,
+        pkcs11_module=pkcs11_module,
+        pkcs11_token=pkcs11_token,
+        pin=read_secret(pkcs11_pin_file, PIN_ENV, "--pkcs11-pin-file")
+        if store is KeyStoreKind.pkcs11
+        else None,
+        key_file=node_key_file,
+        password=read_secret(password_file, PASSWORD_ENV, "--password-file")
+        if store is KeyStoreKind.file
+        else None,
+        insecure_plaintext=insecure_plaintext_key,
+    )
 
 
 def _logging(level: str) -> None:
@@ -163,9 +246,11 @@ def _serve(config: NodeConfig, announce: Callable[[Node], str]) -> None:
     Failures before that are one line and an exit code (see the module docstring).
     """
     from node.chain.genesis import GenesisError
+    from node.keys import NodeKeyUsage, PlaintextKeyRefused
     from node.network import NetworkConfigError
     from node.rpc.errors import ListenerConfigError
     from node.service import Node
+    from tally_common.keystore.errors import KeyStoreError
 
     _check_ports(config)
     ready = False
@@ -180,11 +265,15 @@ def _serve(config: NodeConfig, announce: Callable[[Node], str]) -> None:
     try:
         node = Node(config)
         _event_loop(node.run(on_ready))
-    except ListenerConfigError as exc:  # an option value the node cannot use
+    except (ListenerConfigError, NodeKeyUsage) as exc:  # option values the node cannot use
         if ready:
             raise
         fail(EXIT_USAGE, str(exc))
-    except (GenesisError, NetworkConfigError) as exc:
+    except KeyStoreError as exc:
+        if ready:
+            raise
+        fail(EXIT_KEYSTORE, f"node key: {exc}")
+    except (GenesisError, NetworkConfigError, PlaintextKeyRefused) as exc:
         if ready:
             raise
         fail(EXIT_REQUEST, str(exc))
@@ -347,6 +436,14 @@ def dev(
     api_max_challenges: ApiMaxChallenges = 10_000,
     api_session_ttl: ApiSessionTtl = 900,
     api_challenge_ttl: ApiChallengeTtl = 300,
+    node_key_store: NodeKeyStore = KeyStoreKind.plaintext,
+    pkcs11_module: Pkcs11Module = "/usr/lib/softhsm/libsofthsm2.so",
+    pkcs11_token: Pkcs11Token = None,
+    node_key_label: NodeKeyLabel = "node",
+    pkcs11_pin_file: Pkcs11PinFile = None,
+    node_key_file: NodeKeyFile = None,
+    password_file: PasswordFile = None,
+    insecure_plaintext_key: InsecurePlaintextKey = False,
     log_level: LogLevel = "info",
 ) -> None:
     """A one-validator dev chain with the ten well-known dev accounts.
@@ -386,6 +483,16 @@ def dev(
                 api_session_ttl=api_session_ttl,
                 api_challenge_ttl=api_challenge_ttl,
             ),
+            node_key=node_key_source(
+                node_key_store,
+                pkcs11_module,
+                pkcs11_token,
+                node_key_label,
+                pkcs11_pin_file,
+                node_key_file,
+                password_file,
+                insecure_plaintext_key,
+            ),
         ),
         _dev_banner,
     )
@@ -421,6 +528,14 @@ def run(
     api_max_challenges: ApiMaxChallenges = 10_000,
     api_session_ttl: ApiSessionTtl = 900,
     api_challenge_ttl: ApiChallengeTtl = 300,
+    node_key_store: NodeKeyStore = KeyStoreKind.plaintext,
+    pkcs11_module: Pkcs11Module = "/usr/lib/softhsm/libsofthsm2.so",
+    pkcs11_token: Pkcs11Token = None,
+    node_key_label: NodeKeyLabel = "node",
+    pkcs11_pin_file: Pkcs11PinFile = None,
+    node_key_file: NodeKeyFile = None,
+    password_file: PasswordFile = None,
+    insecure_plaintext_key: InsecurePlaintextKey = False,
     log_level: LogLevel = "info",
 ) -> None:
     """Run a node of the network described by GENESIS."""
@@ -465,14 +580,25 @@ def run(
                 api_session_ttl=api_session_ttl,
                 api_challenge_ttl=api_challenge_ttl,
             ),
+            node_key=node_key_source(
+                node_key_store,
+                pkcs11_module,
+                pkcs11_token,
+                node_key_label,
+                pkcs11_pin_file,
+                node_key_file,
+                password_file,
+                insecure_plaintext_key,
+            ),
         ),
         _node_banner,
     )
 
 
 @app.command(
-    epilog="\b\nExit codes: 0 written; 2 bad usage; 7 invalid genesis settings, or an --out\n"
-    "that cannot be written (nothing is written then)."
+    epilog="\b\nExit codes: 0 written; 2 bad usage; 4 the node key's store refused;\n"
+    "7 invalid genesis settings, or an --out that cannot be written (nothing is\n"
+    "written then)."
 )
 def init(
     out: Path = typer.Option(Path("genesis.json"), help="Where to write the genesis JSON."),
@@ -480,10 +606,21 @@ def init(
     chain_id: int = typer.Option(1337, help="The network's chain id."),
     block_period: int = typer.Option(1, min=1, help="Seconds between blocks."),
     gas_limit: int = typer.Option(60_000_000, help="Block gas limit."),
+    node_key_store: NodeKeyStore = KeyStoreKind.plaintext,
+    pkcs11_module: Pkcs11Module = "/usr/lib/softhsm/libsofthsm2.so",
+    pkcs11_token: Pkcs11Token = None,
+    node_key_label: NodeKeyLabel = "node",
+    pkcs11_pin_file: Pkcs11PinFile = None,
+    node_key_file: NodeKeyFile = None,
+    password_file: PasswordFile = None,
 ) -> None:
-    """Write a genesis whose validator is this datadir's node key (created if needed)."""
+    """Write a genesis whose validator is this node's key.
+
+    The key is the datadir's plaintext key (created if needed) or one in a token or an
+    encrypted file (`tally keys new`), as `tally run` will be told."""
     from node.chain.genesis import Genesis, GenesisError, dev_genesis
-    from node.keys import load_or_create_node_key
+    from node.keys import NodeKeyUsage, load_node_signer
+    from tally_common.keystore.errors import KeyStoreError
 
     # Checked with a stand-in validator before the node key or the output exists, so bad
     # input changes nothing.
@@ -500,8 +637,19 @@ def init(
         fail(EXIT_REQUEST, str(exc))
     if not out.parent.is_dir():
         fail(EXIT_REQUEST, f"cannot write {out}: {out.parent} is not a directory")
+    source = node_key_source(
+        node_key_store, pkcs11_module, pkcs11_token, node_key_label, pkcs11_pin_file,
+        node_key_file, password_file, insecure_plaintext_key=True,
+    )  # fmt: skip
     try:
-        key = load_or_create_node_key(datadir)
+        key = load_node_signer(source, datadir)
+    except NodeKeyUsage as exc:
+        fail(EXIT_USAGE, str(exc))
+    except KeyStoreError as exc:
+        fail(EXIT_KEYSTORE, f"node key: {exc}")
+    except OSError as exc:
+        fail(EXIT_REQUEST, f"cannot write the node key: {exc}")
+    try:
         address = key.public_key.to_canonical_address()
         base = dev_genesis(address, chain_id=chain_id, block_period=block_period)
         genesis = replace(draft, validators=base.validators, alloc=base.alloc)

@@ -15,7 +15,7 @@ import logging
 import signal
 import socket
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +35,11 @@ from node.api.signin import MAX_OPEN_CHALLENGES, SiweOrigin
 from node.chain.calls import CallExecutor
 from node.chain.chain import Chain
 from node.chain.events import ChainEvents, CommittedBlock
-from node.chain.genesis import Genesis, dev_genesis
+from node.chain.genesis import DEV_CHAIN_ID, Genesis, dev_genesis
 from node.consensus.engine import ConsensusEngine
 from node.consensus.solo import SoloValidator
 from node.consensus.voting import VoteProposals
-from node.keys import load_or_create_node_key
+from node.keys import NodeKeySource, load_node_signer
 from node.metrics import NodeMetrics
 from node.network import NetworkConfig
 from node.p2p.allowlist import AllowList
@@ -129,6 +129,8 @@ class NodeConfig:
     """The admin listener's address: loopback only (`node.rpc.admin`)."""
     admin_port: int | None = None
     """The admin listener (every method, bearer token): None runs none; `tally` uses 8551."""
+    node_key: NodeKeySource = field(default_factory=NodeKeySource)
+    """Where the node key lives (`node.keys`): plaintext in the datadir, a token, a file."""
 
 
 class _Listener(uvicorn.Server):
@@ -169,17 +171,20 @@ class Node:
         self.rate_limits = RateLimits(
             config.api_rate_limit, config.api_address_rate_limit, config.api_auth_failure_limit
         )
+        # A plaintext key on a real chain is refused, and a store's secret checked, before the
+        # datadir is touched (`PlaintextKeyRefused`, `NodeKeyUsage`, `KeyStoreError`).
+        chain_id = Genesis.load(config.genesis).chain_id if config.genesis else DEV_CHAIN_ID
+        config.node_key.refuse_plaintext(chain_id, DEV_CHAIN_ID)
+        self.key = load_node_signer(config.node_key, config.datadir)
+        self._address = self.key.public_key.to_canonical_address()
         config.datadir.mkdir(parents=True, exist_ok=True)
-        self.key = load_or_create_node_key(config.datadir)
         self.admin_token_file = (
             None if config.admin_port is None else load_or_create_token(config.datadir)
         )
         self.store = LevelDBStore(config.datadir / "chaindata")
         try:
             self.chainstore = ChainStore(self.store)
-            genesis = resolve_genesis(
-                config, self.chainstore, self.key.public_key.to_canonical_address()
-            )
+            genesis = resolve_genesis(config, self.chainstore, self._address)
             self.chain = Chain(self.chainstore, genesis)
             self.events = ChainEvents()
             self.pool = TxPool(
@@ -238,7 +243,7 @@ class Node:
 
     @property
     def address(self) -> bytes:
-        return self.key.public_key.to_canonical_address()
+        return self._address
 
     def _live_nodes(self) -> frozenset[bytes]:
         """This node and the peers connected now: the validators that could seal a block."""

@@ -1,8 +1,9 @@
 """The `tally` command: the node's commands, and the wallet and the auditor from the SDK.
 
 The only package that sees both `node` and `client`, so neither has to import the other:
-`node.cli` gives `dev`, `run`, `init` and `localnet`; `client.cli` gives `tally wallet` and
-`client.audit_cli` gives `tally audit`. The client groups are imported only when one of them
+`node.cli` gives `dev`, `run`, `init` and `localnet`, `tally_cli.keys` gives `tally keys` (node
+keys, through `node.keys`); `client.cli` gives `tally wallet` and `client.audit_cli` gives
+`tally audit`. The client groups are imported only when one of them
 runs (or shows its help): the SDK pulls in web3, eth-account and, for the auditor, py-evm,
 which `tally --help` and the node commands do without.
 
@@ -28,6 +29,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 from typer.core import TyperGroup
 
 from node import cli as node_cli
+from tally_cli.keys import keys_app
 
 #: The client's command groups: (module, Typer app, the summary `tally --help` shows without
 #: importing the module; a test holds it equal to the app's own help).
@@ -73,6 +75,7 @@ app = typer.Typer(
     context_settings=node_cli.CONTEXT,
 )
 app.add_typer(node_cli.app)
+app.add_typer(keys_app, name="keys")
 
 
 def _error(message: str) -> None:

@@ -434,7 +434,7 @@ def test_datadir_of_another_genesis_is_refused(
     refused = subprocess.run(
         [sys.executable, "-m", "node.cli", "run", "--genesis", str(other),
          "--datadir", str(node.datadir), "--rpc-port", str(free_port()),
-         "--ws-port", str(free_port())],
+         "--ws-port", str(free_port()), "--insecure-plaintext-key"],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert refused.returncode != 0

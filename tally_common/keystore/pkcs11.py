@@ -122,7 +122,9 @@ class Pkcs11KeyStore(SignCounter):
             return library.get_token(token_label=self.token_label)
         except pkcs11.NoSuchToken as exc:
             labels = sorted(
-                slot.get_token().label for slot in library.get_slots(token_present=True)
+                label
+                for slot in library.get_slots(token_present=True)
+                if (label := slot.get_token().label)  # an uninitialised slot has none
             )
             raise KeyStoreUnavailable(
                 f"no token labelled {self.token_label!r} on {self.module}"
