@@ -1,0 +1,254 @@
+"""What keeping the node key out of plaintext costs: commit seals per second through each key
+store, and a 4-validator network's throughput with plaintext keys vs keys in SoftHSM2.
+
+Why these two numbers: a validator signs a handful of QBFT messages per round and one commit
+seal per block, so the per-signature cost of the store bounds how fast a block can be sealed,
+but the network's throughput is bounded by its block period and execution; the second figure
+shows whether the first ever matters. Seals are made exactly as the node makes them
+(`node.consensus.hashing.sign_commit_seal` over a real header, through `node.keys`'
+`StoreSigner`), and one of each store's seals is checked to recover to its key.
+
+Both networks are dev chains (chain id 1337, so the dev accounts can fund the workload) with
+four validators on loopback, `--block-period 1`, driven by `throughput.py`'s workload
+(`bench_target`: pre-signed transfers in JSON-RPC batches, timed to their receipts). The
+plaintext one is `tally localnet`; in the other, every validator's key is in its own SoftHSM2
+token (a private SOFTHSM2_CONF made by this script).
+
+    python benchmarks/node_signing.py                      # seals, then both networks
+    python benchmarks/node_signing.py --seals 5000 --skip-network
+    python benchmarks/node_signing.py --count 3000 --workloads eth,erc20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from eth.abc import BlockHeaderAPI
+from eth.db.atomic import AtomicDB
+from eth_hash.auto import keccak
+from eth_utils import to_canonical_address
+from peers import free_port, stop_process, wait_for_rpc
+from throughput import Result, bench_target
+
+from node import localnet
+from node.chain.genesis import DEV_CHAIN_ID, Genesis, dev_genesis
+from node.consensus.hashing import recover_seal_signer, sign_commit_seal
+from node.keys import NodeKeySource, load_node_signer
+from node.signer import NodeSigner
+
+PIN, SO_PIN = "1234", "87654321"
+VALIDATORS = 4
+
+
+@contextmanager
+def softhsm(labels: list[str]) -> Iterator[dict[str, str]]:
+    """Fresh SoftHSM2 tokens in a private configuration; yields the environment that uses it
+    (also set in this process, before python-pkcs11 loads the module)."""
+    with tempfile.TemporaryDirectory(prefix="tally-softhsm-") as tmp:
+        root = Path(tmp)
+        (root / "tokens").mkdir()
+        conf = root / "softhsm2.conf"
+        conf.write_text(
+            f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n"
+            "log.level = ERROR\nslots.removable = false\n"
+        )
+        env = {"SOFTHSM2_CONF": str(conf), "TALLY_PKCS11_PIN": PIN}
+        os.environ.update(env)
+        for label in labels:
+            subprocess.run(
+                ["softhsm2-util", "--init-token", "--free", "--label", label,
+                 "--so-pin", SO_PIN, "--pin", PIN],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        yield env
+
+
+def token_key(token: str) -> tuple[NodeKeySource, bytes]:
+    """A node key made inside `token` (label "node"), as `tally keys new` makes it, and its
+    address."""
+    from tally_common.keystore.pkcs11 import Pkcs11KeyStore
+
+    store = Pkcs11KeyStore(token, PIN)
+    address = to_canonical_address(store.create("node").address)
+    store.close()
+    return NodeKeySource("pkcs11", pkcs11_token=token, pin=PIN), address
+
+
+def file_key(directory: Path) -> NodeKeySource:
+    """A node key in a Web3 Secret Storage file at the standard scrypt cost."""
+    from tally_common.keystore.file import FileKeyStore
+
+    FileKeyStore(directory, "benchmark").create("node")
+    return NodeKeySource("file", key_file=directory / "node.json", password="benchmark")
+
+
+def sealable_header(signer: NodeSigner) -> BlockHeaderAPI:
+    """A block-1 header of a chain whose validator is `signer`, as a proposer would seal it."""
+    address = signer.public_key.to_canonical_address()
+    genesis = Genesis(chain_id=DEV_CHAIN_ID, validators=(address,), alloc={}).header(AtomicDB())
+    header = genesis.copy(block_number=1, parent_hash=genesis.hash, coinbase=address)
+    seal = sign_commit_seal(header, 0, signer)
+    assert recover_seal_signer(header, seal) == address  # the store signs with the right key
+    return header
+
+
+def rates(signer: NodeSigner, count: int) -> tuple[float, float]:
+    """(signatures/s over distinct digests, commit seals/s over a real header): the store's
+    own cost, and the whole seal (QBFT extraData, header RLP and keccak, then the signature)."""
+    digests = [keccak(index.to_bytes(8, "big")) for index in range(count)]
+    start = time.perf_counter()
+    for digest in digests:
+        signer.sign_msg_hash(digest)
+    signatures = count / (time.perf_counter() - start)
+    header = sealable_header(signer)
+    start = time.perf_counter()
+    for round_number in range(count):
+        sign_commit_seal(header, round_number, signer)
+    return signatures, count / (time.perf_counter() - start)
+
+
+def measure_seals(count: int, workdir: Path, repeats: int = 3) -> None:
+    """Signatures/s and seals/s for the in-process key, the encrypted file and the SoftHSM2
+    token; the best of `repeats` interleaved runs, so a busy machine favours none of them."""
+    from eth_keys.datatypes import PrivateKey
+
+    signers: dict[str, NodeSigner] = {
+        "in-process (coincurve)": PrivateKey(os.urandom(32)),
+        "encrypted file": load_node_signer(file_key(workdir / "keys"), workdir),
+        "SoftHSM2 (PKCS#11)": load_node_signer(token_key("seal-bench")[0], workdir),
+    }
+    best: dict[str, tuple[float, float]] = {name: (0.0, 0.0) for name in signers}
+    for _ in range(repeats):
+        for name, signer in signers.items():
+            signatures, seals = rates(signer, count)
+            best[name] = (max(best[name][0], signatures), max(best[name][1], seals))
+    base_signatures, base_seals = best["in-process (coincurve)"]
+    print(f"\nnode key signatures, {count} per run, best of {repeats}")
+    print(f"  {'store':24} {'sigs/s':>8} {'us/sig':>8} {'ratio':>6} {'seals/s':>8} {'ratio':>6}")
+    for name, (signatures, seals) in best.items():
+        print(
+            f"  {name:24} {signatures:8.0f} {1e6 / signatures:8.1f} "
+            f"{signatures / base_signatures:5.2f}x {seals:8.0f} {seals / base_seals:5.2f}x"
+        )
+
+
+@contextmanager
+def hsm_network(directory: Path, env: dict[str, str]) -> Iterator[str]:
+    """Four validators whose keys are each in their own SoftHSM2 token; yields node 0's URL."""
+    addresses = [token_key(f"validator-{index}")[1] for index in range(VALIDATORS)]
+    genesis = dev_genesis(addresses[0], validators=tuple(addresses)).dated_now()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "genesis.json").write_text(genesis.dumps())
+    ports = [(free_port(), free_port(), free_port()) for _ in addresses]
+    network = {
+        "nodes": [
+            {"address": "0x" + address.hex(), "p2pPort": p2p}
+            for address, (_, _, p2p) in zip(addresses, ports, strict=True)
+        ]
+    }
+    (directory / "network.json").write_text(json.dumps(network))
+    processes = []
+    try:
+        for index, (rpc, ws, p2p) in enumerate(ports):
+            log = open(directory / f"node{index}.log", "wb")  # noqa: SIM115 - the child's
+            command = [
+                *(sys.executable, "-m", "node.cli", "run", "--admin-port", "0"),
+                *("--genesis", str(directory / "genesis.json")),
+                *("--network", str(directory / "network.json")),
+                *("--datadir", str(directory / f"node{index}")),
+                *("--rpc-port", str(rpc), "--ws-port", str(ws), "--p2p-port", str(p2p)),
+                *("--node-key-store", "pkcs11", "--pkcs11-token", f"validator-{index}"),
+            ]
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=os.environ | env,
+                    cwd=Path(__file__).resolve().parents[1],
+                )
+            )
+        url = f"http://127.0.0.1:{ports[0][0]}"
+        for process, (rpc, _, _) in zip(processes, ports, strict=True):
+            wait_for_rpc(f"http://127.0.0.1:{rpc}", timeout=90, proc=process)  # type: ignore[arg-type]
+        yield url
+    finally:
+        for process in processes:
+            stop_process(process)
+
+
+@contextmanager
+def plaintext_network(directory: Path) -> Iterator[str]:
+    nodes = localnet.up(directory, validators=VALIDATORS, members=0)
+    try:
+        yield nodes[0].url
+    finally:
+        localnet.down(directory)
+
+
+def heights_per_second(url: str, run: Callable[[], list[Result]]) -> tuple[list[Result], float]:
+    """Run the workload and the blocks/s the network made meanwhile."""
+    import httpx
+
+    def height() -> int:
+        answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"})
+        return int(answer.json()["result"], 16)
+
+    start_height, start = height(), time.monotonic()
+    results = run()
+    return results, (height() - start_height) / (time.monotonic() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--seals", type=int, default=2000, help="commit seals per key store")
+    ap.add_argument("--count", type=int, default=2000, help="transactions per network workload")
+    ap.add_argument("--workloads", default="eth", help="comma list of eth,erc20")
+    ap.add_argument("--skip-network", action="store_true", help="seals only")
+    args = ap.parse_args(argv)
+    workload = argparse.Namespace(
+        senders=50, count=args.count, workloads=args.workloads, batch=200, poll=0.05,
+        timeout=300.0, rate=None, observe="blocks",
+    )  # fmt: skip
+    labels = ["seal-bench", *(f"validator-{index}" for index in range(VALIDATORS))]
+    with tempfile.TemporaryDirectory(prefix="tally-node-signing-") as tmp, softhsm(labels) as env:
+        workdir = Path(tmp)
+        measure_seals(args.seals, workdir)
+        if args.skip_network:
+            return 0
+        networks = {
+            "plaintext": lambda: plaintext_network(workdir / "plain"),
+            "softhsm": lambda: hsm_network(workdir / "hsm", env),
+        }
+        rows = []
+        for name, network in networks.items():
+            print(f"\n{name}: 4 validators, --block-period 1, {args.count} transfers", flush=True)
+            with network() as url:
+                results, blocks_per_s = heights_per_second(
+                    url, lambda url=url, name=name: bench_target(f"qbft4-{name}", url, workload)
+                )
+            rows += [(name, result, blocks_per_s) for result in results]
+    base = {result.workload: result.tx_per_s for name, result, _ in rows if name == "plaintext"}
+    print("\nnetwork    workload      tx/s   p50 ms   p95 ms  blocks/s  tx/s vs plaintext")
+    for name, result, blocks_per_s in rows:
+        print(
+            f"{name:10} {result.workload:8} {result.tx_per_s:9.1f} {result.p50_ms:8.0f} "
+            f"{result.p95_ms:8.0f} {blocks_per_s:9.2f}  "
+            f"{result.tx_per_s / base[result.workload]:.2f}x"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
