@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,9 +145,11 @@ def measure_seals(count: int, workdir: Path, repeats: int = 3) -> None:
 
 
 @contextmanager
-def hsm_network(directory: Path, env: dict[str, str]) -> Iterator[str]:
-    """Four validators whose keys are each in their own SoftHSM2 token; yields node 0's URL."""
-    addresses = [token_key(f"validator-{index}")[1] for index in range(VALIDATORS)]
+def hsm_network(
+    directory: Path, env: dict[str, str], addresses: list[bytes]
+) -> Iterator[tuple[str, list[int]]]:
+    """Four validators whose keys (`addresses`) are each in token `validator-N`; yields node
+    0's URL and the nodes' pids."""
     genesis = dev_genesis(addresses[0], validators=tuple(addresses)).dated_now()
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "genesis.json").write_text(genesis.dumps())
@@ -182,32 +185,49 @@ def hsm_network(directory: Path, env: dict[str, str]) -> Iterator[str]:
         url = f"http://127.0.0.1:{ports[0][0]}"
         for process, (rpc, _, _) in zip(processes, ports, strict=True):
             wait_for_rpc(f"http://127.0.0.1:{rpc}", timeout=90, proc=process)  # type: ignore[arg-type]
-        yield url
+        yield url, [process.pid for process in processes]
     finally:
         for process in processes:
             stop_process(process)
 
 
 @contextmanager
-def plaintext_network(directory: Path) -> Iterator[str]:
+def plaintext_network(directory: Path) -> Iterator[tuple[str, list[int]]]:
     nodes = localnet.up(directory, validators=VALIDATORS, members=0)
     try:
-        yield nodes[0].url
+        yield nodes[0].url, [node.pid for node in nodes if node.pid is not None]
     finally:
         localnet.down(directory)
 
 
-def heights_per_second(url: str, run: Callable[[], list[Result]]) -> tuple[list[Result], float]:
-    """Run the workload and the blocks/s the network made meanwhile."""
+def height(url: str) -> int:
     import httpx
 
-    def height() -> int:
-        answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"})
-        return int(answer.json()["result"], 16)
+    answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"})
+    return int(answer.json()["result"], 16)
 
-    start_height, start = height(), time.monotonic()
+
+def idle_cpu_per_block(url: str, pids: list[int], seconds: float = 20.0) -> float:
+    """CPU milliseconds the four nodes spend per empty block (everything a validator signs for
+    a block, and all else it does): where a slower key store shows without load noise."""
+    import psutil
+
+    processes = [psutil.Process(pid) for pid in pids]
+
+    def cpu() -> float:
+        return sum(sum(process.cpu_times()[:2]) for process in processes)
+
+    time.sleep(3)  # past the first blocks' catching up
+    start_cpu, start_height = cpu(), height(url)
+    time.sleep(seconds)
+    return 1000 * (cpu() - start_cpu) / max(1, height(url) - start_height)
+
+
+def heights_per_second(url: str, run: Callable[[], list[Result]]) -> tuple[list[Result], float]:
+    """Run the workload and the blocks/s the network made meanwhile."""
+    start_height, start = height(url), time.monotonic()
     results = run()
-    return results, (height() - start_height) / (time.monotonic() - start)
+    return results, (height(url) - start_height) / (time.monotonic() - start)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seals", type=int, default=2000, help="commit seals per key store")
     ap.add_argument("--count", type=int, default=2000, help="transactions per network workload")
     ap.add_argument("--workloads", default="eth", help="comma list of eth,erc20")
+    ap.add_argument("--rounds", type=int, default=2, help="network runs each, alternated")
     ap.add_argument("--skip-network", action="store_true", help="seals only")
     args = ap.parse_args(argv)
     workload = argparse.Namespace(
@@ -227,26 +248,43 @@ def main(argv: list[str] | None = None) -> int:
         measure_seals(args.seals, workdir)
         if args.skip_network:
             return 0
+        addresses = [token_key(f"validator-{index}")[1] for index in range(VALIDATORS)]
         networks = {
-            "plaintext": lambda: plaintext_network(workdir / "plain"),
-            "softhsm": lambda: hsm_network(workdir / "hsm", env),
+            "plaintext": lambda run: plaintext_network(workdir / f"plain{run}"),
+            "softhsm": lambda run: hsm_network(workdir / f"hsm{run}", env, addresses),
         }
-        rows = []
-        for name, network in networks.items():
-            print(f"\n{name}: 4 validators, --block-period 1, {args.count} transfers", flush=True)
-            with network() as url:
-                results, blocks_per_s = heights_per_second(
-                    url, lambda url=url, name=name: bench_target(f"qbft4-{name}", url, workload)
-                )
-            rows += [(name, result, blocks_per_s) for result in results]
-    base = {result.workload: result.tx_per_s for name, result, _ in rows if name == "plaintext"}
-    print("\nnetwork    workload      tx/s   p50 ms   p95 ms  blocks/s  tx/s vs plaintext")
-    for name, result, blocks_per_s in rows:
-        print(
-            f"{name:10} {result.workload:8} {result.tx_per_s:9.1f} {result.p50_ms:8.0f} "
-            f"{result.p95_ms:8.0f} {blocks_per_s:9.2f}  "
-            f"{result.tx_per_s / base[result.workload]:.2f}x"
-        )
+        rows: dict[str, list[tuple[Result, float]]] = {name: [] for name in networks}
+        idle: dict[str, list[float]] = {name: [] for name in networks}
+        for run in range(args.rounds):  # alternated, so a busy machine favours neither
+            for name, network in networks.items():
+                print(f"\n{name} (round {run + 1}): 4 validators, 1 s blocks", flush=True)
+                with network(run) as (url, pids):
+                    idle[name].append(idle_cpu_per_block(url, pids))
+                    print(f"  idle: {idle[name][-1]:.0f} ms CPU per block, 4 nodes", flush=True)
+                    results, blocks_per_s = heights_per_second(
+                        url, lambda url=url, name=name: bench_target(name, url, workload)
+                    )
+                rows[name] += [(result, blocks_per_s) for result in results]
+    print(f"\nmedians of {args.rounds} rounds, {args.count} transfers each")
+    for name, costs in idle.items():
+        print(f"{name:10} idle: {statistics.median(costs):.0f} ms CPU per empty block (4 nodes)")
+    print("network    workload      tx/s   p50 ms   p95 ms  blocks/s  tx/s vs plaintext")
+    for workload_name in args.workloads.split(","):
+        medians = {
+            name: [
+                statistics.median(getattr(result, field) for result, _ in runs
+                                  if result.workload == workload_name)
+                for field in ("tx_per_s", "p50_ms", "p95_ms")
+            ] + [statistics.median(blocks for result, blocks in runs
+                                   if result.workload == workload_name)]
+            for name, runs in rows.items()
+        }  # fmt: skip
+        for name, (tx_per_s, p50, p95, blocks_per_s) in medians.items():
+            ratio = tx_per_s / medians["plaintext"][0]
+            print(
+                f"{name:10} {workload_name:8} {tx_per_s:9.1f} {p50:8.0f} {p95:8.0f} "
+                f"{blocks_per_s:9.2f}  {ratio:.2f}x"
+            )
     return 0
 
 
