@@ -1,5 +1,6 @@
 """What keeping the node key out of plaintext costs: commit seals per second through each key
-store, and a 4-validator network's throughput with plaintext keys vs keys in SoftHSM2.
+store, and a 4-validator network's throughput with plaintext keys, encrypted-file keys and
+keys in SoftHSM2.
 
 Why these two numbers: a validator signs a handful of QBFT messages per round and one commit
 seal per block, so the per-signature cost of the store bounds how fast a block can be sealed,
@@ -8,13 +9,14 @@ shows whether the first ever matters. Seals are made exactly as the node makes t
 (`node.consensus.hashing.sign_commit_seal` over a real header, through `node.keys`'
 `StoreSigner`), and one of each store's seals is checked to recover to its key.
 
-Both networks are dev chains (chain id 1337, so the dev accounts can fund the workload) with
+The networks are dev chains (chain id 1337, so the dev accounts can fund the workload) with
 four validators on loopback, `--block-period 1`, driven by `throughput.py`'s workload
-(`bench_target`: pre-signed transfers in JSON-RPC batches, timed to their receipts). The
-plaintext one is `tally localnet`; in the other, every validator's key is in its own SoftHSM2
-token (a private SOFTHSM2_CONF made by this script).
+(`bench_target`: pre-signed transfers in JSON-RPC batches, timed to their receipts), run in
+alternated rounds. The plaintext one is `tally localnet`; in the others every validator's key
+is in its own encrypted file, or its own SoftHSM2 token (a private SOFTHSM2_CONF made by this
+script). Before each workload, the four nodes' CPU per empty block is measured idle.
 
-    python benchmarks/node_signing.py                      # seals, then both networks
+    python benchmarks/node_signing.py                      # seals, then the three networks
     python benchmarks/node_signing.py --seals 5000 --skip-network
     python benchmarks/node_signing.py --count 3000 --workloads eth,erc20
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -39,7 +42,7 @@ from eth.abc import BlockHeaderAPI
 from eth.db.atomic import AtomicDB
 from eth_hash.auto import keccak
 from eth_utils import to_canonical_address
-from peers import free_port, stop_process, wait_for_rpc
+from peers import stop_process, wait_for_rpc
 from throughput import Result, bench_target
 
 from node import localnet
@@ -145,15 +148,17 @@ def measure_seals(count: int, workdir: Path, repeats: int = 3) -> None:
 
 
 @contextmanager
-def hsm_network(
-    directory: Path, env: dict[str, str], addresses: list[bytes]
+def store_network(
+    directory: Path, env: dict[str, str], keys: list[tuple[bytes, list[str]]]
 ) -> Iterator[tuple[str, list[int]]]:
-    """Four validators whose keys (`addresses`) are each in token `validator-N`; yields node
-    0's URL and the nodes' pids."""
+    """Four validators, each given its key's (address, `tally run` options); yields node 0's
+    URL and the nodes' pids."""
+    addresses = [address for address, _ in keys]
     genesis = dev_genesis(addresses[0], validators=tuple(addresses)).dated_now()
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "genesis.json").write_text(genesis.dumps())
-    ports = [(free_port(), free_port(), free_port()) for _ in addresses]
+    free = distinct_ports(3 * len(keys))
+    ports = [(free[3 * index], free[3 * index + 1], free[3 * index + 2]) for index in range(4)]
     network = {
         "nodes": [
             {"address": "0x" + address.hex(), "p2pPort": p2p}
@@ -171,7 +176,7 @@ def hsm_network(
                 *("--network", str(directory / "network.json")),
                 *("--datadir", str(directory / f"node{index}")),
                 *("--rpc-port", str(rpc), "--ws-port", str(ws), "--p2p-port", str(p2p)),
-                *("--node-key-store", "pkcs11", "--pkcs11-token", f"validator-{index}"),
+                *keys[index][1],
             ]
             processes.append(
                 subprocess.Popen(
@@ -189,6 +194,38 @@ def hsm_network(
     finally:
         for process in processes:
             stop_process(process)
+
+
+def distinct_ports(count: int) -> list[int]:
+    """Free loopback ports, all different (each socket is held until all are picked)."""
+    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def token_keys() -> list[tuple[bytes, list[str]]]:
+    """A key in each of the tokens `validator-0..3`, and the options that use it."""
+    keys = []
+    for index in range(VALIDATORS):
+        token = f"validator-{index}"
+        options = ["--node-key-store", "pkcs11", "--pkcs11-token", token]
+        keys.append((token_key(token)[1], options))
+    return keys
+
+
+def file_keys(directory: Path) -> list[tuple[bytes, list[str]]]:
+    """Four encrypted keystore files (standard scrypt), and the options that use them."""
+    from tally_common.keystore.file import FileKeyStore
+
+    keys = []
+    for index in range(VALIDATORS):
+        info = FileKeyStore(directory / f"validator-{index}", "benchmark").create("node")
+        path = directory / f"validator-{index}" / "node.json"
+        options = ["--node-key-store", "file", "--node-key-file", str(path)]
+        keys.append((to_canonical_address(info.address), options))
+    return keys
 
 
 @contextmanager
@@ -248,10 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         measure_seals(args.seals, workdir)
         if args.skip_network:
             return 0
-        addresses = [token_key(f"validator-{index}")[1] for index in range(VALIDATORS)]
+        hsm, files = token_keys(), file_keys(workdir / "file-keys")
+        env_file = env | {"TALLY_NODE_KEY_PASSWORD": "benchmark"}
         networks = {
             "plaintext": lambda run: plaintext_network(workdir / f"plain{run}"),
-            "softhsm": lambda run: hsm_network(workdir / f"hsm{run}", env, addresses),
+            "file": lambda run: store_network(workdir / f"file{run}", env_file, files),
+            "softhsm": lambda run: store_network(workdir / f"hsm{run}", env, hsm),
         }
         rows: dict[str, list[tuple[Result, float]]] = {name: [] for name in networks}
         idle: dict[str, list[float]] = {name: [] for name in networks}
