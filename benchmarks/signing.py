@@ -30,9 +30,9 @@ from eth_account import Account
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("ETH_HASH_BACKEND", "pysha3")
 
-from client.keystore import SOFTHSM2_MODULE, FileKeyStore, KeyStore, Pkcs11KeyStore
 from client.signing import sign_transaction
 from client.wallet import Submitted, Wallet
+from tally_common.keystore import SOFTHSM2_MODULE, FileKeyStore, KeyStore, Pkcs11KeyStore
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 PIN = "1234"

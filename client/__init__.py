@@ -9,11 +9,12 @@ Never imports `node`: an SDK user needs eth-account, web3 and the key-store libr
     wallet = Wallet(store, "alice", "http://127.0.0.1:8545", policy=SpendingPolicy.load(path))
     wallet.transfer("0x...", 10**18)           # policy, nonce, sign, send, wait for finality
 
-Modules: `keystore` (PKCS#11 and Web3 Secret Storage backends), `signing` (transactions and
-EIP-191/712 messages from a digest-signing store), `policy` (limits, allowlist, TOTP, PIN
-lockout), `wallet` (payments, nonces, finality, history), `tokens` and `settlement` (contract
-wrappers), `payments` (EIP-681 URIs and QR codes), `rpc` (typed JSON-RPC errors), `tls` (a CA
-bundle and client certificates for nodes serving TLS), `cli`.
+Modules: `signing` (transactions and EIP-191/712 messages from a digest-signing store),
+`policy` (limits, allowlist, TOTP, PIN lockout), `wallet` (payments, nonces, finality,
+history), `tokens` and `settlement` (contract wrappers), `rpc` (typed JSON-RPC errors), `tls`
+(a CA bundle and client certificates for nodes serving TLS), `cli`. The key stores (PKCS#11
+and Web3 Secret Storage) and EIP-681 payment requests live in `tally_common` (`keystore`,
+`eip681`), shared with the node; the names below export them.
 
 The names below are imported on first use (PEP 562), not with the package: importing any
 `client` module would otherwise load web3 and eth-account, and `tally wallet --help` would wait
@@ -28,17 +29,17 @@ from typing import TYPE_CHECKING, Any
 from client.errors import TallyClientError
 
 if TYPE_CHECKING:
-    from client.keystore import FileKeyStore, KeyInfo, KeyStore, Pkcs11KeyStore
     from client.policy import AssetLimits, Payment, PinGuard, SpendingPolicy, TotpFactor
     from client.tls import ClientTls
     from client.wallet import Receipt, Submitted, Wallet
     from tally_common.eip681 import PaymentRequest, parse_payment_request
+    from tally_common.keystore import FileKeyStore, KeyInfo, KeyStore, Pkcs11KeyStore
 
 _HOMES = {
-    "FileKeyStore": "client.keystore",
-    "KeyInfo": "client.keystore",
-    "KeyStore": "client.keystore",
-    "Pkcs11KeyStore": "client.keystore",
+    "FileKeyStore": "tally_common.keystore",
+    "KeyInfo": "tally_common.keystore",
+    "KeyStore": "tally_common.keystore",
+    "Pkcs11KeyStore": "tally_common.keystore",
     "PaymentRequest": "tally_common.eip681",
     "parse_payment_request": "tally_common.eip681",
     "AssetLimits": "client.policy",

@@ -57,22 +57,22 @@ from rich.table import Column, Table
 from client.errors import (
     ContractUnavailable,
     FinalityTimeout,
-    KeyStoreError,
     NodeError,
     PaymentRequestError,
     PolicyViolation,
     TallyClientError,
     TransactionFailed,
 )
+from tally_common.keystore.errors import KeyStoreError
 
 if TYPE_CHECKING:
     from eth_keys.datatypes import Signature
     from web3 import Web3
 
-    from client.keystore import KeyInfo, KeyStore
     from client.policy import SpendingPolicy
     from client.tls import ClientTls
     from client.wallet import Submitted, Wallet
+    from tally_common.keystore import KeyInfo, KeyStore
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_POLICY, EXIT_KEYSTORE = 0, 1, 2, 3, 4
 EXIT_NODE, EXIT_TIMEOUT, EXIT_REQUEST, EXIT_FAILED, EXIT_CONTRACT = 5, 6, 7, 8, 9
@@ -95,7 +95,7 @@ Exit codes: 0 ok; 1 declined; 2 bad usage; 3 refused by the spending policy;
 --timeout; 7 bad request (address, amount, URL, key, payment request, chain);
 8 reverted on chain; 9 contract unavailable."""
 
-#: Copies of `client.rpc.DEFAULT_RPC_URL` and `client.keystore.SOFTHSM2_MODULE`, whose modules
+#: Copies of `client.rpc.DEFAULT_RPC_URL` and `tally_common.keystore.SOFTHSM2_MODULE`, whose modules
 #: import web3 and the key stores, which help must not wait for; a test keeps them equal.
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
@@ -301,7 +301,7 @@ def checked_url(url: str) -> str:
 
 
 def checked_label(label: str) -> str:
-    from client.keystore.base import check_label
+    from tally_common.keystore.base import check_label
 
     try:
         return check_label(label)
@@ -360,8 +360,8 @@ class Settings:
         A file store that only reads addresses needs no password: Web3 Secret Storage files
         carry the address in clear, so none is asked for (a token always needs its PIN).
         """
-        from client.keystore import FileKeyStore, Pkcs11KeyStore
-        from client.keystore.file import STANDARD_SCRYPT_N
+        from tally_common.keystore import FileKeyStore, Pkcs11KeyStore
+        from tally_common.keystore.file import STANDARD_SCRYPT_N
 
         policy = self.policy_or_none()
         guard = policy.pin_guard() if policy else None
@@ -436,7 +436,7 @@ def exits(command: F) -> F:
         try:
             ctx.obj.check()
             return command(ctx, *args, **kwargs)
-        except (TallyClientError, PaymentRequestError) as exc:
+        except (TallyClientError, KeyStoreError, PaymentRequestError) as exc:
             fail(next(code for cls, code in EXIT_CODES if isinstance(exc, cls)), str(exc))
         except BadRequest as exc:
             fail(EXIT_REQUEST, str(exc))
@@ -580,7 +580,7 @@ class DevFaucet:
         self._key = PrivateKey(bytes.fromhex(DEV_FAUCET_KEY[2:]))
 
     def list(self) -> list[KeyInfo]:
-        from client.keystore import KeyInfo
+        from tally_common.keystore import KeyInfo
 
         return [KeyInfo(self.label, self.address(self.label), self.backend)]
 
@@ -599,9 +599,9 @@ def import_file_key(settings: Settings, label: str, secret: bytes) -> KeyInfo:
     `FileKeyStore.create` writes a generated one (same KDF, mode 0600, atomic rename)."""
     from eth_account import Account
 
-    from client.errors import KeyExists, KeyStoreUnavailable
-    from client.keystore import FileKeyStore, KeyInfo
-    from client.keystore.file import STANDARD_SCRYPT_N, write_atomically
+    from tally_common.keystore import FileKeyStore, KeyInfo
+    from tally_common.keystore.errors import KeyExists, KeyStoreUnavailable
+    from tally_common.keystore.file import STANDARD_SCRYPT_N, write_atomically
 
     directory = settings.keystore_dir
     path = directory / f"{label}.json"

@@ -9,13 +9,6 @@ code (see `client.cli`).
 The tree::
 
     TallyClientError
-    ├── KeyStoreError                   the key store could not do what was asked
-    │   ├── KeyStoreUnavailable             module/library/token/directory missing
-    │   ├── KeyNotFound                     no key under that label
-    │   ├── KeyExists                       a key with that label already exists
-    │   └── AuthenticationError             the secret that unlocks the store was refused
-    │       ├── WrongPin                        PKCS#11 user PIN incorrect
-    │       └── WrongPassword                   keystore file password incorrect (MAC mismatch)
     ├── PolicyViolation                 the spending policy refused before anything was signed
     │   ├── PerPaymentLimitExceeded         rule "per-payment limit"
     │   ├── DailyLimitExceeded              rule "daily limit"
@@ -25,6 +18,9 @@ The tree::
     │   └── PinLockedOut                    rule "PIN retry lockout"
     (PaymentRequestError (ValueError): an EIP-681 URI that cannot be generated or parsed;
      defined in `tally_common.eip681`, shared with the node, so outside this tree)
+    (KeyStoreError: the key store could not do what was asked, with KeyStoreUnavailable,
+     KeyNotFound, KeyExists and AuthenticationError (WrongPin, WrongPassword) below it;
+     defined in `tally_common.keystore.errors`, shared with the node, so outside this tree)
     ├── ContractUnavailable             an artifact or ABI function the helper needs is absent
     ├── NodeError                       the node answered with a JSON-RPC error
     │   ├── NonceTooLow                     -32000 "nonce too low"
@@ -56,45 +52,6 @@ from tally_common.eip681 import PaymentRequestError as PaymentRequestError  # sh
 
 class TallyClientError(Exception):
     """Root of every error the client SDK raises; `str(err)` is meant for a human."""
-
-
-# --- key stores ------------------------------------------------------------------------------
-
-
-class KeyStoreError(TallyClientError):
-    """The key store could not perform the operation (the chain was never contacted)."""
-
-
-class KeyStoreUnavailable(KeyStoreError):
-    """The PKCS#11 module, the token or the keystore directory cannot be used."""
-
-
-class KeyNotFound(KeyStoreError, LookupError):
-    """No key with this label exists in the store."""
-
-    def __init__(self, label: str, where: str) -> None:
-        super().__init__(f"no key labelled {label!r} in {where}")
-        self.label = label
-
-
-class KeyExists(KeyStoreError):
-    """Creating a key whose label is already taken; labels are how keys are found."""
-
-    def __init__(self, label: str, where: str) -> None:
-        super().__init__(f"a key labelled {label!r} already exists in {where}")
-        self.label = label
-
-
-class AuthenticationError(KeyStoreError):
-    """The PIN or password that unlocks the store was refused."""
-
-
-class WrongPin(AuthenticationError):
-    """The token refused the user PIN (CKR_PIN_INCORRECT)."""
-
-
-class WrongPassword(AuthenticationError):
-    """The keystore file did not decrypt: its MAC does not match, so the password is wrong."""
 
 
 # --- policy ----------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from client.errors import (
     SecondFactorInvalid,
     SecondFactorRequired,
 )
-from client.keystore.file import write_atomically
+from tally_common.keystore.file import write_atomically
 
 NATIVE = "ETH"
 Clock = Callable[[], float]
@@ -175,8 +175,8 @@ class TotpFactor:
 class PinGuard:
     """Locks out PIN/password attempts after `max_attempts` failures in a row.
 
-    Key stores call it around every unlock (`client.keystore.base.LoginGuard`). The count is in
-    the policy state, so restarting the CLI does not reset it.
+    Key stores call it around every unlock (`tally_common.keystore.base.LoginGuard`). The count
+    is in the policy state, so restarting the CLI does not reset it.
     """
 
     def __init__(

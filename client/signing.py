@@ -32,7 +32,7 @@ from eth_keys.datatypes import Signature
 from eth_utils import keccak, to_bytes, to_canonical_address, to_checksum_address, to_int
 from hexbytes import HexBytes
 
-from client.keystore.base import KeyStore
+from tally_common.keystore.base import KeyStore
 
 LEGACY, ACCESS_LIST, DYNAMIC_FEE, SET_CODE = 0, 1, 2, 4
 

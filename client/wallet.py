@@ -28,11 +28,11 @@ from eth_utils import event_signature_to_log_topic, to_checksum_address
 from web3 import Web3
 
 from client.errors import FinalityTimeout, NodeError, NonceTooLow, TransactionFailed
-from client.keystore.base import KeyStore
 from client.policy import NATIVE, Payment, SpendingPolicy, asset_key
 from client.rpc import DEFAULT_RPC_URL, connect, request
 from client.signing import SignedTransaction, sign_authorization, sign_transaction
 from client.tls import ClientTls
+from tally_common.keystore.base import KeyStore
 
 TxType = Literal["legacy", "access-list", "eip1559"]
 TRANSFER_TOPIC = "0x" + event_signature_to_log_topic("Transfer(address,address,uint256)").hex()

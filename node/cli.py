@@ -11,13 +11,17 @@ numbers `tally wallet` and `tally audit` use where they overlap:
 
     0   done; `dev` and `run`: stopped cleanly by Ctrl-C or SIGTERM
     2   bad usage: unknown command or option, a missing or malformed value, or a listener
-        setting the node cannot use (`--rpc-api`, `--cors-domains`, `--admin-host`...)
+        setting the node cannot use (`--rpc-api`, `--cors-domains`, `--admin-host`...), or
+        node key options that do not fit together (a token without a PIN...)
+    4   `dev` and `run`: the node key's store refused (wrong PIN or password, no such token,
+        module or key)
     5   `localnet up`: a node it started is not answering (its node.log says why)
     7   bad request: a genesis or network file that cannot be used, a datadir that holds
         another chain, an output file that cannot be written, no network in --dir, a TLS
-        certificate, key, key password or client CA that cannot be used; `run`: a genesis
-        of a chain other than 1337 that enforces no permissioning or gives a well-known dev
-        key a role or funds (see --allow-unpermissioned, --allow-dev-keys)
+        certificate, key, key password or client CA that cannot be used, a plaintext node
+        key on a chain that is not a dev chain (see --insecure-plaintext-key); `run`: a
+        genesis of a chain other than 1337 that enforces no permissioning or gives a
+        well-known dev key a role or funds (see --allow-unpermissioned, --allow-dev-keys)
     10  cannot start: a port is taken or not permitted, or another process uses the datadir
 """
 
@@ -25,9 +29,11 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -35,10 +41,11 @@ import typer
 
 if TYPE_CHECKING:
     from node.chain.genesis import Genesis
+    from node.keys import NodeKeySource
     from node.service import Node, NodeConfig
     from node.tls import TlsSettings
 
-EXIT_USAGE, EXIT_NODE, EXIT_REQUEST, EXIT_UNAVAILABLE = 2, 5, 7, 10
+EXIT_USAGE, EXIT_KEYSTORE, EXIT_NODE, EXIT_REQUEST, EXIT_UNAVAILABLE = 2, 4, 5, 7, 10
 DEV_CHAIN = 1337  # node.chain.genesis.DEV_CHAIN_ID, which `tally --help` must not import
 
 #: `-h` as well as `--help`, on every command.
@@ -46,10 +53,11 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 SERVE_EXIT_CODES = """\b
 Exit codes: 0 stopped cleanly (Ctrl-C, SIGTERM); 2 bad usage, or an option
-value the node cannot use; 7 unusable genesis, network or TLS file, a
-datadir holding another chain, or (run) a non-dev genesis without
-permissioning or granting a dev key; 10 a port is taken, or another process
-uses the datadir."""
+value the node cannot use; 4 the node key's store refused (wrong PIN or
+password, no such token or key); 7 unusable genesis, network or TLS file, a
+datadir holding another chain, a plaintext node key on a non-dev chain, or
+(run) a non-dev genesis without permissioning or granting a dev key; 10 a
+port is taken, or another process uses the datadir."""
 
 # Options `dev` and `run` share. Their defaults are `NodeConfig`'s, written out here because
 # the modules that define them load what `tally --help` must not; a test keeps them equal.
@@ -100,6 +108,40 @@ TlsClientCa = Annotated[
     Path | None, typer.Option(help="PEM CA: clients must present a certificate it signed.")
 ]
 
+# Where the node key lives (`node.keys`); secrets come from a file or the environment only.
+PIN_ENV, PASSWORD_ENV = "TALLY_PKCS11_PIN", "TALLY_NODE_KEY_PASSWORD"
+
+
+class KeyStoreKind(StrEnum):
+    plaintext = "plaintext"
+    file = "file"
+    pkcs11 = "pkcs11"
+
+
+NodeKeyStore = Annotated[
+    KeyStoreKind, typer.Option(help="Node key: <datadir>/nodekey, an encrypted file, a token.")
+]
+Pkcs11Module = Annotated[str, typer.Option(help="PKCS#11 module (pkcs11 node key).")]
+Pkcs11Token = Annotated[str | None, typer.Option(help="Label of the token holding the key.")]
+NodeKeyLabel = Annotated[str, typer.Option(help="Label of the node key in the token.")]
+Pkcs11PinFile = Annotated[
+    Path | None,
+    typer.Option(exists=True, dir_okay=False, help=f"File holding the PIN (else ${PIN_ENV})."),
+]
+NodeKeyFile = Annotated[
+    Path | None, typer.Option(dir_okay=False, help="Encrypted keystore LABEL.json (file key).")
+]
+PasswordFile = Annotated[
+    Path | None,
+    typer.Option(
+        exists=True, dir_okay=False, help=f"File holding its password (else ${PASSWORD_ENV})."
+    ),
+]
+InsecurePlaintextKey = Annotated[
+    bool,
+    typer.Option("--insecure-plaintext-key", help="Allow a plaintext node key on a real chain."),
+]
+
 app = typer.Typer(
     help="Run a Tally node, write a genesis, run a local network.",
     no_args_is_help=True,
@@ -114,6 +156,47 @@ def fail(code: int, message: str) -> NoReturn:
     """One line on stderr and the documented exit code: all a script or a newcomer needs."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def read_secret(path: Path | None, env: str, option: str) -> str | None:
+    """A PIN or password from its file (one trailing newline dropped) or else from `env`;
+    never from a flag value, which `ps` shows to every user."""
+    if path is None:
+        return os.environ.get(env)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(EXIT_USAGE, f"cannot read {option} {path}: {exc}")
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def node_key_source(
+    store: KeyStoreKind,
+    pkcs11_module: str,
+    pkcs11_token: str | None,
+    node_key_label: str,
+    pkcs11_pin_file: Path | None,
+    node_key_file: Path | None,
+    password_file: Path | None,
+    insecure_plaintext_key: bool,
+) -> NodeKeySource:
+    """The node key options of `dev` and `run`, with the secret the chosen store needs."""
+    from node.keys import NodeKeySource
+
+    return NodeKeySource(
+        store=store.value,
+        label=node_key_label,
+        pkcs11_module=pkcs11_module,
+        pkcs11_token=pkcs11_token,
+        pin=read_secret(pkcs11_pin_file, PIN_ENV, "--pkcs11-pin-file")
+        if store is KeyStoreKind.pkcs11
+        else None,
+        key_file=node_key_file,
+        password=read_secret(password_file, PASSWORD_ENV, "--password-file")
+        if store is KeyStoreKind.file
+        else None,
+        insecure_plaintext=insecure_plaintext_key,
+    )
 
 
 def _logging(level: str) -> None:
@@ -180,10 +263,12 @@ def _serve(config: NodeConfig, announce: Callable[[Node], str]) -> None:
     Failures before that are one line and an exit code (see the module docstring).
     """
     from node.chain.genesis import GenesisError
+    from node.keys import NodeKeyUsage, PlaintextKeyRefused
     from node.network import NetworkConfigError
     from node.rpc.errors import ListenerConfigError
     from node.service import Node
     from node.tls import TlsConfigError
+    from tally_common.keystore.errors import KeyStoreError
 
     _check_ports(config)
     ready = False
@@ -198,11 +283,15 @@ def _serve(config: NodeConfig, announce: Callable[[Node], str]) -> None:
     try:
         node = Node(config)
         _event_loop(node.run(on_ready))
-    except ListenerConfigError as exc:  # an option value the node cannot use
+    except (ListenerConfigError, NodeKeyUsage) as exc:  # option values the node cannot use
         if ready:
             raise
         fail(EXIT_USAGE, str(exc))
-    except (GenesisError, NetworkConfigError, TlsConfigError) as exc:
+    except KeyStoreError as exc:
+        if ready:
+            raise
+        fail(EXIT_KEYSTORE, f"node key: {exc}")
+    except (GenesisError, NetworkConfigError, PlaintextKeyRefused, TlsConfigError) as exc:
         if ready:
             raise
         fail(EXIT_REQUEST, str(exc))
@@ -403,6 +492,14 @@ def dev(
     tls_key: TlsKey = None,
     tls_key_password_file: TlsKeyPasswordFile = None,
     tls_client_ca: TlsClientCa = None,
+    node_key_store: NodeKeyStore = KeyStoreKind.plaintext,
+    pkcs11_module: Pkcs11Module = "/usr/lib/softhsm/libsofthsm2.so",
+    pkcs11_token: Pkcs11Token = None,
+    node_key_label: NodeKeyLabel = "node",
+    pkcs11_pin_file: Pkcs11PinFile = None,
+    node_key_file: NodeKeyFile = None,
+    password_file: PasswordFile = None,
+    insecure_plaintext_key: InsecurePlaintextKey = False,
     log_level: LogLevel = "info",
 ) -> None:
     """A one-validator dev chain with the ten well-known dev accounts.
@@ -445,6 +542,16 @@ def dev(
                 tls_key=tls_key,
                 tls_key_password_file=tls_key_password_file,
                 tls_client_ca=tls_client_ca,
+            ),
+            node_key=node_key_source(
+                node_key_store,
+                pkcs11_module,
+                pkcs11_token,
+                node_key_label,
+                pkcs11_pin_file,
+                node_key_file,
+                password_file,
+                insecure_plaintext_key,
             ),
         ),
         _dev_banner,
@@ -491,6 +598,14 @@ def run(
     allow_unpermissioned: bool = typer.Option(
         False, help="Run a non-dev genesis that enforces no permissioning."
     ),
+    node_key_store: NodeKeyStore = KeyStoreKind.plaintext,
+    pkcs11_module: Pkcs11Module = "/usr/lib/softhsm/libsofthsm2.so",
+    pkcs11_token: Pkcs11Token = None,
+    node_key_label: NodeKeyLabel = "node",
+    pkcs11_pin_file: Pkcs11PinFile = None,
+    node_key_file: NodeKeyFile = None,
+    password_file: PasswordFile = None,
+    insecure_plaintext_key: InsecurePlaintextKey = False,
     log_level: LogLevel = "info",
 ) -> None:
     """Run a node of the network described by GENESIS.
@@ -545,6 +660,16 @@ def run(
                 tls_key_password_file=tls_key_password_file,
                 tls_client_ca=tls_client_ca,
             ),
+            node_key=node_key_source(
+                node_key_store,
+                pkcs11_module,
+                pkcs11_token,
+                node_key_label,
+                pkcs11_pin_file,
+                node_key_file,
+                password_file,
+                insecure_plaintext_key,
+            ),
         ),
         _node_banner,
     )
@@ -564,21 +689,30 @@ def _real_network_refusal(
 
 
 @app.command(
-    epilog="\b\nExit codes: 0 written; 2 bad usage; 7 invalid genesis settings, or an --out\n"
-    "that cannot be written (nothing is written then)."
+    epilog="\b\nExit codes: 0 written; 2 bad usage; 4 the node key's store refused;\n"
+    "7 invalid genesis settings, or an --out that cannot be written (nothing is\n"
+    "written then)."
 )
 def init(
     out: Path = typer.Option(Path("genesis.json"), help="Where to write the genesis JSON."),
     datadir: Path = typer.Option(Path(".tally/node"), help="The validator's node key is here."),
     block_period: int = typer.Option(1, min=1, help="Seconds between blocks."),
     gas_limit: int = typer.Option(60_000_000, help="Block gas limit."),
+    node_key_store: NodeKeyStore = KeyStoreKind.plaintext,
+    pkcs11_module: Pkcs11Module = "/usr/lib/softhsm/libsofthsm2.so",
+    pkcs11_token: Pkcs11Token = None,
+    node_key_label: NodeKeyLabel = "node",
+    pkcs11_pin_file: Pkcs11PinFile = None,
+    node_key_file: NodeKeyFile = None,
+    password_file: PasswordFile = None,
 ) -> None:
     """Write a dev-chain genesis (1337) whose validator is this datadir's node key.
 
     Like `tally dev`'s: the public dev keys are funded and hold the bank's roles. A real
     network's genesis comes from `tally genesis build`."""
     from node.chain.genesis import Genesis, GenesisError, dev_genesis
-    from node.keys import load_or_create_node_key
+    from node.keys import NodeKeyUsage, load_node_signer
+    from tally_common.keystore.errors import KeyStoreError
 
     # Checked with a stand-in validator before the node key or the output exists, so bad
     # input changes nothing.
@@ -595,8 +729,19 @@ def init(
         fail(EXIT_REQUEST, str(exc))
     if not out.parent.is_dir():
         fail(EXIT_REQUEST, f"cannot write {out}: {out.parent} is not a directory")
+    source = node_key_source(
+        node_key_store, pkcs11_module, pkcs11_token, node_key_label, pkcs11_pin_file,
+        node_key_file, password_file, insecure_plaintext_key=True,
+    )  # fmt: skip
     try:
-        key = load_or_create_node_key(datadir)
+        key = load_node_signer(source, datadir)
+    except NodeKeyUsage as exc:
+        fail(EXIT_USAGE, str(exc))
+    except KeyStoreError as exc:
+        fail(EXIT_KEYSTORE, f"node key: {exc}")
+    except OSError as exc:
+        fail(EXIT_REQUEST, f"cannot write the node key: {exc}")
+    try:
         address = key.public_key.to_canonical_address()
         base = dev_genesis(address, block_period=block_period)
         genesis = replace(base, gas_limit=gas_limit)

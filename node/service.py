@@ -16,7 +16,7 @@ import signal
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,11 @@ from node.api.signin import MAX_OPEN_CHALLENGES, SiweOrigin
 from node.chain.calls import CallExecutor
 from node.chain.chain import Chain
 from node.chain.events import ChainEvents, CommittedBlock
-from node.chain.genesis import Genesis, dev_genesis
+from node.chain.genesis import DEV_CHAIN_ID, Genesis, dev_genesis
 from node.consensus.engine import ConsensusEngine
 from node.consensus.solo import SoloValidator
 from node.consensus.voting import VoteProposals
-from node.keys import load_or_create_node_key
+from node.keys import NodeKeySource, load_node_signer
 from node.metrics import NodeMetrics
 from node.network import NetworkConfig
 from node.p2p.allowlist import AllowList
@@ -137,6 +137,8 @@ class NodeConfig:
     tls: TlsSettings | None = None
     """TLS (and mutual TLS with a client CA) on the public listener; the admin listener stays
     plain HTTP: it is loopback only, where a certificate for the public name would not match."""
+    node_key: NodeKeySource = field(default_factory=NodeKeySource)
+    """Where the node key lives (`node.keys`): plaintext in the datadir, a token, a file."""
 
 
 TLS_CLOSE_GRACE = 2.0
@@ -205,17 +207,20 @@ class Node:
         self.rate_limits = RateLimits(
             config.api_rate_limit, config.api_address_rate_limit, config.api_auth_failure_limit
         )
+        # A plaintext key on a real chain is refused, and a store's secret checked, before the
+        # datadir is touched (`PlaintextKeyRefused`, `NodeKeyUsage`, `KeyStoreError`).
+        chain_id = Genesis.load(config.genesis).chain_id if config.genesis else DEV_CHAIN_ID
+        config.node_key.refuse_plaintext(chain_id, DEV_CHAIN_ID)
+        self.key = load_node_signer(config.node_key, config.datadir)
+        self._address = self.key.public_key.to_canonical_address()
         config.datadir.mkdir(parents=True, exist_ok=True)
-        self.key = load_or_create_node_key(config.datadir)
         self.admin_token_file = (
             None if config.admin_port is None else load_or_create_token(config.datadir)
         )
         self.store = LevelDBStore(config.datadir / "chaindata")
         try:
             self.chainstore = ChainStore(self.store)
-            genesis = resolve_genesis(
-                config, self.chainstore, self.key.public_key.to_canonical_address()
-            )
+            genesis = resolve_genesis(config, self.chainstore, self._address)
             self.chain = Chain(self.chainstore, genesis)
             self.events = ChainEvents()
             self.pool = TxPool(
@@ -284,7 +289,7 @@ class Node:
 
     @property
     def address(self) -> bytes:
-        return self.key.public_key.to_canonical_address()
+        return self._address
 
     @property
     def is_validator(self) -> bool:

@@ -2,10 +2,10 @@
 
 The only package that sees both `node` and `client`, so neither has to import the other:
 `node.cli` gives `dev`, `run`, `init` and `localnet`; `tally_cli.genesis` gives `genesis`;
-`client.cli` gives `tally wallet` and `client.audit_cli` gives `tally audit`. The client
-groups are imported only when one of them runs (or shows its help): the SDK pulls in web3,
-eth-account and, for the auditor, py-evm, which `tally --help` and the node commands do
-without.
+`tally_cli.keys` gives `tally keys` (node keys, through `node.keys`); `client.cli` gives `tally
+wallet` and `client.audit_cli` gives `tally audit`. The client groups are imported only when
+one of them runs (or shows its help): the SDK pulls in web3, eth-account and, for the auditor,
+py-evm, which `tally --help` and the node commands do without.
 
 Errors are one line on stderr, whatever the command: a bad command line is `error: <what>
 (see 'tally ... --help')` with exit code 2, and each command maps its own failures to the
@@ -30,6 +30,7 @@ from typer.core import TyperGroup
 
 from node import cli as node_cli
 from tally_cli.genesis import genesis_app
+from tally_cli.keys import keys_app
 
 #: The client's command groups: (module, Typer app, the summary `tally --help` shows without
 #: importing the module; a test holds it equal to the app's own help).
@@ -76,6 +77,7 @@ app = typer.Typer(
 )
 app.add_typer(node_cli.app)
 app.add_typer(genesis_app, name="genesis")
+app.add_typer(keys_app, name="keys")
 
 
 def _error(message: str) -> None:

@@ -271,7 +271,8 @@ def test_localnet_on_a_directory_without_a_network_exits_7(tmp_path: Path) -> No
 
 @dataclass
 class ForeignNode:
-    """A `tally run` node on a genesis of chain id 4242, started through `tally`."""
+    """A `tally run` node on a genesis of chain id 4242, started through `tally` (its key a
+    plaintext file, which a chain that is not a dev chain takes only when told so)."""
 
     url: str
     banner: list[str]
@@ -289,7 +290,7 @@ def foreign_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForeignNo
     process = subprocess.Popen(
         [sys.executable, "-m", "tally_cli", "run", "--genesis", str(genesis),
          "--datadir", str(workdir / "n"), "--rpc-port", str(port),
-         "--ws-port", str(free_port()), "--admin-port", "0"],
+         "--ws-port", str(free_port()), "--admin-port", "0", "--insecure-plaintext-key"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:

@@ -22,13 +22,13 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from client.errors import ExecutionReverted, TransactionFailed
-from client.keystore import FileKeyStore
 from client.policy import Payment, asset_key
 from client.settlement import BatchPayout, Escrow
 from client.tokens import ContractBinding, FeeKind, WalletToken
 from client.wallet import Submitted, Wallet
 from contracts import load_artifact
 from node.chain.bank_contracts import BATCH_PAYOUT, ESCROW, FEES, WALLET_TOKEN
+from tally_common.keystore import FileKeyStore
 
 CENTS = 100
 PASSWORD = "bank-test"

@@ -16,18 +16,17 @@ from client import signing
 from client.errors import (
     CounterpartyNotAllowed,
     DailyLimitExceeded,
-    KeyNotFound,
     PaymentRequestError,
     PerPaymentLimitExceeded,
     PinLockedOut,
     SecondFactorInvalid,
     SecondFactorRequired,
-    WrongPassword,
 )
-from client.keystore import FileKeyStore, KeyStore, Pkcs11KeyStore
-from client.keystore import file as file_module
 from client.policy import AssetLimits, Payment, PolicyState, SpendingPolicy, TotpFactor
 from tally_common.eip681 import PaymentRequest, parse_payment_request
+from tally_common.keystore import FileKeyStore, KeyStore, Pkcs11KeyStore
+from tally_common.keystore import file as file_module
+from tally_common.keystore.errors import KeyNotFound, WrongPassword
 from tests.test_client_softhsm import USER_PIN, softhsm_tokens
 
 TO = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"

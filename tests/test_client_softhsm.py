@@ -19,10 +19,11 @@ import pytest
 from eth_account import Account
 from pkcs11 import Attribute, KeyType, ObjectClass
 
-from client.errors import KeyExists, KeyNotFound, KeyStoreUnavailable, PinLockedOut, WrongPin
-from client.keystore import SOFTHSM2_MODULE, Pkcs11KeyStore
+from client.errors import PinLockedOut
 from client.policy import PinGuard
 from client.signing import sign_transaction
+from tally_common.keystore import SOFTHSM2_MODULE, Pkcs11KeyStore
+from tally_common.keystore.errors import KeyExists, KeyNotFound, KeyStoreUnavailable, WrongPin
 
 SO_PIN = "87654321"
 USER_PIN = "1234"

@@ -21,11 +21,11 @@ from client.errors import (
     PerPaymentLimitExceeded,
     SecondFactorRequired,
 )
-from client.keystore import FileKeyStore, KeyStore, Pkcs11KeyStore
 from client.policy import AssetLimits, SpendingPolicy, TotpFactor
 from client.signing import sign_transaction
 from client.wallet import Wallet
 from contracts import load_artifact
+from tally_common.keystore import FileKeyStore, KeyStore, Pkcs11KeyStore
 from tests.test_client_softhsm import USER_PIN, softhsm_tokens
 
 ETH = 10**18

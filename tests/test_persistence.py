@@ -432,7 +432,7 @@ def test_datadir_of_another_genesis_is_refused(
         [sys.executable, "-m", "node.cli", "run", "--genesis", str(other),
          "--datadir", str(node.datadir), "--rpc-port", str(free_port()),
          "--ws-port", str(free_port()), "--allow-dev-keys",
-         "--allow-unpermissioned"],
+         "--allow-unpermissioned", "--insecure-plaintext-key"],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert refused.returncode != 0

@@ -41,7 +41,8 @@ def imported_by(*args: str, code: int = 0) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "args", [("--help",), ("wallet", "--help"), ("audit", "--help"), ("dev", "--help")]
+    "args",
+    [("--help",), ("wallet", "--help"), ("audit", "--help"), ("dev", "--help"), ("keys", "--help")],
 )
 def test_help_imports_no_chain_library(args: tuple[str, ...]) -> None:
     modules = imported_by(*args)
@@ -68,6 +69,10 @@ HELP_PAGES = [
     ("genesis",),
     ("genesis", "build"),
     ("genesis", "inspect"),
+    ("keys",),
+    ("keys", "new"),
+    ("keys", "list"),
+    ("keys", "show"),
     ("wallet",),
     ("wallet", "send"),
     ("wallet", "import"),
@@ -118,13 +123,28 @@ def test_tally_lists_the_client_groups_by_their_own_summary() -> None:
 
 
 def test_the_cli_copies_of_library_constants_are_equal() -> None:
+    from typer.main import get_group
+
     from client import cli
-    from client.keystore import SOFTHSM2_MODULE
     from client.rpc import DEFAULT_RPC_URL
+    from node import cli as node_cli
+    from node import keys
     from node.chain.genesis import DEV_CHAIN_ID, dev_accounts
+    from tally_cli.keys import keys_app
+    from tally_common.keystore import SOFTHSM2_MODULE
 
     assert cli.DEFAULT_RPC_URL == DEFAULT_RPC_URL
     assert cli.SOFTHSM2_MODULE == SOFTHSM2_MODULE
+    assert keys.SOFTHSM2_MODULE == SOFTHSM2_MODULE
+    assert keys.DEFAULT_LABEL == "node"
+    for command in ("dev", "run", "init"):  # the node key options' defaults, written out
+        params = get_group(node_cli.app).commands[command].params
+        defaults = {param.name: param.default for param in params}
+        assert defaults["pkcs11_module"] == SOFTHSM2_MODULE
+        assert defaults["node_key_label"] == keys.DEFAULT_LABEL
+    for command in get_group(keys_app).commands.values():
+        defaults = {param.name: param.default for param in command.params}
+        assert defaults["pkcs11_module"] == SOFTHSM2_MODULE
     assert cli.DEV_CHAIN_ID == DEV_CHAIN_ID
     assert cli.DevFaucet().address("") == dev_accounts()[0].address
     assert bytes.fromhex(cli.DEV_FAUCET_KEY[2:]) == bytes(dev_accounts()[0].key)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from eth.abc import BlockHeaderAPI
 from eth_keys import keys
-from eth_keys.datatypes import PrivateKey
 from eth_typing import Hash32
 
 from node.consensus.extra_data import QbftExtraData
+from node.signer import NodeSigner
 
 
 def onchain_hash(header: BlockHeaderAPI) -> Hash32:
@@ -29,7 +29,7 @@ def commit_seal_hash(header: BlockHeaderAPI, round_number: int) -> bytes:
     return header.copy(extra_data=extra.encode()).hash
 
 
-def sign_commit_seal(header: BlockHeaderAPI, round_number: int, key: PrivateKey) -> bytes:
+def sign_commit_seal(header: BlockHeaderAPI, round_number: int, key: NodeSigner) -> bytes:
     """A raw recoverable secp256k1 signature r||s||recId over the commit-seal hash."""
     return key.sign_msg_hash(commit_seal_hash(header, round_number)).to_bytes()
 

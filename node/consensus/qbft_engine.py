@@ -22,7 +22,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from eth.abc import BlockHeaderAPI
-from eth_keys.datatypes import PrivateKey
 from eth_typing import Address
 
 from node.chain.chain import Chain, PendingBlock
@@ -67,6 +66,7 @@ from node.metrics import NodeMetrics
 from node.p2p.host import P2PHost
 from node.p2p.messages import MessageKind
 from node.p2p.peer import Peer
+from node.signer import NodeSigner
 from node.sync import BlockSync
 from node.txpool.pool import TxPool
 from node.txpool.transaction import PooledTransaction
@@ -95,7 +95,7 @@ class ChainBlockPort:
     def __init__(
         self,
         chain: Chain,
-        key: PrivateKey,
+        key: NodeSigner,
         proposals: VoteProposals,
         select_transactions: Callable[[], list[PooledTransaction]],
         budget: BuildBudget,
@@ -244,7 +244,7 @@ class QbftEngine:
         chain: Chain,
         pool: TxPool,
         events: ChainEvents,
-        key: PrivateKey,
+        key: NodeSigner,
         p2p: P2PHost,
         sync: BlockSync,
         chain_lock: asyncio.Lock,

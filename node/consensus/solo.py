@@ -12,12 +12,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from eth_keys.datatypes import PrivateKey
-
 from node.chain.chain import Chain, PendingBlock
 from node.chain.events import ChainEvents, CommittedBlock
 from node.consensus.extra_data import VANITY_LENGTH, QbftExtraData
 from node.consensus.hashing import sign_commit_seal
+from node.signer import NodeSigner
 from node.txpool.pool import TxPool
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ class SoloValidator:
         chain: Chain,
         pool: TxPool,
         events: ChainEvents,
-        key: PrivateKey,
+        key: NodeSigner,
         block_period: int,
         clock: Callable[[], float] = time.time,
         chain_lock: asyncio.Lock | None = None,

@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_hash.auto import keccak
-from eth_keys.datatypes import PrivateKey, PublicKey, Signature
+from eth_keys.datatypes import PublicKey, Signature
 from eth_keys.exceptions import BadSignature, ValidationError
 
 from node.p2p.errors import (
@@ -61,6 +61,7 @@ from node.p2p.errors import (
     NetworkMismatch,
     NotPermitted,
 )
+from node.signer import NodeSigner
 
 PROTOCOL_VERSION = 1
 LABEL = b"tally-p2p/1 "
@@ -162,7 +163,7 @@ def auth_digest(role: Role, transcript: bytes) -> bytes:
     return keccak(LABEL + role.label + transcript)
 
 
-def sign_transcript(node_key: PrivateKey, role: Role, transcript: bytes) -> bytes:
+def sign_transcript(node_key: NodeSigner, role: Role, transcript: bytes) -> bytes:
     """Sign the transcript with the node key: this is what proves the claimed address."""
     return node_key.sign_msg_hash(auth_digest(role, transcript)).to_bytes()
 
@@ -285,7 +286,7 @@ async def _refuse(writer: asyncio.StreamWriter, reason: str) -> None:
 async def initiate(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    node_key: PrivateKey,
+    node_key: NodeSigner,
     network: NetworkIdentity,
     allowed: Allowed,
     expected_address: bytes | None = None,
@@ -335,7 +336,7 @@ async def initiate(
 async def respond(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    node_key: PrivateKey,
+    node_key: NodeSigner,
     network: NetworkIdentity,
     allowed: Allowed,
     timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,

@@ -20,14 +20,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from eth_keys.datatypes import PrivateKey
-
 from node.p2p import handshake
 from node.p2p.errors import FrameTooLarge, HandshakeError, HandshakeRefused, P2PError
 from node.p2p.framing import MAX_FRAME_SIZE
 from node.p2p.gossip import DEFAULT_SEEN_CACHE_SIZE, SeenCache
 from node.p2p.messages import CONTROL_KINDS, GOSSIP_KINDS, message_digest
 from node.p2p.peer import Direction, LinkSettings, Peer, PeerInfo
+from node.signer import NodeSigner
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +101,7 @@ class P2PHost:
 
     def __init__(
         self,
-        node_key: PrivateKey,
+        node_key: NodeSigner,
         listen_host: str,
         listen_port: int,
         chain_id: int,

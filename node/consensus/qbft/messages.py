@@ -26,10 +26,10 @@ from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 from eth.vm.forks.prague.headers import PragueBlockHeader
 from eth_hash.auto import keccak
 from eth_keys import keys
-from eth_keys.datatypes import PrivateKey
 from eth_keys.exceptions import BadSignature
 
 from node.chain.vm import decode_transaction
+from node.signer import NodeSigner
 
 PROPOSAL = 0x12
 PREPARE = 0x13
@@ -306,7 +306,7 @@ class Signed(Generic[P]):
         return [self.raw, self.signature]
 
     @classmethod
-    def create(cls, payload: P, key: PrivateKey) -> Signed[P]:
+    def create(cls, payload: P, key: NodeSigner) -> Signed[P]:
         raw = payload.to_rlp()
         signature = key.sign_msg_hash(signing_hash(payload.code, raw)).to_bytes()
         return cls(payload, signature, key.public_key.to_canonical_address(), raw)
@@ -379,7 +379,7 @@ class Prepare(_Message):
         return self.signed.to_rlp()
 
     @classmethod
-    def create(cls, key: PrivateKey, height: int, round_: int, digest: bytes) -> Prepare:
+    def create(cls, key: NodeSigner, height: int, round_: int, digest: bytes) -> Prepare:
         return cls(Signed.create(PreparePayload(height, round_, digest), key))
 
     @classmethod
@@ -408,7 +408,7 @@ class Commit(_Message):
 
     @classmethod
     def create(
-        cls, key: PrivateKey, height: int, round_: int, digest: bytes, seal: bytes
+        cls, key: NodeSigner, height: int, round_: int, digest: bytes, seal: bytes
     ) -> Commit:
         return cls(Signed.create(CommitPayload(height, round_, digest, seal), key))
 
@@ -443,7 +443,7 @@ class RoundChange(_Message):
     @classmethod
     def create(
         cls,
-        key: PrivateKey,
+        key: NodeSigner,
         height: int,
         round_: int,
         prepared: PreparedRoundMetadata | None = None,
@@ -488,7 +488,7 @@ class Proposal(_Message):
     @classmethod
     def create(
         cls,
-        key: PrivateKey,
+        key: NodeSigner,
         height: int,
         round_: int,
         block: QbftBlock,

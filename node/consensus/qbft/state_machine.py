@@ -73,7 +73,6 @@ from typing import Literal, Protocol
 
 from eth.abc import BlockHeaderAPI
 from eth_keys import keys
-from eth_keys.datatypes import PrivateKey
 from eth_keys.exceptions import BadSignature
 
 from node.chain.genesis import QBFT_MIX_HASH, Genesis
@@ -97,6 +96,7 @@ from node.consensus.qbft.validators import (
     quorum,
     round_timeout,
 )
+from node.signer import NodeSigner
 
 # ---------------------------------------------------------------------------------------------
 # Events
@@ -384,7 +384,7 @@ def _seal_signer(digest: bytes, seal: bytes) -> bytes | None:
 class QbftStateMachine:
     """One validator's QBFT protocol state across heights; `handle` is its only entry point."""
 
-    def __init__(self, key: PrivateKey, port: BlockPort, config: QbftConfig) -> None:
+    def __init__(self, key: NodeSigner, port: BlockPort, config: QbftConfig) -> None:
         self.key = key
         self.address = key.public_key.to_canonical_address()
         self.port = port

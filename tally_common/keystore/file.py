@@ -24,11 +24,16 @@ import threading
 from pathlib import Path
 
 from eth_account import Account
-from eth_keys.datatypes import PrivateKey, Signature
+from eth_keys.datatypes import PrivateKey, PublicKey, Signature
 from eth_utils import to_checksum_address
 
-from client.errors import KeyExists, KeyNotFound, KeyStoreUnavailable, WrongPassword
-from client.keystore.base import KeyInfo, LoginGuard, SignCounter, check_label
+from tally_common.keystore.base import KeyInfo, LoginGuard, SignCounter, check_label
+from tally_common.keystore.errors import (
+    KeyExists,
+    KeyNotFound,
+    KeyStoreUnavailable,
+    WrongPassword,
+)
 
 #: eth-account's default scrypt cost (n = 2**18), the Web3 Secret Storage "standard" setting.
 STANDARD_SCRYPT_N = 2**18
@@ -129,6 +134,11 @@ class FileKeyStore(SignCounter):
 
     def address(self, label: str) -> str:
         return to_checksum_address(self._read(label)["address"])
+
+    def public_key(self, label: str) -> PublicKey:
+        """The key's public key: the file holds only the address in clear, so this decrypts
+        (raises `WrongPassword`)."""
+        return self._private_key(label).public_key
 
     def unlock(self, label: str) -> None:
         """Decrypt now (otherwise done on first signature); raises `WrongPassword`."""

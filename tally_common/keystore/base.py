@@ -2,8 +2,9 @@
 
 The interface is deliberately four operations wide (list, create, address, sign a digest): the
 smaller it is, the easier it is to put behind an HSM, a smart card or a remote signer, and the
-less the rest of the SDK can do with a key besides asking for a signature. Transactions and
-messages are hashed by `client.signing`; a store never sees anything but a 32-byte digest.
+less the rest of the SDK or the node can do with a key besides asking for a signature.
+Transactions and messages are hashed by the caller (`client.signing`, the node's consensus); a
+store never sees anything but a 32-byte digest.
 """
 
 from __future__ import annotations
@@ -64,12 +65,12 @@ class KeyStore(Protocol):
 class LoginGuard(Protocol):
     """Counts failed unlocks (wrong PIN/password) so a store can be locked out.
 
-    `client.policy.PinGuard` implements it; stores call `check()` before any attempt reaches the
-    token or the KDF, then report the outcome.
+    The SDK's `client.policy.PinGuard` implements it; stores call `check()` before any attempt
+    reaches the token or the KDF, then report the outcome.
     """
 
     def check(self) -> None:
-        """Raise `PinLockedOut` if no attempt may be made now."""
+        """Raise (the SDK: `PinLockedOut`) if no attempt may be made now."""
         ...
 
     def failure(self) -> None:

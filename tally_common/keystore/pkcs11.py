@@ -32,19 +32,19 @@ from eth_keys.datatypes import PublicKey, Signature
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
-from client.errors import (
-    AuthenticationError,
-    KeyExists,
-    KeyNotFound,
-    KeyStoreUnavailable,
-    WrongPin,
-)
-from client.keystore.base import (
+from tally_common.keystore.base import (
     KeyInfo,
     LoginGuard,
     SignCounter,
     check_label,
     recoverable_signature,
+)
+from tally_common.keystore.errors import (
+    AuthenticationError,
+    KeyExists,
+    KeyNotFound,
+    KeyStoreUnavailable,
+    WrongPin,
 )
 
 SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
@@ -79,7 +79,7 @@ class Pkcs11KeyStore(SignCounter):
     """Keys in a PKCS#11 token, found by label, used after a user-PIN login.
 
     The login happens on first use, not in the constructor, so building a store is cheap and a
-    wrong PIN surfaces where the user can be asked again. `guard` (a `client.policy.PinGuard`)
+    wrong PIN surfaces where the user can be asked again. `guard` (e.g. the SDK's `PinGuard`)
     stops attempts after repeated wrong PINs before the token is asked: a real HSM would lock
     the PIN itself after a few tries, which needs the security officer to undo.
     """
@@ -122,7 +122,9 @@ class Pkcs11KeyStore(SignCounter):
             return library.get_token(token_label=self.token_label)
         except pkcs11.NoSuchToken as exc:
             labels = sorted(
-                slot.get_token().label for slot in library.get_slots(token_present=True)
+                label
+                for slot in library.get_slots(token_present=True)
+                if (label := slot.get_token().label)  # an uninitialised slot has none
             )
             raise KeyStoreUnavailable(
                 f"no token labelled {self.token_label!r} on {self.module}"
@@ -267,6 +269,11 @@ class Pkcs11KeyStore(SignCounter):
     def address(self, label: str) -> str:
         with self._session().lock:
             return self._find(label)[1].to_checksum_address()
+
+    def public_key(self, label: str) -> PublicKey:
+        """The key's public key, as the token stores it (CKA_EC_POINT): no signature needed."""
+        with self._session().lock:
+            return self._find(label)[1]
 
     def key_flags(self, label: str) -> dict[str, bool]:
         """What the token says about the private key: sensitive, extractable, and whether it
