@@ -29,14 +29,17 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-EXIT_CODES = __doc__.split("Exit codes:", 1)[1] if __doc__ else ""
+EXIT_CODES = """\b
+Exit codes: 0 ok; 1 unexpected error; 2 bad usage; 3 database cannot be
+opened or migrated; 4 issuer key store; 5 node unreachable or no token;
+86 a crash point was reached (TALLY_BANK_CRASH_AT, crash tests only)."""
 DEFAULT_DATA_DIR = Path.home() / ".tally" / "bank"
 DEFAULT_KEYSTORE_DIR = Path.home() / ".tally" / "keystore"
 DEFAULT_RAIL_SECRET = "tally-dev-rail-secret"
 
 bank_app = typer.Typer(
     help="The bank's gateway: card top-ups and withdrawals.",
-    epilog="Exit codes:" + EXIT_CODES,
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -82,7 +85,7 @@ def open_database(db: str | None, data_dir: Path) -> Any:
     return engine
 
 
-@bank_app.command()
+@bank_app.command(epilog=EXIT_CODES)
 def gateway(
     db: DbOption = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
@@ -117,7 +120,7 @@ def gateway(
     ] = "issuer",
     poll: Annotated[float, typer.Option(min=0.05, help="Worker poll interval (s).")] = 0.5,
 ) -> None:
-    """Run the gateway: top-ups in, withdrawals out (secrets from the environment)."""
+    """Run the gateway: card top-ups in, withdrawals out."""
     import logging
 
     import uvicorn
@@ -133,6 +136,7 @@ def gateway(
     from client.keystore import FileKeyStore, Pkcs11KeyStore
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     engine = open_database(db, data_dir)
     maker = sessions(engine)
     rail_secret = os.environ.get("TALLY_BANK_RAIL_SECRET", DEFAULT_RAIL_SECRET)
@@ -167,7 +171,7 @@ def gateway(
     uvicorn.run(create_app(services), host=host, port=port, log_level="warning")
 
 
-@bank_app.command("card-simulator")
+@bank_app.command("card-simulator", epilog=EXIT_CODES)
 def card_simulator(
     host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Listen port.")] = 8700,
@@ -176,7 +180,7 @@ def card_simulator(
     ] = "http://127.0.0.1:8600/rail/callbacks",
     faults: Annotated[str, typer.Option(help="Fault injection, as JSON.")] = "{}",
 ) -> None:
-    """Run the card-processor simulator (secret: TALLY_BANK_RAIL_SECRET)."""
+    """Run the card-processor simulator (an acquirer, for tests)."""
     import uvicorn
     from pydantic import ValidationError
 
@@ -193,7 +197,7 @@ def card_simulator(
     )
 
 
-@bank_app.command("api-key")
+@bank_app.command("api-key", epilog=EXIT_CODES)
 def api_key(
     role: Annotated[KeyRole, typer.Option(help="operations or customer.")],
     name: Annotated[str, typer.Option(help="Who holds it (for the records).")],
@@ -201,7 +205,7 @@ def api_key(
     db: DbOption = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
-    """Make an API key and print it (only its hash is stored)."""
+    """Make an API key and print it (only its hash is kept)."""
     import re
 
     from bank.auth import Role, create_key
@@ -216,8 +220,8 @@ def api_key(
         fail(2, str(exc))
 
 
-@bank_app.command()
+@bank_app.command(epilog=EXIT_CODES)
 def migrate(db: DbOption = None, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
-    """Bring the database to the latest schema (the gateway also does at start)."""
+    """Bring the database to the latest schema."""
     open_database(db, data_dir)
     print("database at the latest schema")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -128,6 +128,21 @@ class Services:
             self.wake.wait(self.poll)
 
 
+def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> ApiKey:
+    """The API key of the request (401 without a known one)."""
+    with request.app.state.services.sessions() as session:
+        key = authenticate(session, authorization)
+    if key is None:
+        raise HTTPException(401, "missing or unknown API key")
+    return key
+
+
+def operations(key: Annotated[ApiKey, Depends(caller)]) -> ApiKey:
+    if key.role != Role.OPERATIONS.value:
+        raise HTTPException(403, "this needs the operations role")
+    return key
+
+
 def create_app(services: Services) -> FastAPI:
     stop = threading.Event()
 
@@ -141,22 +156,8 @@ def create_app(services: Services) -> FastAPI:
         worker.join(timeout=10)
 
     app = FastAPI(title="Tally bank gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.services = services
     sessions = services.sessions
-
-    def caller(authorization: Annotated[str | None, Header()] = None) -> ApiKey:
-        with sessions() as session:
-            key = authenticate(session, authorization)
-        if key is None:
-            raise HTTPException(401, "missing or unknown API key")
-        return key
-
-    def require(role: Role) -> Callable[[ApiKey], ApiKey]:
-        def check(key: Annotated[ApiKey, Depends(caller)]) -> ApiKey:
-            if key.role != role.value:
-                raise HTTPException(403, f"this needs the {role.value} role")
-            return key
-
-        return check
 
     def own(key: ApiKey, account: str) -> None:
         if key.role == Role.CUSTOMER.value and (key.account or "").lower() != account.lower():
@@ -199,7 +200,7 @@ def create_app(services: Services) -> FastAPI:
 
     @app.get("/topups")
     def list_topups(
-        _key: Annotated[ApiKey, Depends(require(Role.OPERATIONS))],
+        _key: Annotated[ApiKey, Depends(operations)],
         status: TopUpState | None = None,
     ) -> list[dict[str, Any]]:
         with sessions() as session:
@@ -221,14 +222,14 @@ def create_app(services: Services) -> FastAPI:
 
     @app.get("/withdrawals")
     def list_withdrawals(
-        _key: Annotated[ApiKey, Depends(require(Role.OPERATIONS))],
+        _key: Annotated[ApiKey, Depends(operations)],
     ) -> list[dict[str, Any]]:
         with sessions() as session:
             rows = session.scalars(select(Withdrawal).order_by(Withdrawal.id))
             return [withdrawal_view(w) for w in rows]
 
     @app.get("/totals")
-    def totals(_key: Annotated[ApiKey, Depends(require(Role.OPERATIONS))]) -> dict[str, int]:
+    def totals(_key: Annotated[ApiKey, Depends(operations)]) -> dict[str, int]:
         """What the gateway recorded, in minor units: captured vs minted, paid vs burned."""
         with sessions() as session:
 

@@ -3,8 +3,8 @@
 The only package that sees both `node` and `client`, so neither has to import the other:
 `node.cli` gives `dev`, `run`, `init` and `localnet`; `client.cli` gives `tally wallet` and
 `client.audit_cli` gives `tally audit`; `bank.cli` gives `tally bank`. These groups are
-imported only when one of them runs (or shows its help): the SDK pulls in web3, eth-account and, for the auditor, py-evm,
-which `tally --help` and the node commands do without.
+imported only when one of them runs (or shows its help): the SDK pulls in web3, eth-account
+and, for the auditor, py-evm, which `tally --help` and the node commands do without.
 
 Errors are one line on stderr, whatever the command: a bad command line is `error: <what>
 (see 'tally ... --help')` with exit code 2, and each command maps its own failures to the
