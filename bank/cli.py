@@ -119,6 +119,12 @@ def gateway(
         str, typer.Option(envvar="TALLY_BANK_ISSUER_KEY", help="Issuer key label.")
     ] = "issuer",
     poll: Annotated[float, typer.Option(min=0.05, help="Worker poll interval (s).")] = 0.5,
+    recover_after: Annotated[
+        float, typer.Option(min=0, help="Idle seconds before a top-up is resumed.")
+    ] = 5.0,
+    abandon_after: Annotated[
+        float, typer.Option(min=0, help="Seconds before an unauthorized one is dropped.")
+    ] = 600.0,
 ) -> None:
     """Run the gateway: card top-ups in, withdrawals out."""
     import logging
@@ -163,7 +169,7 @@ def gateway(
     wake = threading.Event()
     rail = SimulatorRail(rail_url, rail_secret, timeout=rail_timeout)
     secret = rail_secret.encode()
-    topups = TopUps(maker, rail, secret, wake)
+    topups = TopUps(maker, rail, secret, wake, abandon_after, recover_after)
     withdrawals = Withdrawals(maker, rail, issuer, currency, wake, from_block)
     outbox = Outbox(maker, issuer, topups, withdrawals)
     services = Services(maker, rail, issuer, topups, withdrawals, outbox, wake, currency, poll)

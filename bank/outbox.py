@@ -113,6 +113,7 @@ class Outbox:
         try:
             if entry.kind is OutboxKind.MINT:
                 if self.issuer.topped_up(entry.subject):
+                    log.info("outbox %s: refused (%s); minted already: done", entry.id, error)
                     self._done(entry, self.issuer.mint_tx(entry.subject))
                     return
             else:
@@ -123,6 +124,9 @@ class Outbox:
                     else WithdrawalStatus.REJECTED
                 )
                 if status is wanted:
+                    log.info(
+                        "outbox %s: refused (%s); %s already: done", entry.id, error, status.name
+                    )
                     self._done(entry, entry.tx_hash)
                     return
         except TallyClientError as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import threading
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from bank.models import (
 )
 from bank.rails.base import Card, CardRail, RailResult, RailUnavailable
 
+log = logging.getLogger("bank.topups")
 IN_FLIGHT = (TopUpState.RECEIVED, TopUpState.AUTHORIZED)
 
 
@@ -74,12 +76,14 @@ class TopUps:
         secret: bytes,
         wake: threading.Event,
         abandon_after: float = 600.0,
+        recover_after: float = 5.0,
     ) -> None:
         self.sessions = sessions
         self.rail = rail
         self.secret = secret
         self.wake = wake  # set when a mint is queued, so the outbox worker sends it at once
         self.abandon_after = abandon_after
+        self.recover_after = recover_after
         self.locks = KeyedLocks()
 
     def submit(self, api_key_id: int, key: str, request: TopUpRequest) -> tuple[TopUp, bool]:
@@ -226,13 +230,17 @@ class TopUps:
             topup = session.scalars(select(TopUp).where(TopUp.reference == reference)).first()
         if topup is None or topup.state not in IN_FLIGHT:
             return
+        if kind not in ("captured", "refunded"):
+            return
         with self.locks.get(topup.id):
-            if kind in ("captured", "refunded"):
+            if self._load(topup.id).state in IN_FLIGHT:
+                log.info("top-up %s: capture recorded from the rail's callback", topup.id)
                 self.record_capture(reference, rail_id)
 
-    def recover(self, older_than: float = 2.0) -> None:
-        """Resume top-ups left in flight (by a crash, or a rail that did not answer)."""
-        cutoff = utcnow() - timedelta(seconds=older_than)
+    def recover(self) -> None:
+        """Resume top-ups left in flight (by a crash, or a rail that did not answer) once
+        idle for `recover_after` seconds (the rail's callback usually comes first)."""
+        cutoff = utcnow() - timedelta(seconds=self.recover_after)
         with self.sessions() as session:
             stuck = session.scalars(
                 select(TopUp.id).where(TopUp.state.in_(IN_FLIGHT), TopUp.updated_at < cutoff)

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 from eth_account import Account
+from eth_utils import keccak
 
 from tests.conftest import REPO, free_port
 
@@ -29,6 +30,7 @@ RAIL_SECRET = "rail-test-secret"
 TOKEN = "0x000000000000000000000000000000000000A002"
 CARD = {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}
 DECLINED_CARD = {"number": "4000000000000002", "expiry": "12/30", "cvc": "123"}
+MINTED_TOPIC = keccak(text="Minted(address,uint256,bytes32)")
 CUSTOMER = 6  # a dev account with the customer role
 ISSUER = 1
 
@@ -67,19 +69,41 @@ class PostgresCluster:
         if os.geteuid() == 0:
             shutil.chown(self.directory, "nobody")
         subprocess.run(
-            self._as_owner(str(bindir / "initdb"), "-D", str(data), "-U", "tally",
-                           "--auth=trust", "-E", "UTF8", "--no-sync"),
-            check=True, capture_output=True, cwd="/",
-        )  # fmt: skip
+            self._as_owner(
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "tally",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ),
+            check=True,
+            capture_output=True,
+            cwd="/",
+        )
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off"
         )
         subprocess.run(
-            self._as_owner(str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
-                           "-l", str(self.directory / "log"), "-w", "start"),
-            check=True, capture_output=True, cwd="/",
-        )  # fmt: skip
+            self._as_owner(
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(self.directory / "log"),
+                "-w",
+                "start",
+            ),
+            check=True,
+            capture_output=True,
+            cwd="/",
+        )
         return self
 
     def create_database(self) -> str:
@@ -87,17 +111,25 @@ class PostgresCluster:
         import psycopg
 
         name = "bank_" + uuid.uuid4().hex[:12]
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=tally dbname=postgres",
-                             autocommit=True) as connection:  # fmt: skip
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=tally dbname=postgres", autocommit=True
+        ) as connection:
             connection.execute(f"CREATE DATABASE {name}")
         return f"postgresql+psycopg://tally@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
         subprocess.run(
-            self._as_owner(str(pg_bindir() / "pg_ctl"), "-D", str(self.directory / "data"),
-                           "-m", "immediate", "stop"),
-            capture_output=True, cwd="/",
-        )  # fmt: skip
+            self._as_owner(
+                str(pg_bindir() / "pg_ctl"),
+                "-D",
+                str(self.directory / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ),
+            capture_output=True,
+            cwd="/",
+        )
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -105,8 +137,9 @@ def write_keys(directory: Path, dev_accounts: list, labels: dict[int, str]) -> P
     """Dev accounts' keys as the file key store reads them (`<label>.json`)."""
     directory.mkdir(parents=True, exist_ok=True)
     for index, label in labels.items():
-        keyfile = Account.encrypt(dev_accounts[index].key, PASSWORD, kdf="scrypt",
-                                  iterations=SCRYPT_N)  # fmt: skip
+        keyfile = Account.encrypt(
+            dev_accounts[index].key, PASSWORD, kdf="scrypt", iterations=SCRYPT_N
+        )
         (directory / f"{label}.json").write_text(json.dumps(keyfile))
     return directory
 
@@ -129,9 +162,11 @@ class Service:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tally_cli", "bank", *self.args, "--port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO), **self.env, **(extra_env or {})},
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -162,12 +197,21 @@ class Service:
 def simulator(tmp: Path, gateway_port: int) -> Service:
     return Service(
         ["card-simulator", "--callback-url", f"http://127.0.0.1:{gateway_port}/rail/callbacks"],
-        free_port(), {"TALLY_BANK_RAIL_SECRET": RAIL_SECRET}, tmp / "simulator.log",
-    )  # fmt: skip
+        free_port(),
+        {"TALLY_BANK_RAIL_SECRET": RAIL_SECRET},
+        tmp / "simulator.log",
+    )
 
 
-def gateway(tmp: Path, port: int, node_url: str, rail_url: str, keys: Path, db: str | None,
-            data_dir: Path | None = None) -> Service:  # fmt: skip
+def gateway(
+    tmp: Path,
+    port: int,
+    node_url: str,
+    rail_url: str,
+    keys: Path,
+    db: str | None,
+    data_dir: Path | None = None,
+) -> Service:
     env = {
         "TALLY_BANK_RAIL_SECRET": RAIL_SECRET,
         "TALLY_RPC_URL": node_url,
@@ -178,8 +222,9 @@ def gateway(tmp: Path, port: int, node_url: str, rail_url: str, keys: Path, db: 
     }
     if db is not None:
         env["TALLY_BANK_DB"] = db
-    return Service(["gateway", "--poll", "0.2", "--rail-timeout", "2"], port, env,
-                   tmp / f"gateway-{port}.log")  # fmt: skip
+    return Service(
+        ["gateway", "--poll", "0.2", "--rail-timeout", "2"], port, env, tmp / f"gateway-{port}.log"
+    )
 
 
 def api_key(service: Service, role: str, account: str | None = None) -> str:
@@ -189,9 +234,12 @@ def api_key(service: Service, role: str, account: str | None = None) -> str:
         args += ["--account", account]
     result = subprocess.run(
         [sys.executable, "-m", "tally_cli", "bank", "api-key", *args],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **service.env},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **service.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -204,3 +252,106 @@ def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> 
             return value
         time.sleep(0.1)
     raise TimeoutError(f"{what} not reached in {timeout}s")
+
+
+@dataclass
+class Stack:
+    """A node, the card simulator and a gateway on PostgreSQL, with keys to call them."""
+
+    node_url: str
+    simulator: Service
+    gateway: Service
+    keys: Path
+    db: str
+    customer: str  # the customer's address
+    customer_key: str
+    operations_key: str
+
+    def faults(self, **faults: Any) -> None:
+        """Replace the simulator's faults (none given: no faults)."""
+        response = httpx.put(
+            self.simulator.url + "/v1/faults",
+            json=faults,
+            headers={"authorization": f"Bearer {RAIL_SECRET}"},
+        )
+        assert response.status_code == 200, response.text
+
+    def ledger(self) -> dict[str, dict[str, Any]]:
+        """The simulator's records by reference."""
+        response = httpx.get(
+            self.simulator.url + "/v1/ledger", headers={"authorization": f"Bearer {RAIL_SECRET}"}
+        )
+        return {record["reference"]: record for record in response.json()}
+
+    def topup(
+        self,
+        key: str,
+        amount: int,
+        card: dict[str, str] | None = None,
+        account: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 30,
+    ) -> httpx.Response:
+        body = {"account": account or self.customer, "amount": amount, "card": card or CARD}
+        return httpx.post(
+            self.gateway.url + "/topups",
+            json=body,
+            timeout=timeout,
+            headers={
+                "authorization": f"Bearer {api_key or self.customer_key}",
+                "idempotency-key": key,
+            },
+        )
+
+    def get(self, path: str, api_key: str | None = None) -> httpx.Response:
+        return httpx.get(
+            self.gateway.url + path,
+            timeout=30,
+            headers={"authorization": f"Bearer {api_key or self.operations_key}"},
+        )
+
+    def wait_topup(self, topup_id: int, status: str = "minted", timeout: float = 40) -> dict:
+        def reached() -> dict | None:
+            view = self.get(f"/topups/{topup_id}").json()
+            return view if view["status"] == status else None
+
+        return wait_for(reached, timeout, f"top-up {topup_id} {status}")
+
+    def wait_withdrawal(self, withdrawal_id: int, status: str, timeout: float = 40) -> dict:
+        def reached() -> dict | None:
+            response = self.get(f"/withdrawals/{withdrawal_id}")
+            if response.status_code != 200:
+                return None
+            view = response.json()
+            return view if view["status"] == status else None
+
+        return wait_for(reached, timeout, f"withdrawal {withdrawal_id} {status}")
+
+
+def make_key(db: str, role: str, account: str | None = None) -> str:
+    """An API key written straight into the gateway's database through `bank.auth` (the CLI
+    does the same; `test_bank_sqlite` drives the CLI itself)."""
+    from bank.auth import Role, create_key
+    from bank.db import make_engine, sessions
+
+    engine = make_engine(db)
+    try:
+        with sessions(engine)() as session:
+            return create_key(session, Role(role), f"test-{role}", account)
+    finally:
+        engine.dispose()
+
+
+def minted_events(w3: Any, reference: str) -> list[dict]:
+    """WalletToken's `Minted` logs for a top-up reference (0x-hex)."""
+    from contracts import load_artifact
+
+    token = w3.eth.contract(address=TOKEN, abi=load_artifact("WalletToken")["abi"])
+    topic = "0x" + reference.removeprefix("0x")
+    logs = w3.eth.get_logs(
+        {"address": TOKEN, "fromBlock": 0, "toBlock": "latest", "topics": [None, None, topic]}
+    )
+    minted = token.events.Minted()
+    return [
+        dict(minted.process_log(log)["args"]) for log in logs if log["topics"][0] == MINTED_TOPIC
+    ]
