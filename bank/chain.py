@@ -47,8 +47,11 @@ class Issuer:
         self.token = WalletToken(self.wallet, token)
         requested = self.token.contract.events.WithdrawalRequested
         self._requested_topic = "0x" + event_abi_to_log_topic(requested.abi).hex()
-        minted = self.token.contract.events.Minted
-        self._minted_topic = "0x" + event_abi_to_log_topic(minted.abi).hex()
+        events = self.token.contract.events
+        self._topics = {
+            name: "0x" + event_abi_to_log_topic(events[name].abi).hex()
+            for name in ("Minted", "WithdrawalBurned", "WithdrawalRejected")
+        }
 
     @property
     def address(self) -> str:
@@ -78,15 +81,19 @@ class Issuer:
 
     def mint_tx(self, reference: str) -> str | None:
         """The transaction that minted against `reference` (the `Minted` log), if any."""
+        return self._first_tx([self._topics["Minted"], None, "0x" + reference])
+
+    def withdrawal_tx(self, withdrawal_id: int, burned: bool) -> str | None:
+        """The transaction that burned (or rejected) the withdrawal, if any."""
+        event = "WithdrawalBurned" if burned else "WithdrawalRejected"
+        return self._first_tx([self._topics[event], "0x" + f"{withdrawal_id:064x}"])
+
+    def _first_tx(self, topics: list[str | None]) -> str | None:
         logs = self.wallet.rpc(
             "eth_getLogs",
-            {
-                "address": self.token.address,
-                "fromBlock": "0x0",
-                "toBlock": "latest",
-                "topics": [self._minted_topic, None, "0x" + reference],
-            },
-        )
+            {"address": self.token.address, "fromBlock": "0x0", "toBlock": "latest",
+             "topics": topics},
+        )  # fmt: skip
         return str(logs[0]["transactionHash"]) if logs else None
 
     def withdrawal_status(self, withdrawal_id: int) -> WithdrawalStatus:

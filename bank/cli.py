@@ -36,6 +36,10 @@ opened or migrated; 4 issuer key store; 5 node unreachable or no token;
 DEFAULT_DATA_DIR = Path.home() / ".tally" / "bank"
 DEFAULT_KEYSTORE_DIR = Path.home() / ".tally" / "keystore"
 DEFAULT_RAIL_SECRET = "tally-dev-rail-secret"
+#: Copies of `bank.chain.DEV_WALLET_TOKEN` and `client.keystore.SOFTHSM2_MODULE`, so that
+#: `tally bank --help` imports neither web3 nor the key stores (a test keeps them equal).
+DEV_WALLET_TOKEN = "0x000000000000000000000000000000000000a002"
+SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 bank_app = typer.Typer(
     help="The bank's gateway: card top-ups and withdrawals.",
@@ -96,7 +100,7 @@ def gateway(
     ] = "http://127.0.0.1:8545",
     token: Annotated[
         str, typer.Option(envvar="TALLY_BANK_TOKEN", help="WalletToken address.")
-    ] = "0x000000000000000000000000000000000000a002",
+    ] = DEV_WALLET_TOKEN,
     rail_url: Annotated[
         str, typer.Option(envvar="TALLY_BANK_RAIL_URL", help="Card rail (simulator) URL.")
     ] = "http://127.0.0.1:8700",
@@ -111,7 +115,7 @@ def gateway(
     ] = DEFAULT_KEYSTORE_DIR,
     pkcs11_module: Annotated[
         str, typer.Option(envvar="TALLY_PKCS11_MODULE", help="PKCS#11 module.")
-    ] = "/usr/lib/softhsm/libsofthsm2.so",
+    ] = SOFTHSM2_MODULE,
     pkcs11_token: Annotated[
         str, typer.Option(envvar="TALLY_PKCS11_TOKEN", help="PKCS#11 token label.")
     ] = "tally",
