@@ -113,18 +113,22 @@ class Services:
     poll: float = 0.5
 
     def work_once(self) -> None:
-        self.withdrawals.follow()
-        self.withdrawals.pay_pending()
-        self.topups.recover()
-        self.outbox.run_once()
+        """One pass of each job; one failing (the node or the rail away) stops no other."""
+        for job in (
+            self.withdrawals.follow,
+            self.withdrawals.pay_pending,
+            self.topups.recover,
+            self.outbox.run_once,
+        ):
+            try:
+                job()
+            except Exception:  # the worker outlives a bad pass: log it and try again
+                log.exception("worker: %s failed", job.__name__)
 
     def run_worker(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self.wake.clear()
-            try:
-                self.work_once()
-            except Exception:  # the worker outlives a bad pass: log it and try again
-                log.exception("worker pass failed")
+            self.work_once()
             self.wake.wait(self.poll)
 
 

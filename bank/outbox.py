@@ -111,26 +111,16 @@ class Outbox:
     def _resolve(self, entry: OutboxEntry, error: str) -> None:
         """The chain refused: done already (an earlier send counted), or failed for good."""
         try:
-            if entry.kind is OutboxKind.MINT:
-                if self.issuer.topped_up(entry.subject):
-                    log.info("outbox %s: refused (%s); minted already: done", entry.id, error)
-                    self._done(entry, self.issuer.mint_tx(entry.subject))
-                    return
-            else:
-                status = self.issuer.withdrawal_status(int(entry.subject))
-                wanted = (
-                    WithdrawalStatus.BURNED
-                    if entry.kind is OutboxKind.BURN
-                    else WithdrawalStatus.REJECTED
-                )
-                if status is wanted:
-                    log.info(
-                        "outbox %s: refused (%s); %s already: done", entry.id, error, status.name
-                    )
-                    self._done(entry, entry.tx_hash)
-                    return
+            done, tx_hash = self._already_done(entry)
         except TallyClientError as exc:
             log.warning("outbox %s: cannot check the chain (%s)", entry.id, exc)
+            return
+        if done:
+            if tx_hash is None:  # the state says done, its log is not found yet: look again
+                log.warning("outbox %s: done on chain, its log not found yet", entry.id)
+                return
+            log.info("outbox %s: refused (%s); done already by %s", entry.id, error, tx_hash)
+            self._done(entry, tx_hash)
             return
         if any(reason in error for reason in RETRY_LATER):
             self._set(entry, OutboxState.PENDING, error)
@@ -142,6 +132,19 @@ class Outbox:
                 self.topups.refund(entry.subject, f"mint refused: {error}")
             except RailError as exc:
                 log.error("refund of %s failed (%s): operations must refund it", entry.subject, exc)
+
+    def _already_done(self, entry: OutboxEntry) -> tuple[bool, str | None]:
+        """Whether the chain already shows this write, and the transaction that made it."""
+        if entry.kind is OutboxKind.MINT:
+            if not self.issuer.topped_up(entry.subject):
+                return False, None
+            return True, self.issuer.mint_tx(entry.subject)
+        withdrawal_id = int(entry.subject)
+        burned = entry.kind is OutboxKind.BURN
+        wanted = WithdrawalStatus.BURNED if burned else WithdrawalStatus.REJECTED
+        if self.issuer.withdrawal_status(withdrawal_id) is not wanted:
+            return False, None
+        return True, self.issuer.withdrawal_tx(withdrawal_id, burned)
 
     def _set(self, entry: OutboxEntry, state: OutboxState, error: str) -> None:
         with self.sessions() as session, session.begin():

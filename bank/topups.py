@@ -167,8 +167,10 @@ class TopUps:
             return self._set(topup.id, TopUpState.DECLINED, result.reason or "declined")
         if result.status == "authorized":
             return self._authorized(topup.id, result)
-        if result.status in ("captured", "refunded"):
+        if result.status == "captured":
             return self.record_capture(topup.reference, result.rail_id)
+        if result.status == "refunded":  # given back on the rail before we minted: never mint
+            return self._set(topup.id, TopUpState.FAILED, "refunded on the rail")
         return topup
 
     def _set(self, topup_id: int, state: TopUpState, reason: str | None) -> TopUp:
@@ -230,7 +232,7 @@ class TopUps:
             topup = session.scalars(select(TopUp).where(TopUp.reference == reference)).first()
         if topup is None or topup.state not in IN_FLIGHT:
             return
-        if kind not in ("captured", "refunded"):
+        if kind != "captured":
             return
         with self.locks.get(topup.id):
             if self._load(topup.id).state in IN_FLIGHT:
