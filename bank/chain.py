@@ -96,6 +96,31 @@ class Issuer:
         )  # fmt: skip
         return str(logs[0]["transactionHash"]) if logs else None
 
+    def settled_on(self, start: float, end: float) -> tuple[dict[str, int], dict[int, int]]:
+        """Mints by reference (64 hex) and burns by withdrawal id, with their amounts, in
+        blocks stamped in [start, end) (Unix seconds). Reads every such log once and each
+        block's timestamp once: fine for a day's reconciliation, not an index."""
+        logs = self.wallet.rpc(
+            "eth_getLogs",
+            {"address": self.token.address, "fromBlock": "0x0", "toBlock": "latest",
+             "topics": [[self._topics["Minted"], self._topics["WithdrawalBurned"]]]},
+        )  # fmt: skip
+        stamps: dict[str, int] = {}
+        minted: dict[str, int] = {}
+        burned: dict[int, int] = {}
+        for log in logs:
+            block = log["blockNumber"]
+            if block not in stamps:
+                header = self.wallet.rpc("eth_getBlockByNumber", block, False)
+                stamps[block] = int(header["timestamp"], 16)
+            if not start <= stamps[block] < end or log.get("removed"):
+                continue
+            if log["topics"][0] == self._topics["Minted"]:
+                minted[log["topics"][2][2:]] = int(log["data"][2:66], 16)
+            else:
+                burned[int(log["topics"][1], 16)] = int(log["data"][2:66], 16)
+        return minted, burned
+
     def withdrawal_status(self, withdrawal_id: int) -> WithdrawalStatus:
         return self.token.withdrawal(withdrawal_id)[2]
 

@@ -1,9 +1,11 @@
-"""`tally bank`: the gateway, the card-processor simulator, API keys, migrations.
+"""`tally bank`: the gateway, the card-processor simulator, API keys, reconciliation,
+migrations.
 
 Settings come from options or environment variables (secrets only from the environment or a
 prompt, never a command line `ps` shows): `TALLY_BANK_DB` (SQLAlchemy URL; default SQLite in
 the data directory), `TALLY_BANK_DATA_DIR`, `TALLY_BANK_RAIL_URL`, `TALLY_BANK_RAIL_SECRET`,
-`TALLY_RPC_URL`, `TALLY_BANK_TOKEN`, and the issuer key's store as `tally wallet` reads it:
+`TALLY_RPC_URL`, `TALLY_BANK_TOKEN`, `TALLY_BANK_GATEWAY_URL` and `TALLY_BANK_API_KEY`
+(reconcile), and the issuer key's store as `tally wallet` reads it:
 `TALLY_KEYSTORE` (file|pkcs11), `TALLY_KEYSTORE_DIR`, `TALLY_KEYSTORE_PASSWORD`,
 `TALLY_PKCS11_MODULE`, `TALLY_PKCS11_TOKEN`, `TALLY_PKCS11_PIN`, `TALLY_BANK_ISSUER_KEY`.
 
@@ -15,6 +17,7 @@ Exit codes:
     3  the database cannot be opened or migrated
     4  the issuer's key store: wrong secret, key not found, token or module missing
     5  the node: unreachable, or no WalletToken at the given address
+    6  the gateway: unreachable, or it refused the request (reconcile)
     86 a crash point was reached (TALLY_BANK_CRASH_AT, for crash tests only)
 """
 
@@ -32,7 +35,8 @@ import typer
 EXIT_CODES = """\b
 Exit codes: 0 ok; 1 unexpected error; 2 bad usage; 3 database cannot be
 opened or migrated; 4 issuer key store; 5 node unreachable or no token;
-86 a crash point was reached (TALLY_BANK_CRASH_AT, crash tests only)."""
+6 gateway unreachable or refusing; 86 a crash point was reached
+(TALLY_BANK_CRASH_AT, crash tests only)."""
 DEFAULT_DATA_DIR = Path.home() / ".tally" / "bank"
 DEFAULT_KEYSTORE_DIR = Path.home() / ".tally" / "keystore"
 DEFAULT_RAIL_SECRET = "tally-dev-rail-secret"
@@ -228,6 +232,43 @@ def api_key(
             print(create_key(session, Role(role.value), name, account))
     except ValueError as exc:
         fail(2, str(exc))
+
+
+@bank_app.command(epilog=EXIT_CODES)
+def reconcile(
+    day: Annotated[str, typer.Option("--date", help="UTC day, YYYY-MM-DD.")],
+    gateway_url: Annotated[
+        str, typer.Option("--gateway", envvar="TALLY_BANK_GATEWAY_URL", help="Gateway URL.")
+    ] = "http://127.0.0.1:8600",
+    out: Annotated[Path | None, typer.Option(help="Write the CSV here.")] = None,
+) -> None:
+    """Print the day's reconciliation report (CSV)."""
+    import datetime
+
+    import httpx
+
+    try:
+        datetime.date.fromisoformat(day)
+    except ValueError:
+        fail(2, f"--date {day!r} is not YYYY-MM-DD")
+    key = os.environ.get("TALLY_BANK_API_KEY")
+    if not key:
+        fail(2, "TALLY_BANK_API_KEY (an operations key) is not set")
+    try:
+        response = httpx.get(
+            f"{gateway_url.rstrip('/')}/reconciliation/{day}",
+            params={"format": "csv"},
+            headers={"authorization": f"Bearer {key}"},
+            timeout=120,
+        )
+    except httpx.HTTPError as exc:
+        fail(6, f"gateway at {gateway_url}: {exc}")
+    if response.status_code != 200:
+        fail(6, f"gateway refused: HTTP {response.status_code} {response.text[:200]}")
+    if out is None:
+        sys.stdout.write(response.text)
+    else:
+        out.write_text(response.text)
 
 
 @bank_app.command(epilog=EXIT_CODES)

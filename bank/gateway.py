@@ -6,7 +6,7 @@ Routes (JSON; `Authorization: Bearer <api key>` except the rail's callbacks and 
   201 captured (the mint follows), 200 the same top-up again for a retry, 202 still in progress
   (the rail did not answer: it resumes), 402 declined, 409 the key was used for another body;
 - `GET /topups/{id}`, `GET /withdrawals/{id}` (customer: own), `GET /topups`,
-  `GET /withdrawals`, `GET /totals` (operations);
+  `GET /withdrawals`, `GET /totals`, `GET /reconciliation/{day}[?format=csv]` (operations);
 - `POST /rail/callbacks`: the rail's signed notifications (400 if the signature fails).
 
 The worker thread follows withdrawals, resumes interrupted top-ups and runs the outbox; it
@@ -15,16 +15,17 @@ wakes at once when a mint or burn is queued, else every `poll` seconds.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,6 +45,7 @@ from bank.models import (
 )
 from bank.outbox import Outbox
 from bank.rails.base import BadCallback, Card, CardRail
+from bank.reconcile import reconcile
 from bank.topups import Conflict, TopUpRequest, TopUps
 from bank.withdrawals import Withdrawals
 
@@ -275,6 +277,18 @@ def create_app(services: Services) -> FastAPI:
                     or 0
                 ),
             }
+
+    @app.get("/reconciliation/{day}", response_model=None)
+    def reconciliation(
+        day: datetime.date,
+        _key: Annotated[ApiKey, Depends(operations)],
+        format: Literal["json", "csv"] = "json",
+    ) -> dict[str, object] | PlainTextResponse:
+        """The day's reconciliation (`bank.reconcile`): matched totals and each break."""
+        report = reconcile(day, sessions, services.rail, services.issuer)
+        if format == "csv":
+            return PlainTextResponse(report.to_csv(), media_type="text/csv")
+        return report.as_dict()
 
     @app.post("/rail/callbacks")
     async def rail_callback(request: Request) -> dict[str, str]:

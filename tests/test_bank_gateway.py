@@ -295,3 +295,46 @@ def test_totals_balance(stack: Stack) -> None:
     totals = wait_for(settled, 30, "outbox empty")
     assert totals["captured"] == totals["minted"] + totals["refunded"]
     assert totals["paid_out"] == totals["burned"]
+
+
+def test_reconciliation_matches_everything_then_names_each_injected_break(
+    stack: Stack, shared_node: NodeProcess
+) -> None:
+    """Last in the module: it adds a mint no card paid for. Everything the tests above did
+    (captures, refunds, declines, payouts, rejects) reconciles; each injected break, and
+    nothing else, is named."""
+    from tests.bank_support import wait_for
+    from tests.test_cli_errors import tally
+
+    stack.wait_topup(stack.topup(idem(), 1_50).json()["id"])
+    wait_for(lambda: stack.get("/totals").json()["outbox_open"] == 0, 30, "outbox empty")
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    report = stack.get(f"/reconciliation/{today}").json()
+    assert report["breaks"] == [] and report["settlement_file"]
+    assert report["matched_topups"] >= 1 and report["matched_topup_total"] >= 1_50
+    assert stack.get(f"/reconciliation/{today}", stack.customer_key).status_code == 403
+
+    # A mint no card paid for (the issuer key used outside the gateway).
+    issuer = Wallet(FileKeyStore(stack.keys, PASSWORD), "issuer", stack.node_url)
+    stray = bytes([0xE1]) * 32
+    WalletToken(issuer, TOKEN).mint(stack.customer, 77, stray)
+    report = stack.get(f"/reconciliation/{today}").json()
+    assert report["breaks"] == [
+        {"kind": "mint without capture", "reference": stray.hex(), "rail_amount": None,
+         "gateway_amount": None, "chain_amount": 77}
+    ]  # fmt: skip
+
+    # No settlement file yet: every capture the gateway recorded today is late, nothing else.
+    stack.faults(settlement_missing=True)
+    late = stack.get(f"/reconciliation/{today}").json()
+    kinds = {b["kind"] for b in late["breaks"]}
+    assert kinds == {"late settlement", "mint without capture"} and not late["settlement_file"]
+    assert sum(b["kind"] == "late settlement" for b in late["breaks"]) == (
+        report["matched_topups"] + report["matched_withdrawals"]
+    )
+    stack.faults()
+
+    result = tally("bank", "reconcile", "--date", today, "--gateway", stack.gateway.url,
+                   env={"TALLY_BANK_API_KEY": stack.operations_key})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"{today},mint without capture,{stray.hex()},,,77,1" in result.stdout.splitlines()
