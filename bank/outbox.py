@@ -2,12 +2,13 @@
 
 An entry is recorded in the same transaction as the rail result that calls for it (a capture
 calls for a mint; a payout for a burn; a failed payout for a reject). The worker sends pending
-entries without waiting [outbox.sent], records the hash [outbox.recorded], and on later passes
-reads each outcome. It never decides from its own records that a write is done: when a send or
-its transaction reverts, it asks the chain (`toppedUp(reference)`, `withdrawal(id)`), because
-the likeliest reason is that an earlier send, whose hash a crash kept from being recorded,
-already did it. WalletToken refuses a reused top-up reference (`DuplicateTopUp`) and a second
-burn or reject of one withdrawal (`WithdrawalNotPending`): a resend can never count twice.
+entries without waiting, several at once [outbox.sent], records the hash [outbox.recorded], and
+on later passes reads each outcome. It never decides from its own records that a write is done:
+when a send or its transaction reverts, it asks the chain (`toppedUp(reference)`,
+`withdrawal(id)`), because the likeliest reason is that an earlier send, whose hash a crash
+kept from being recorded, already did it. WalletToken refuses a reused top-up reference
+(`DuplicateTopUp`) and a second burn or reject of one withdrawal (`WithdrawalNotPending`): a
+resend can never count twice.
 
 A mint the chain refuses for another reason (the account not allowed, or frozen) ends with the
 card refunded; a paused token is waited out.
@@ -16,6 +17,7 @@ card refunded; a paused token is waited out.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -32,6 +34,7 @@ from client.tokens import WithdrawalStatus
 
 log = logging.getLogger("bank.outbox")
 BATCH = 200
+SENDERS = 8  # the wallet hands its nonces out in order to concurrent senders
 RETRY_LATER = ("EnforcedPause",)
 
 
@@ -59,9 +62,10 @@ class Outbox:
                 .order_by(OutboxEntry.id)
                 .limit(BATCH)
             ).all()
-        for entry in entries:
-            if entry.state is OutboxState.PENDING:
-                self._send(entry)
+        pending = [entry for entry in entries if entry.state is OutboxState.PENDING]
+        if pending:  # in parallel: each send is a few node round trips (estimate, fees, send)
+            with ThreadPoolExecutor(SENDERS) as pool:
+                list(pool.map(self._send, pending))
         for entry in entries:
             self._settle(entry)
         return len(entries)

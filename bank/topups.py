@@ -189,18 +189,8 @@ class TopUps:
                 topup.state = TopUpState.AUTHORIZED
                 topup.authorization_id = result.rail_id
             if result.card_token:
-                card = session.get(PayoutCard, topup.account)
-                if card is None:
-                    session.add(
-                        PayoutCard(
-                            account=topup.account,
-                            card_token=result.card_token,
-                            card_last4=result.card_last4 or topup.card_last4,
-                        )
-                    )
-                else:
-                    card.card_token = result.card_token
-                    card.card_last4 = result.card_last4 or topup.card_last4
+                _remember_card(session, topup.account, result.card_token,
+                               result.card_last4 or topup.card_last4)  # fmt: skip
             return topup
 
     def record_capture(self, reference: str, capture_id: str) -> TopUp:
@@ -263,6 +253,21 @@ class TopUps:
     def minted(self, session: Session, reference: str, tx_hash: str | None) -> None:
         topup = session.scalars(select(TopUp).where(TopUp.reference == reference)).one()
         topup.state, topup.mint_tx = TopUpState.MINTED, tx_hash
+
+
+def _remember_card(session: Session, account: str, token: str, last4: str) -> None:
+    """The account's payout card is now this one. Two first top-ups at once may race to
+    insert it: the loser's savepoint rolls back and it updates the winner's row instead."""
+    card = session.get(PayoutCard, account, with_for_update=True)
+    if card is None:
+        try:
+            with session.begin_nested():
+                session.add(PayoutCard(account=account, card_token=token, card_last4=last4))
+            return
+        except IntegrityError:
+            card = session.get(PayoutCard, account, with_for_update=True, populate_existing=True)
+            assert card is not None
+    card.card_token, card.card_last4 = token, last4
 
 
 def _aware(moment: datetime) -> datetime:

@@ -77,6 +77,7 @@ HELP_PAGES = [
     ("bank", "gateway"),
     ("bank", "card-simulator"),
     ("bank", "api-key"),
+    ("bank", "reconcile"),
 ]
 
 
