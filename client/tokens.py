@@ -175,6 +175,15 @@ class FeeKind(enum.IntEnum):
 NO_REF = b"\x00" * 32
 
 
+class WithdrawalStatus(enum.IntEnum):
+    """`WalletToken.WithdrawalStatus`: where a withdrawal request stands."""
+
+    NONE = 0
+    PENDING = 1
+    BURNED = 2
+    REJECTED = 3
+
+
 class WalletToken(Erc20):
     """The bank's wallet token (2 decimals, fees, KYC limits), from its `WalletToken` artifact.
 
@@ -231,3 +240,31 @@ class WalletToken(Erc20):
         return self.transact(
             "mint", to, amount, ref, payment=Payment(self.address, to, amount), **options
         )
+
+    def topped_up(self, ref: bytes) -> bool:
+        """Whether a top-up with this reference was already minted (the token credits once)."""
+        require_functions(self.ARTIFACT, self.abi, "toppedUp")
+        return bool(self.call("toppedUp", ref))
+
+    def withdrawal(self, withdrawal_id: int) -> tuple[str, int, WithdrawalStatus]:
+        """(holder, amount, status) of a withdrawal request; `ExecutionReverted` if unknown."""
+        require_functions(self.ARTIFACT, self.abi, "withdrawal")
+        holder, amount, status = self.call("withdrawal", withdrawal_id)
+        return to_checksum_address(holder), int(amount), WithdrawalStatus(status)
+
+    def burn_withdrawal(self, withdrawal_id: int, **options: Any) -> Submitted:
+        """Issuer only: burn a pending withdrawal's locked funds once the payout was made."""
+        require_functions(self.ARTIFACT, self.abi, "burnWithdrawal")
+        return self.transact(
+            "burnWithdrawal", withdrawal_id, payment=Payment(self.address, self.address, 0),
+            **options,
+        )  # fmt: skip
+
+    def reject_withdrawal(self, withdrawal_id: int, reason: bytes, **options: Any) -> Submitted:
+        """Issuer only: give a pending withdrawal's funds back to the holder (`reason`: 32
+        bytes, e.g. a short ASCII code right-padded with zeros)."""
+        require_functions(self.ARTIFACT, self.abi, "rejectWithdrawal")
+        return self.transact(
+            "rejectWithdrawal", withdrawal_id, reason,
+            payment=Payment(self.address, self.address, 0), **options,
+        )  # fmt: skip

@@ -3,9 +3,10 @@
 The only package that sees both `node` and `client`, so neither has to import the other:
 `node.cli` gives `dev`, `run`, `init` and `localnet`; `tally_cli.genesis` gives `genesis`;
 `tally_cli.keys` gives `tally keys` (node keys, through `node.keys`); `client.cli` gives `tally
-wallet` and `client.audit_cli` gives `tally audit`. The client groups are imported only when
-one of them runs (or shows its help): the SDK pulls in web3, eth-account and, for the auditor,
-py-evm, which `tally --help` and the node commands do without.
+wallet`, `client.audit_cli` gives `tally audit` and `bank.cli` gives `tally bank`. The client
+and bank groups are imported only when one of them runs (or shows its help): the SDK pulls in
+web3, eth-account and, for the auditor, py-evm, which `tally --help` and the node commands do
+without.
 
 Errors are one line on stderr, whatever the command: a bad command line is `error: <what>
 (see 'tally ... --help')` with exit code 2, and each command maps its own failures to the
@@ -37,6 +38,7 @@ from tally_cli.keys import keys_app
 CLIENT_GROUPS: dict[str, tuple[str, str, str]] = {
     "wallet": ("client.cli", "wallet_app", "Keys, balances, payments, payment requests."),
     "audit": ("client.audit_cli", "audit_app", "Check a chain from outside, over JSON-RPC."),
+    "bank": ("bank.cli", "bank_app", "The bank's gateway: card top-ups and withdrawals."),
 }
 
 

@@ -42,7 +42,14 @@ def imported_by(*args: str, code: int = 0) -> set[str]:
 
 @pytest.mark.parametrize(
     "args",
-    [("--help",), ("wallet", "--help"), ("audit", "--help"), ("dev", "--help"), ("keys", "--help")],
+    [
+        ("--help",),
+        ("wallet", "--help"),
+        ("audit", "--help"),
+        ("bank", "--help"),
+        ("dev", "--help"),
+        ("keys", "--help"),
+    ],
 )
 def test_help_imports_no_chain_library(args: tuple[str, ...]) -> None:
     modules = imported_by(*args)
@@ -80,6 +87,11 @@ HELP_PAGES = [
     ("wallet", "request"),
     ("audit",),
     ("audit", "verify"),
+    ("bank",),
+    ("bank", "gateway"),
+    ("bank", "card-simulator"),
+    ("bank", "api-key"),
+    ("bank", "reconcile"),
 ]
 
 
@@ -112,12 +124,14 @@ def test_long_option_names_and_defaults_are_whole_at_80_columns() -> None:
 
 
 def test_tally_lists_the_client_groups_by_their_own_summary() -> None:
+    from bank.cli import bank_app
     from client.audit_cli import audit_app
     from client.cli import wallet_app
     from tally_cli import CLIENT_GROUPS
 
     assert CLIENT_GROUPS["wallet"][2] == wallet_app.info.help
     assert CLIENT_GROUPS["audit"][2] == audit_app.info.help
+    assert CLIENT_GROUPS["bank"][2] == bank_app.info.help
     listing = tally("--help").stdout
     assert "wallet    Keys, balances" in listing and "audit     Check a chain" in listing
 
@@ -148,6 +162,12 @@ def test_the_cli_copies_of_library_constants_are_equal() -> None:
     assert cli.DEV_CHAIN_ID == DEV_CHAIN_ID
     assert cli.DevFaucet().address("") == dev_accounts()[0].address
     assert bytes.fromhex(cli.DEV_FAUCET_KEY[2:]) == bytes(dev_accounts()[0].key)
+    from bank import chain as bank_chain
+    from bank import cli as bank_cli
+    from node.chain.bank_contracts import WALLET_TOKEN
+
+    assert bank_cli.DEV_WALLET_TOKEN == bank_chain.DEV_WALLET_TOKEN == "0x" + WALLET_TOKEN.hex()
+    assert bank_cli.SOFTHSM2_MODULE == SOFTHSM2_MODULE
 
 
 def imports_of(package: str) -> dict[str, set[str]]:
@@ -172,12 +192,14 @@ def test_layers_point_one_way() -> None:
             ("tally_common", {"node", "client", "bank", "tally_cli"}),
             ("client", {"node", "bank", "tally_cli"}),
             ("node", {"client", "bank", "tally_cli"}),
+            ("bank", {"node", "tally_cli"}),
         )
         for module, names in imports_of(package).items()
         if names & forbidden
     ]
     assert breaches == []
     assert {"node", "typer"} <= imports_of("tally_cli")["tally_cli/__init__.py"]
+    assert "client" in imports_of("bank")["bank/chain.py"]  # the probe sees bank's imports
 
 
 def test_dev_announces_its_endpoints_and_accounts_once_it_listens(

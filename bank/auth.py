@@ -1,0 +1,50 @@
+"""The gateway's API keys and roles (its own: the bank layer shares nothing with the node's).
+
+A key is `tbk_` plus 256 random bits, shown once when made (`tally bank api-key`); the database
+keeps its SHA-256 only (a random 256-bit secret needs no salt or slow hash). Roles:
+`operations` (staff: every record, totals) and `customer` (bound to one wallet address: its
+own top-ups and withdrawals only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bank.models import ApiKey
+
+
+class Role(StrEnum):
+    OPERATIONS = "operations"
+    CUSTOMER = "customer"
+
+
+PREFIX = "tbk_"
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(session: Session, role: Role, name: str, account: str | None = None) -> str:
+    """Store a new key's hash and return the key (the only time it is seen)."""
+    if (role is Role.CUSTOMER) != (account is not None):
+        raise ValueError("a customer key needs --account; an operations key takes none")
+    key = PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiKey(key_hash=key_hash(key), role=role.value, account=account, name=name))
+    session.commit()
+    return key
+
+
+def authenticate(session: Session, authorization: str | None) -> ApiKey | None:
+    """The key an `Authorization: Bearer <key>` header carries, or None."""
+    if not authorization or not authorization.startswith("Bearer "):
+        return None
+    key = authorization.removeprefix("Bearer ").strip()
+    if not key.startswith(PREFIX):
+        return None
+    return session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash(key))).first()

@@ -1,0 +1,278 @@
+"""`tally bank`: the gateway, the card-processor simulator, API keys, reconciliation,
+migrations.
+
+Settings come from options or environment variables (secrets only from the environment or a
+prompt, never a command line `ps` shows): `TALLY_BANK_DB` (SQLAlchemy URL; default SQLite in
+the data directory), `TALLY_BANK_DATA_DIR`, `TALLY_BANK_RAIL_URL`, `TALLY_BANK_RAIL_SECRET`,
+`TALLY_RPC_URL`, `TALLY_BANK_TOKEN`, `TALLY_BANK_GATEWAY_URL` and `TALLY_BANK_API_KEY`
+(reconcile), and the issuer key's store as `tally wallet` reads it:
+`TALLY_KEYSTORE` (file|pkcs11), `TALLY_KEYSTORE_DIR`, `TALLY_KEYSTORE_PASSWORD`,
+`TALLY_PKCS11_MODULE`, `TALLY_PKCS11_TOKEN`, `TALLY_PKCS11_PIN`, `TALLY_BANK_ISSUER_KEY`.
+
+Exit codes:
+
+    0  success (a server stopped by a signal)
+    1  an unexpected error (a bug: please report it)
+    2  bad usage (unknown command or option, a malformed value)
+    3  the database cannot be opened or migrated
+    4  the issuer's key store: wrong secret, key not found, token or module missing
+    5  the node: unreachable, or no WalletToken at the given address
+    6  the gateway: unreachable, or it refused the request (reconcile)
+    86 a crash point was reached (TALLY_BANK_CRASH_AT, for crash tests only)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+EXIT_CODES = """\b
+Exit codes: 0 ok; 1 unexpected error; 2 bad usage; 3 database cannot be
+opened or migrated; 4 issuer key store; 5 node unreachable or no token;
+6 gateway unreachable or refusing; 86 a crash point was reached
+(TALLY_BANK_CRASH_AT, crash tests only)."""
+DEFAULT_DATA_DIR = Path.home() / ".tally" / "bank"
+DEFAULT_KEYSTORE_DIR = Path.home() / ".tally" / "keystore"
+DEFAULT_RAIL_SECRET = "tally-dev-rail-secret"
+#: Copies of `bank.chain.DEV_WALLET_TOKEN` and `tally_common.keystore.SOFTHSM2_MODULE`, so that
+#: `tally bank --help` imports neither web3 nor the key stores (a test keeps them equal).
+DEV_WALLET_TOKEN = "0x000000000000000000000000000000000000a002"
+SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+bank_app = typer.Typer(
+    help="The bank's gateway: card top-ups and withdrawals.",
+    epilog=EXIT_CODES,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Backend(StrEnum):
+    file = "file"
+    pkcs11 = "pkcs11"
+
+
+class KeyRole(StrEnum):
+    operations = "operations"
+    customer = "customer"
+
+
+def fail(code: int, message: str) -> NoReturn:
+    sys.stderr.write(f"error: {message}\n")
+    raise typer.Exit(code)
+
+
+DbOption = Annotated[
+    str | None, typer.Option("--db", envvar="TALLY_BANK_DB", help="SQLAlchemy URL.")
+]
+DataDirOption = Annotated[
+    Path, typer.Option(envvar="TALLY_BANK_DATA_DIR", help="Where the SQLite default lives.")
+]
+
+
+def open_database(db: str | None, data_dir: Path) -> Any:
+    """An engine at Alembic's head (exit 3 if the database refuses)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bank.db import make_engine, sqlite_url, upgrade
+
+    try:
+        engine = make_engine(db or sqlite_url(data_dir))
+        upgrade(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        fail(3, f"cannot open or migrate the database: {str(exc).splitlines()[0]}")
+    return engine
+
+
+@bank_app.command(epilog=EXIT_CODES)
+def gateway(
+    db: DbOption = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Listen port.")] = 8600,
+    rpc: Annotated[
+        str, typer.Option(envvar="TALLY_RPC_URL", help="Node JSON-RPC URL.")
+    ] = "http://127.0.0.1:8545",
+    token: Annotated[
+        str, typer.Option(envvar="TALLY_BANK_TOKEN", help="WalletToken address.")
+    ] = DEV_WALLET_TOKEN,
+    rail_url: Annotated[
+        str, typer.Option(envvar="TALLY_BANK_RAIL_URL", help="Card rail (simulator) URL.")
+    ] = "http://127.0.0.1:8700",
+    rail_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per rail call.")] = 5.0,
+    currency: Annotated[str, typer.Option(help="ISO 4217 code of the token's money.")] = "EUR",
+    from_block: Annotated[int, typer.Option(min=0, help="First block to follow.")] = 0,
+    keystore: Annotated[Backend, typer.Option(envvar="TALLY_KEYSTORE", help="Key store.")] = (
+        Backend.file
+    ),
+    keystore_dir: Annotated[
+        Path, typer.Option(envvar="TALLY_KEYSTORE_DIR", help="File key store directory.")
+    ] = DEFAULT_KEYSTORE_DIR,
+    pkcs11_module: Annotated[
+        str, typer.Option(envvar="TALLY_PKCS11_MODULE", help="PKCS#11 module.")
+    ] = SOFTHSM2_MODULE,
+    pkcs11_token: Annotated[
+        str, typer.Option(envvar="TALLY_PKCS11_TOKEN", help="PKCS#11 token label.")
+    ] = "tally",
+    key: Annotated[
+        str, typer.Option(envvar="TALLY_BANK_ISSUER_KEY", help="Issuer key label.")
+    ] = "issuer",
+    poll: Annotated[float, typer.Option(min=0.05, help="Worker poll interval (s).")] = 0.5,
+    recover_after: Annotated[
+        float, typer.Option(min=0, help="Idle seconds before a top-up is resumed.")
+    ] = 5.0,
+    abandon_after: Annotated[
+        float, typer.Option(min=0, help="Seconds before an unauthorized one is dropped.")
+    ] = 600.0,
+) -> None:
+    """Run the gateway: card top-ups in, withdrawals out."""
+    import logging
+
+    import uvicorn
+
+    from bank.chain import Issuer
+    from bank.db import sessions
+    from bank.gateway import Services, create_app
+    from bank.outbox import Outbox
+    from bank.rails.simulator import SimulatorRail
+    from bank.topups import TopUps
+    from bank.withdrawals import Withdrawals
+    from client import FileKeyStore, Pkcs11KeyStore
+    from client.errors import TallyClientError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    engine = open_database(db, data_dir)
+    maker = sessions(engine)
+    rail_secret = os.environ.get("TALLY_BANK_RAIL_SECRET", DEFAULT_RAIL_SECRET)
+    try:
+        if keystore is Backend.pkcs11:
+            pin = os.environ.get("TALLY_PKCS11_PIN") or typer.prompt("Token PIN", hide_input=True)
+            store: Any = Pkcs11KeyStore(pkcs11_token, pin, pkcs11_module)
+        else:
+            password = os.environ.get("TALLY_KEYSTORE_PASSWORD") or typer.prompt(
+                "Keystore password", hide_input=True
+            )
+            store = FileKeyStore(keystore_dir, password)
+        issuer = Issuer(store, key, rpc, token)
+        store.sign_digest(key, bytes(32))  # unlock now: a wrong secret fails here, not later
+    except TallyClientError as exc:
+        fail(4, f"issuer key: {exc}")
+    try:
+        if issuer.wallet.rpc("eth_getCode", issuer.token.address, "latest") in ("0x", None):
+            fail(5, f"no contract at {issuer.token.address} on {rpc}")
+    except TallyClientError as exc:
+        fail(5, f"node at {rpc}: {exc}")
+    import threading
+
+    wake = threading.Event()
+    rail = SimulatorRail(rail_url, rail_secret, timeout=rail_timeout)
+    secret = rail_secret.encode()
+    topups = TopUps(maker, rail, secret, wake, abandon_after, recover_after)
+    withdrawals = Withdrawals(maker, rail, issuer, currency, wake, from_block)
+    outbox = Outbox(maker, issuer, topups, withdrawals)
+    services = Services(maker, rail, issuer, topups, withdrawals, outbox, wake, currency, poll)
+    sys.stderr.write(f"bank gateway on http://{host}:{port} (issuer {issuer.address})\n")
+    uvicorn.run(create_app(services), host=host, port=port, log_level="warning")
+
+
+@bank_app.command("card-simulator", epilog=EXIT_CODES)
+def card_simulator(
+    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Listen port.")] = 8700,
+    callback_url: Annotated[
+        str | None, typer.Option(help="Where to send signed callbacks.")
+    ] = "http://127.0.0.1:8600/rail/callbacks",
+    faults: Annotated[str, typer.Option(help="Fault injection, as JSON.")] = "{}",
+) -> None:
+    """Run the card-processor simulator (an acquirer, for tests)."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from bank.simulator import Faults, create_app
+
+    try:
+        configured = Faults.model_validate(json.loads(faults))
+    except (ValueError, ValidationError) as exc:
+        fail(2, f"--faults: {str(exc).splitlines()[0]}")
+    secret = os.environ.get("TALLY_BANK_RAIL_SECRET", DEFAULT_RAIL_SECRET)
+    sys.stderr.write(f"card simulator on http://{host}:{port}\n")
+    uvicorn.run(
+        create_app(secret, callback_url, configured), host=host, port=port, log_level="warning"
+    )
+
+
+@bank_app.command("api-key", epilog=EXIT_CODES)
+def api_key(
+    role: Annotated[KeyRole, typer.Option(help="operations or customer.")],
+    name: Annotated[str, typer.Option(help="Who holds it (for the records).")],
+    account: Annotated[str | None, typer.Option(help="A customer's wallet address.")] = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+) -> None:
+    """Make an API key and print it (only its hash is kept)."""
+    import re
+
+    from bank.auth import Role, create_key
+    from bank.db import sessions
+
+    if account is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", account):
+        fail(2, f"--account {account!r} is not an address")
+    try:
+        with sessions(open_database(db, data_dir))() as session:
+            print(create_key(session, Role(role.value), name, account))
+    except ValueError as exc:
+        fail(2, str(exc))
+
+
+@bank_app.command(epilog=EXIT_CODES)
+def reconcile(
+    day: Annotated[str, typer.Option("--date", help="UTC day, YYYY-MM-DD.")],
+    gateway_url: Annotated[
+        str, typer.Option("--gateway", envvar="TALLY_BANK_GATEWAY_URL", help="Gateway URL.")
+    ] = "http://127.0.0.1:8600",
+    out: Annotated[Path | None, typer.Option(help="Write the CSV here.")] = None,
+) -> None:
+    """Print the day's reconciliation report (CSV)."""
+    import datetime
+
+    import httpx
+
+    try:
+        datetime.date.fromisoformat(day)
+    except ValueError:
+        fail(2, f"--date {day!r} is not YYYY-MM-DD")
+    key = os.environ.get("TALLY_BANK_API_KEY")
+    if not key:
+        fail(2, "TALLY_BANK_API_KEY (an operations key) is not set")
+    try:
+        response = httpx.get(
+            f"{gateway_url.rstrip('/')}/reconciliation/{day}",
+            params={"format": "csv"},
+            headers={"authorization": f"Bearer {key}"},
+            timeout=120,
+        )
+    except httpx.HTTPError as exc:
+        fail(6, f"gateway at {gateway_url}: {exc}")
+    if response.status_code != 200:
+        fail(6, f"gateway refused: HTTP {response.status_code} {response.text[:200]}")
+    if out is None:
+        sys.stdout.write(response.text)
+    else:
+        out.write_text(response.text)
+
+
+@bank_app.command(epilog=EXIT_CODES)
+def migrate(db: DbOption = None, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+    """Bring the database to the latest schema."""
+    open_database(db, data_dir)
+    print("database at the latest schema")

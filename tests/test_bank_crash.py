@@ -1,0 +1,131 @@
+"""kill -9 at every step of a top-up and a withdrawal, then restart: nothing lost or doubled.
+
+The gateway hard-exits (`os._exit`, as a kill -9 leaves it: nothing flushed or cleaned up) at
+the crash point `TALLY_BANK_CRASH_AT` names (`bank.crash`). Each restart names the next point,
+so one top-up is carried through every step by successive crashes, and so is one withdrawal;
+a clean restart then finishes them. At the end: captured = minted (each reference minted once
+on chain), paid out = burned (one payout, one burn). The resent mint and burn after the
+`outbox.sent` crashes are refused by WalletToken, and the gateway counts them done only after
+reading the chain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bank.crash import CRASH_EXIT, ENV
+from client import FileKeyStore
+from client.tokens import WalletToken, WithdrawalStatus
+from client.wallet import Wallet
+from tests.bank_support import (
+    CUSTOMER,
+    ISSUER,
+    PASSWORD,
+    TOKEN,
+    PostgresCluster,
+    Stack,
+    gateway,
+    make_key,
+    minted_events,
+    simulator,
+    write_keys,
+)
+from tests.conftest import NodeProcess, free_port, web3_for
+from tests.test_bank_gateway import balance, request_withdrawal
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, shared_node: NodeProcess, dev_accounts: list
+) -> Iterator[Stack]:
+    """As test_bank_gateway's, but the gateway is not started: each test drives it."""
+    tmp: Path = tmp_path_factory.mktemp("bank-crash")
+    postgres = PostgresCluster().start()
+    gateway_port = free_port()
+    sim = simulator(tmp, gateway_port).start()
+    keys = write_keys(tmp / "keys", dev_accounts, {ISSUER: "issuer", CUSTOMER: "customer"})
+    db = postgres.create_database()
+    gw = gateway(tmp, gateway_port, shared_node.url, sim.url, keys, db)
+    gw.args += ["--recover-after", "1"]
+    try:
+        from bank.db import make_engine, upgrade
+
+        engine = make_engine(db)
+        upgrade(engine)
+        engine.dispose()
+        customer = dev_accounts[CUSTOMER].address
+        yield Stack(
+            shared_node.url, sim, gw, keys, db, customer,
+            make_key(db, "customer", customer), make_key(db, "operations"),
+        )  # fmt: skip
+    finally:
+        gw.stop()
+        sim.stop()
+        postgres.stop()
+
+
+def crash_at(stack: Stack, point: str, action: object = None) -> None:
+    """Start the gateway set to die at `point`, do `action`, and see it die there."""
+    seen = len(stack.gateway.log_text())
+    stack.gateway.start({ENV: point}, may_exit=True)
+    if callable(action):
+        with contextlib.suppress(httpx.HTTPError):  # the connection dies with the gateway
+            action()
+    code = stack.gateway.wait_exit(60)
+    log = stack.gateway.log_text()[seen:]
+    assert code == CRASH_EXIT, log[-3000:]
+    assert log.count(f"crash point {point}:") == 1
+
+
+def test_kill9_at_every_step_then_restart_conserves_totals(
+    stack: Stack, shared_node: NodeProcess
+) -> None:
+    chain = web3_for(shared_node.url)
+    before = balance(chain, stack.customer)
+    topup_a = "crash-topup-a"
+
+    def submit_a() -> None:
+        stack.topup(topup_a, 11_00)
+
+    # One top-up (A) through every step, a crash at each.
+    crash_at(stack, "topup.received", submit_a)  # recorded; the rail never asked
+    crash_at(stack, "topup.authorized", submit_a)  # the client's retry resumes it
+    crash_at(stack, "topup.captured")  # recovery: the rail says authorized: capture
+    crash_at(stack, "topup.recorded")  # recovery or callback: capture + mint recorded
+    crash_at(stack, "outbox.sent")  # mint sent, its hash not recorded
+    # A's mint is resent (and refused: done); then B crashes after its hash is recorded.
+    crash_at(stack, "outbox.recorded", lambda: stack.topup("crash-topup-b", 22_00))
+
+    # One withdrawal through every step (the follower's checkpoint survives each crash);
+    # B's mint is settled along the way.
+    withdrawal_id = request_withdrawal(stack, 10_00)
+    crash_at(stack, "withdrawal.recorded")
+    crash_at(stack, "withdrawal.paid")
+    crash_at(stack, "outbox.sent")  # burn sent, hash not recorded
+
+    stack.gateway.start()
+    a = stack.topup(topup_a, 11_00).json()
+    b = stack.topup("crash-topup-b", 22_00).json()
+    stack.wait_topup(a["id"])
+    stack.wait_topup(b["id"])
+    view = stack.wait_withdrawal(withdrawal_id, "burned")
+    log = stack.gateway.log_text()
+    assert log.count("done already by") == 2, log[-5000:]  # the resent mint and burn
+    for topup, amount in ((a, 11_00), (b, 22_00)):
+        assert [e["amount"] for e in minted_events(chain, topup["reference"])] == [amount]
+        assert stack.ledger()[topup["reference"][2:]]["history"] == ["authorized", "captured"]
+    assert stack.ledger()[f"wd-{withdrawal_id}"]["history"] == ["paid"]
+    issuer = Wallet(FileKeyStore(stack.keys, PASSWORD), "issuer", stack.node_url)
+    assert WalletToken(issuer, TOKEN).withdrawal(withdrawal_id)[2] is WithdrawalStatus.BURNED
+    assert view["chain_tx"], log[-5000:]
+    assert chain.eth.get_transaction_receipt(view["chain_tx"])["status"] == 1
+    assert balance(chain, stack.customer) == before + 33_00 - 10_00
+    totals = stack.get("/totals").json()
+    assert (totals["captured"], totals["minted"]) == (33_00, 33_00)
+    assert (totals["paid_out"], totals["burned"]) == (10_00, 10_00)
+    assert totals["outbox_open"] == 0

@@ -1,0 +1,63 @@
+"""`tally bank gateway` with no database set up: SQLite under the data directory, made and
+migrated at start; API keys from `tally bank api-key`; a top-up minted once. And the CLI's
+refusals: one line on stderr, the documented exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from tests.bank_support import (
+    CUSTOMER,
+    ISSUER,
+    Stack,
+    api_key,
+    gateway,
+    minted_events,
+    simulator,
+    write_keys,
+)
+from tests.conftest import NodeProcess, free_port
+from tests.test_cli_errors import tally
+
+
+def test_the_gateway_runs_on_sqlite_with_no_setup(
+    tmp_path: Path, shared_node: NodeProcess, dev_accounts: list
+) -> None:
+    port = free_port()
+    sim = simulator(tmp_path, port).start()
+    keys = write_keys(tmp_path / "keys", dev_accounts, {ISSUER: "issuer"})
+    gw = gateway(tmp_path, port, shared_node.url, sim.url, keys, db=None)
+    try:
+        gw.start()
+        assert (tmp_path / "bank-data" / "bank.sqlite3").exists()
+        customer = dev_accounts[CUSTOMER].address
+        stack = Stack(shared_node.url, sim, gw, keys, "", customer,
+                      api_key(gw, "customer", customer), api_key(gw, "operations"))  # fmt: skip
+        response = stack.topup("sqlite-topup-1", 2_50)
+        assert response.status_code == 201, response.text
+        view = stack.wait_topup(response.json()["id"])
+        chain = Web3(Web3.HTTPProvider(shared_node.url))
+        assert [e["amount"] for e in minted_events(chain, view["reference"])] == [2_50]
+    finally:
+        gw.stop()
+        sim.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("api-key", "--role", "customer", "--name", "x"), 2, "a customer key needs --account"),
+        (("api-key", "--role", "operations", "--name", "x", "--account", "0x12"), 2, "--account"),
+        (("migrate", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none"), 3, "database"),
+        (("card-simulator", "--faults", "{nope"), 2, "--faults"),
+    ],
+)
+def test_cli_refusals_are_one_line(
+    tmp_path: Path, args: tuple[str, ...], code: int, message: str
+) -> None:
+    result = tally("bank", *args, env={"TALLY_BANK_DATA_DIR": str(tmp_path)})
+    assert result.returncode == code, result.stderr
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
