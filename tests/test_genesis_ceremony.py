@@ -1,20 +1,25 @@
 """Four institutions stand up a permissioned network from one description, and a fifth joins.
 
-End to end on loopback, with real processes: each institution's bank keys (admins, issuer,
-compliance, fee collector) are generated inside its own SoftHSM token and used through the
-client SDK; one network.toml names them with the four validators; `tally genesis build` runs
-once; four `tally run` nodes start from its genesis.json and network.json. Then: the issuer
-mints and the fee collector pays, both signing in their HSMs; a public dev key is refused at
-the pool; a node started from a tampered genesis is refused by the network and says why; a
-fifth institution's node is added to NodeRules by the admin group (3 of 4 HSM-held admins),
-syncs, is voted in as a validator on every validator's admin listener and proposes blocks.
+End to end on loopback, with real processes: each institution's validator key (`tally keys
+new`) and bank keys (admins, issuer, compliance, fee collector) are generated inside its own
+SoftHSM token, the node signing through it and the bank keys used through the client SDK; the
+fifth institution's node key is an encrypted keystore file; client ports serve TLS and every
+client trusts only the network's CA; one network.toml names them with the four validators;
+`tally genesis build` runs once; four `tally run` nodes start from its genesis.json and
+network.json. Then: the issuer mints and the fee collector pays, both signing in their HSMs;
+a public dev key is refused at the pool; a node started from a tampered genesis is refused by
+the network and says why; a fifth institution's node is added to NodeRules by the admin group
+(3 of 4 HSM-held admins), syncs, is voted in as a validator on every validator's admin
+listener and proposes blocks.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -28,18 +33,59 @@ import pytest
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
-from client.keystore import Pkcs11KeyStore
+from client import Pkcs11KeyStore
+from client.tls import ClientTls
 from client.wallet import Wallet
+from node.certs import write_local_pki
 from node.chain.bank_contracts import ADMIN_GROUP, NODE_RULES, WALLET_TOKEN
 from node.chain.genesis import dev_accounts
 from node.keys import load_or_create_node_key
-from tests.conftest import REPO, free_port, rpc_call
+from tests.conftest import REPO, RpcFailure, free_port, rpc_call
 from tests.network_files import network_description
 from tests.test_cli_errors import tally
 from tests.test_client_softhsm import USER_PIN, softhsm_tokens
 
 CHAIN_ID = 4242
 INSTITUTIONS = ("a", "b", "c", "d")
+
+
+@dataclass(frozen=True)
+class NodeKey:
+    """A node key as `tally keys new` made it: its address, the `tally run` options it
+    printed, and the secret the node reads from its environment."""
+
+    address: str
+    run_options: tuple[str, ...]
+    env: dict[str, str]
+
+
+def token_node_key(token: str) -> NodeKey:
+    """A validator key generated inside the institution's own token (`tally keys new`)."""
+    env = {"TALLY_PKCS11_PIN": USER_PIN}
+    made = tally("keys", "new", "node", "--pkcs11-token", token, env=os.environ | env)
+    assert made.returncode == 0, made.stderr
+    return _printed(made.stdout, env)
+
+
+def file_node_key(directory: Path) -> NodeKey:
+    """A node key in an encrypted keystore file, its password in the environment."""
+    env = {"TALLY_NODE_KEY_PASSWORD": "fifth institution"}
+    made = tally("keys", "new", "node", "--store", "file", "--dir", str(directory),
+                 "--scrypt-n", "1024", env=os.environ | env)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    return _printed(made.stdout, env)
+
+
+def _printed(output: str, env: dict[str, str]) -> NodeKey:
+    rows = dict(line.strip().split(maxsplit=1) for line in output.splitlines()[1:])
+    options = tuple(rows["tally"].removeprefix("run").split())
+    return NodeKey(rows["address"], options, env)
+
+
+def plaintext_node_key(datadir: Path) -> NodeKey:
+    """The insecure kind, run only because its operator insists (the rogue node)."""
+    key = load_or_create_node_key(datadir)
+    return NodeKey(key.public_key.to_checksum_address(), ("--insecure-plaintext-key",), {})
 
 
 @dataclass
@@ -50,6 +96,9 @@ class RunNode:
     datadir: Path
     genesis: Path
     network: Path
+    key: NodeKey
+    pki: Path
+    """Where `node.certs.write_local_pki` put the CA and this node's certificate and key."""
     rpc_port: int = 0
     admin_port: int = 0
     p2p_port: int = 0
@@ -59,11 +108,11 @@ class RunNode:
         self.rpc_port = self.rpc_port or free_port()
         self.admin_port = self.admin_port or free_port()
         self.p2p_port = self.p2p_port or free_port()
-        self.address = load_or_create_node_key(self.datadir).public_key.to_checksum_address()
+        self.address = self.key.address
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.rpc_port}"
+        return f"https://127.0.0.1:{self.rpc_port}"
 
     @property
     def log(self) -> Path:
@@ -74,13 +123,23 @@ class RunNode:
             [sys.executable, "-m", "tally_cli", "run", "--genesis", str(self.genesis),
              "--network", str(self.network), "--datadir", str(self.datadir),
              "--rpc-port", str(self.rpc_port), "--ws-port", str(free_port()),
-             "--p2p-port", str(self.p2p_port), "--admin-port", str(self.admin_port)],
+             "--p2p-port", str(self.p2p_port), "--admin-port", str(self.admin_port),
+             "--tls-cert", str(self.pki / f"{self.name}.crt"),
+             "--tls-key", str(self.pki / f"{self.name}.key"), *self.key.run_options],
             cwd=REPO, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+            env=os.environ | self.key.env,
         )  # fmt: skip
         return self
 
     def rpc(self, method: str, *params: Any) -> Any:
-        return rpc_call(self.url, method, list(params))
+        """A client that trusts only the network's CA: a node without its certificate fails."""
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+        trust = ssl.create_default_context(cafile=self.pki / "ca.pem")
+        answer = httpx.post(self.url, json=body, verify=trust, timeout=30)
+        reply = answer.json()
+        if "error" in reply:
+            raise RpcFailure(reply["error"])
+        return reply["result"]
 
     def admin(self, method: str, *params: Any) -> Any:
         token = (self.datadir / "admin-rpc.token").read_text().strip()
@@ -120,7 +179,8 @@ class Ceremony:
     stores: dict[str, Pkcs11KeyStore]
 
     def wallet(self, institution: str, label: str, node: int = 0) -> Wallet:
-        return Wallet(self.stores[institution], label, self.nodes[node].url)
+        tls = ClientTls(self.nodes[node].pki / "ca.pem")
+        return Wallet(self.stores[institution], label, self.nodes[node].url, tls=tls)
 
 
 @pytest.fixture(scope="module")
@@ -133,12 +193,23 @@ def ceremony(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ceremony]:
     issuer = stores["a"].create("issuer").address
     compliance = stores["b"].create("compliance").address
     fee_collector = stores["d"].create("fees").address
-    # ...and its node, whose address it tells the others (the node key stays in its datadir).
+    # ...and its node, whose key it generates in the same token and whose address it tells
+    # the others.
     shared = directory / "shared"
     shared.mkdir()
     genesis, network = shared / "genesis.json", shared / "network.json"
+    # Client ports serve TLS with certificates of the network's own CA, which clients trust.
+    hosts = [*(f"node-{name}" for name in INSTITUTIONS), "node-e", "rogue"]
+    pki = write_local_pki(directory / "tls", hosts).parent
     nodes = [
-        RunNode(f"node-{name}", directory / f"node-{name}", genesis, network)
+        RunNode(
+            f"node-{name}",
+            directory / f"node-{name}",
+            genesis,
+            network,
+            token_node_key(f"bank-{name}"),
+            pki,
+        )
         for name in INSTITUTIONS
     ]
     description = network_description(
@@ -219,7 +290,12 @@ def test_a_node_on_a_tampered_genesis_is_refused_and_says_why(ceremony: Ceremony
     built = tally("genesis", "build", str(toml), "--out", str(tampered))
     assert built.returncode == 0, built.stderr
     node = RunNode(
-        "rogue", tampered / "node", tampered / "genesis.json", ceremony.nodes[0].network
+        "rogue",
+        tampered / "node",
+        tampered / "genesis.json",
+        ceremony.nodes[0].network,
+        plaintext_node_key(tampered / "node"),
+        ceremony.nodes[0].pki,
     ).start()
     try:
         wait_for(lambda: "refuses this node" in node.log.read_text(), "the refusal in its log")
@@ -259,7 +335,9 @@ def test_a_fifth_institution_joins_syncs_and_validates(ceremony: Ceremony) -> No
     joined.mkdir()
     shutil.copy(first.genesis, joined / "genesis.json")
     newcomer = RunNode("node-e", ceremony.directory / "node-e",
-                       joined / "genesis.json", joined / "network.json")  # fmt: skip
+                       joined / "genesis.json", joined / "network.json",
+                       file_node_key(ceremony.directory / "node-e-keys"),
+                       first.pki)  # fmt: skip
     listing = json.loads(first.network.read_text())
     listing["nodes"].append(
         {"name": "Bank E", "address": newcomer.address, "host": "127.0.0.1",
