@@ -36,9 +36,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
 
-from client.keystore import FileKeyStore  # noqa: E402
 from throughput import run_tally  # noqa: E402
 
+from client import FileKeyStore  # noqa: E402
 from client.tokens import WalletToken  # noqa: E402
 from client.wallet import Wallet  # noqa: E402
 from tests.bank_support import (  # noqa: E402

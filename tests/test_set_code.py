@@ -25,7 +25,7 @@ from trie import HexaryTrie
 from web3 import Web3
 
 from benchmarks.peers import free_port, run_anvil
-from client.keystore import FileKeyStore
+from client import FileKeyStore
 from client.wallet import Wallet
 from contracts import load_artifact
 from tests.conftest import NodeProcess, RpcFailure, fresh_funded_account, web3_for
