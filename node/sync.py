@@ -17,9 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 import rlp
 from eth.abc import BlockAPI
+from eth_utils import ValidationError
 from rlp.sedes import CountableList, big_endian_int, binary
 
 from node.chain.chain import Chain, PendingBlock
@@ -49,6 +51,26 @@ class BlockRequest(rlp.Serializable):
 
 class Blocks(rlp.Serializable):
     fields = (("blocks", CountableList(BLOCK_CLASS)),)
+
+
+_Message = TypeVar("_Message", bound=rlp.Serializable)
+
+
+class SyncMessageError(ValueError):
+    """A peer's STATUS, BLOCK_REQUEST or BLOCKS payload that does not decode to its shape."""
+
+
+def decode_sync_message(payload: bytes, sedes: type[_Message]) -> _Message:
+    """Decode a sync payload; malformed input of any kind raises `SyncMessageError` only.
+
+    pyrlp raises DecodingError for bad RLP but DeserializationError (not a DecodingError) or
+    TypeError for good RLP of the wrong shape, and py-evm's sedes add ValueError and
+    ValidationError; a peer's bytes must never reach the p2p handler as an unexpected error.
+    """
+    try:
+        return rlp.decode(payload, sedes=sedes)
+    except (rlp.exceptions.RLPException, ValidationError, ValueError, TypeError) as exc:
+        raise SyncMessageError(f"undecodable {sedes.__name__}: {exc}") from exc
 
 
 def block_at(chain: Chain, number: int) -> BlockAPI | None:
@@ -152,8 +174,8 @@ class BlockSync:
 
     def _on_status(self, peer: bytes, payload: bytes) -> None:
         try:
-            status = rlp.decode(payload, sedes=Status)
-        except rlp.DecodingError:
+            status = decode_sync_message(payload, Status)
+        except SyncMessageError:
             return
         self._heads[peer] = _PeerHead(status.number, status.block_hash)
         if status.number > self.chain.head.block_number:
@@ -161,8 +183,8 @@ class BlockSync:
 
     def _on_request(self, peer: bytes, payload: bytes) -> None:
         try:
-            request = rlp.decode(payload, sedes=BlockRequest)
-        except rlp.DecodingError:
+            request = decode_sync_message(payload, BlockRequest)
+        except SyncMessageError:
             return
         blocks: list[BlockAPI] = []
         size = 0
@@ -184,8 +206,8 @@ class BlockSync:
         if self._in_flight is not None and self._in_flight[0] == peer:
             self._in_flight = None
         try:
-            blocks = rlp.decode(payload, sedes=Blocks).blocks
-        except (rlp.DecodingError, rlp.DeserializationError, ValueError) as exc:
+            blocks = decode_sync_message(payload, Blocks).blocks
+        except SyncMessageError as exc:
             log.info("undecodable BLOCKS from 0x%s: %s", peer.hex(), exc)
             return
         if blocks:
