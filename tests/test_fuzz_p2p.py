@@ -36,7 +36,7 @@ from tests.conftest import DEV_MNEMONIC
 from tests.test_fuzz_rlp import QBFT_MESSAGES, SEEDS, SIGNED_TXS, mutated
 
 SLOW = settings(
-    max_examples=200,
+    max_examples=120,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
