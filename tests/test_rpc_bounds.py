@@ -372,3 +372,50 @@ def test_node_stops_promptly_with_calls_running(tmp_path: Path) -> None:
         thread.join()
     assert len(answers) == 2
     assert "Tally node stopped cleanly" in process.log_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_large_filters_leave_memory_bounded(node: NodeProcess) -> None:
+    """Issue 12 point 3's attack, filters of 300,000+ addresses each (ten of 340,000: +404 MB
+    before), is refused per filter; filling the whole shared budget (500 filters of 1,000
+    addresses) and dropping it again leaves resident memory within 200 MiB of where it was."""
+    assert node.process is not None
+    pid = node.process.pid
+    before = resident_bytes(pid)
+    huge = many_addresses(300_000, seed=7)
+    for _ in range(3):
+        with pytest.raises(RpcFailure) as failure:
+            node.rpc("eth_newFilter", [{"address": huge}])
+        assert failure.value.code == -32602
+    wide: list[str] = []
+    try:
+        for seed in range(1_000, 1_500, 50):
+            calls = [
+                ("eth_newFilter", [{"address": many_addresses(1_000, s)}])
+                for s in range(seed, seed + 50)
+            ]
+            wide += [answer["result"] for answer in batch(node.url, calls) if "result" in answer]
+        peak = resident_bytes(pid)
+    finally:
+        batch(node.url, [("eth_uninstallFilter", [i]) for i in wide])
+    grown = peak - before
+    assert grown < 200 * 1024 * 1024, f"RSS grew {grown / 2**20:.0f} MiB"
+
+
+def test_a_batch_past_its_time_budget_answers_the_rest_with_limit_exceeded(
+    node: NodeProcess,
+) -> None:
+    """Endless calls in one batch: each is stopped by the EVM timeout (1 s here), but the
+    batch as a whole gets `BATCH_BUDGET` seconds; the rest are answered -32005 without
+    running, so one request cannot hold a call thread for (calls x timeout)."""
+    from node.rpc.dispatch import BATCH_BUDGET
+
+    endless = ("eth_call", [{"to": TARGET}, "latest", {TARGET: {"code": ENDLESS}}])
+    count = int(BATCH_BUDGET / TIMEOUT) + 4
+    started = time.monotonic()
+    answers = batch(node.url, [endless] * count)
+    took = time.monotonic() - started
+    codes = [answer["error"]["code"] for answer in answers]
+    assert codes[0] == -32000 and codes[-1] == -32005, codes
+    assert answers[-1]["error"]["message"] == f"batch time budget of {BATCH_BUDGET:g}s exceeded"
+    assert took < BATCH_BUDGET + 2 * TIMEOUT + 2
