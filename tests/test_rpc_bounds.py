@@ -419,3 +419,42 @@ def test_a_batch_past_its_time_budget_answers_the_rest_with_limit_exceeded(
     assert codes[0] == -32000 and codes[-1] == -32005, codes
     assert answers[-1]["error"]["message"] == f"batch time budget of {BATCH_BUDGET:g}s exceeded"
     assert took < BATCH_BUDGET + 2 * TIMEOUT + 2
+
+
+def test_websocket_connections_are_capped_per_address_with_a_clear_close(
+    tmp_path: Path,
+) -> None:
+    """`--ws-max-per-address 2`: a third connection from 127.0.0.1 is accepted and closed at
+    once with 1013 (try again later) and a reason naming the limit; closing one lets the next
+    in. (`--ws-max-connections` counts every address the same way.)"""
+    from websockets.exceptions import ConnectionClosed
+
+    node = NodeProcess(tmp_path / "node", free_port(), free_port(), extra_args=(
+        "--ws-max-per-address", "2"))  # fmt: skip
+    node.start()
+    request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+    try:
+        with (
+            connect(node.ws_url, open_timeout=10) as first,
+            connect(node.ws_url, open_timeout=10) as second,
+        ):
+            with (
+                connect(node.ws_url, open_timeout=10) as third,
+                pytest.raises(ConnectionClosed) as closed,
+            ):
+                third.send(request)
+                third.recv(timeout=10)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1013
+            assert closed.value.rcvd.reason == (
+                "too many WebSocket connections from 127.0.0.1 (max 2)"
+            )
+            second.send(request)
+            assert json.loads(second.recv(timeout=10))["result"] == "0x539"
+            first.close()
+            time.sleep(0.5)
+            with connect(node.ws_url, open_timeout=10) as fourth:
+                fourth.send(request)
+                assert json.loads(fourth.recv(timeout=10))["result"] == "0x539"
+    finally:
+        node.stop()
