@@ -97,7 +97,7 @@ class Sender(threading.Thread):
             return dict(self.given)
 
     def run(self) -> None:
-        client = httpx.Client(timeout=10)
+        client = httpx.Client(timeout=30)
         started = time.monotonic()
         made = 0
         while not self.stop_event.is_set():
@@ -130,6 +130,10 @@ class Sender(threading.Thread):
                 for (_, tx_hash), answer in zip(chunk, answers, strict=True):
                     if "result" in answer:
                         self.given[answer["result"]] = now
+                    elif "already known" in str(answer.get("error")):
+                        # an earlier post of these bytes reached a node after all (the
+                        # client gave up waiting): the node holds it, as if it had answered
+                        self.given.setdefault(tx_hash, now)
                     else:
                         self.refused.append(f"{tx_hash}: {answer.get('error')}")
         return True

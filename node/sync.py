@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -203,13 +204,18 @@ class BlockSync:
         self.p2p.send(peer, MessageKind.BLOCKS, rlp.encode(Blocks(blocks)))
 
     async def _on_blocks(self, peer: bytes, payload: bytes) -> None:
-        if self._in_flight is not None and self._in_flight[0] == peer:
+        asked = self._in_flight is not None and self._in_flight[0] == peer
+        if asked:
             self._in_flight = None
         try:
             blocks = decode_sync_message(payload, Blocks).blocks
         except SyncMessageError as exc:
             log.info("undecodable BLOCKS from 0x%s: %s", peer.hex(), exc)
             return
+        if asked and not blocks:
+            # It has nothing past our head: `want` only guessed it did. Left at the guess, two
+            # lagging validators asked each other for ever (see `_pick`).
+            self._heads[peer] = _PeerHead(self.chain.head.block_number, b"")
         if blocks:
             last = blocks[-1].header.block_number
             head = self._heads.get(peer)
@@ -284,12 +290,29 @@ class BlockSync:
             if not ahead:
                 self._lagging = None
                 continue
-            best, peer = max(ahead)
+            best, peer = self._pick(ours)
             if best == ours + 1 and self._within_grace(ours):
                 continue
             request = BlockRequest(ours + 1, MAX_BLOCKS_PER_REQUEST)
             if self.p2p.send(peer, MessageKind.BLOCK_REQUEST, rlp.encode(request)):
                 self._in_flight = (peer, time.monotonic())
+
+    def _pick(self, ours: int) -> tuple[int, bytes]:
+        """The peer to ask: one whose head it announced itself (STATUS carries its hash) over
+        one `want` or `head_hint` only guessed is ahead, then the highest, ties at random.
+
+        Picking the highest address among equals, as this did, let a guess win for ever: two
+        validators left one block behind got each other's guessed heads from `want`, each
+        asked the other (by address, the highest), got no blocks, and asked again, while the
+        two that had the block ran rounds without them (a 4-validator chain halted 2 minutes
+        in a kill -9 loop; with 6 validators and 4 alive every live one is needed, so a node
+        stuck behind halts the chain for good).
+        """
+        ahead = [(peer, head) for peer, head in self._heads.items() if head.number > ours]
+        announced = [(peer, head) for peer, head in ahead if head.block_hash] or ahead
+        best = max(head.number for _, head in announced)
+        peer = random.choice([peer for peer, head in announced if head.number == best])
+        return best, peer
 
     def _within_grace(self, ours: int) -> bool:
         """Whether a one-block lag at head `ours` is still consensus's to close.
