@@ -431,9 +431,9 @@ def test_websocket_connections_are_capped_per_address_with_a_clear_close(
 
     node = NodeProcess(tmp_path / "node", free_port(), free_port(), extra_args=(
         "--ws-max-per-address", "2"))  # fmt: skip
-    node.start()
     request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
     try:
+        node.start()
         with (
             connect(node.ws_url, open_timeout=10) as first,
             connect(node.ws_url, open_timeout=10) as second,
