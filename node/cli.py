@@ -77,6 +77,12 @@ RpcEvmTimeout = Annotated[
 ]
 RpcGasCap = Annotated[int, typer.Option(min=21_000, help="Most gas one eth_call may use.")]
 RpcFilterTimeout = Annotated[float, typer.Option(min=1, help="Seconds a filter lives unpolled.")]
+WsMaxConnections = Annotated[
+    int, typer.Option(min=1, help="WebSocket connections open at once (then close 1013).")
+]
+WsMaxPerAddress = Annotated[
+    int, typer.Option(min=1, help="WebSocket connections one client address may hold.")
+]
 TxpoolJournal = Annotated[bool, typer.Option(help="Keep pending transactions across restarts.")]
 ApiSwitch = Annotated[bool, typer.Option(help="Serve the REST API (/api/v1, /docs, /explorer/).")]
 ApiRateLimit = Annotated[str, typer.Option(help="REST requests allowed per caller.")]
@@ -391,6 +397,8 @@ def listener_settings(
     rpc_evm_timeout: float,
     rpc_gas_cap: int,
     rpc_filter_timeout: float,
+    ws_max_connections: int,
+    ws_max_per_address: int,
     txpool_journal: bool,
     api: bool,
     api_rate_limit: str,
@@ -420,6 +428,8 @@ def listener_settings(
         "rpc_evm_timeout": rpc_evm_timeout,
         "rpc_gas_cap": rpc_gas_cap,
         "rpc_filter_timeout": rpc_filter_timeout,
+        "ws_max_connections": ws_max_connections,
+        "ws_max_per_address": ws_max_per_address,
         "txpool_journal": txpool_journal,
         "api": api,
         "api_rate_limit": api_rate_limit,
@@ -478,6 +488,8 @@ def dev(
     rpc_evm_timeout: RpcEvmTimeout = 5.0,
     rpc_gas_cap: RpcGasCap = 50_000_000,
     rpc_filter_timeout: RpcFilterTimeout = 300.0,
+    ws_max_connections: WsMaxConnections = 1000,
+    ws_max_per_address: WsMaxPerAddress = 100,
     txpool_journal: TxpoolJournal = True,
     api: ApiSwitch = True,
     api_rate_limit: ApiRateLimit = "50/second;1000/minute",
@@ -528,6 +540,8 @@ def dev(
                 rpc_evm_timeout=rpc_evm_timeout,
                 rpc_gas_cap=rpc_gas_cap,
                 rpc_filter_timeout=rpc_filter_timeout,
+                ws_max_connections=ws_max_connections,
+                ws_max_per_address=ws_max_per_address,
                 txpool_journal=txpool_journal,
                 api=api,
                 api_rate_limit=api_rate_limit,
@@ -578,6 +592,8 @@ def run(
     rpc_evm_timeout: RpcEvmTimeout = 5.0,
     rpc_gas_cap: RpcGasCap = 50_000_000,
     rpc_filter_timeout: RpcFilterTimeout = 300.0,
+    ws_max_connections: WsMaxConnections = 1000,
+    ws_max_per_address: WsMaxPerAddress = 100,
     txpool_journal: TxpoolJournal = True,
     api: ApiSwitch = True,
     api_rate_limit: ApiRateLimit = "50/second;1000/minute",
@@ -645,6 +661,8 @@ def run(
                 rpc_evm_timeout=rpc_evm_timeout,
                 rpc_gas_cap=rpc_gas_cap,
                 rpc_filter_timeout=rpc_filter_timeout,
+                ws_max_connections=ws_max_connections,
+                ws_max_per_address=ws_max_per_address,
                 txpool_journal=txpool_journal,
                 api=api,
                 api_rate_limit=api_rate_limit,

@@ -69,6 +69,7 @@ from node.rpc.server import create_app, rpc_routes
 from node.rpc.subscriptions import SubscriptionsApi
 from node.rpc.tally import TallyApi
 from node.rpc.trace import TraceApi
+from node.rpc.wslimits import WsLimits
 from node.storage.chainstore import ChainStore
 from node.storage.store import LevelDBStore
 from node.sync import BlockSync
@@ -99,6 +100,8 @@ class NodeConfig:
     rpc_gas_cap: int = DEFAULT_GAS_CAP
     """Most gas one eth_call / eth_estimateGas may use; more is lowered to it (--rpc.gascap)."""
     rpc_filter_timeout: float = DEFAULT_FILTER_TIMEOUT
+    ws_max_connections: int = 1000
+    ws_max_per_address: int = 100
     """Seconds a filter (eth_newFilter...) lives without a poll (geth: 5 minutes)."""
     network: Path | None = None
     p2p_port: int = 30303
@@ -431,6 +434,7 @@ class Node:
                 self.public_rpc,
                 on_disconnect=self.subscriptions.drop_connection,
                 metrics=self.metrics,
+                ws_limits=self._ws_limits(),
             )
         from node.api.app import create_api
         from node.api.context import ApiContext
@@ -465,9 +469,15 @@ class Node:
             metrics=self.metrics,
         )
         routes = rpc_routes(
-            self.public_rpc, on_disconnect=self.subscriptions.drop_connection, metrics=self.metrics
+            self.public_rpc,
+            on_disconnect=self.subscriptions.drop_connection,
+            metrics=self.metrics,
+            ws_limits=self._ws_limits(),
         )
         return create_api(context, routes)
+
+    def _ws_limits(self) -> WsLimits:
+        return WsLimits(self.config.ws_max_connections, self.config.ws_max_per_address)
 
     def _bind(self, addresses: Iterable[tuple[str, int]]) -> list[socket.socket]:
         """Listening sockets for uvicorn, bound before anything starts: a taken port raises

@@ -13,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 import rlp
 from eth.abc import BlockAPI
+from eth_utils import ValidationError
 from rlp.sedes import CountableList, big_endian_int, binary
 
 from node.chain.chain import Chain, PendingBlock
@@ -49,6 +52,26 @@ class BlockRequest(rlp.Serializable):
 
 class Blocks(rlp.Serializable):
     fields = (("blocks", CountableList(BLOCK_CLASS)),)
+
+
+_Message = TypeVar("_Message", bound=rlp.Serializable)
+
+
+class SyncMessageError(ValueError):
+    """A peer's STATUS, BLOCK_REQUEST or BLOCKS payload that does not decode to its shape."""
+
+
+def decode_sync_message(payload: bytes, sedes: type[_Message]) -> _Message:
+    """Decode a sync payload; malformed input of any kind raises `SyncMessageError` only.
+
+    pyrlp raises DecodingError for bad RLP but DeserializationError (not a DecodingError) or
+    TypeError for good RLP of the wrong shape, and py-evm's sedes add ValueError and
+    ValidationError; a peer's bytes must never reach the p2p handler as an unexpected error.
+    """
+    try:
+        return rlp.decode(payload, sedes=sedes)
+    except (rlp.exceptions.RLPException, ValidationError, ValueError, TypeError) as exc:
+        raise SyncMessageError(f"undecodable {sedes.__name__}: {exc}") from exc
 
 
 def block_at(chain: Chain, number: int) -> BlockAPI | None:
@@ -152,8 +175,8 @@ class BlockSync:
 
     def _on_status(self, peer: bytes, payload: bytes) -> None:
         try:
-            status = rlp.decode(payload, sedes=Status)
-        except rlp.DecodingError:
+            status = decode_sync_message(payload, Status)
+        except SyncMessageError:
             return
         self._heads[peer] = _PeerHead(status.number, status.block_hash)
         if status.number > self.chain.head.block_number:
@@ -161,8 +184,8 @@ class BlockSync:
 
     def _on_request(self, peer: bytes, payload: bytes) -> None:
         try:
-            request = rlp.decode(payload, sedes=BlockRequest)
-        except rlp.DecodingError:
+            request = decode_sync_message(payload, BlockRequest)
+        except SyncMessageError:
             return
         blocks: list[BlockAPI] = []
         size = 0
@@ -181,13 +204,18 @@ class BlockSync:
         self.p2p.send(peer, MessageKind.BLOCKS, rlp.encode(Blocks(blocks)))
 
     async def _on_blocks(self, peer: bytes, payload: bytes) -> None:
-        if self._in_flight is not None and self._in_flight[0] == peer:
+        asked = self._in_flight is not None and self._in_flight[0] == peer
+        if asked:
             self._in_flight = None
         try:
-            blocks = rlp.decode(payload, sedes=Blocks).blocks
-        except (rlp.DecodingError, rlp.DeserializationError, ValueError) as exc:
+            blocks = decode_sync_message(payload, Blocks).blocks
+        except SyncMessageError as exc:
             log.info("undecodable BLOCKS from 0x%s: %s", peer.hex(), exc)
             return
+        if asked and not blocks:
+            # It has nothing past our head: `want` only guessed it did. Left at the guess, two
+            # lagging validators asked each other for ever (see `_pick`).
+            self._heads[peer] = _PeerHead(self.chain.head.block_number, b"")
         if blocks:
             last = blocks[-1].header.block_number
             head = self._heads.get(peer)
@@ -262,12 +290,29 @@ class BlockSync:
             if not ahead:
                 self._lagging = None
                 continue
-            best, peer = max(ahead)
+            best, peer = self._pick(ours)
             if best == ours + 1 and self._within_grace(ours):
                 continue
             request = BlockRequest(ours + 1, MAX_BLOCKS_PER_REQUEST)
             if self.p2p.send(peer, MessageKind.BLOCK_REQUEST, rlp.encode(request)):
                 self._in_flight = (peer, time.monotonic())
+
+    def _pick(self, ours: int) -> tuple[int, bytes]:
+        """The peer to ask: one whose head it announced itself (STATUS carries its hash) over
+        one `want` or `head_hint` only guessed is ahead, then the highest, ties at random.
+
+        Picking the highest address among equals, as this did, let a guess win for ever: two
+        validators left one block behind got each other's guessed heads from `want`, each
+        asked the other (by address, the highest), got no blocks, and asked again, while the
+        two that had the block ran rounds without them (a 4-validator chain halted 2 minutes
+        in a kill -9 loop; with 6 validators and 4 alive every live one is needed, so a node
+        stuck behind halts the chain for good).
+        """
+        ahead = [(peer, head) for peer, head in self._heads.items() if head.number > ours]
+        announced = [(peer, head) for peer, head in ahead if head.block_hash] or ahead
+        best = max(head.number for _, head in announced)
+        peer = random.choice([peer for peer, head in announced if head.number == best])
+        return best, peer
 
     def _within_grace(self, ours: int) -> bool:
         """Whether a one-block lag at head `ours` is still consensus's to close.

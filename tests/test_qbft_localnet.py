@@ -175,3 +175,22 @@ def test_a_validator_is_voted_out_and_back_in(net, dev_accounts) -> None:
     wait_for(lambda: min(heights(nodes)) >= base + 3, what="progress with four validators")
     assert payer.finish() > 5
     hashes_agree(nodes, min(heights(nodes)))
+
+
+def test_a_kill9_loop_of_one_validator_loses_no_transaction(net, dev_accounts) -> None:
+    """benchmarks/chaos.py's kill9-one, short: two rounds of kill -9 of one validator (another
+    each round) while transfers flow through the member; each restart carries on from its own
+    datadir and pool journal, every transaction given a hash is final, every node agrees."""
+    directory, nodes = net
+    payer = Payer(nodes[4].url, dev_accounts[6])
+    payer.start()
+    for victim in (nodes[1], nodes[2]):
+        os.kill(victim.pid, signal.SIGKILL)
+        start = max(h or 0 for h in heights(nodes))
+        wait_for(lambda s=start: max(h or 0 for h in heights(nodes)) >= s + 2, what="3 of 4 go on")
+        localnet.start_node(directory, victim)
+        localnet.save(directory, nodes)
+        top = max(h or 0 for h in heights(nodes))
+        wait_for(lambda t=top: min(h or 0 for h in heights(nodes)) >= t + 1, what="the victim back")
+    assert payer.finish() > 5
+    hashes_agree(nodes, min(heights(nodes)))

@@ -372,3 +372,89 @@ def test_node_stops_promptly_with_calls_running(tmp_path: Path) -> None:
         thread.join()
     assert len(answers) == 2
     assert "Tally node stopped cleanly" in process.log_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_large_filters_leave_memory_bounded(node: NodeProcess) -> None:
+    """Issue 12 point 3's attack, filters of 300,000+ addresses each (ten of 340,000: +404 MB
+    before), is refused per filter; filling the whole shared budget (500 filters of 1,000
+    addresses) and dropping it again leaves resident memory within 200 MiB of where it was."""
+    assert node.process is not None
+    pid = node.process.pid
+    before = resident_bytes(pid)
+    huge = many_addresses(300_000, seed=7)
+    for _ in range(3):
+        with pytest.raises(RpcFailure) as failure:
+            node.rpc("eth_newFilter", [{"address": huge}])
+        assert failure.value.code == -32602
+    wide: list[str] = []
+    try:
+        for seed in range(1_000, 1_500, 50):
+            calls = [
+                ("eth_newFilter", [{"address": many_addresses(1_000, s)}])
+                for s in range(seed, seed + 50)
+            ]
+            wide += [answer["result"] for answer in batch(node.url, calls) if "result" in answer]
+        peak = resident_bytes(pid)
+    finally:
+        batch(node.url, [("eth_uninstallFilter", [i]) for i in wide])
+    grown = peak - before
+    assert grown < 200 * 1024 * 1024, f"RSS grew {grown / 2**20:.0f} MiB"
+
+
+def test_a_batch_past_its_time_budget_answers_the_rest_with_limit_exceeded(
+    node: NodeProcess,
+) -> None:
+    """Endless calls in one batch: each is stopped by the EVM timeout (1 s here), but the
+    batch as a whole gets `BATCH_BUDGET` seconds; the rest are answered -32005 without
+    running, so one request cannot hold a call thread for (calls x timeout)."""
+    from node.rpc.dispatch import BATCH_BUDGET
+
+    endless = ("eth_call", [{"to": TARGET}, "latest", {TARGET: {"code": ENDLESS}}])
+    count = int(BATCH_BUDGET / TIMEOUT) + 4
+    started = time.monotonic()
+    answers = batch(node.url, [endless] * count)
+    took = time.monotonic() - started
+    codes = [answer["error"]["code"] for answer in answers]
+    assert codes[0] == -32000 and codes[-1] == -32005, codes
+    assert answers[-1]["error"]["message"] == f"batch time budget of {BATCH_BUDGET:g}s exceeded"
+    assert took < BATCH_BUDGET + 2 * TIMEOUT + 2
+
+
+def test_websocket_connections_are_capped_per_address_with_a_clear_close(
+    tmp_path: Path,
+) -> None:
+    """`--ws-max-per-address 2`: a third connection from 127.0.0.1 is accepted and closed at
+    once with 1013 (try again later) and a reason naming the limit; closing one lets the next
+    in. (`--ws-max-connections` counts every address the same way.)"""
+    from websockets.exceptions import ConnectionClosed
+
+    node = NodeProcess(tmp_path / "node", free_port(), free_port(), extra_args=(
+        "--ws-max-per-address", "2"))  # fmt: skip
+    request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+    try:
+        node.start()
+        with (
+            connect(node.ws_url, open_timeout=10) as first,
+            connect(node.ws_url, open_timeout=10) as second,
+        ):
+            with (
+                connect(node.ws_url, open_timeout=10) as third,
+                pytest.raises(ConnectionClosed) as closed,
+            ):
+                third.send(request)
+                third.recv(timeout=10)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1013
+            assert closed.value.rcvd.reason == (
+                "too many WebSocket connections from 127.0.0.1 (max 2)"
+            )
+            second.send(request)
+            assert json.loads(second.recv(timeout=10))["result"] == "0x539"
+            first.close()
+            time.sleep(0.5)
+            with connect(node.ws_url, open_timeout=10) as fourth:
+                fourth.send(request)
+                assert json.loads(fourth.recv(timeout=10))["result"] == "0x539"
+    finally:
+        node.stop()

@@ -57,7 +57,7 @@ class ApiContext:
 
     def __post_init__(self) -> None:
         self.index = ChainIndex(self.chain.store.store)
-        self.bank = BankReader(self.calls)
+        self.bank = BankReader(self.calls, self.eth.call_pool)
         self.events = EventDecoder()
 
     def head(self) -> tuple[BlockHeaderAPI, bytes]:

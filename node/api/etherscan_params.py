@@ -5,10 +5,11 @@ ask for (`startblock`, `endblock`, `page`, `offset`, `sort`). A bad value is an
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from node.hexcodec import decode_data
 from node.storage.indexes import LogPosition
@@ -30,6 +31,14 @@ class Query:
     """The query string, read as Etherscan reads it (names are case-sensitive)."""
 
     values: dict[str, str]
+    loop: asyncio.AbstractEventLoop | None = None
+    """The event loop serving the request: handlers run in threads, and the bank reads they
+    need run on the node's call pool, which is driven from the loop."""
+
+    def on_loop(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` (a bank read) on the request's loop and wait for it from this thread."""
+        assert self.loop is not None, "a query answered in a thread carries its loop"
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
 
     def text(self, name: str) -> str | None:
         value = self.values.get(name)

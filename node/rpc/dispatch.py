@@ -15,6 +15,7 @@ public HTTP/WS listener serves: only public methods, of the namespaces the opera
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ import orjson
 from node.rpc.errors import (
     InternalError,
     InvalidRequest,
+    LimitExceeded,
     ListenerConfigError,
     MethodNotFound,
     ParseError,
@@ -40,6 +42,8 @@ NAMESPACES = ("eth", "net", "web3", "qbft", "tally", "debug", "trace", "admin", 
 DEFAULT_PUBLIC_NAMESPACES = ("eth", "net", "web3", "qbft", "tally", "debug", "trace")
 """What the public listener serves unless `--rpc-api` says otherwise (qbft: its getters;
 debug/trace: traces, bounded like eth_call, which explorers and auditors' tools need)."""
+BATCH_BUDGET = 10.0
+"""Seconds of wall time one JSON-RPC batch may take before its remaining requests get -32005."""
 _ALWAYS = "rpc"
 """`rpc_modules` is served on every listener: it is how a client learns what one serves."""
 
@@ -107,9 +111,10 @@ class Dispatcher:
     `namespaces` None serves every method (the admin listener); `public()` makes the view that
     serves the public ones of some namespaces, over the same registry of methods."""
 
-    def __init__(self, max_batch: int = 5000) -> None:
+    def __init__(self, max_batch: int = 5000, batch_budget: float = BATCH_BUDGET) -> None:
         self._methods: dict[str, Method] = {}
         self.max_batch = max_batch
+        self.batch_budget = batch_budget
         self.namespaces: frozenset[str] | None = None
         # Bound to this dispatcher, not shared with its views: each reports what it serves.
         self._own = {"rpc_modules": Method(self.modules, 0, 0)}
@@ -117,7 +122,7 @@ class Dispatcher:
     def public(self, namespaces: Iterable[str]) -> Dispatcher:
         """The view a public listener serves: the methods registered here (before or after),
         less admin ones and those outside `namespaces` (checked by `public_namespaces`)."""
-        view = Dispatcher(self.max_batch)
+        view = Dispatcher(self.max_batch, self.batch_budget)
         view._methods = self._methods
         view.namespaces = public_namespaces(namespaces)
         return view
@@ -173,10 +178,26 @@ class Dispatcher:
                 return _error_response(
                     None, InvalidRequest(f"batch too large: {len(payload)} > {self.max_batch}")
                 )
-            responses = [await self.handle_one(item, connection) for item in payload]
+            responses = await self._handle_batch(payload, connection)
             answered = [response for response in responses if response is not None]
             return answered or None
         return await self.handle_one(payload, connection)
+
+    async def _handle_batch(
+        self, batch: list[Any], connection: object | None
+    ) -> list[dict[str, Any] | None]:
+        """Requests in order, within `batch_budget` seconds of wall time in all: once it is
+        spent, the rest are answered -32005 unrun (each call alone is bounded by the call
+        pool's timeout, but 5,000 of them in one batch would hold a pool thread for hours)."""
+        deadline = time.monotonic() + self.batch_budget
+        responses = []
+        for item in batch:
+            if time.monotonic() < deadline or not isinstance(item, dict):
+                responses.append(await self.handle_one(item, connection))
+            elif "id" in item:  # a notification past the budget is dropped, unanswered
+                spent = LimitExceeded(f"batch time budget of {self.batch_budget:g}s exceeded")
+                responses.append(_error_response(item.get("id"), spent))
+        return responses
 
     async def handle_one(self, request: Any, connection: object | None) -> dict[str, Any] | None:
         if not isinstance(request, dict):

@@ -221,7 +221,7 @@ def _block_ref(value: Any, name: str) -> BlockRef:
         return "latest"
     if isinstance(value, str) and value in p.BLOCK_TAGS:
         return value
-    return p.quantity(value, name)
+    return p.quantity(value, name, bits=63)
 
 
 def read_block_logs(

@@ -14,22 +14,24 @@ from node.rpc.errors import InvalidParams
 BLOCK_TAGS = ("latest", "earliest", "pending", "safe", "finalized")
 
 
-def quantity(value: Any, name: str = "quantity") -> int:
-    """A hex-encoded unsigned integer ("0x1a"); plain JSON integers are accepted too."""
+def quantity(value: Any, name: str = "quantity", bits: int = 256) -> int:
+    """A hex-encoded unsigned integer ("0x1a") of at most `bits` bits; plain JSON integers are
+    accepted too."""
     if isinstance(value, bool):
         raise InvalidParams(f"invalid {name}: expected hex string")
     if isinstance(value, int):
         if value < 0:
             raise InvalidParams(f"invalid {name}: negative")
-        return value
-    if not isinstance(value, str):
+        number = value
+    elif not isinstance(value, str):
         raise InvalidParams(f"invalid {name}: expected 0x-prefixed hex string")
-    try:
-        number = decode_quantity(value)
-    except ValueError as exc:
-        raise InvalidParams(f"invalid {name}: {exc}") from exc
-    if number >= 2**256:
-        raise InvalidParams(f"invalid {name}: exceeds 256 bits")
+    else:
+        try:
+            number = decode_quantity(value)
+        except ValueError as exc:
+            raise InvalidParams(f"invalid {name}: {exc}") from exc
+    if number >= 2**bits:
+        raise InvalidParams(f"invalid {name}: exceeds {bits} bits")
     return number
 
 
@@ -76,7 +78,7 @@ def block_tag(value: Any) -> str | int | bytes:
         if "blockNumber" in value:
             return block_tag(value["blockNumber"])
         raise InvalidParams("invalid block: expected blockHash or blockNumber")
-    return quantity(value, "block number")
+    return quantity(value, "block number", bits=63)  # geth: int64 block numbers
 
 
 def block_or_hash(value: Any) -> str | int | bytes:

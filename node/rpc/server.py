@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, NoMatchFound, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from node.rpc.dispatch import Dispatcher
+from node.rpc.wslimits import TRY_AGAIN_LATER, WsLimits
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,14 @@ def rpc_routes(
     max_body_bytes: int = 16 * 1024 * 1024,
     on_disconnect: Any = None,
     metrics: Any = None,
+    ws_limits: WsLimits | None = None,
 ) -> list[BaseRoute]:
     """JSON-RPC's routes (POST /, WS /, GET /metrics), to serve alone (`create_app`) or beside
     the REST API on the same listener (`node.api.app.create_api`).
 
     `on_disconnect(connection)` drops a WS client's subscriptions; `metrics` (a `NodeMetrics`)
-    is served as Prometheus text at GET /metrics."""
+    is served as Prometheus text at GET /metrics; `ws_limits` caps WebSocket connections."""
+    limits = ws_limits or WsLimits()
 
     async def http_endpoint(request: Request) -> Response:
         media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
@@ -109,6 +112,17 @@ def rpc_routes(
 
     async def ws_endpoint(websocket: WebSocket) -> None:
         await websocket.accept()
+        address = websocket.client.host if websocket.client else "?"
+        refusal = limits.admit(address)
+        if refusal is not None:
+            await websocket.close(code=TRY_AGAIN_LATER, reason=refusal)
+            return
+        try:
+            await _serve_ws(websocket)
+        finally:
+            limits.release(address)
+
+    async def _serve_ws(websocket: WebSocket) -> None:
         connection = WsConnection(websocket)
         sender = asyncio.create_task(_drain(connection))
         try:
@@ -158,9 +172,12 @@ def create_app(
     max_body_bytes: int = 16 * 1024 * 1024,
     on_disconnect: Any = None,
     metrics: Any = None,
+    ws_limits: WsLimits | None = None,
 ) -> Starlette:
     """The JSON-RPC app alone (a node run with the REST API off)."""
-    return Starlette(routes=rpc_routes(dispatcher, max_body_bytes, on_disconnect, metrics))
+    return Starlette(
+        routes=rpc_routes(dispatcher, max_body_bytes, on_disconnect, metrics, ws_limits)
+    )
 
 
 def _too_large() -> Response:

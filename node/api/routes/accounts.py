@@ -78,9 +78,9 @@ async def get_account(account: Address, ctx: Context) -> dict:
     head, _ = ctx.head()
     state = ctx.chain.state_at(head)
     bank = ctx.bank
-    role_and_tier = bank.role_and_tier(head, account)
-    token_balance = bank.token_balance(head, account)
-    points = bank.points(head, account)
+    role_and_tier = await bank.role_and_tier(head, account)
+    token_balance = await bank.token_balance(head, account)
+    points = await bank.points(head, account)
     return {
         "address": params.checksum(account),
         "block": head.block_number,
@@ -89,7 +89,7 @@ async def get_account(account: Address, ctx: Context) -> dict:
         "is_contract": bool(state.get_code(account)),
         "role": role_and_tier[0].name.lower() if role_and_tier else None,
         "kyc_tier": role_and_tier[1] if role_and_tier else None,
-        "frozen": bank.frozen(head, account),
+        "frozen": await bank.frozen(head, account),
         "token_balance": None if token_balance is None else str(token_balance),
         "points": None if points is None else str(points),
     }
@@ -158,7 +158,7 @@ async def spending(
     history = HistoryFilter(from_time=from_time, to_time=to_time, token=WALLET_TOKEN)
     reader = AccountHistory(ctx, account, history)
     head, _ = ctx.head()
-    collector = ctx.bank.fee_collector(head)
+    collector = await ctx.bank.fee_collector(head)
     by_month: dict[str, int] = defaultdict(int)
     by_category: dict[str, int] = defaultdict(int)
     categories: dict[bytes, str] = {}

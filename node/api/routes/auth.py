@@ -35,9 +35,9 @@ async def challenge(
     return {"message": issued.message, "nonce": issued.nonce, "expires_at": issued.expires_at}
 
 
-def role_of(ctx: ApiContext, address: bytes) -> Role:
+async def role_of(ctx: ApiContext, address: bytes) -> Role:
     head, _ = ctx.head()
-    known = ctx.bank.role_and_tier(head, address)
+    known = await ctx.bank.role_and_tier(head, address)
     chain_role = known[0] if known is not None else ChainRole.NONE
     if chain_role in CHAIN_ROLES:
         return CHAIN_ROLES[chain_role]
@@ -58,7 +58,7 @@ async def token(
     except Unauthenticated:
         ctx.limiter.authentication_failed(client)
         raise
-    role = role_of(ctx, address)
+    role = await role_of(ctx, address)
     issued, expires_at = ctx.signin.issue(address, role)
     return {
         "token": issued,

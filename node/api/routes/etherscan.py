@@ -151,7 +151,7 @@ refused in Etherscan's envelope, not FastAPI's), declared here for the OpenAPI d
     },
 )
 async def etherscan(request: Request, ctx: Annotated[ApiContext, Depends(context)]) -> Any:
-    query = Query(dict(request.query_params))
+    query = Query(dict(request.query_params), asyncio.get_running_loop())
     try:
         caller = _caller(request, ctx, query)
         handler = _handler(ctx, query)
@@ -218,7 +218,7 @@ def _token_balance(ctx: ApiContext, caller: Principal, query: Query) -> JSONResp
     address = query.address("address")
     assert token is not None and address is not None
     _may_read(caller, address)
-    balance = ctx.bank.token_balance(_head(ctx), address, token)
+    balance = query.on_loop(ctx.bank.token_balance(_head(ctx), address, token))
     if balance is None:
         raise EtherscanError("Error! contractaddress does not answer balanceOf")
     return _ok(str(balance))
@@ -271,11 +271,11 @@ class _TokenMetadata:
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, ctx: ApiContext, token: bytes) -> tuple[str, str, int | None]:
+    def get(self, ctx: ApiContext, query: Query, token: bytes) -> tuple[str, str, int | None]:
         with self._lock:
             found = self._known.get(token)
         if found is None:
-            found = ctx.bank.token_metadata(_head(ctx), token)
+            found = query.on_loop(ctx.bank.token_metadata(_head(ctx), token))
             with self._lock:
                 self._known[token] = found
                 if len(self._known) > self._size:
@@ -295,7 +295,7 @@ def _tokentx(ctx: ApiContext, caller: Principal, query: Query) -> Any:
         if token is None:
             raise EtherscanError("Error! Missing address or contractaddress")
         _reads_chain(caller)
-        return _token_wide_transfers(ctx, token, window, head.block_number)
+        return _token_wide_transfers(ctx, query, token, window, head.block_number)
     _may_read(caller, address)
     if window.empty:
         return _listing([])
@@ -305,10 +305,12 @@ def _tokentx(ctx: ApiContext, caller: Principal, query: Query) -> Any:
     if token is not None:
         transfers = (row for row in transfers if row.token == token)
     chosen = window.within(transfers, lambda row: row.position.block_number)
-    return _listing(_transfer_rows(ctx, chosen, head.block_number))
+    return _listing(_transfer_rows(ctx, query, chosen, head.block_number))
 
 
-def _transfer_rows(ctx: ApiContext, chosen: list[TokenTransfer], head: int) -> list[dict]:
+def _transfer_rows(
+    ctx: ApiContext, query: Query, chosen: list[TokenTransfer], head: int
+) -> list[dict]:
     store, items = ctx.chain.store, []
     for row in chosen:
         ctx.chain.block_work.idle.wait()
@@ -317,7 +319,7 @@ def _transfer_rows(ctx: ApiContext, chosen: list[TokenTransfer], head: int) -> l
         if record is None or receipt is None:
             continue
         tx = decode_transaction(record.raw)
-        metadata = _METADATA.get(ctx, row.token)
+        metadata = _METADATA.get(ctx, query, row.token)
         items.append(rows.token_transfer(row, tx, record, receipt, metadata, head))
     return items
 
@@ -419,7 +421,9 @@ def _scan_logs(
     ]
 
 
-def _token_wide_transfers(ctx: ApiContext, token: bytes, window: Window, head: int) -> JSONResponse:
+def _token_wide_transfers(
+    ctx: ApiContext, query: Query, token: bytes, window: Window, head: int
+) -> JSONResponse:
     """tokentx by contractaddress alone: the token's Transfer logs, scanned like getLogs
     (no index holds a token's transfers by token), so bounded like it."""
     if window.empty:
@@ -431,7 +435,7 @@ def _token_wide_transfers(ctx: ApiContext, token: bytes, window: Window, head: i
         )
     criteria = LogQuery(token, ((0, TRANSFER_TOPIC),), ())
     found = _token_transfers_in(ctx, criteria, window)
-    return _listing(_transfer_rows(ctx, found, head))
+    return _listing(_transfer_rows(ctx, query, found, head))
 
 
 def _token_transfers_in(ctx: ApiContext, criteria: LogQuery, window: Window) -> list[TokenTransfer]:

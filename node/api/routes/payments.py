@@ -41,7 +41,7 @@ async def quote_fee(
 ) -> dict:
     payer, payee = params.address(sender, "from"), params.address(to, "to")
     head, _ = ctx.head()
-    fee = ctx.bank.quote_fee(head, payer, payee, amount, FEE_KINDS.index(kind.value))
+    fee = await ctx.bank.quote_fee(head, payer, payee, amount, FEE_KINDS.index(kind.value))
     if fee is None:
         raise BadRequest("the wallet token could not quote this payment")
     return {
