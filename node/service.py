@@ -468,7 +468,11 @@ class Node:
             metrics=self.metrics,
         )
         context.streams = self.streams = StreamManager(
-            self.chain, self.events, context.events, WebhookHosts(self.config.api_webhook_hosts)
+            self.chain,
+            self.events,
+            context.events,
+            WebhookHosts(self.config.api_webhook_hosts),
+            keys,
         )
         routes = rpc_routes(
             self.public_rpc, on_disconnect=self.subscriptions.drop_connection, metrics=self.metrics

@@ -206,6 +206,17 @@ def test_webhook_delivers_every_event_in_order_signed(
         what="the checkpoint at the last event",
     )
 
+    # the enterprise's key is revoked: its stream stops before the next delivery
+    key_id = enterprise.ok("/me")["key_id"]
+    assert admin.delete(f"/admin/api-keys/{key_id}").status_code == 204
+    sender.run([token_transfer(sender, dev[7], dev[3].address, 2)])
+    dead = wait_for(
+        lambda: (s := admin.ok(f"/streams/{stream['id']}"))["state"] == "dead_letter" and s,
+        what="the revoked key's stream dead-lettered",
+    )
+    assert "revoked" in dead["dead_letter_reason"]
+    assert len(receiver.events(stream["id"], stream["secret"])) == len(expected)
+
 
 def test_receiver_down_then_up_gets_everything_in_order(
     node: NodeProcess, admin: Api, receiver: Receiver, dev_accounts: list

@@ -8,6 +8,7 @@ see every stream.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import time
@@ -230,7 +231,8 @@ async def resume_stream(stream_id: StreamId, caller: Caller, ctx: Context) -> di
 async def stream_socket(websocket: WebSocket, stream_id: str) -> None:
     """A websocket stream's delivery (`node.api.streams.socket`). A refusal is a close right
     after the handshake with code 4000 + the HTTP status and the reason: 4401 no valid
-    credential, 4404 no such stream (or not the caller's), 4409 not a websocket stream."""
+    credential, 4404 no such stream (or not the caller's), 4409 not a websocket stream. A
+    session ends with 4409 when the stream is replayed or another connection takes it over."""
     ctx: ApiContext = websocket.app.state.context
     try:
         caller = authenticate(websocket)
@@ -247,8 +249,14 @@ async def stream_socket(websocket: WebSocket, stream_id: str) -> None:
         await websocket.close(code=4000 + exc.status, reason=exc.message[:120])
         return
     await websocket.accept()
-    await manager.attach(sub.id)
+    session = asyncio.create_task(socket.serve(websocket, manager, sub))
+    await manager.attach(sub.id, session)
     try:
-        await socket.serve(websocket, manager, sub)
+        await session
+    except asyncio.CancelledError:
+        this = asyncio.current_task()
+        if this is not None and this.cancelling():
+            raise
+        await websocket.close(code=4409, reason="replayed, or taken over by a newer connection")
     finally:
-        manager.detach(sub.id)
+        manager.detach(sub.id, session)

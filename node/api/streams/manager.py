@@ -4,7 +4,8 @@ Each webhook stream has one asyncio task that scans the chain after its cursor (
 posts one batch at a time (so at most one request in flight per stream, never out of order),
 and moves the cursor only when the receiver answered 2xx. A failure is retried with
 exponential backoff and full jitter; after `max_attempts` failures, or `max_age` seconds of
-failing, the stream is dead-lettered (kept, not delivering) until `resume` or `replay`.
+failing, the stream is dead-lettered (kept, not delivering) until `resume` or `replay`; so is
+a stream whose creator's API key was revoked (before its next delivery).
 Committed blocks only wake the workers: what they deliver always comes from the store.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from node.api.credentials import ApiKeyStore
 from node.api.events import EventDecoder
 from node.api.streams.model import (
     ACTIVE,
@@ -63,9 +65,15 @@ class StreamManager:
     """Subscriptions, cursors and delivery tasks of one node."""
 
     def __init__(
-        self, chain: Chain, events: ChainEvents, decoder: EventDecoder, hosts: WebhookHosts
+        self,
+        chain: Chain,
+        events: ChainEvents,
+        decoder: EventDecoder,
+        hosts: WebhookHosts,
+        keys: ApiKeyStore,
     ) -> None:
         self.chain = chain
+        self.keys = keys
         self.store = StreamStore(chain.store.store)
         self.decoder = decoder
         self.hosts = hosts
@@ -140,16 +148,19 @@ class StreamManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def attach(self, stream_id: str) -> None:
-        """The calling task becomes the stream's WebSocket session (replacing an older one)."""
+    async def attach(self, stream_id: str, session: asyncio.Task) -> None:
+        """`session` becomes the stream's WebSocket session (an older one is stopped)."""
         await self.stop(stream_id)
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks[stream_id] = task
+        self._tasks[stream_id] = session
 
-    def detach(self, stream_id: str) -> None:
-        if self._tasks.get(stream_id) is asyncio.current_task():
+    def detach(self, stream_id: str, session: asyncio.Task) -> None:
+        if self._tasks.get(stream_id) is session:
             del self._tasks[stream_id]
+
+    def owner_active(self, subscription: Subscription) -> bool:
+        """False once the API key that created the stream is revoked."""
+        kind, _, key_id = subscription.owner.partition(":")
+        return kind != "key" or any(record.id == key_id for record in self.keys.all())
 
     # reading -------------------------------------------------------------------------------
 
@@ -205,6 +216,9 @@ class StreamManager:
         ).encode()
         attempts, failing_since = 0, time.monotonic()
         while True:
+            if not self.owner_active(subscription):
+                self._dead_letter(subscription, "the API key that created it was revoked")
+                return False
             reason = await self._post(subscription, body)
             if reason is None:
                 self.acknowledge(subscription.id, position(events[-1]))
@@ -213,14 +227,14 @@ class StreamManager:
             if attempts >= subscription.max_attempts or (
                 time.monotonic() - failing_since >= subscription.max_age
             ):
-                cursor = self.store.cursor(subscription.id)
-                why = f"{attempts} failed attempts, last: {reason}"
-                self.store.save_cursor(
-                    subscription.id, replace(cursor, state=DEAD_LETTER, reason=why)
-                )
-                log.warning("stream %s dead-lettered: %s", subscription.id, why)
+                self._dead_letter(subscription, f"{attempts} failed attempts, last: {reason}")
                 return False
             await asyncio.sleep(backoff(attempts))
+
+    def _dead_letter(self, subscription: Subscription, why: str) -> None:
+        cursor = self.store.cursor(subscription.id)
+        self.store.save_cursor(subscription.id, replace(cursor, state=DEAD_LETTER, reason=why))
+        log.warning("stream %s dead-lettered: %s", subscription.id, why)
 
     async def _post(self, subscription: Subscription, body: bytes) -> str | None:
         """None when the receiver took the batch, else why not."""

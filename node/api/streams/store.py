@@ -2,6 +2,9 @@
 
 Every change is one synced LevelDB write batch, so a node killed at any moment restarts with
 each cursor at an acknowledged position: never past an event the subscriber did not confirm.
+Definitions never change after creation, so they are read from the store once and kept in
+memory (the `S` range also holds state-trie nodes whose hash starts with "S": skipped by
+length).
 """
 
 from __future__ import annotations
@@ -18,6 +21,18 @@ def _id(stream_id: str) -> bytes:
 class StreamStore:
     def __init__(self, store: KeyValueStore) -> None:
         self._store = store
+        self._loaded: dict[str, Subscription] | None = None
+
+    def _definitions(self) -> dict[str, Subscription]:
+        if self._loaded is None:
+            prefix = schema.stream_prefix()
+            length = len(schema.stream_key(bytes(16)))
+            self._loaded = {}
+            for key, value in self._store.iterate_range(prefix, bytes([prefix[0] + 1])):
+                if len(key) == length:
+                    subscription = Subscription.decode(value)
+                    self._loaded[subscription.id] = subscription
+        return self._loaded
 
     def create(self, subscription: Subscription, cursor: Cursor) -> None:
         key = _id(subscription.id)
@@ -27,15 +42,14 @@ class StreamStore:
                 schema.stream_cursor_key(key): cursor.encode(),
             }
         )
+        self._definitions()[subscription.id] = subscription
 
     def get(self, stream_id: str) -> Subscription | None:
-        data = self._store.get(schema.stream_key(_id(stream_id)))
-        return None if data is None else Subscription.decode(data)
+        return self._definitions().get(stream_id)
 
     def all(self) -> list[Subscription]:
-        prefix = schema.stream_prefix()
-        stop = bytes([prefix[0] + 1])
-        return [Subscription.decode(value) for _, value in self._store.iterate_range(prefix, stop)]
+        """Every stream, in order of creation."""
+        return sorted(self._definitions().values(), key=lambda s: (s.created, s.id))
 
     def cursor(self, stream_id: str) -> Cursor:
         data = self._store.get(schema.stream_cursor_key(_id(stream_id)))
@@ -49,3 +63,4 @@ class StreamStore:
     def delete(self, stream_id: str) -> None:
         key = _id(stream_id)
         self._store.commit({schema.stream_key(key): None, schema.stream_cursor_key(key): None})
+        self._definitions().pop(stream_id, None)
