@@ -20,6 +20,7 @@ from eth_utils import keccak
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from node.api.streams.webhook import TargetRefused, WebhookHosts, check_url
 from tests.conftest import NodeProcess, free_port
 from tests.test_api_support import (
     TOKEN,
@@ -407,6 +408,15 @@ def test_websocket_acks_and_resumes_after_the_last_ack(
             )
     assert received == expected[2:]
 
+    # a newer connection takes the stream over; the older one is closed with 4409
+    with ws_connect(node, stream["id"], customer_key) as older:
+        assert ws_next(older)["type"] == "hello"
+        with ws_connect(node, stream["id"], customer_key) as newer:
+            assert ws_next(newer)["type"] == "hello"
+            with pytest.raises(ConnectionClosed) as closed:
+                older.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4409
+
     other = admin.as_(admin.new_key("customer", [dev[9].address]))
     with pytest.raises(ConnectionClosed) as closed, ws_connect(node, stream["id"], "tk_bad") as s:
         s.recv(timeout=10)
@@ -460,3 +470,21 @@ def test_roles_and_bad_input(node: NodeProcess, admin: Api, dev_accounts: list) 
     assert enterprise.delete(f"/streams/{mine['id']}").status_code == 204
     assert enterprise.get(f"/streams/{mine['id']}").status_code == 404
     assert admin.delete(f"/streams/{chain_wide['id']}").status_code == 204
+
+
+def test_webhook_host_policy() -> None:
+    """Without --api-webhook-hosts only public addresses; with it only what it lists."""
+    default = WebhookHosts()
+    for host in ("127.0.0.1", "10.1.2.3", "169.254.169.254", "::1", "192.168.0.1"):
+        with pytest.raises(TargetRefused, match="not a public address"):
+            default.check_host(host)
+    default.check_host("93.184.216.34")
+    listed = WebhookHosts(["erp.bank.internal", "10.20.0.0/16"])
+    listed.check_host("erp.bank.internal")
+    listed.check_host("10.20.3.4")
+    for host in ("10.21.0.1", "93.184.216.34"):
+        with pytest.raises(TargetRefused, match="not in --api-webhook-hosts"):
+            listed.check_host(host)
+    with pytest.raises(TargetRefused, match="not in --api-webhook-hosts"):
+        WebhookHosts(["erp.bank.internal"]).check_host("other.example")
+    assert check_url("https://erp.example/hook") == ("erp.example", 443)
