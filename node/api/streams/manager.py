@@ -40,6 +40,7 @@ from node.chain.chain import Chain
 from node.chain.events import ChainEvents, CommittedBlock
 
 log = logging.getLogger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per webhook request
 
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 60.0
