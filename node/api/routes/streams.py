@@ -162,7 +162,6 @@ async def create_stream(body: StreamRequest, caller: Caller, ctx: Context) -> di
     sub = Subscription(
         id=secrets.token_hex(16),
         owner=caller.identity,
-        role=caller.role.value,
         label=body.label,
         delivery=body.delivery,
         url=url,

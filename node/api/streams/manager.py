@@ -135,7 +135,10 @@ class StreamManager:
         self._start(subscription)
 
     def _start(self, subscription: Subscription) -> None:
+        """Start the stream's worker unless it is a WebSocket stream, dead, or running."""
         if subscription.delivery != WEBHOOK or self.store.cursor(subscription.id).state != ACTIVE:
+            return
+        if subscription.id in self._tasks:
             return
         self._tasks[subscription.id] = asyncio.create_task(
             self._webhook(subscription), name=f"stream-{subscription.id}"

@@ -50,7 +50,6 @@ class Subscription:
 
     id: str
     owner: str
-    role: str
     label: str
     delivery: str
     url: str | None
