@@ -65,7 +65,7 @@ async def serve(websocket: WebSocket, manager: StreamManager, subscription: Subs
             if not in_flight:
                 fetch = asyncio.create_task(manager.next_events(subscription, match, after))
                 message = asyncio.create_task(inbox.get())
-                done, _ = await asyncio.wait({fetch, message}, return_when="FIRST_COMPLETED")
+                done, _ = await asyncio.wait({fetch, message}, return_when=asyncio.FIRST_COMPLETED)
                 if fetch in done:
                     message.cancel()
                     in_flight, _ = fetch.result()
