@@ -97,6 +97,9 @@ ApiSiweDomain = Annotated[
     str | None, typer.Option(help="Sign-in-with-Ethereum domain (default: host:port).")
 ]
 ApiMaxChallenges = Annotated[int, typer.Option(min=1, help="Sign-in challenges open at once.")]
+ApiWebhookHosts = Annotated[
+    str, typer.Option(help="Stream webhook hosts allowed (names, IPs, CIDRs); empty: public only.")
+]
 ApiSessionTtl = Annotated[
     int, typer.Option(min=0, help="Seconds a sign-in-with-Ethereum token lives.")
 ]
@@ -407,6 +410,7 @@ def listener_settings(
     api_trusted_proxies: str,
     api_siwe_domain: str | None,
     api_max_challenges: int,
+    api_webhook_hosts: str,
     api_session_ttl: int,
     api_challenge_ttl: int,
     tls_cert: Path | None,
@@ -438,6 +442,7 @@ def listener_settings(
         "api_trusted_proxies": split_list(api_trusted_proxies),
         "api_siwe_domain": api_siwe_domain,
         "api_max_challenges": api_max_challenges,
+        "api_webhook_hosts": split_list(api_webhook_hosts),
         "api_session_ttl": api_session_ttl,
         "api_challenge_ttl": api_challenge_ttl,
         "tls": _tls(tls_cert, tls_key, tls_key_password_file, tls_client_ca),
@@ -498,6 +503,7 @@ def dev(
     api_trusted_proxies: ApiTrustedProxies = "",
     api_siwe_domain: ApiSiweDomain = None,
     api_max_challenges: ApiMaxChallenges = 10_000,
+    api_webhook_hosts: ApiWebhookHosts = "",
     api_session_ttl: ApiSessionTtl = 900,
     api_challenge_ttl: ApiChallengeTtl = 300,
     tls_cert: TlsCert = None,
@@ -550,6 +556,7 @@ def dev(
                 api_trusted_proxies=api_trusted_proxies,
                 api_siwe_domain=api_siwe_domain,
                 api_max_challenges=api_max_challenges,
+                api_webhook_hosts=api_webhook_hosts,
                 api_session_ttl=api_session_ttl,
                 api_challenge_ttl=api_challenge_ttl,
                 tls_cert=tls_cert,
@@ -602,6 +609,7 @@ def run(
     api_trusted_proxies: ApiTrustedProxies = "",
     api_siwe_domain: ApiSiweDomain = None,
     api_max_challenges: ApiMaxChallenges = 10_000,
+    api_webhook_hosts: ApiWebhookHosts = "",
     api_session_ttl: ApiSessionTtl = 900,
     api_challenge_ttl: ApiChallengeTtl = 300,
     tls_cert: TlsCert = None,
@@ -671,6 +679,7 @@ def run(
                 api_trusted_proxies=api_trusted_proxies,
                 api_siwe_domain=api_siwe_domain,
                 api_max_challenges=api_max_challenges,
+                api_webhook_hosts=api_webhook_hosts,
                 api_session_ttl=api_session_ttl,
                 api_challenge_ttl=api_challenge_ttl,
                 tls_cert=tls_cert,

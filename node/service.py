@@ -18,7 +18,7 @@ import ssl
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from eth.abc import BlockAPI
@@ -80,6 +80,9 @@ from node.txpool.journal import JOURNAL_FILE, JournalGate, TxJournal
 from node.txpool.pool import PoolConfig, TxPool
 from node.txpool.transaction import PooledTransaction
 
+if TYPE_CHECKING:
+    from node.api.streams.manager import StreamManager
+
 log = logging.getLogger(__name__)
 
 
@@ -127,6 +130,8 @@ class NodeConfig:
     """Seconds a sign-in-with-Ethereum session token lives."""
     api_challenge_ttl: int = 300
     """Seconds a sign-in challenge may wait for its signature."""
+    api_webhook_hosts: tuple[str, ...] = ()
+    """Event-stream webhook targets allowed (names, IPs, CIDRs); none: public addresses only."""
     rpc_api: tuple[str, ...] = DEFAULT_PUBLIC_NAMESPACES
     """JSON-RPC namespaces the public listener serves (never admin methods: `node.rpc.dispatch`)."""
     vhosts: tuple[str, ...] = DEFAULT_VHOSTS
@@ -238,6 +243,7 @@ class Node:
             )
             self.permissions = self._setup_permissions(genesis)
             self.journal: TxJournal | None = None
+            self.streams: StreamManager | None = None  # made with the REST API's app
             if config.txpool_journal:  # replayed before anything can hear of the pool
                 self.journal = TxJournal(config.datadir / JOURNAL_FILE, self.pool)
                 self.journal.load(self.chain.state_at(self.chain.head))
@@ -441,6 +447,8 @@ class Node:
         from node.api.credentials import ApiKeyStore
         from node.api.merchants import MerchantRegistry
         from node.api.signin import SignIn
+        from node.api.streams.manager import StreamManager
+        from node.api.streams.webhook import WebhookHosts
 
         keys = ApiKeyStore(self.store)
         bootstrap = keys.ensure_bootstrap_admin(self.config.datadir)
@@ -467,6 +475,13 @@ class Node:
             peers=(lambda: p2p.peer_count) if p2p is not None else (lambda: 0),
             syncing=(lambda: sync.is_syncing()) if sync is not None else (lambda: False),
             metrics=self.metrics,
+        )
+        context.streams = self.streams = StreamManager(
+            self.chain,
+            self.events,
+            context.events,
+            WebhookHosts(self.config.api_webhook_hosts),
+            keys,
         )
         routes = rpc_routes(
             self.public_rpc,
@@ -550,6 +565,8 @@ class Node:
             background.append(asyncio.create_task(self.sync.run(), name="sync"))
         if self.engine is not None:
             background.append(asyncio.create_task(self.engine.run(), name="engine"))
+        if self.streams is not None:
+            background.append(asyncio.create_task(self.streams.run(), name="streams"))
         servers = [
             asyncio.create_task(listener.serve(sockets=[sock]))
             for listener, sock in zip(listeners, sockets, strict=True)

@@ -41,6 +41,7 @@ from node.api.routes import (
     proofs,
     settlements,
     status,
+    streams,
     transactions,
     validators,
 )
@@ -89,9 +90,11 @@ def create_api(ctx: ApiContext, rpc_routes: Sequence[BaseRoute] = ()) -> FastAPI
         validators,
         merchants,
         payments,
+        streams,
     ):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(streams.socket_router)
     app.include_router(etherscan.router)
     if EXPLORER_DIR.is_dir():
         app.mount(

@@ -16,6 +16,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
 from node.api.context import ApiContext, context
 from node.api.credentials import KEY_PREFIX
@@ -66,7 +67,7 @@ class Principal:
 _UNRESOLVED = object()
 
 
-def authenticate(request: Request, credential: str | None = None) -> Principal | None:
+def authenticate(request: HTTPConnection, credential: str | None = None) -> Principal | None:
     """The caller the request's credential names, None without a credential; 401 for an
     invalid one, 429 while its address is over its failed authentications.
 
@@ -82,7 +83,7 @@ def authenticate(request: Request, credential: str | None = None) -> Principal |
     return resolved if isinstance(resolved, Principal) else None
 
 
-def _resolve(request: Request, credential: str | None) -> Principal | ApiError | None:
+def _resolve(request: HTTPConnection, credential: str | None) -> Principal | ApiError | None:
     if credential is None:
         return None
     ctx: ApiContext = request.app.state.context

@@ -18,6 +18,7 @@ from node.api.events import EventDecoder
 from node.api.merchants import MerchantRegistry
 from node.api.ratelimit import RateLimits
 from node.api.signin import SignIn
+from node.api.streams.manager import StreamManager
 from node.chain.calls import CallExecutor
 from node.chain.chain import Chain
 from node.metrics import NodeMetrics
@@ -51,6 +52,7 @@ class ApiContext:
     syncing: Callable[[], bool] = lambda: False
     metrics: NodeMetrics | None = None
     max_body_bytes: int = 512 * 1024
+    streams: StreamManager | None = None
     index: ChainIndex = field(init=False)
     bank: BankReader = field(init=False)
     events: EventDecoder = field(init=False)

@@ -76,6 +76,15 @@ class EventDecoder:
         }
         self._erc20 = event_table(_ERC20_EVENTS)
 
+    def topics_named(self, name: str) -> set[bytes]:
+        """topic0 of every known event called `name` (the bank's contracts' and ERC-20's)."""
+        return {
+            topic
+            for table in (*self._bank.values(), self._erc20)
+            for topic, event in table.items()
+            if event.name == name
+        }
+
     def decode(self, log: LogRecord, log_index: int) -> dict[str, Any]:
         contract = BANK_CONTRACTS.get(log.address)
         table = self._bank.get(log.address, self._erc20)

@@ -29,10 +29,10 @@ import math
 import time
 from collections.abc import Iterable
 
-from fastapi import Request
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
+from starlette.requests import HTTPConnection
 
 from node.api.errors import RateLimited
 from node.rpc.errors import ListenerConfigError
@@ -97,7 +97,7 @@ def _parse(spec: str, option: str) -> list[RateLimitItem]:
         ) from None
 
 
-def client_of(request: Request) -> str:
+def client_of(request: HTTPConnection) -> str:
     """The key the request's client is counted under: its IPv4 address or its IPv6 /64."""
     host = request.client.host if request.client is not None else ""
     try:
@@ -111,7 +111,7 @@ def client_of(request: Request) -> str:
     return str(address)
 
 
-def credential_of(request: Request) -> str | None:
+def credential_of(request: HTTPConnection) -> str | None:
     """The bearer credential as presented (Authorization: Bearer, else X-API-Key)."""
     authorization = request.headers.get("authorization", "")
     scheme, _, value = authorization.partition(" ")

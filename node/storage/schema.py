@@ -24,12 +24,14 @@ so the two key spaces cannot collide.
 | `I` + tx hash (32)                   | `TxInternalsRecord`: its internal txs, why it failed |
 | `K` + sha256 of an API key (32)      | REST API credential (JSON: role, label, addresses) |
 | `M` + address (20)                   | merchant registry entry (JSON: name, category) |
+| `S` + stream id (16)                 | event-stream subscription (JSON, `node.api.streams`) |
+| `C` + stream id (16)                 | its cursor (JSON: last acked (block, log index), state) |
 
 A log position is block number (8) + transaction index (4) + log index in the block (4), all
 big-endian, so keys sort in chain order (an internal call's position is block, transaction
 index and its order in the transaction). The `x f s o p i I` indexes are written in the block's own
-batch; `K` and `M` are node-local REST API data, written outside blocks and never hashed into
-any root.
+batch; `K`, `M`, `S` and `C` are node-local REST API data, written outside blocks and never
+hashed into any root.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ _INTERNAL = b"i"
 _TX_INTERNALS = b"I"
 _API_KEY = b"K"
 _MERCHANT = b"M"
+_STREAM = b"S"
+_STREAM_CURSOR = b"C"
 
 
 def canonical_hash_key(number: int) -> bytes:
@@ -134,3 +138,15 @@ def merchant_key(address: bytes) -> bytes:
 
 def merchant_prefix() -> bytes:
     return _MERCHANT
+
+
+def stream_key(stream_id: bytes) -> bytes:
+    return _STREAM + stream_id
+
+
+def stream_prefix() -> bytes:
+    return _STREAM
+
+
+def stream_cursor_key(stream_id: bytes) -> bytes:
+    return _STREAM_CURSOR + stream_id
