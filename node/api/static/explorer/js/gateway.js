@@ -70,7 +70,7 @@ export async function send(gateway, path, params = {}) {
       credentials: "omit",
     });
   } catch (err) {
-    throw new ApiError(0, "unreachable", `The gateway at ${gateway.url} did not answer, or does not let this page's origin call it (its --cors-origins) (${err.message}).`);
+    throw new ApiError(0, "unreachable", `The gateway at ${gateway.url} did not answer, or this page may not call it (the gateway's --cors-origins and the node's --explorer-connect must name each other) (${err.message}).`);
   }
   if (!response.ok) throw await errorOf(response);
   return response;
