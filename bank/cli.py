@@ -133,6 +133,9 @@ def gateway(
     abandon_after: Annotated[
         float, typer.Option(min=0, help="Seconds before an unauthorized one is dropped.")
     ] = 600.0,
+    cors_origins: Annotated[
+        str, typer.Option(help="Web origins (comma-separated) that may read reconciliation.")
+    ] = "",
 ) -> None:
     """Run the gateway: card top-ups in, withdrawals out."""
     import logging
@@ -140,6 +143,7 @@ def gateway(
     import uvicorn
 
     from bank.chain import Issuer
+    from bank.cors import parse_origins
     from bank.db import sessions
     from bank.gateway import Services, create_app
     from bank.outbox import Outbox
@@ -149,6 +153,10 @@ def gateway(
     from client import FileKeyStore, Pkcs11KeyStore
     from client.errors import TallyClientError
 
+    try:
+        origins = parse_origins(cors_origins)
+    except ValueError as exc:
+        fail(2, f"--cors-origins: {exc}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     engine = open_database(db, data_dir)
@@ -182,7 +190,7 @@ def gateway(
     outbox = Outbox(maker, issuer, topups, withdrawals)
     services = Services(maker, rail, issuer, topups, withdrawals, outbox, wake, currency, poll)
     sys.stderr.write(f"bank gateway on http://{host}:{port} (issuer {issuer.address})\n")
-    uvicorn.run(create_app(services), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(services, origins), host=host, port=port, log_level="warning")
 
 
 @bank_app.command("card-simulator", epilog=EXIT_CODES)

@@ -6,7 +6,8 @@ Routes (JSON; `Authorization: Bearer <api key>` except the rail's callbacks and 
   201 captured (the mint follows), 200 the same top-up again for a retry, 202 still in progress
   (the rail did not answer: it resumes), 402 declined, 409 the key was used for another body;
 - `GET /topups/{id}`, `GET /withdrawals/{id}` (customer: own), `GET /topups`,
-  `GET /withdrawals`, `GET /totals`, `GET /reconciliation/{day}[?format=csv]` (operations);
+  `GET /withdrawals`, `GET /totals`, `GET /reconciliation/{day}[?format=csv]` (operations;
+  the one route other origins may call, those of `--cors-origins`: `bank.cors`);
 - `POST /rail/callbacks`: the rail's signed notifications (400 if the signature fails).
 
 The worker thread follows withdrawals, resumes interrupted top-ups and runs the outbox; it
@@ -33,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bank.auth import Role, authenticate
 from bank.chain import Issuer
+from bank.cors import ReconciliationCors
 from bank.models import (
     ApiKey,
     OutboxEntry,
@@ -149,7 +151,8 @@ def operations(key: Annotated[ApiKey, Depends(caller)]) -> ApiKey:
     return key
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, cors_origins: tuple[str, ...] = ()) -> FastAPI:
+    """The gateway's app; `cors_origins` may read the reconciliation report (`bank.cors`)."""
     stop = threading.Event()
 
     @asynccontextmanager
@@ -163,6 +166,8 @@ def create_app(services: Services) -> FastAPI:
 
     app = FastAPI(title="Tally bank gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.services = services
+    if cors_origins:
+        app.add_middleware(ReconciliationCors, origins=cors_origins)
     sessions = services.sessions
 
     def own(key: ApiKey, account: str) -> None:

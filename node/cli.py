@@ -68,6 +68,9 @@ MaxLogRange = Annotated[int, typer.Option(min=1, help="Most blocks one eth_getLo
 RpcApi = Annotated[str, typer.Option(help="Namespaces the public JSON-RPC port serves.")]
 Vhosts = Annotated[str, typer.Option(help="Host names it answers besides IPs (*: any).")]
 CorsDomains = Annotated[str, typer.Option(help="Web origins that may call it (*: any).")]
+ExplorerConnect = Annotated[
+    str, typer.Option(help="Origins the explorer may also fetch from (the bank gateway's).")
+]
 AdminHost = Annotated[str, typer.Option(help="The admin listener's address (loopback only).")]
 AdminPort = Annotated[
     int, typer.Option(min=0, help="Admin JSON-RPC (every method, bearer token); 0: none.")
@@ -395,6 +398,7 @@ def listener_settings(
     rpc_api: str,
     vhosts: str,
     cors_domains: str,
+    explorer_connect: str,
     admin_host: str,
     admin_port: int,
     rpc_evm_timeout: float,
@@ -427,6 +431,7 @@ def listener_settings(
         "rpc_api": split_list(rpc_api),
         "vhosts": split_list(vhosts),
         "cors_domains": split_list(cors_domains),
+        "explorer_connect": split_list(explorer_connect),
         "admin_host": admin_host,
         "admin_port": admin_port or None,
         "rpc_evm_timeout": rpc_evm_timeout,
@@ -488,6 +493,7 @@ def dev(
     rpc_api: RpcApi = "eth,net,web3,qbft,tally,debug,trace",
     vhosts: Vhosts = "localhost",
     cors_domains: CorsDomains = "",
+    explorer_connect: ExplorerConnect = "",
     admin_host: AdminHost = "127.0.0.1",
     admin_port: AdminPort = 8551,
     rpc_evm_timeout: RpcEvmTimeout = 5.0,
@@ -541,6 +547,7 @@ def dev(
                 rpc_api=rpc_api,
                 vhosts=vhosts,
                 cors_domains=cors_domains,
+                explorer_connect=explorer_connect,
                 admin_host=admin_host,
                 admin_port=admin_port,
                 rpc_evm_timeout=rpc_evm_timeout,
@@ -594,6 +601,7 @@ def run(
     rpc_api: RpcApi = "eth,net,web3,qbft,tally,debug,trace",
     vhosts: Vhosts = "localhost",
     cors_domains: CorsDomains = "",
+    explorer_connect: ExplorerConnect = "",
     admin_host: AdminHost = "127.0.0.1",
     admin_port: AdminPort = 8551,
     rpc_evm_timeout: RpcEvmTimeout = 5.0,
@@ -664,6 +672,7 @@ def run(
                 rpc_api=rpc_api,
                 vhosts=vhosts,
                 cors_domains=cors_domains,
+                explorer_connect=explorer_connect,
                 admin_host=admin_host,
                 admin_port=admin_port,
                 rpc_evm_timeout=rpc_evm_timeout,

@@ -24,7 +24,7 @@ import uvicorn
 from eth.abc import BlockAPI
 from starlette.types import ASGIApp
 
-from node.api.headers import SecurityHeaders
+from node.api.headers import SecurityHeaders, explorer_policy
 from node.api.ratelimit import (
     DEFAULT_ADDRESS_RATE_LIMIT,
     DEFAULT_AUTH_FAILURE_LIMIT,
@@ -138,6 +138,9 @@ class NodeConfig:
     """Host names the public listener answers besides IP literals and `host` ("*": any)."""
     cors_domains: tuple[str, ...] = ()
     """Foreign web origins allowed to call the public listener ("*": any; `node.rpc.browser`)."""
+    explorer_connect: tuple[str, ...] = ()
+    """Origins the explorer page may fetch from besides the node, e.g. the bank gateway's
+    (its Content-Security-Policy `connect-src`; `node.api.headers`)."""
     admin_host: str = DEFAULT_ADMIN_HOST
     """The admin listener's address: loopback only (`node.rpc.admin`)."""
     admin_port: int | None = None
@@ -205,6 +208,7 @@ class Node:
         self.browser_policy = BrowserPolicy.build(
             config.vhosts, config.cors_domains, config.host, (config.rpc_port, config.ws_port)
         )
+        self.explorer_policy = explorer_policy(config.explorer_connect)
         if config.admin_port is not None:
             check_loopback(config.admin_host)
         self.tls_context = config.tls.server_context() if config.tls is not None else None
@@ -515,7 +519,8 @@ class Node:
         ports = dict.fromkeys((self.config.rpc_port, self.config.ws_port))
         addresses = [(self.config.host, port) for port in ports]
         public = SecurityHeaders(
-            BrowserGuard(self._durable_answers(self._http_app()), self.browser_policy)
+            BrowserGuard(self._durable_answers(self._http_app()), self.browser_policy),
+            self.explorer_policy,
         )
         apps: list[ASGIApp] = [public] * len(addresses)
         contexts: list[ssl.SSLContext | None] = [self.tls_context] * len(addresses)

@@ -59,6 +59,11 @@ def _origin(text: str) -> SplitResult | None:
     return parts
 
 
+def is_origin(text: str) -> bool:
+    """Whether `text` is an origin (scheme://host[:port], http or https)."""
+    return _origin(text) is not None
+
+
 def _port(parts: SplitResult, scheme: str) -> int:
     return parts.port if parts.port is not None else _DEFAULT_PORTS[scheme]
 

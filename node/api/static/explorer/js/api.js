@@ -54,7 +54,7 @@ function authHeaders(credential) {
  * @param {Response} response
  * @returns {Promise<ApiError>}
  */
-async function errorOf(response) {
+export async function errorOf(response) {
   const text = await response.text();
   let body = null;
   try {

@@ -15,6 +15,7 @@ import * as session from "./session.js";
 import { accountView } from "./views/account.js";
 import { blocksView, blockView } from "./views/blocks.js";
 import { dashboardView } from "./views/dashboard.js";
+import { reconciliationView } from "./views/reconciliation.js";
 import { settlementsView, settlementView } from "./views/settlements.js";
 import { signInView } from "./views/signin.js";
 import { transactionView } from "./views/transaction.js";
@@ -33,6 +34,8 @@ const ROUTES = [
   ["settlements", 3, settlementView, "Settlement"],
   ["validators", 1, validatorsView, "Validators"],
   ["wallet", 1, walletView, "Wallet"],
+  ["reconciliation", 1, reconciliationView, "Operations: reconciliation"],
+  ["reconciliation", 2, reconciliationView, "Operations: reconciliation"],
 ];
 
 const main = /** @type {HTMLElement} */ (document.getElementById("main"));
