@@ -179,7 +179,8 @@ class RunNode:
     def command(self) -> list[str]:
         return [sys.executable, "-m", "tally_cli", "run", "--datadir", str(self.datadir),
                 "--rpc-port", str(self.rpc_port), "--ws-port", str(free_port()),
-                "--p2p-port", str(self.p2p_port), "--admin-port", "0", *self.args]  # fmt: skip
+                "--p2p-port", str(self.p2p_port), "--admin-port", "0",
+                "--allow-unpermissioned", *self.args]  # fmt: skip
 
     def _env(self) -> dict[str, str]:
         return {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")} | self.env
@@ -233,7 +234,8 @@ def nodes() -> Iterator[list[RunNode]]:
 
 
 def write_genesis(path: Path, validators: list[str], funded: str) -> Path:
-    """A chain 4321 genesis: these validators, one fresh account funded, no dev key anywhere."""
+    """A chain 4321 genesis: these validators, one fresh account funded, no dev key anywhere;
+    unpermissioned (the nodes are told `--allow-unpermissioned`): these tests are about keys."""
     genesis = Genesis(
         chain_id=CHAIN_ID,
         validators=tuple(sorted(to_canonical_address(v) for v in validators)),
@@ -276,7 +278,8 @@ def test_a_plaintext_node_key_is_refused_on_a_real_chain(tmp_path: Path, nodes: 
         tmp_path / "genesis.json", [key.public_key.to_checksum_address()], payer.address
     )
     refused = tally("run", "--genesis", str(genesis), "--datadir", str(datadir),
-                    "--rpc-port", str(free_port()), "--ws-port", str(free_port()))  # fmt: skip
+                    "--rpc-port", str(free_port()), "--ws-port", str(free_port()),
+                    "--allow-unpermissioned")  # fmt: skip
     assert_refused(refused, 7, "chain 4321 is not a dev chain", "--insecure-plaintext-key")
     assert sorted(path.name for path in datadir.iterdir()) == ["nodekey"]  # nothing written
     allowed = RunNode(datadir, ["--genesis", str(genesis), "--insecure-plaintext-key"], {})
