@@ -33,6 +33,7 @@ from node.api.ratelimit import (
     trusted_proxies,
 )
 from node.api.signin import MAX_OPEN_CHALLENGES, SiweOrigin
+from node.chain.backfill import InternalCallBackfill
 from node.chain.calls import CallExecutor
 from node.chain.chain import Chain
 from node.chain.events import ChainEvents, CommittedBlock
@@ -235,6 +236,7 @@ class Node:
             genesis = resolve_genesis(config, self.chainstore, self._address)
             self.chain = Chain(self.chainstore, genesis)
             self.events = ChainEvents()
+            self.backfill = InternalCallBackfill(self.chain, self.events)
             self.pool = TxPool(
                 PoolConfig(),
                 AdmissionRules(chain_id=genesis.chain_id, block_gas_limit=genesis.gas_limit),
@@ -572,6 +574,7 @@ class Node:
             background.append(asyncio.create_task(self.engine.run(), name="engine"))
         if self.streams is not None:
             background.append(asyncio.create_task(self.streams.run(), name="streams"))
+        background.append(asyncio.create_task(self.backfill.run(), name="internal-backfill"))
         servers = [
             asyncio.create_task(listener.serve(sockets=[sock]))
             for listener, sock in zip(listeners, sockets, strict=True)
@@ -602,6 +605,7 @@ class Node:
             for listener in listeners:
                 listener.should_exit = True
             self.call_pool.close()  # ends running calls, whose requests the listeners await
+            self.backfill.close()
             await asyncio.gather(*servers, return_exceptions=True)
             for task in background:
                 task.cancel()

@@ -2,11 +2,12 @@
 
 The chain carries legacy, access-list and EIP-1559 transactions, a contract creation, contract
 calls with logs (the genesis WalletToken and Points, a deployed Probe) and a reverted call.
-Verification passes on it, with and without re-execution; then a stopped validator's datadir is
-copied, blocks in the copy's LevelDB are altered (a transaction's raw bytes, a receipt's status,
-a commit seal, a header field), a node is started on the copy with no peers, and the verifier
-must name each altered block and the check it fails. The pure QBFT rules (votes, proposer,
-seal quorum) are checked without a node at the end.
+Verification passes on it, with and without re-execution, and all four validators give the
+Etherscan API the same internal transactions and failure reasons; then a stopped validator's
+datadir is copied, blocks in the copy's LevelDB are altered (a transaction's raw bytes, a
+receipt's status, a commit seal, a header field), a node is started on the copy with no peers,
+and the verifier must name each altered block and the check it fails. The pure QBFT rules
+(votes, proposer, seal quorum) are checked without a node at the end.
 """
 
 from __future__ import annotations
@@ -246,6 +247,59 @@ def test_the_cli_exit_codes(net: Net, tmp_path: Path) -> None:
     assert past.stdout == "" and len(past.stderr.splitlines()) == 1
     unreachable = run_cli("--rpc", f"http://127.0.0.1:{free_port()}")
     assert unreachable.returncode == 5 and "cannot read the chain" in unreachable.stderr
+
+
+def test_every_validator_indexes_the_same_internal_transactions(net: Net, dev_accounts) -> None:
+    """Each round-0 block is accepted by f validators from its proposer's state diff, without
+    running it; the backfill (`node.chain.backfill`) replays it there, so every validator gives
+    auditors the same internal transactions and the same reason for a failed transaction."""
+    from tests.test_api_etherscan import FORWARDER
+
+    w3 = web3_for(net.nodes[0].url)
+    sender = dev_accounts[4]
+    nonce = w3.eth.get_transaction_count(sender.address)
+    forwarder = keccak(rlp.encode([to_canonical_address(sender.address), nonce]))[12:]
+    recipient = b"\x42" * 20
+    fees = {"maxFeePerGas": 0, "maxPriorityFeePerGas": 0, "type": 2, "chainId": CHAIN_ID}
+    spin = selector_call("spin(uint256)", ["uint256"], [10**6])
+    plan = [
+        {"data": FORWARDER, "gas": 200_000},
+        {
+            "to": to_checksum_address(forwarder),
+            "value": 5,
+            "data": recipient.rjust(32, b"\0"),  # the forwarder calls word 0 with the value
+            "gas": 200_000,
+        },
+        {"to": net.receipts["create"]["contractAddress"], "data": spin, "gas": 60_000},
+    ]
+    hashes = [
+        w3.eth.send_raw_transaction(
+            sender.sign_transaction({"nonce": nonce + n, **fees, **fields}).raw_transaction
+        ).to_0x_hex()
+        for n, fields in enumerate(plan)
+    ]
+    for tx_hash in hashes:
+        w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+
+    def answers(node: localnet.LocalNode) -> tuple:
+        key = (net.directory / node.name / "api-admin.key").read_text().strip()
+
+        def get(**params: str) -> object:
+            body = httpx.get(node.url + "/api", params={**params, "apikey": key}, timeout=30)
+            return body.json()["result"]
+
+        internal = get(module="account", action="txlistinternal", txhash=hashes[1])
+        status = get(module="transaction", action="getstatus", txhash=hashes[2])
+        return [(row["from"], row["to"], row["value"]) for row in internal], status
+
+    expected = (
+        [("0x" + forwarder.hex(), "0x" + recipient.hex(), "5")],
+        {"isError": "1", "errDescription": "Out of gas"},
+    )
+    wait_for(
+        lambda: all(answers(node) == expected for node in net.nodes),
+        what="every validator's internal transactions",
+    )
 
 
 # --- a corrupted copy --------------------------------------------------------------------------

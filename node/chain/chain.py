@@ -46,6 +46,9 @@ class PendingBlock:
     parent_hash: bytes
     executed: ExecutedBlock
     batch: StoreBatch
+    internal_calls_pending: bool = False
+    """Accepted from its proposer's state diff, not executed: its internal transactions are
+    unknown until `node.chain.backfill` replays it, so commit marks it for that."""
 
     @property
     def header(self) -> BlockHeaderAPI:
@@ -296,9 +299,12 @@ class Chain:
         self.indexer.index_block(
             pending.batch, sealed_header.timestamp, [record[:3] for record in records]
         )
-        self.indexer.index_internal_calls(
-            pending.batch, number, sealed_header.timestamp, pending.executed.transactions
-        )
+        if not pending.internal_calls_pending:
+            self.indexer.index_internal_calls(
+                pending.batch, number, sealed_header.timestamp, pending.executed.transactions
+            )
+        elif records:
+            self.indexer.defer_internal_calls(pending.batch, number, block_hash)
         tally = self.validator_tally(pending.parent_hash).after(
             sealed_header, self.genesis.epoch_length
         )

@@ -121,7 +121,9 @@ def import_with_diff(
     )
     for key, value in writes.items():
         batch[key] = value
-    return PendingBlock(chain.head_hash, ExecutedBlock(header, executed), batch)
+    return PendingBlock(
+        chain.head_hash, ExecutedBlock(header, executed), batch, internal_calls_pending=True
+    )
 
 
 def _decode_receipt(raw: bytes) -> ReceiptAPI:

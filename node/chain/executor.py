@@ -65,7 +65,8 @@ class ExecutedTransaction:
     contract_address: bytes
     internal_calls: tuple[InternalCall, ...] = ()
     """Value-moving calls and creations inside it (`node.chain.internal_calls`); empty when
-    the block was imported from its proposer's state diff rather than executed."""
+    the block was imported from its proposer's state diff rather than executed (then
+    `node.chain.backfill` indexes them later)."""
     error: str = ""
     """Why it failed, in Etherscan's words, when executed here."""
 

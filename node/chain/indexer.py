@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from eth_utils import keccak
 
 from contracts import load_artifact
 from node.chain.bank_contracts import BATCH_PAYOUT, ESCROW, NETTING, WALLET_TOKEN
 from node.chain.event_abi import EventAbi, event_table
-from node.chain.executor import ExecutedTransaction
+from node.chain.internal_calls import InternalCall
 from node.storage import schema
 from node.storage.indexes import (
     FeeRecord,
@@ -44,6 +44,20 @@ from node.storage.store import StoreBatch
 TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")
 _MAX_ID = 2**64
 """Settlement ids are contract counters; keys hold 8 bytes of them."""
+
+
+class TxCalls(Protocol):
+    """What the internal-call index needs of a transaction: an `ExecutedTransaction`, or
+    a backfilled one (`node.chain.backfill`)."""
+
+    @property
+    def tx_hash(self) -> bytes: ...
+
+    @property
+    def internal_calls(self) -> tuple[InternalCall, ...]: ...
+
+    @property
+    def error(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +129,7 @@ class BlockIndexer:
         batch: StoreBatch,
         number: int,
         timestamp: int,
-        transactions: Sequence[ExecutedTransaction],
+        transactions: Sequence[TxCalls],
     ) -> None:
         """Each transaction's internal transactions, under every account they involve and
         under the transaction (with why it failed): only for the few that have either."""
@@ -145,6 +159,12 @@ class BlockIndexer:
             batch[schema.tx_internals_key(item.tx_hash)] = encode_record(
                 TxInternalsRecord(item.error.encode(), records)
             )
+
+    @staticmethod
+    def defer_internal_calls(batch: StoreBatch, number: int, block_hash: bytes) -> None:
+        """Mark the block's internal transactions as still to be indexed (`node.chain.backfill`
+        replays it): durable in the block's own batch, so no crash can lose the task."""
+        batch[schema.internals_pending_key(number)] = block_hash
 
     @staticmethod
     def _transfer(

@@ -22,6 +22,7 @@ so the two key spaces cannot collide.
 | `p` + party (20) + opened block (8) + kind (1) + id (8) | empty: a settlement the party is in |
 | `i` + address (20) + block (8) + tx (4) + call (4) | `InternalCallRecord`: from/to it |
 | `I` + tx hash (32)                   | `TxInternalsRecord`: its internal txs, why it failed |
+| `q` + number (8)                     | block hash: its `i`/`I` entries still to be backfilled |
 | `K` + sha256 of an API key (32)      | REST API credential (JSON: role, label, addresses) |
 | `M` + address (20)                   | merchant registry entry (JSON: name, category) |
 | `S` + stream id (16)                 | event-stream subscription (JSON, `node.api.streams`) |
@@ -30,8 +31,11 @@ so the two key spaces cannot collide.
 A log position is block number (8) + transaction index (4) + log index in the block (4), all
 big-endian, so keys sort in chain order (an internal call's position is block, transaction
 index and its order in the transaction). The `x f s o p i I` indexes are written in the block's own
-batch; `K`, `M`, `S` and `C` are node-local REST API data, written outside blocks and never
-hashed into any root.
+batch, except `i I` of a block accepted from its proposer's state diff: its batch writes `q`
+instead, and `node.chain.backfill` later replays the block and swaps `q` for its `i I` in one
+batch. `K`, `M`, `S` and `C` are node-local REST API data, written outside blocks and never
+hashed into any root. A scan of a whole one-byte prefix also meets state-trie nodes whose hash
+starts with that byte: scans keep only keys of their own length.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ _SETTLEMENT_ORDER = b"o"
 _SETTLEMENT_PARTY = b"p"
 _INTERNAL = b"i"
 _TX_INTERNALS = b"I"
+_INTERNALS_PENDING = b"q"
 _API_KEY = b"K"
 _MERCHANT = b"M"
 _STREAM = b"S"
@@ -122,6 +127,23 @@ def internal_call_prefix(address: bytes) -> bytes:
 
 def tx_internals_key(tx_hash: bytes) -> bytes:
     return _TX_INTERNALS + tx_hash
+
+
+def internals_pending_key(number: int) -> bytes:
+    return _INTERNALS_PENDING + number.to_bytes(8, "big")
+
+
+def internals_pending_prefix() -> bytes:
+    return _INTERNALS_PENDING
+
+
+INTERNALS_PENDING_KEY_LENGTH = 9
+"""`q` + number: what tells a marker from a state-trie node whose hash starts with `q`."""
+
+
+def decode_internals_pending_key(key: bytes) -> int:
+    """The block number of an `internals_pending_key`."""
+    return int.from_bytes(key[1:9], "big")
 
 
 def api_key_key(digest: bytes) -> bytes:

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from eth._utils.address import generate_contract_address
-from eth.abc import BlockHeaderAPI, ChainDatabaseAPI, SignedTransactionAPI, StateAPI
+from eth.abc import (
+    BlockHeaderAPI,
+    ChainDatabaseAPI,
+    ComputationAPI,
+    SignedTransactionAPI,
+    StateAPI,
+)
 from eth.consensus.context import ConsensusContext
 from eth.vm.chain_context import ChainContext
 
@@ -85,9 +91,11 @@ def replay_block(
     deadline: Deadline,
     tracer_for: Callable[[int, bytes], Tracer | None],
     last: int | None = None,
+    untraced: Callable[[bytes, ComputationAPI], None] | None = None,
 ) -> list[TracedTransaction]:
     """Replay `header`'s block; `tracer_for(index, hash)` gives the tracer of each transaction
-    (None: run it untraced). Stops after transaction `last` when given."""
+    (None: run it untraced, then hand its hash and computation to `untraced`). Stops after
+    transaction `last` when given."""
     block_hash = onchain_hash(header)
     hashes = chain.store.block_tx_hashes(block_hash)
     if last is not None:
@@ -126,7 +134,9 @@ def replay_block(
         tracer = tracer_for(index, tx_hash)
         state.lock_changes()
         if tracer is None:
-            state.apply_transaction(tx)
+            computation = state.apply_transaction(tx)
+            if untraced is not None:
+                untraced(tx_hash, computation)
             continue
         info = tx_info(tx, base_fee, header.coinbase)
         info.tx_hash, info.index = tx_hash, index
