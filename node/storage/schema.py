@@ -22,14 +22,16 @@ so the two key spaces cannot collide.
 | `p` + party (20) + opened block (8) + kind (1) + id (8) | empty: a settlement the party is in |
 | `i` + address (20) + block (8) + tx (4) + call (4) | `InternalCallRecord`: from/to it |
 | `I` + tx hash (32)                   | `TxInternalsRecord`: its internal txs, why it failed |
+| `w` + hold id (8)                    | `HoldRecord`: a payment held for review, as it stands |
+| `W` + party (20) + log position (16) | hold id (8): a held payment from or to the party    |
 | `K` + sha256 of an API key (32)      | REST API credential (JSON: role, label, addresses) |
 | `M` + address (20)                   | merchant registry entry (JSON: name, category) |
 
 A log position is block number (8) + transaction index (4) + log index in the block (4), all
 big-endian, so keys sort in chain order (an internal call's position is block, transaction
-index and its order in the transaction). The `x f s o p i I` indexes are written in the block's own
-batch; `K` and `M` are node-local REST API data, written outside blocks and never hashed into
-any root.
+index and its order in the transaction). The `x f s o p i I w W` indexes are written in the
+block's own batch; `K` and `M` are node-local REST API data, written outside blocks and never
+hashed into any root.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ _SETTLEMENT_ORDER = b"o"
 _SETTLEMENT_PARTY = b"p"
 _INTERNAL = b"i"
 _TX_INTERNALS = b"I"
+_HOLD = b"w"
+_HOLD_PARTY = b"W"
 _API_KEY = b"K"
 _MERCHANT = b"M"
 
@@ -118,6 +122,14 @@ def internal_call_prefix(address: bytes) -> bytes:
 
 def tx_internals_key(tx_hash: bytes) -> bytes:
     return _TX_INTERNALS + tx_hash
+
+
+def hold_key(hold_id: int) -> bytes:
+    return _HOLD + hold_id.to_bytes(8, "big")
+
+
+def hold_party_prefix(party: bytes) -> bytes:
+    return _HOLD_PARTY + party
 
 
 def api_key_key(digest: bytes) -> bytes:
