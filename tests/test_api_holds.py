@@ -134,5 +134,7 @@ def test_held_payments_through_the_sdk_and_rest(
     assert rows[third[0]]["status"] == "cancelled"
     transfers = api.ok(f"/accounts/{q}/transfers", token=TOKEN)["items"]
     assert [(t["from"], t["amount"]) for t in transfers] == [(p, "6000")]
+    exported = api.get(f"/accounts/{q}/export", kind="holds", format="csv")
+    assert exported.status_code == 200 and "cancelled" in exported.text
     compliance.unflag(q)
     issuer.transact("setReviewThreshold", 1, 0, payment=policy)
