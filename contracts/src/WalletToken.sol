@@ -99,11 +99,12 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
     uint256 public constant MAX_POINTS_RATE_BPS = 10_000;
     /// @notice Balances and the supply fit the holder word's 80 bits (1.2e22 in cents).
     uint256 public constant MAX_SUPPLY = (1 << 80) - 1;
-    /// @notice Hold reason bits (`PaymentHeld.reasons`).
-    uint8 public constant HELD_OVER_THRESHOLD = 1;
-    uint8 public constant HELD_PAYER_FLAGGED = 2;
-    uint8 public constant HELD_PAYEE_FLAGGED = 4;
-    uint64 public constant DEFAULT_REVIEW_WINDOW = 72 hours;
+    // Hold reason bits (`PaymentHeld.reasons`); private, as every public name costs the
+    // payment path a little in the selector dispatch.
+    uint8 private constant HELD_OVER_THRESHOLD = 1;
+    uint8 private constant HELD_PAYER_FLAGGED = 2;
+    uint8 private constant HELD_PAYEE_FLAGGED = 4;
+    uint64 private constant DEFAULT_REVIEW_WINDOW = 72 hours;
 
     // Holder word, one per account: the whole of what a payment reads and writes about it.
     //   bits   0..79   spendable balance (not under a pending withdrawal)
@@ -121,7 +122,7 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
     uint256 private constant BALANCE = (1 << 80) - 1;
     uint256 private constant POINTS_SHIFT = 80;
     uint256 private constant POINTS = (1 << 55) - 1;
-    uint256 private constant FLAGGED = 1 << 135;
+    uint256 private constant FLAGGED = 0x8000000000000000000000000000000000; // 1 << 135, literal: one PUSH
     uint256 private constant TIER_SHIFT = 136;
     uint256 private constant KIND_SHIFT = 144;
     uint256 private constant FROZEN = 1 << 146;
@@ -138,10 +139,14 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
     uint256 private constant RATE = 0xffff;
     uint256 private constant PAUSED = 1 << 16;
     uint256 private constant UNCLAIMED_SHIFT = 24;
-    /// @dev Tier limits word: perPayment << 160 | review threshold << 96 | daily.
+    /// @dev Tier limits word: perPayment << 160 | review << 96 | daily, where review is the
+    ///      largest amount paid without review: the threshold, or all ones for none (0, the
+    ///      threshold's "none", is kept only by tiers never configured, which cannot pay), so
+    ///      the payment path's test is one comparison. Amounts above 2^64-1 cents (1.8e15
+    ///      in currency units, beyond any payment) are thereby always held for review.
     uint256 private constant DAILY = (1 << 96) - 1;
     uint256 private constant REVIEW_SHIFT = 96;
-    uint256 private constant REVIEW = (1 << 64) - 1;
+    uint256 private constant REVIEW = 0xffffffffffffffff; // literal: one PUSH
     uint256 private constant FEE_CAP_SHIFT = 80;
     uint256 private constant FEE_FIXED = (1 << 64) - 1;
     /// @dev Event topics for the assembly payment path: keccak256 of
@@ -156,7 +161,7 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
 
     uint256 private _config;
     mapping(address => uint256) private _holders;
-    /// @dev Per tier: perPayment << 160 | review threshold << 96 | daily.
+    /// @dev Per tier: perPayment << 160 | review << 96 | daily (see REVIEW_SHIFT).
     uint256[256] private _limits;
     uint256 private _totalSupply;
     mapping(address => uint256) private _locked;
@@ -442,7 +447,7 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
         if (payee & FROZEN != 0) revert AccountFrozen(to);
         _locked[from] -= amount + fee;
         _holders[to] = payee + amount; // balances <= MAX_SUPPLY: no carry
-        emit Transfer(from, to, amount);
+        _logTransfer(from, to, amount);
         if (fee != 0) _creditFee(from, to, h.kind, amount, fee);
         _earnPoints(from, amount);
         emit HoldReleased(id, from, to, amount, fee);
@@ -565,8 +570,10 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
         return (uint96(l >> 160), uint96(l));
     }
 
+    /// @notice Payments above this are held for review (0: none).
     function reviewThreshold(uint8 tier) external view returns (uint64) {
-        return uint64(_limits[tier] >> REVIEW_SHIFT);
+        uint64 review = uint64(_limits[tier] >> REVIEW_SHIFT);
+        return review == REVIEW ? 0 : review;
     }
 
     function isFlagged(address account) external view returns (bool) {
@@ -653,17 +660,15 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
             case 7 {
                 // Role.System: a settlement contract paying out; no limits, fee, points or holds.
                 kind := 0
-                log3(0x00, 0x20, not(NOT_TRANSFER_EVENT), from, to)
             }
             default {
                 {
                     // Tier limits: per payment, and today's total. A spending number below
                     // today's (day << 80, total 0) is a past day's: today's starts from zero.
                     let limits := sload(add(_limits.slot, and(shr(TIER_SHIFT, payer), 0xff)))
-                    // Held: either party flagged, or amount > the review threshold, as
-                    // threshold - 1 < amount - 1: a threshold of 0 (none) wraps to the largest
-                    // number, which nothing is below.
-                    held := or(and(or(payer, payee), FLAGGED), lt(sub(and(shr(REVIEW_SHIFT, limits), REVIEW), 1), sub(amount, 1)))
+                    // Held: either party flagged, or amount above the review bits.
+                    // (The review bits by two shifts: the compiler builds REVIEW from pieces.)
+                    held := or(and(or(payer, payee), FLAGGED), gt(amount, shr(192, shl(96, limits))))
                     let today := shl(DAY_SHIFT, div(timestamp(), 86400))
                     let updated := shr(SPENDING_SHIFT, payer)
                     if lt(updated, today) { updated := today }
@@ -673,7 +678,6 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
                     // The spending number only grows.
                     payer := or(and(payer, BELOW_SPENDING), shl(SPENDING_SHIFT, updated))
                 }
-                if iszero(held) { log3(0x00, 0x20, not(NOT_TRANSFER_EVENT), from, to) }
                 // The fee kind: the higher of the declared and the recipient's flagged kind.
                 let flagged := and(shr(KIND_SHIFT, payee), 3)
                 if gt(flagged, kind) { kind := flagged }
@@ -685,21 +689,24 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
                         if gt(fee, cap) { fee := cap }
                     }
                 }
-                // Customers (role 6) earn points, accrued in their word and the config total.
-                // (A held payment earns them when released.)
-                let rate := mul(eq(and(shr(ROLE_SHIFT, payer), 0xf), 6), and(config, RATE))
-                if held { rate := 0 }
-                if rate {
-                    let earned := div(mul(amount, rate), 10000)
-                    if gt(earned, sub(POINTS, and(shr(POINTS_SHIFT, payer), POINTS))) {
-                        earned := sub(POINTS, and(shr(POINTS_SHIFT, payer), POINTS)) // saturated
-                    }
-                    if earned {
-                        payer := add(payer, shl(POINTS_SHIFT, earned))
-                        sstore(_config.slot, add(config, shl(UNCLAIMED_SHIFT, earned)))
-                        mstore(0x20, earned)
-                        log2(0x00, 0x40, POINTS_EARNED_EVENT, from)
-                    }
+            }
+            // One Transfer log for both branches (the compiler would copy a topic used twice
+            // from code), unless the payment is held: then it is logged when released.
+            if iszero(held) { log3(0x00, 0x20, not(NOT_TRANSFER_EVENT), from, to) }
+            // Customers (role 6) earn points, accrued in their word and the config total.
+            // (A held payment earns them when released.)
+            let rate := mul(eq(and(shr(ROLE_SHIFT, payer), 0xf), 6), and(config, RATE))
+            if held { rate := 0 }
+            if rate {
+                let earned := div(mul(amount, rate), 10000)
+                if gt(earned, sub(POINTS, and(shr(POINTS_SHIFT, payer), POINTS))) {
+                    earned := sub(POINTS, and(shr(POINTS_SHIFT, payer), POINTS)) // saturated
+                }
+                if earned {
+                    payer := add(payer, shl(POINTS_SHIFT, earned))
+                    sstore(_config.slot, add(config, shl(UNCLAIMED_SHIFT, earned)))
+                    mstore(0x20, earned)
+                    log2(0x00, 0x40, POINTS_EARNED_EVENT, from)
                 }
             }
             let debit := add(amount, fee)
@@ -722,7 +729,7 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
     /// @dev Record a payment `_pay` held (the payer's word already debited `amount + fee`).
     function _hold(address from, address to, uint256 amount, uint256 fee, Kind kind) private {
         uint256 review = (_limits[uint8(_holders[from] >> TIER_SHIFT)] >> REVIEW_SHIFT) & REVIEW;
-        uint8 reasons = (review != 0 && amount > review ? HELD_OVER_THRESHOLD : 0)
+        uint8 reasons = (amount > review ? HELD_OVER_THRESHOLD : 0)
             | (_holders[from] & FLAGGED != 0 ? HELD_PAYER_FLAGGED : 0)
             | (_holders[to] & FLAGGED != 0 ? HELD_PAYEE_FLAGGED : 0);
         _locked[from] += amount + fee;
@@ -788,8 +795,15 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
         unchecked {
             _holders[collector] = c + fee;
         }
-        emit Transfer(from, collector, fee);
+        _logTransfer(from, collector, fee);
         emit FeeCharged(from, to, kind, amount, fee);
+    }
+
+    /// @dev The Transfer log of a released hold or a fee, in one place: with one more `emit
+    ///      Transfer` the compiler copies the topic from code in `_pay` too (see
+    ///      NOT_TRANSFER_EVENT), which costs every payment about ten opcodes.
+    function _logTransfer(address from, address to, uint256 amount) private {
+        emit Transfer(from, to, amount);
     }
 
     function _spendAllowance(address owner, address spender, uint256 value) private {
@@ -851,12 +865,14 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
 
     function _setTierLimits(uint8 tier, Limits memory l) private {
         uint256 review = _limits[tier] & (REVIEW << REVIEW_SHIFT);
+        if (review == 0) review = REVIEW << REVIEW_SHIFT; // first configured: no review
         _limits[tier] = (uint256(l.perPayment) << 160) | review | l.daily;
         emit TierLimitsSet(tier, l.perPayment, l.daily);
     }
 
     function _setReviewThreshold(uint8 tier, uint64 threshold) private {
-        _limits[tier] = (_limits[tier] & ~(REVIEW << REVIEW_SHIFT)) | (uint256(threshold) << REVIEW_SHIFT);
+        uint256 review = threshold == 0 ? REVIEW : threshold;
+        _limits[tier] = (_limits[tier] & ~(REVIEW << REVIEW_SHIFT)) | (review << REVIEW_SHIFT);
         emit ReviewThresholdSet(tier, threshold);
     }
 
