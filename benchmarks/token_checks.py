@@ -112,8 +112,11 @@ class Deployment:
             "uint16",
             "(uint96,uint96)[]",
             "(uint16,uint64,uint64)[]",
+            "uint64[]",
+            "uint64",
         ]
-        config = [list(TIER_LIMITS), list(FEES)]
+        # Review thresholds above any benchmark payment: the checks run, nothing is held.
+        config = [list(TIER_LIMITS), list(FEES), [per for per, _ in TIER_LIMITS], 0]
         deploys = [
             init_code("AdminGroup", ["address[]", "uint256"], [[self.dev.address], 1]),
             init_code(

@@ -565,6 +565,12 @@ def report(sent: Submitted) -> None:
     if sent.receipt is not None:
         r = sent.receipt
         out.print(f"[green]final[/] in block {r.block_number} (gas used {r.gas_used})")
+        from client.tokens import held_payment, hold_reasons
+
+        held = held_payment(r.raw)
+        if held is not None:
+            hold_id, reasons = held
+            out.print(f"[yellow]held for review[/] (hold {hold_id}: {hold_reasons(reasons)})")
 
 
 class DevFaucet:

@@ -2,7 +2,8 @@
 
 `Erc20` uses the standard EIP-20 ABI (plus OpenZeppelin 5's `IERC20Errors`, so reverts decode
 to named errors) and works with any token, DevToken included. `WalletToken` adds the wallet
-token's own functions (fee quote, external payments, withdrawal requests, issuer top-ups); its
+token's own functions (fee quote, external payments, withdrawal requests, issuer top-ups,
+compliance's flags and holds, and `held_payment`, which tells a payer its payment was held); its
 ABI is loaded by name from the contract artifacts, and `ContractUnavailable` says so when that
 artifact is not shipped.
 
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from eth_utils import to_checksum_address
+from eth_abi import decode
+from eth_utils import event_signature_to_log_topic, to_checksum_address
 
 from client.artifacts import contract_abi, require_functions
 from client.policy import Payment
@@ -268,3 +271,124 @@ class WalletToken(Erc20):
             "rejectWithdrawal", withdrawal_id, reason,
             payment=Payment(self.address, self.address, 0), **options,
         )  # fmt: skip
+
+    # --- compliance: flags and holds --------------------------------------------------------
+
+    def flag(self, account: str, reason: bytes = NO_REF, **options: Any) -> Submitted:
+        """Compliance only: hold every payment from or to `account` for review."""
+        return self._compliance("flag", to_checksum_address(account), reason, **options)
+
+    def unflag(self, account: str, **options: Any) -> Submitted:
+        return self._compliance("unflag", to_checksum_address(account), **options)
+
+    def release_hold(self, hold_id: int, **options: Any) -> Submitted:
+        """Compliance only: pay a held payment to its payee (with its fee and points)."""
+        return self._compliance("releaseHold", hold_id, **options)
+
+    def reject_hold(self, hold_id: int, reason: bytes = NO_REF, **options: Any) -> Submitted:
+        """Compliance only: refuse a held payment; its payer gets the amount and fee back."""
+        return self._compliance("rejectHold", hold_id, reason, **options)
+
+    def cancel_hold(self, hold_id: int, **options: Any) -> Submitted:
+        """The payer takes back a held payment once its review window is over."""
+        require_functions(self.ARTIFACT, self.abi, "cancelHold")
+        return self.transact(
+            "cancelHold", hold_id, payment=Payment(self.address, self.wallet.address, 0), **options
+        )
+
+    def is_flagged(self, account: str) -> bool:
+        require_functions(self.ARTIFACT, self.abi, "isFlagged")
+        return bool(self.call("isFlagged", to_checksum_address(account)))
+
+    def hold(self, hold_id: int) -> Hold:
+        """One held payment as it stands (reverts `UnknownHold` for an id never used)."""
+        require_functions(self.ARTIFACT, self.abi, "hold")
+        f, amount, to, fee, kind, reasons, status, deadline = self.call("hold", hold_id)
+        return Hold(
+            hold_id,
+            to_checksum_address(f),
+            to_checksum_address(to),
+            amount,
+            fee,
+            FeeKind(kind),
+            reasons,
+            HoldStatus(status),
+            deadline,
+        )
+
+    def holds(self, account: str, from_block: int = 0) -> list[Hold]:
+        """Every payment from or to `account` that was held, as it stands now (found through
+        the `PaymentHeld` events: the contract keeps no per-account list)."""
+        topic = "0x" + HELD_TOPIC.hex()
+        who = "0x" + bytes.fromhex(to_checksum_address(account)[2:]).rjust(32, b"\0").hex()
+        ids: set[int] = set()
+        for topics in ([topic, None, who], [topic, None, None, who]):
+            logs = self.wallet.rpc(
+                "eth_getLogs",
+                {"address": self.address, "fromBlock": hex(from_block), "topics": topics},
+            )
+            ids.update(int(log["topics"][1], 16) for log in logs)
+        return [self.hold(i) for i in sorted(ids)]
+
+    def _compliance(self, function: str, *args: Any, **options: Any) -> Submitted:
+        require_functions(self.ARTIFACT, self.abi, function)
+        return self.transact(
+            function, *args, payment=Payment(self.address, self.address, 0), **options
+        )
+
+
+class HoldStatus(enum.IntEnum):
+    """`WalletToken.HoldStatus`."""
+
+    NONE = 0
+    HELD = 1
+    RELEASED = 2
+    REJECTED = 3
+    CANCELLED = 4
+
+
+#: `PaymentHeld.reasons` bits.
+HELD_OVER_THRESHOLD, HELD_PAYER_FLAGGED, HELD_PAYEE_FLAGGED = 1, 2, 4
+HELD_TOPIC = event_signature_to_log_topic(
+    "PaymentHeld(uint256,address,address,uint256,uint8,uint8)"
+)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A payment WalletToken held for review; `deadline`: when its payer may cancel it."""
+
+    hold_id: int
+    payer: str
+    payee: str
+    amount: int
+    fee: int
+    kind: FeeKind
+    reasons: int
+    status: HoldStatus
+    deadline: int
+
+    def reason_text(self) -> str:
+        return hold_reasons(self.reasons)
+
+
+def hold_reasons(bits: int) -> str:
+    """`PaymentHeld.reasons` in words."""
+    names = (
+        (HELD_OVER_THRESHOLD, "over the review threshold"),
+        (HELD_PAYER_FLAGGED, "payer flagged"),
+        (HELD_PAYEE_FLAGGED, "payee flagged"),
+    )
+    return ", ".join(name for bit, name in names if bits & bit) or "none"
+
+
+def held_payment(receipt: dict[str, Any]) -> tuple[int, int] | None:
+    """(hold id, reasons) if the transaction of this raw receipt had a payment held."""
+    for log in receipt.get("logs", []):
+        topics = log.get("topics", [])
+        if topics and bytes.fromhex(topics[0][2:]) == HELD_TOPIC and len(topics) == 4:
+            _amount, _kind, reasons = decode(
+                ["uint256", "uint8", "uint8"], bytes.fromhex(log["data"][2:])
+            )
+            return int(topics[1], 16), int(reasons)
+    return None

@@ -288,6 +288,8 @@ def deploy_suite(
         POINTS_RATE_BPS,
         TIER_LIMITS,
         FEES,
+        [],  # no review thresholds: nothing is held unless a test sets one
+        0,  # the default review window (72 hours)
     )
     points = chain.deploy(deployer, "Points", rules_a, token_a)
     escrow = chain.deploy(deployer, "Escrow", token_a)

@@ -222,6 +222,8 @@ def test_account_rules_push_every_change_to_its_listeners(suite: Suite, dev_acco
         0,
         TIER_LIMITS,
         FEES,
+        [],
+        0,
     )
     propose(suite, rules.functions.setAccount(c, Role.CUSTOMER, 2, ZERO32))
     propose(suite, rules.functions.removeAccount(gone))

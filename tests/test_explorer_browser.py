@@ -74,8 +74,9 @@ def api(shared_node: NodeProcess) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def activity(shared_node: NodeProcess, dev_accounts: list[LocalAccount]) -> Activity:
-    """A top-up and three payments by customer 6 (one external, with a fee), and an escrow
-    opened by enterprise 3 for customer 8, all real signed transactions."""
+    """A top-up and three payments by customer 6 (one external, with a fee), an escrow
+    opened by enterprise 3 for customer 8, and a payment of customer 6 held for review (to
+    customer 9, whom compliance flagged), all real signed transactions."""
     w3 = web3_for(shared_node.url)
     chain = Chain(w3)
     token = w3.eth.contract(address=TOKEN, abi=load_artifact("WalletToken")["abi"])
@@ -99,6 +100,9 @@ def activity(shared_node: NodeProcess, dev_accounts: list[LocalAccount]) -> Acti
         ),
     )
     receipts = chain.mine()
+    chain.tx(dev_accounts[2], token.functions.flag(dev_accounts[9].address, b"\x09" * 32))
+    chain.tx(customer, token.functions.transfer(dev_accounts[9].address, 3_00))
+    chain.mine()
     return Activity(
         customer=customer.address,
         payee=payee.address,
@@ -320,6 +324,12 @@ def test_account_history_pages_through_every_transfer(
     csv_text = Path(download.value.path()).read_text()
     assert csv_text.splitlines()[0].startswith("tx_hash,")
     assert len(csv_text.strip().splitlines()) == 2
+
+    auditor.follow(page.get_by_role("link", name="Held payments"))
+    holds = page.get_by_test_id("history")
+    expect(holds.locator("tbody tr")).to_have_count(1)
+    expect(holds).to_contain_text("held for review")
+    expect(holds).to_contain_text("payee flagged")
 
 
 def test_settlements_list_shows_the_escrow(auditor: ExplorerPage, activity: Activity) -> None:

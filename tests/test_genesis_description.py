@@ -84,7 +84,8 @@ def test_the_defaults_are_a_permissioned_network_with_no_allocation() -> None:
 
 
 def test_build_writes_genesis_and_node_list_and_inspect_shows_every_grant(tmp_path: Path) -> None:
-    (tmp_path / "network.toml").write_text(SAMPLE)
+    review = "[token]\nreview_thresholds = [0, 20_000]\nreview_window_seconds = 3_600\n"
+    (tmp_path / "network.toml").write_text(SAMPLE + "\n" + review)
     out = tmp_path / "out"
     built = tally("genesis", "build", str(tmp_path / "network.toml"), "--out", str(out))
     assert built.returncode == 0, built.stderr
@@ -122,6 +123,8 @@ def test_build_writes_genesis_and_node_list_and_inspect_shows_every_grant(tmp_pa
     assert report["admins"] == ADMINS and report["threshold"] == 2
     assert report["token"]["fee_collector"] == FEES and report["token"]["decimals"] == 2
     assert report["allocations"][0]["balance"] == 25 * 10**18
+    assert report["token"]["review_thresholds"] == [0, 20_000]
+    assert report["token"]["review_window_seconds"] == 3_600
     assert report["genesis_hash"] == hash_line.split()[-1]
 
     again = tally("genesis", "build", str(tmp_path / "network.toml"), "--out", str(out))

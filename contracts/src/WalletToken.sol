@@ -13,7 +13,10 @@ import {RoleGated} from "./RoleGated.sol";
 ///         flags external/cross-border recipients; each payer's KYC tier caps a single payment
 ///         and the day's total; flagged payments carry a fee, readable beforehand with
 ///         `quoteFee`, paid to the fee collector on top of the amount; customers earn points on
-///         what they pay, redeemed through the `Points` ledger.
+///         what they pay, redeemed through the `Points` ledger. A payment over the payer's tier
+///         review threshold, or from or to an account compliance has flagged, is held for
+///         review instead of paid: compliance releases it (paid as the payment would have
+///         been) or rejects it (refunded); the payer may cancel it once the review window is over.
 /// @dev Why it is built like this: the node executes every opcode in Python (microseconds
 ///      each, and each storage slot touched costs trie work), so a checked payment must cost
 ///      about what a plain ERC-20 transfer costs (benchmarks/token_checks.py holds it to +25%):
@@ -28,8 +31,11 @@ import {RoleGated} from "./RoleGated.sol";
 ///        the constructor copies the list as it stands, so a payment makes no external call.
 ///      - Points accrue in the payer's word and in the config word's running total, with an
 ///        event; the Points ledger claims them when the holder redeems or transfers them.
-///      - Funds under a pending withdrawal leave the spendable balance for `_locked`, so a
-///        payment never reads them; `balanceOf` is spendable plus locked.
+///      - Funds under a pending withdrawal or a held payment leave the spendable balance for
+///        `_locked`, so a payment never reads them; `balanceOf` is spendable plus locked.
+///      - Holds cost the payment path no storage read: the flagged bit is in the holder words
+///        and the review threshold in the tier limits word it already reads; only a payment
+///        that is held goes on to `_hold` (its record, the `PaymentHeld` event).
 ///      - ERC-20 is implemented directly (OpenZeppelin's interfaces and errors, no base contract),
 ///        without hooks on the payment path.
 ///      Settlement contracts (role `System`) pay out funds that were checked on their way in: no
@@ -55,6 +61,27 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
         uint96 daily;
     }
 
+    enum HoldStatus {
+        None,
+        Held,
+        Released,
+        Rejected,
+        Cancelled
+    }
+
+    /// @notice A payment held for review: `amount + fee` sits in the payer's locked funds.
+    /// @dev `reasons` is a bit set: HELD_OVER_THRESHOLD, HELD_PAYER_FLAGGED, HELD_PAYEE_FLAGGED.
+    struct Hold {
+        address from;
+        uint96 amount;
+        address to;
+        uint64 fee;
+        Kind kind;
+        uint8 reasons;
+        HoldStatus status;
+        uint64 deadline;
+    }
+
     /// @notice fee = min(amount * bps / 10_000 + fixedFee, cap); a cap of 0 makes the kind free.
     struct Fee {
         uint16 bps;
@@ -72,10 +99,17 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
     uint256 public constant MAX_POINTS_RATE_BPS = 10_000;
     /// @notice Balances and the supply fit the holder word's 80 bits (1.2e22 in cents).
     uint256 public constant MAX_SUPPLY = (1 << 80) - 1;
+    // Hold reason bits (`PaymentHeld.reasons`); private, as every public name costs the
+    // payment path a little in the selector dispatch.
+    uint8 private constant HELD_OVER_THRESHOLD = 1;
+    uint8 private constant HELD_PAYER_FLAGGED = 2;
+    uint8 private constant HELD_PAYEE_FLAGGED = 4;
+    uint64 private constant DEFAULT_REVIEW_WINDOW = 72 hours;
 
     // Holder word, one per account: the whole of what a payment reads and writes about it.
     //   bits   0..79   spendable balance (not under a pending withdrawal)
-    //   bits  80..135  points accrued, not yet claimed by the Points ledger (saturates)
+    //   bits  80..134  points accrued, not yet claimed by the Points ledger (saturates)
+    //   bit   135      flagged by compliance: its payments, in and out, are held for review
     //   bits 136..143  KYC tier (AccountRules' copy)
     //   bits 144..145  recipient kind (Kind; set by compliance)
     //   bit  146       frozen (set by compliance)
@@ -87,7 +121,8 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
     //                  the year 47,000; a day's total past 2^80-1, 1.2e22 cents, carries into it)
     uint256 private constant BALANCE = (1 << 80) - 1;
     uint256 private constant POINTS_SHIFT = 80;
-    uint256 private constant POINTS = (1 << 56) - 1;
+    uint256 private constant POINTS = (1 << 55) - 1;
+    uint256 private constant FLAGGED = 0x8000000000000000000000000000000000; // 1 << 135, literal: one PUSH
     uint256 private constant TIER_SHIFT = 136;
     uint256 private constant KIND_SHIFT = 144;
     uint256 private constant FROZEN = 1 << 146;
@@ -95,6 +130,7 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
     uint256 private constant ROLE_SHIFT = 148;
     uint256 private constant SPENDING_SHIFT = 152;
     uint256 private constant DAY_SHIFT = 80; // within the spending number
+    uint256 private constant BELOW_SPENDING = 0xffffffffffffffffffffffffffffffffffffff; // bits 0..151
     /// @dev Role and tier bits, as `syncAccount` replaces them.
     uint256 private constant ROLE_TIER = 0xf << ROLE_SHIFT | 0xff << TIER_SHIFT;
 
@@ -103,8 +139,14 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
     uint256 private constant RATE = 0xffff;
     uint256 private constant PAUSED = 1 << 16;
     uint256 private constant UNCLAIMED_SHIFT = 24;
-    /// @dev Tier limits word: perPayment in the high 128 bits, daily in the low 128.
-    uint256 private constant DAILY = (1 << 128) - 1;
+    /// @dev Tier limits word: perPayment << 160 | review << 96 | daily, where review is the
+    ///      largest amount paid without review: the threshold, or all ones for none (0, the
+    ///      threshold's "none", is kept only by tiers never configured, which cannot pay), so
+    ///      the payment path's test is one comparison. Amounts above 2^64-1 cents (1.8e15
+    ///      in currency units, beyond any payment) are thereby always held for review.
+    uint256 private constant DAILY = (1 << 96) - 1;
+    uint256 private constant REVIEW_SHIFT = 96;
+    uint256 private constant REVIEW = 0xffffffffffffffff; // literal: one PUSH
     uint256 private constant FEE_CAP_SHIFT = 80;
     uint256 private constant FEE_FIXED = (1 << 64) - 1;
     /// @dev Event topics for the assembly payment path: keccak256 of
@@ -119,7 +161,7 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
 
     uint256 private _config;
     mapping(address => uint256) private _holders;
-    /// @dev Per tier: perPayment << 128 | daily.
+    /// @dev Per tier: perPayment << 160 | review << 96 | daily (see REVIEW_SHIFT).
     uint256[256] private _limits;
     uint256 private _totalSupply;
     mapping(address => uint256) private _locked;
@@ -136,6 +178,10 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
     mapping(uint256 => Withdrawal) private _withdrawals;
     /// @notice Top-up references already minted against (a top-up is credited once).
     mapping(bytes32 => bool) public toppedUp;
+    uint256 public holdCount;
+    /// @notice How long compliance has to review a held payment before its payer may cancel it.
+    uint64 public reviewWindow;
+    mapping(uint256 => Hold) private _holds;
 
     event Minted(address indexed to, uint256 amount, bytes32 indexed topUpRef);
     event WithdrawalRequested(uint256 indexed id, address indexed holder, uint256 amount, bytes32 ref);
@@ -156,6 +202,17 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
     event PointsClaimed(address indexed account, uint256 points);
     /// @notice The token's copy of an account's AccountRules entry changed (role 0: removed).
     event AccountSynced(address indexed account, Role role, uint8 tier);
+    event ReviewThresholdSet(uint8 indexed tier, uint64 threshold);
+    event ReviewWindowSet(uint64 seconds_);
+    event AccountFlagged(address indexed account, bytes32 reason);
+    event AccountUnflagged(address indexed account);
+    /// @notice A payment was held for review instead of paid (`reasons`: HELD_* bits).
+    event PaymentHeld(
+        uint256 indexed holdId, address indexed from, address indexed to, uint256 amount, Kind kind, uint8 reasons
+    );
+    event HoldReleased(uint256 indexed holdId, address indexed from, address indexed to, uint256 amount, uint256 fee);
+    event HoldRejected(uint256 indexed holdId, address indexed from, address indexed to, uint256 amount, bytes32 reason);
+    event HoldCancelled(uint256 indexed holdId, address indexed from, address indexed to, uint256 amount);
     event Paused(address account);
     event Unpaused(address account);
 
@@ -176,6 +233,10 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
     error NotPoints(address caller);
     error EnforcedPause();
     error ExpectedPause();
+    error UnknownHold(uint256 id);
+    error HoldNotPending(uint256 id, HoldStatus status);
+    error NotHoldPayer(uint256 id, address caller);
+    error ReviewPending(uint256 id, uint256 deadline);
 
     /// @param name_ ERC-20 name, e.g. "Tally Euro"
     /// @param symbol_ ERC-20 symbol
@@ -185,6 +246,8 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
     /// @param pointsRate_ points a customer earns per payment, in bps of the amount (0: none)
     /// @param initialLimits limits for tiers 0..n-1 (tiers not given can pay nothing)
     /// @param fees fee per Kind, in enum order (Internal, External, CrossBorder); may be shorter
+    /// @param reviewThresholds per tier from 0: payments above are held for review (0: never)
+    /// @param reviewWindow_ seconds before a held payment's payer may cancel (0: 72 hours)
     constructor(
         string memory name_,
         string memory symbol_,
@@ -193,7 +256,9 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
         address points_,
         uint16 pointsRate_,
         Limits[] memory initialLimits,
-        Fee[] memory fees
+        Fee[] memory fees,
+        uint64[] memory reviewThresholds,
+        uint64 reviewWindow_
     ) RoleGated(rules) {
         _name = name_;
         _symbol = symbol_;
@@ -204,6 +269,11 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
         for (uint256 i = 0; i < initialLimits.length; ++i) {
             _setTierLimits(uint8(i), initialLimits[i]);
         }
+        if (reviewThresholds.length > 256) revert LengthMismatch();
+        for (uint256 i = 0; i < reviewThresholds.length; ++i) {
+            _setReviewThreshold(uint8(i), reviewThresholds[i]);
+        }
+        _setReviewWindow(reviewWindow_ == 0 ? DEFAULT_REVIEW_WINDOW : reviewWindow_);
         if (fees.length > 3) revert InvalidFee(Kind.CrossBorder);
         for (uint256 i = 0; i < fees.length; ++i) {
             _setFee(Kind(i), fees[i]);
@@ -353,6 +423,54 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
         emit Unfrozen(account);
     }
 
+    /// @notice Hold every payment from or to `account` for review (it can still pay and be
+    ///         paid, unlike a frozen one; compliance releases or rejects each payment).
+    function flag(address account, bytes32 reason) external onlyRole(Role.Compliance) {
+        _holders[account] |= FLAGGED;
+        emit AccountFlagged(account, reason);
+    }
+
+    function unflag(address account) external onlyRole(Role.Compliance) {
+        _holders[account] &= ~FLAGGED;
+        emit AccountUnflagged(account);
+    }
+
+    /// @notice Pay a held payment to its payee, with its fee and points, as the payment would
+    ///         have been (the daily limit counted it when it was held).
+    function releaseHold(uint256 id) external onlyRole(Role.Compliance) {
+        _requireNotPaused();
+        Hold storage h = _pendingHold(id);
+        h.status = HoldStatus.Released;
+        (address from, address to, uint256 amount, uint256 fee) = (h.from, h.to, h.amount, h.fee);
+        uint256 payee = _holders[to];
+        if (_role(payee) == 0) revert AccountNotAllowed(to);
+        if (payee & FROZEN != 0) revert AccountFrozen(to);
+        _locked[from] -= amount + fee;
+        _holders[to] = payee + amount; // balances <= MAX_SUPPLY: no carry
+        _logTransfer(from, to, amount);
+        if (fee != 0) _creditFee(from, to, h.kind, amount, fee);
+        _earnPoints(from, amount);
+        emit HoldReleased(id, from, to, amount, fee);
+    }
+
+    /// @notice Refuse a held payment: its amount and fee return to the payer's spendable balance.
+    function rejectHold(uint256 id, bytes32 reason) external onlyRole(Role.Compliance) {
+        Hold storage h = _pendingHold(id);
+        h.status = HoldStatus.Rejected;
+        _refundHold(h);
+        emit HoldRejected(id, h.from, h.to, h.amount, reason);
+    }
+
+    /// @notice The payer takes a held payment back once the review window is over.
+    function cancelHold(uint256 id) external {
+        Hold storage h = _pendingHold(id);
+        if (msg.sender != h.from) revert NotHoldPayer(id, msg.sender);
+        if (block.timestamp < h.deadline) revert ReviewPending(id, h.deadline);
+        h.status = HoldStatus.Cancelled;
+        _refundHold(h);
+        emit HoldCancelled(id, h.from, h.to, h.amount);
+    }
+
     /// @notice Flag a recipient (e.g. a cross-border gateway) so every payment to it pays the
     ///         fee of `kind`, whichever function the payer uses.
     function setRecipientKind(address account, Kind kind) external onlyRole(Role.Compliance) {
@@ -420,6 +538,15 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
         _setTierLimits(tier, Limits(perPayment, daily));
     }
 
+    /// @notice Payments above `threshold` from a payer of `tier` are held for review (0: none).
+    function setReviewThreshold(uint8 tier, uint64 threshold) external onlyGroupOr(Role.Issuer) {
+        _setReviewThreshold(tier, threshold);
+    }
+
+    function setReviewWindow(uint64 seconds_) external onlyGroupOr(Role.Issuer) {
+        _setReviewWindow(seconds_);
+    }
+
     function setFee(Kind kind, uint16 bps, uint64 fixedFee, uint64 cap) external onlyGroupOr(Role.Issuer) {
         _setFee(kind, Fee(bps, fixedFee, cap));
     }
@@ -440,7 +567,24 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
 
     function tierLimits(uint8 tier) external view returns (uint96 perPayment, uint96 daily) {
         uint256 l = _limits[tier];
-        return (uint96(l >> 128), uint96(l));
+        return (uint96(l >> 160), uint96(l));
+    }
+
+    /// @notice Payments above this are held for review (0: none).
+    function reviewThreshold(uint8 tier) external view returns (uint64) {
+        uint64 review = uint64(_limits[tier] >> REVIEW_SHIFT);
+        return review == REVIEW ? 0 : review;
+    }
+
+    function isFlagged(address account) external view returns (bool) {
+        return _holders[account] & FLAGGED != 0;
+    }
+
+    /// @notice A held payment; the list of an account's holds is in the events (`PaymentHeld`).
+    function hold(uint256 id) external view returns (Hold memory) {
+        Hold memory h = _holds[id];
+        if (h.status == HoldStatus.None) revert UnknownHold(id);
+        return h;
     }
 
     function feeOf(Kind kind) external view returns (uint16 bps, uint64 fixedFee, uint64 cap) {
@@ -448,11 +592,12 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
         return (uint16(word), uint64(word >> 16), uint64(word >> FEE_CAP_SHIFT));
     }
 
+    /// @notice Funds under pending withdrawals and held payments (with their fees).
     function lockedOf(address account) external view returns (uint256) {
         return _locked[account];
     }
 
-    /// @notice Balance that can be paid or withdrawn (not locked under a withdrawal).
+    /// @notice Balance that can be paid or withdrawn (not locked under a withdrawal or hold).
     function availableBalanceOf(address account) external view returns (uint256) {
         return _holders[account] & BALANCE;
     }
@@ -487,6 +632,9 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
     /// @dev The payment path: one read of the config word and of each party's holder word,
     ///      the payer's tier limits (and the fee word, for flagged payments only), then one
     ///      write of each holder word (and of the config word when points are earned).
+    ///      A payment over the tier's review threshold or from or to a flagged account is
+    ///      held: the payer's word is debited and its spending counted, the payee's is not
+    ///      written, no Transfer or points, and `_hold` records it.
     ///      Assembly, because every opcode costs the node real time. The checks only decide
     ///      *whether* to refuse: a refused payment reverts in `_refuse`, which re-reads the
     ///      state to say why, and the revert discards whatever was written or logged here.
@@ -494,6 +642,7 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
     /// @param kind the declared Kind on entry; the Kind charged on return
     function _pay(address from, address to, uint256 amount, uint256 kind) private returns (uint256 fee) {
         bool refused;
+        uint256 held;
         assembly ("memory-safe") {
             let config := sload(_config.slot)
             mstore(0x00, from)
@@ -507,10 +656,9 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
             // can hold (which also keeps every sum below far from overflowing).
             refused := or(or(iszero(and(and(payer, payee), ACTIVE)), and(config, PAUSED)), shr(80, amount))
             mstore(0x00, amount)
-            log3(0x00, 0x20, not(NOT_TRANSFER_EVENT), from, to)
             switch and(shr(ROLE_SHIFT, payer), 0xf)
             case 7 {
-                // Role.System: a settlement contract paying out; no limits, fee or points.
+                // Role.System: a settlement contract paying out; no limits, fee, points or holds.
                 kind := 0
             }
             default {
@@ -518,15 +666,17 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
                     // Tier limits: per payment, and today's total. A spending number below
                     // today's (day << 80, total 0) is a past day's: today's starts from zero.
                     let limits := sload(add(_limits.slot, and(shr(TIER_SHIFT, payer), 0xff)))
+                    // Held: either party flagged, or amount above the review bits.
+                    // (The review bits by two shifts: the compiler builds REVIEW from pieces.)
+                    held := or(and(or(payer, payee), FLAGGED), gt(amount, shr(192, shl(96, limits))))
                     let today := shl(DAY_SHIFT, div(timestamp(), 86400))
-                    let spending := shr(SPENDING_SHIFT, payer)
-                    let updated := spending
+                    let updated := shr(SPENDING_SHIFT, payer)
                     if lt(updated, today) { updated := today }
                     updated := add(updated, amount)
-                    // amount > perPayment (the high half) iff amount << 128 > the whole word.
-                    refused := or(refused, or(gt(shl(128, amount), limits), gt(sub(updated, today), and(limits, DAILY))))
+                    // amount > perPayment (the top 96 bits) iff amount << 160 > the whole word.
+                    refused := or(refused, or(gt(shl(160, amount), limits), gt(sub(updated, today), and(limits, DAILY))))
                     // The spending number only grows.
-                    payer := add(payer, shl(SPENDING_SHIFT, sub(updated, spending)))
+                    payer := or(and(payer, BELOW_SPENDING), shl(SPENDING_SHIFT, updated))
                 }
                 // The fee kind: the higher of the declared and the recipient's flagged kind.
                 let flagged := and(shr(KIND_SHIFT, payee), 3)
@@ -539,18 +689,24 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
                         if gt(fee, cap) { fee := cap }
                     }
                 }
-                // Customers (role 6) earn points, accrued in their word and the config total.
-                let rate := mul(eq(and(shr(ROLE_SHIFT, payer), 0xf), 6), and(config, RATE))
-                if rate {
-                    let earned := div(mul(amount, rate), 10000)
-                    let room := sub(POINTS, and(shr(POINTS_SHIFT, payer), POINTS))
-                    if gt(earned, room) { earned := room }
-                    if earned {
-                        payer := add(payer, shl(POINTS_SHIFT, earned))
-                        sstore(_config.slot, add(config, shl(UNCLAIMED_SHIFT, earned)))
-                        mstore(0x20, earned)
-                        log2(0x00, 0x40, POINTS_EARNED_EVENT, from)
-                    }
+            }
+            // One Transfer log for both branches (the compiler would copy a topic used twice
+            // from code), unless the payment is held: then it is logged when released.
+            if iszero(held) { log3(0x00, 0x20, not(NOT_TRANSFER_EVENT), from, to) }
+            // Customers (role 6) earn points, accrued in their word and the config total.
+            // (A held payment earns them when released.)
+            let rate := mul(eq(and(shr(ROLE_SHIFT, payer), 0xf), 6), and(config, RATE))
+            if held { rate := 0 }
+            if rate {
+                let earned := div(mul(amount, rate), 10000)
+                if gt(earned, sub(POINTS, and(shr(POINTS_SHIFT, payer), POINTS))) {
+                    earned := sub(POINTS, and(shr(POINTS_SHIFT, payer), POINTS)) // saturated
+                }
+                if earned {
+                    payer := add(payer, shl(POINTS_SHIFT, earned))
+                    sstore(_config.slot, add(config, shl(UNCLAIMED_SHIFT, earned)))
+                    mstore(0x20, earned)
+                    log2(0x00, 0x40, POINTS_EARNED_EVENT, from)
                 }
             }
             let debit := add(amount, fee)
@@ -559,12 +715,56 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
             if iszero(refused) {
                 payer := sub(payer, debit)
                 sstore(payerSlot, payer)
-                if eq(payeeSlot, payerSlot) { payee := payer }
-                sstore(payeeSlot, add(payee, amount)) // balances <= MAX_SUPPLY: no carry
+                if iszero(held) {
+                    if eq(payeeSlot, payerSlot) { payee := payer }
+                    sstore(payeeSlot, add(payee, amount)) // balances <= MAX_SUPPLY: no carry
+                }
             }
         }
         if (refused) _refuse(from, to, amount, fee);
-        if (fee != 0) _creditFee(from, to, Kind(kind), amount, fee);
+        if (held != 0) _hold(from, to, amount, fee, Kind(kind));
+        else if (fee != 0) _creditFee(from, to, Kind(kind), amount, fee);
+    }
+
+    /// @dev Record a payment `_pay` held (the payer's word already debited `amount + fee`).
+    function _hold(address from, address to, uint256 amount, uint256 fee, Kind kind) private {
+        uint256 review = (_limits[uint8(_holders[from] >> TIER_SHIFT)] >> REVIEW_SHIFT) & REVIEW;
+        uint8 reasons = (amount > review ? HELD_OVER_THRESHOLD : 0)
+            | (_holders[from] & FLAGGED != 0 ? HELD_PAYER_FLAGGED : 0)
+            | (_holders[to] & FLAGGED != 0 ? HELD_PAYEE_FLAGGED : 0);
+        _locked[from] += amount + fee;
+        uint256 id = ++holdCount;
+        _holds[id] = Hold(
+            from, uint96(amount), to, uint64(fee), kind, reasons, HoldStatus.Held, uint64(block.timestamp) + reviewWindow
+        );
+        emit PaymentHeld(id, from, to, amount, kind, reasons);
+    }
+
+    /// @dev A held payment's amount and fee back to its payer's spendable balance.
+    function _refundHold(Hold storage h) private {
+        uint256 debit = uint256(h.amount) + h.fee;
+        _locked[h.from] -= debit;
+        _holders[h.from] += debit; // the balance left this word when held: no carry
+    }
+
+    /// @dev `_pay`'s points for a customer's payment (a released hold earns them here).
+    function _earnPoints(address account, uint256 amount) private {
+        uint256 h = _holders[account];
+        uint256 rate = _role(h) == uint256(Role.Customer) ? _config & RATE : 0;
+        if (rate == 0) return;
+        uint256 earned = (amount * rate) / 10_000;
+        uint256 room = POINTS - ((h >> POINTS_SHIFT) & POINTS);
+        if (earned > room) earned = room;
+        if (earned == 0) return;
+        _holders[account] = h + (earned << POINTS_SHIFT);
+        _config += earned << UNCLAIMED_SHIFT;
+        emit PointsEarned(account, amount, earned);
+    }
+
+    function _pendingHold(uint256 id) private view returns (Hold storage h) {
+        h = _holds[id];
+        if (h.status == HoldStatus.None) revert UnknownHold(id);
+        if (h.status != HoldStatus.Held) revert HoldNotPending(id, h.status);
     }
 
     /// @dev Why `_pay` refused: the same checks in the same order, each with its error.
@@ -578,7 +778,7 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
         if (payee & FROZEN != 0) revert AccountFrozen(to);
         if (_role(payer) != SYSTEM) {
             uint256 limits = _limits[uint8(payer >> TIER_SHIFT)];
-            uint256 perPayment = limits >> 128;
+            uint256 perPayment = limits >> 160;
             if (amount > perPayment) revert OverPaymentLimit(from, amount, perPayment);
             uint256 spent = _spentToday(payer);
             uint256 daily = limits & DAILY;
@@ -595,8 +795,15 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
         unchecked {
             _holders[collector] = c + fee;
         }
-        emit Transfer(from, collector, fee);
+        _logTransfer(from, collector, fee);
         emit FeeCharged(from, to, kind, amount, fee);
+    }
+
+    /// @dev The Transfer log of a released hold or a fee, in one place: with one more `emit
+    ///      Transfer` the compiler copies the topic from code in `_pay` too (see
+    ///      NOT_TRANSFER_EVENT), which costs every payment about ten opcodes.
+    function _logTransfer(address from, address to, uint256 amount) private {
+        emit Transfer(from, to, amount);
     }
 
     function _spendAllowance(address owner, address spender, uint256 value) private {
@@ -657,8 +864,21 @@ contract WalletToken is IERC20, IERC20Metadata, IERC20Errors, IAccountListener, 
     }
 
     function _setTierLimits(uint8 tier, Limits memory l) private {
-        _limits[tier] = (uint256(l.perPayment) << 128) | l.daily;
+        uint256 review = _limits[tier] & (REVIEW << REVIEW_SHIFT);
+        if (review == 0) review = REVIEW << REVIEW_SHIFT; // first configured: no review
+        _limits[tier] = (uint256(l.perPayment) << 160) | review | l.daily;
         emit TierLimitsSet(tier, l.perPayment, l.daily);
+    }
+
+    function _setReviewThreshold(uint8 tier, uint64 threshold) private {
+        uint256 review = threshold == 0 ? REVIEW : threshold;
+        _limits[tier] = (_limits[tier] & ~(REVIEW << REVIEW_SHIFT)) | (review << REVIEW_SHIFT);
+        emit ReviewThresholdSet(tier, threshold);
+    }
+
+    function _setReviewWindow(uint64 seconds_) private {
+        reviewWindow = seconds_;
+        emit ReviewWindowSet(seconds_);
     }
 
     function _setFee(Kind kind, Fee memory f) private {

@@ -1,5 +1,5 @@
-"""An account's history (transactions, token transfers, fees) read page by page from the
-indexes, with time, counterparty, amount and token filters.
+"""An account's history (transactions, token transfers, fees, held payments) read page by page
+from the indexes, with time, counterparty, amount and token filters.
 
 A time range becomes a block range (binary search over header timestamps), and the range
 becomes where the index iteration starts and stops, so a page costs the same on ten blocks or a
@@ -21,7 +21,7 @@ from node.api.context import ApiContext
 from node.api.errors import BadRequest
 from node.api.params import encode_cursor
 from node.storage import schema
-from node.storage.indexes import FeePayment, LogPosition, TokenTransfer
+from node.storage.indexes import FeePayment, HeldPayment, LogPosition, TokenTransfer
 
 P = TypeVar("P")
 
@@ -229,7 +229,24 @@ class AccountHistory:
             return None
         return views.fee(row) if wanted.value_ok(row.fee) else None
 
+    # held payments -------------------------------------------------------------------------
+    def hold_rows(self, after: LogPosition | None) -> Iterator[HeldPayment]:
+        if self.range.empty:
+            return iter(())
+        rows = self.ctx.index.holds(self.address, after=self._log_start(after))
+        low = self.range.low
+        return itertools.takewhile(lambda row: row.position.block_number >= low, rows)
+
+    def load_hold(self, row: HeldPayment) -> dict[str, Any] | None:
+        wanted = self.filter
+        if wanted.token is not None and row.token != wanted.token:
+            return None
+        other = row.payee if row.payer == self.address else row.payer
+        if wanted.counterparty is not None and other != wanted.counterparty:
+            return None
+        return views.held(self.address, row) if wanted.value_ok(row.amount) else None
+
     @staticmethod
-    def log_cursor(row: TokenTransfer | FeePayment) -> str:
+    def log_cursor(row: TokenTransfer | FeePayment | HeldPayment) -> str:
         position = row.position
         return encode_cursor("log", position.block_number, position.tx_index, position.log_index)

@@ -243,6 +243,25 @@ class FeePaid(LogPlace):
     fee: str
 
 
+class HeldPaymentRow(LogPlace):
+    """A wallet-token payment held for review: `status` held|released|rejected|cancelled;
+    `reasons` among over_review_threshold, payer_flagged, payee_flagged; `fee` is charged on
+    release; `closed_*` name the transaction that decided it (null while held)."""
+
+    token: str
+    hold_id: int
+    sender: str = Field(alias="from")
+    to: str
+    amount: str
+    direction: str
+    kind: str
+    reasons: list[str]
+    status: str
+    fee: str
+    closed_tx_hash: str | None
+    closed_time: str | None
+
+
 class MonthTotal(Model):
     month: str
     total: str

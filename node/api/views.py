@@ -23,6 +23,7 @@ from node.consensus.hashing import onchain_hash, recover_seal_signer
 from node.storage import schema
 from node.storage.indexes import (
     FeePayment,
+    HeldPayment,
     LogPosition,
     Settlement,
     SettlementEvent,
@@ -31,6 +32,8 @@ from node.storage.indexes import (
 from node.storage.records import ReceiptRecord, TransactionRecord
 
 FEE_KIND_NAMES = ("internal", "external", "cross_border")
+HOLD_REASONS = ((1, "over_review_threshold"), (2, "payer_flagged"), (4, "payee_flagged"))
+"""`PaymentHeld.reasons` bits and their names."""
 
 
 def block_summary(chain: Chain, header: BlockHeaderAPI, block_hash: bytes) -> dict[str, Any]:
@@ -219,6 +222,27 @@ def fee(row: FeePayment) -> dict[str, Any]:
         "kind": kind,
         "amount": str(row.amount),
         "fee": str(row.fee),
+    }
+
+
+def held(address: bytes, row: HeldPayment) -> dict[str, Any]:
+    """A held payment as a history row: where it was held, and its status now."""
+    outgoing = "self" if row.payee == address else "out"
+    kind = FEE_KIND_NAMES[row.kind] if row.kind < len(FEE_KIND_NAMES) else str(row.kind)
+    return {
+        **_log_place(row.position, row.tx_hash, row.timestamp),
+        "token": checksum(row.token),
+        "hold_id": row.hold_id,
+        "from": checksum(row.payer),
+        "to": checksum(row.payee),
+        "amount": str(row.amount),
+        "direction": outgoing if row.payer == address else "in",
+        "kind": kind,
+        "reasons": [name for bit, name in HOLD_REASONS if row.reasons & bit],
+        "status": row.status,
+        "fee": str(row.fee),
+        "closed_tx_hash": hexd(row.closed_tx_hash) if row.closed_tx_hash else None,
+        "closed_time": iso_time(row.closed_timestamp) if row.closed_tx_hash else None,
     }
 
 

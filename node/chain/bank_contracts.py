@@ -55,6 +55,10 @@ class Member:
 
 # Per KYC tier, in cents (2 decimals): (per payment, per day). Tier 0 cannot pay.
 TIER_LIMITS = ((0, 0), (100_000, 500_000), (1_000_000, 5_000_000), (100_000_000, 1_000_000_000))
+# Per KYC tier, in cents: payments above are held for review (0: none, the default).
+REVIEW_THRESHOLDS: tuple[int, ...] = ()
+REVIEW_WINDOW_SECONDS = 72 * 3600
+"""How long compliance has to review a held payment before its payer may cancel it."""
 # Per transfer kind (Internal, External, CrossBorder): (basis points, fixed cents, cap cents).
 FEES = ((0, 0, 0), (50, 30, 2_000), (100, 100, 5_000))
 POINTS_RATE_BPS = 100
@@ -71,6 +75,8 @@ def bank_deployments(
     tier_limits: tuple[tuple[int, int], ...] = TIER_LIMITS,
     fees: tuple[tuple[int, int, int], ...] = FEES,
     points_rate_bps: int = POINTS_RATE_BPS,
+    review_thresholds: tuple[int, ...] = REVIEW_THRESHOLDS,
+    review_window_seconds: int = REVIEW_WINDOW_SECONDS,
 ) -> tuple[Deployment, ...]:
     """Init code for every bank contract, in dependency order, at the fixed addresses."""
     settlement = [Member(address, Role.SYSTEM, 3) for address in (ESCROW, BATCH_PAYOUT, NETTING)]
@@ -126,6 +132,8 @@ def bank_deployments(
                 "uint16",
                 "(uint96,uint96)[]",
                 "(uint16,uint64,uint64)[]",
+                "uint64[]",
+                "uint64",
             ],
             [
                 token_name,
@@ -136,6 +144,8 @@ def bank_deployments(
                 points_rate_bps,
                 list(tier_limits),
                 list(fees),
+                list(review_thresholds),
+                review_window_seconds,
             ],
         ),
         create("Escrow", ESCROW, ["address"], [checksum(WALLET_TOKEN)]),

@@ -1,10 +1,10 @@
 """Turns a block's logs into the auditor indexes of `node.storage.indexes`, in the block's batch.
 
 Token transfers are indexed for any ERC-20 (the `Transfer` signature with two indexed
-addresses); fees and settlements only from the bank's contracts at their genesis addresses, so
-no other contract can forge a fee or a settlement by emitting a look-alike event. Internal
+addresses); fees, held payments and settlements only from the bank's contracts at their genesis
+addresses, so no other contract can forge one by emitting a look-alike event. Internal
 transactions come from execution itself (`node.chain.internal_calls`), not from logs. Settlement
-records are updated in place as their events arrive; reads go through the batch, so several
+and hold records are updated in place as their events arrive; reads go through the batch, so several
 events of one settlement in one block see each other.
 """
 
@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+import rlp
 from eth_utils import keccak
 
 from contracts import load_artifact
@@ -23,6 +24,7 @@ from node.chain.internal_calls import InternalCall
 from node.storage import schema
 from node.storage.indexes import (
     FeeRecord,
+    HoldRecord,
     InternalCallRecord,
     LogPosition,
     Settlement,
@@ -32,6 +34,7 @@ from node.storage.indexes import (
     decode_settlement,
     encode_settlement,
     fee_key,
+    hold_party_key,
     internal_call_key,
     settlement_kind_code,
     settlement_order_key,
@@ -43,6 +46,8 @@ from node.storage.store import StoreBatch
 
 TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")
 _MAX_ID = 2**64
+_HOLD_OUTCOMES = {"HoldReleased": 2, "HoldRejected": 3, "HoldCancelled": 4}
+"""WalletToken.HoldStatus after each event that decides a held payment."""
 """Settlement ids are contract counters; keys hold 8 bytes of them."""
 
 
@@ -121,6 +126,8 @@ class BlockIndexer:
                 if log.address == WALLET_TOKEN:
                     if event.name == "FeeCharged":
                         self._fee(batch, decoded)
+                    elif event.name in _HOLD_OUTCOMES or event.name == "PaymentHeld":
+                        self._hold(batch, decoded)
                 else:
                     self._settlement_handlers[log.address](batch, decoded)
 
@@ -197,6 +204,48 @@ class BlockIndexer:
                 log.timestamp,
             )
         )
+
+    @staticmethod
+    def _hold(batch: StoreBatch, log: _Log) -> None:
+        """A held payment: its record under its id, and a row under each party at the
+        `PaymentHeld` position; its outcome updates the record in place."""
+        args = log.args
+        hold_id = args["holdId"]
+        if hold_id >= _MAX_ID:
+            return
+        key = schema.hold_key(hold_id)
+        if log.name == "PaymentHeld":
+            payer, payee = _address(args["from"]), _address(args["to"])
+            record = HoldRecord(
+                log.contract,
+                hold_id,
+                payer,
+                payee,
+                args["amount"],
+                args["kind"],
+                args["reasons"],
+                1,
+                log.position.encode(),
+                log.tx_hash,
+                log.timestamp,
+                0,
+                b"",
+                0,
+            )
+            for party in {payer, payee}:
+                batch[hold_party_key(party, log.position)] = hold_id.to_bytes(8, "big")
+        else:
+            try:
+                held = rlp.decode(batch[key], sedes=HoldRecord)
+            except KeyError:
+                return
+            record = held.copy(
+                status=_HOLD_OUTCOMES[log.name],
+                fee=args.get("fee", 0),
+                closed_tx_hash=log.tx_hash,
+                closed_timestamp=log.timestamp,
+            )
+        batch[key] = encode_record(record)
 
     def _escrow(self, batch: StoreBatch, log: _Log) -> None:
         args = log.args

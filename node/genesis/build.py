@@ -62,6 +62,8 @@ def build_genesis(description: NetworkDescription) -> Genesis:
             tier_limits=tuple(token.tier_limits),
             fees=(token.fees.internal, token.fees.external, token.fees.cross_border),
             points_rate_bps=token.points_rate_bps,
+            review_thresholds=tuple(token.review_thresholds),
+            review_window_seconds=token.review_window_seconds,
         ),
         permissions=(
             {"accountRules": ACCOUNT_RULES, "nodeRules": NODE_RULES} if chain.permissioned else {}

@@ -26,7 +26,13 @@ from pydantic import (
     field_validator,
 )
 
-from node.chain.bank_contracts import FEES, POINTS_RATE_BPS, TIER_LIMITS
+from node.chain.bank_contracts import (
+    FEES,
+    POINTS_RATE_BPS,
+    REVIEW_THRESHOLDS,
+    REVIEW_WINDOW_SECONDS,
+    TIER_LIMITS,
+)
 from node.chain.genesis import DEFAULT_GAS_LIMIT
 from node.genesis.toml_lines import Path as KeyPath
 from node.genesis.toml_lines import key_lines, line_of
@@ -119,6 +125,12 @@ class TokenSection(_Section):
         default=list(TIER_LIMITS), min_length=1, max_length=256
     )
     """Per KYC tier from 0: [per payment, per day] in cents."""
+    review_thresholds: list[Annotated[int, Field(ge=0, lt=2**64)]] = Field(
+        default=list(REVIEW_THRESHOLDS), max_length=256
+    )
+    """Per KYC tier from 0, in cents: a payment above is held for review (0 or absent: never)."""
+    review_window_seconds: int = Field(default=REVIEW_WINDOW_SECONDS, ge=1, lt=2**64)
+    """How long compliance may review a held payment before its payer can cancel it."""
     fees: FeesSection = FeesSection()
     points_rate_bps: int = Field(default=POINTS_RATE_BPS, ge=0, le=10_000)
 

@@ -109,6 +109,12 @@ def _token(reader: _Reader) -> Token:
     ]
     while len(limits) > 1 and limits[-1] == (0, 0):
         limits.pop()
+    thresholds = [
+        reader.read(WALLET_TOKEN, "reviewThreshold(uint8)", [("uint8", t)], ["uint64"])[0]
+        for t in range(16)
+    ]
+    while thresholds and thresholds[-1] == 0:
+        thresholds.pop()
     fees = {
         kind: tuple(
             reader.read(
@@ -125,6 +131,8 @@ def _token(reader: _Reader) -> Token:
         points_rate_bps=one("pointsRateBps()", "uint16"),
         tier_limits=limits,
         fees=fees,
+        review_thresholds=thresholds,
+        review_window_seconds=one("reviewWindow()", "uint64"),
     )
 
 

@@ -28,6 +28,9 @@ class Token:
     """Per KYC tier from 0, [per payment, per day] in cents; tiers past the list pay nothing."""
     fees: dict[str, tuple[int, int, int]]
     """Per kind: (basis points, fixed cents, cap cents)."""
+    review_thresholds: list[int]
+    """Per KYC tier from 0, cents: payments above are held for review (0: never)."""
+    review_window_seconds: int
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,12 @@ class GenesisReport:
                     for tier, (per, daily) in enumerate(token.tier_limits)
                 ),
                 f"    tier {len(token.tier_limits)}+  cannot pay",
+                "  review: payments above are held (per tier, cents; 0 never), "
+                f"window {token.review_window_seconds:,} s",
+                *(
+                    f"    tier {tier:<3} {threshold:,}"
+                    for tier, threshold in enumerate(token.review_thresholds)
+                ),
                 "  fees: basis points / fixed cents / cap cents",
                 *(
                     f"    {kind:<13} {bps} / {fixed:,} / {cap:,}"

@@ -1,5 +1,5 @@
-"""Auditor indexes: token transfers, fees, settlements and internal transactions by account,
-read page by page.
+"""Auditor indexes: token transfers, fees, settlements, held payments and internal transactions
+by account, read page by page.
 
 `node.chain.indexer` writes these in each block's own batch (so an index never disagrees with
 the chain after a crash); this module holds their records and the readers the REST API pages
@@ -87,6 +87,31 @@ class FeePayment:
     fee: int
     tx_hash: bytes
     timestamp: int
+
+
+HOLD_STATUSES = ("held", "released", "rejected", "cancelled")
+"""A held payment's status by its code (index + 1, as `WalletToken.HoldStatus`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPayment:
+    """A wallet-token payment held for review (`PaymentHeld`), with what became of it:
+    `status` held|released|rejected|cancelled, `closed_*` the event that decided it."""
+
+    position: LogPosition
+    token: bytes
+    hold_id: int
+    payer: bytes
+    payee: bytes
+    amount: int
+    kind: int
+    reasons: int
+    status: str
+    tx_hash: bytes
+    timestamp: int
+    fee: int
+    closed_tx_hash: bytes
+    closed_timestamp: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +232,51 @@ class FeeRecord(rlp.Serializable):
         ("fee", big_endian_int),
         ("tx_hash", _hash32),
         ("timestamp", big_endian_int),
+    )
+
+
+class HoldRecord(rlp.Serializable):
+    """`closed_tx_hash` is empty while the payment is held; `fee` is known once released."""
+
+    fields = (
+        ("token", _address),
+        ("hold_id", big_endian_int),
+        ("payer", _address),
+        ("payee", _address),
+        ("amount", big_endian_int),
+        ("kind", big_endian_int),
+        ("reasons", big_endian_int),
+        ("status", big_endian_int),
+        ("position", Binary.fixed_length(16)),
+        ("tx_hash", _hash32),
+        ("timestamp", big_endian_int),
+        ("fee", big_endian_int),
+        ("closed_tx_hash", binary),
+        ("closed_timestamp", big_endian_int),
+    )
+
+
+def hold_party_key(party: bytes, position: LogPosition) -> bytes:
+    return schema.hold_party_prefix(party) + position.encode()
+
+
+def held_payment(record: HoldRecord) -> HeldPayment:
+    status = record.status
+    return HeldPayment(
+        LogPosition.decode(record.position),
+        record.token,
+        record.hold_id,
+        record.payer,
+        record.payee,
+        record.amount,
+        record.kind,
+        record.reasons,
+        HOLD_STATUSES[status - 1] if 0 < status <= len(HOLD_STATUSES) else str(status),
+        record.tx_hash,
+        record.timestamp,
+        record.fee,
+        record.closed_tx_hash,
+        record.closed_timestamp,
     )
 
 
@@ -412,6 +482,22 @@ class ChainIndex:
             for order, call in enumerate(record.calls)
         ]
         return record.error.decode(), calls
+
+    def hold(self, hold_id: int) -> HeldPayment | None:
+        if hold_id < 0 or hold_id >= 2**64:
+            return None
+        data = self.store.get(schema.hold_key(hold_id))
+        return None if data is None else held_payment(rlp.decode(data, sedes=HoldRecord))
+
+    def holds(
+        self, address: bytes, *, newest_first: bool = True, after: LogPosition | None = None
+    ) -> Iterator[HeldPayment]:
+        """Wallet-token payments from or to the account that were held, as they stand now."""
+        cursor = None if after is None else after.encode()
+        for _, value in self._rows(schema.hold_party_prefix(address), newest_first, cursor):
+            held = self.hold(int.from_bytes(value, "big"))
+            if held is not None:
+                yield held
 
     def settlement(self, kind: str, settlement_id: int) -> Settlement | None:
         if settlement_id < 0 or settlement_id >= 2**64:

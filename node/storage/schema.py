@@ -23,6 +23,8 @@ so the two key spaces cannot collide.
 | `i` + address (20) + block (8) + tx (4) + call (4) | `InternalCallRecord`: from/to it |
 | `I` + tx hash (32)                   | `TxInternalsRecord`: its internal txs, why it failed |
 | `q` + number (8)                     | block hash: its `i`/`I` entries still to be backfilled |
+| `w` + hold id (8)                    | `HoldRecord`: a payment held for review, as it stands |
+| `W` + party (20) + log position (16) | hold id (8): a held payment from or to the party    |
 | `K` + sha256 of an API key (32)      | REST API credential (JSON: role, label, addresses) |
 | `M` + address (20)                   | merchant registry entry (JSON: name, category) |
 | `S` + stream id (16)                 | event-stream subscription (JSON, `node.api.streams`) |
@@ -30,12 +32,12 @@ so the two key spaces cannot collide.
 
 A log position is block number (8) + transaction index (4) + log index in the block (4), all
 big-endian, so keys sort in chain order (an internal call's position is block, transaction
-index and its order in the transaction). The `x f s o p i I` indexes are written in the block's own
-batch, except `i I` of a block accepted from its proposer's state diff: its batch writes `q`
-instead, and `node.chain.backfill` later replays the block and swaps `q` for its `i I` in one
-batch. `K`, `M`, `S` and `C` are node-local REST API data, written outside blocks and never
-hashed into any root. A scan of a whole one-byte prefix also meets state-trie nodes whose hash
-starts with that byte: scans keep only keys of their own length.
+index and its order in the transaction). The `x f s o p i I w W` indexes are written in the
+block's own batch, except `i I` of a block accepted from its proposer's state diff: its batch
+writes `q` instead, and `node.chain.backfill` later replays the block and swaps `q` for its
+`i I` in one batch. `K`, `M`, `S` and `C` are node-local REST API data, written outside blocks
+and never hashed into any root. A scan of a whole one-byte prefix also meets state-trie nodes
+whose hash starts with that byte: scans keep only keys of their own length.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ _SETTLEMENT_PARTY = b"p"
 _INTERNAL = b"i"
 _TX_INTERNALS = b"I"
 _INTERNALS_PENDING = b"q"
+_HOLD = b"w"
+_HOLD_PARTY = b"W"
 _API_KEY = b"K"
 _MERCHANT = b"M"
 _STREAM = b"S"
@@ -144,6 +148,14 @@ INTERNALS_PENDING_KEY_LENGTH = 9
 def decode_internals_pending_key(key: bytes) -> int:
     """The block number of an `internals_pending_key`."""
     return int.from_bytes(key[1:9], "big")
+
+
+def hold_key(hold_id: int) -> bytes:
+    return _HOLD + hold_id.to_bytes(8, "big")
+
+
+def hold_party_prefix(party: bytes) -> bytes:
+    return _HOLD_PARTY + party
 
 
 def api_key_key(digest: bytes) -> bytes:

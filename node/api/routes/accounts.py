@@ -1,4 +1,5 @@
-"""One account: its state and roles, its history (transactions, token transfers, fees), its
+"""One account: its state and roles, its history (transactions, token transfers, fees, held
+payments), its
 spending by month and merchant category, and exports of the history.
 
 Admins and auditors read any account; enterprises and customers only their own addresses.
@@ -24,6 +25,7 @@ from node.api.models import (
     Account,
     AccountTransaction,
     FeePaid,
+    HeldPaymentRow,
     Page,
     Spending,
     Transfer,
@@ -142,6 +144,22 @@ async def account_fees(
 
 
 @router.get(
+    "/{address}/holds",
+    response_model=Page[HeldPaymentRow],
+    summary="Wallet-token payments from or to the account held for review, newest first",
+)
+async def account_holds(
+    account: Address, ctx: Context, history: Filter, limit: Limit = 50, cursor: Cursor = None
+) -> dict:
+    """Each row is where the payment was held, with its status now (held, released,
+    rejected, cancelled); a released payment's transfer also appears under `transfers`."""
+    reader = AccountHistory(ctx, account, history)
+    after = params.log_cursor(cursor) if cursor else None
+    items, next_cursor = page(reader.hold_rows(after), reader.load_hold, limit, reader.log_cursor)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get(
     "/{address}/spending",
     response_model=Spending,
     summary="Outgoing wallet-token payments by month and by merchant category",
@@ -198,6 +216,7 @@ class ExportKind(StrEnum):
     TRANSACTIONS = "transactions"
     TRANSFERS = "transfers"
     FEES = "fees"
+    HOLDS = "holds"
 
 
 _COLUMNS: dict[ExportKind, list[str]] = {
@@ -206,6 +225,7 @@ _COLUMNS: dict[ExportKind, list[str]] = {
     ],
     ExportKind.TRANSFERS: [field.alias or name for name, field in Transfer.model_fields.items()],
     ExportKind.FEES: list(FeePaid.model_fields),
+    ExportKind.HOLDS: [field.alias or name for name, field in HeldPaymentRow.model_fields.items()],
 }
 
 
@@ -223,7 +243,9 @@ async def export_history(
         rows = everything(reader.transaction_rows(None), reader.load_transaction)
     elif kind is ExportKind.TRANSFERS:
         rows = everything(reader.transfer_rows(None), reader.load_transfer)
-    else:
+    elif kind is ExportKind.FEES:
         rows = everything(reader.fee_rows(None), reader.load_fee)
+    else:
+        rows = everything(reader.hold_rows(None), reader.load_hold)
     name = f"{params.checksum(account)}-{kind.value}"
     return stream(rows, _COLUMNS[kind], format, name)

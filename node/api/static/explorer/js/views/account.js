@@ -1,6 +1,6 @@
 /**
  * One account for auditors: balances, role, KYC tier, frozen flag, and its history in tabs
- * (transactions, token transfers, fees) with filters, cursor pages and CSV/JSON exports.
+ * (transactions, token transfers, fees, held payments) with filters, cursor pages and CSV/JSON exports.
  */
 
 import { request } from "../api.js";

@@ -1,5 +1,5 @@
 /**
- * An account's history tables (transactions, token transfers, fees): the columns of each kind,
+ * An account's history tables (transactions, token transfers, fees, held payments): the columns of each kind,
  * shared by the auditor's account page and the customer's wallet.
  */
 
@@ -7,9 +7,17 @@ import { addressLink, blockLink, txLink } from "../components.js";
 import { h } from "../dom.js";
 import { ether, time, token, units, WALLET_TOKEN } from "../format.js";
 
-export const KINDS = /** @type {const} */ (["transactions", "transfers", "fees"]);
+export const KINDS = /** @type {const} */ (["transactions", "transfers", "fees", "holds"]);
 
-export const TITLES = { transactions: "Transactions", transfers: "Token transfers", fees: "Fees paid" };
+export const TITLES = { transactions: "Transactions", transfers: "Token transfers", fees: "Fees paid", holds: "Held payments" };
+
+/** A held payment's status: "held for review" until compliance (or the payer) decides it. */
+const HOLD_STATUS = { held: ["held for review", "pending"], released: ["released", "ok"], rejected: ["rejected", "bad"], cancelled: ["cancelled", "bad"] };
+
+function holdStatus(status) {
+  const [text, tone] = HOLD_STATUS[status] ?? [status, ""];
+  return h("span", { class: `badge ${tone}` }, text);
+}
 
 const arrow = (direction) => ({ out: "↑ out", in: "↓ in", self: "↺ self" })[direction] ?? direction;
 
@@ -50,6 +58,18 @@ export const COLUMNS = {
     { title: "To", cell: (r) => addressLink(r.to) },
     { title: "Token", cell: (r) => (r.token?.toLowerCase() === WALLET_TOKEN.address ? WALLET_TOKEN.symbol : addressLink(r.token)) },
     { title: "Amount", cell: (r) => tokenAmount(r, r.amount), numeric: true },
+  ],
+  holds: [
+    { title: "Held", cell: (r) => time(r.timestamp) },
+    { title: "Tx", cell: (r) => txLink(r.tx_hash) },
+    { title: "Hold", cell: (r) => `#${r.hold_id}` },
+    { title: "Direction", cell: (r) => arrow(r.direction) },
+    { title: "From", cell: (r) => addressLink(r.from) },
+    { title: "To", cell: (r) => addressLink(r.to) },
+    { title: "Amount", cell: (r) => tokenAmount(r, r.amount), numeric: true },
+    { title: "Why", cell: (r) => r.reasons.map((reason) => reason.replaceAll("_", " ")).join(", ") },
+    { title: "Status", cell: (r) => holdStatus(r.status) },
+    { title: "Decided", cell: (r) => (r.closed_tx_hash ? txLink(r.closed_tx_hash) : "–") },
   ],
   fees: [
     { title: "Time", cell: (r) => time(r.timestamp) },

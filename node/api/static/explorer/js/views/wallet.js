@@ -12,7 +12,7 @@ import * as session from "../session.js";
 import { safeSvg } from "../svg.js";
 import { COLUMNS, TITLES, WALLET_TRANSFER_COLUMNS } from "./history.js";
 
-const TABS = ["transfers", "transactions"];
+const TABS = ["transfers", "transactions", "holds"];
 
 /** @param {string} address the account to be paid */
 function paymentRequestForm(address) {
