@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from client.keystore import FileKeyStore
 from eth_account import Account
 from web3 import Web3
 
+from client import FileKeyStore
 from client.policy import Payment
 from client.tokens import (
     HELD_OVER_THRESHOLD,
