@@ -64,7 +64,8 @@ async function main() {
   const tx = await client.getTransaction({ hash });
   expect(tx.type === "eip7702" && tx.authorizationList.length === 1, `transaction type ${tx.type}`);
   expect(tx.authorizationList[0].address.toLowerCase() === delegate.toLowerCase(), "authorizationList address");
-  expect(tx.authorizationList[0].r === authorization.r, "authorizationList signature");
+  // r is a quantity on the wire (geth's hexutil.U256: no leading zeros); viem keeps 32 bytes.
+  expect(BigInt(tx.authorizationList[0].r) === BigInt(authorization.r), "authorizationList signature");
   const code = await client.getCode({ address: authority.address });
   expect(code === `0xef0100${delegate.slice(2).toLowerCase()}`, `delegation designator ${code}`);
   const value = await client.readContract({ address: authority.address, abi: probe.abi, functionName: "value" });
