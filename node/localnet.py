@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from node.genesis.build import build_genesis
 from node.genesis.build import write_network as write_description_network
 from node.genesis.generated import LocalNodeEntry, describe
 from node.keys import load_or_create_node_key
+from node.ports import free_ports
 
 STATE_FILE = "localnet.json"
 NETWORK_FILE = "network.json"
@@ -71,18 +71,6 @@ class LocalNode:
         return f"http://127.0.0.1:{self.admin_port}"
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets, ports = [], []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sockets.append(sock)
-        ports.append(sock.getsockname()[1])
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def create(
     directory: Path,
     validators: int,
@@ -102,7 +90,7 @@ def create(
     directory.mkdir(parents=True, exist_ok=True)
     nodes: list[LocalNode] = []
     count = validators + members
-    ports = [8545, 8546, 30303, 8551] * count if containers else _free_ports(4 * count)
+    ports = [8545, 8546, 30303, 8551] * count if containers else free_ports(4 * count)
     for index in range(count):
         name = f"node{index}"
         key = load_or_create_node_key(directory / name)

@@ -171,6 +171,16 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _log_tails(nodes: list[RunNode], lines: int = 15) -> str:
+    """What each node last logged, so a network that did not come up says why."""
+    tails = []
+    for node in nodes:
+        logged = node.log.read_text(errors="replace").splitlines() if node.log.exists() else []
+        exited = node.process.poll() if node.process is not None else None
+        tails.append(f"--- {node.name} (exit {exited}):\n" + "\n".join(logged[-lines:]))
+    return "\n".join(tails)
+
+
 @dataclass
 class Ceremony:
     directory: Path
@@ -230,9 +240,12 @@ def ceremony(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ceremony]:
     try:
         for node in nodes:
             node.start()
-        for node in nodes:
-            wait_for(lambda n=node: n.rpc("net_peerCount") == "0x3", f"{node.name} linked")
-        wait_for(lambda: nodes[0].height() >= 1, "the first block")
+        try:
+            for node in nodes:
+                wait_for(lambda n=node: n.rpc("net_peerCount") == "0x3", f"{node.name} linked")
+            wait_for(lambda: nodes[0].height() >= 1, "the first block")
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}\n{_log_tails(nodes)}") from None
         yield Ceremony(directory, description, nodes, stores)
     finally:
         for node in nodes:
