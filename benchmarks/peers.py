@@ -82,12 +82,18 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
 
 
 @contextmanager
-def run_anvil(port: int, block_time: float | None, log_path: Path | None = None) -> Iterator[str]:
+def run_anvil(
+    port: int,
+    block_time: float | None,
+    log_path: Path | None = None,
+    gas_limit: int | None = None,
+) -> Iterator[str]:
     """Start anvil on 127.0.0.1:``port`` (chain id 1337, dev mnemonic accounts); yield its URL.
 
     ``block_time`` None means anvil's automine (a block per transaction); a number seals blocks
-    on that timer, which is the fair comparison with Tally's ``--block-period``. anvil is killed
-    on exit even if the body raises.
+    on that timer, which is the fair comparison with Tally's ``--block-period``. ``gas_limit``
+    None keeps anvil's default (30M, half of Tally's): a throughput comparison must pass Tally's
+    so neither side is capped by gas. anvil is killed on exit even if the body raises.
     """
     cmd = [
         str(find_foundry_binary("anvil")),
@@ -102,6 +108,8 @@ def run_anvil(port: int, block_time: float | None, log_path: Path | None = None)
     ]
     if block_time is not None:
         cmd += ["--block-time", f"{block_time:g}"]
+    if gas_limit is not None:
+        cmd += ["--gas-limit", str(gas_limit)]
     with ExitStack() as stack:
         log = stack.enter_context(open(log_path, "wb")) if log_path else subprocess.DEVNULL
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

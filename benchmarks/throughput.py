@@ -7,11 +7,18 @@ signing, nonce bookkeeping) happens before the clock starts. Transactions go in 
 thread watches for them to become final, so submitting and observing overlap: by default it
 reads each new block's transaction hashes (then fetches each receipt once, to check it);
 ``--observe receipts`` instead polls every outstanding receipt on each new block, which puts
-tens of thousands of lookups on the node under test during a run. Both nodes seal blocks on a
-1 s timer (anvil ``--block-time 1``, Tally ``--block-period 1``), so latency includes waiting
-for the next block on both.
+tens of thousands of lookups on the node under test during a run.
+
+Configured alike, or the ratio means nothing: every timed target seals blocks on the same
+period (anvil ``--block-time``, Tally ``--block-period``, ``--block-period`` here, 1 s by
+default), so latency includes waiting for the next block on each, and anvil is started with
+Tally's block gas limit (60M; anvil's own default of 30M caps it at ~1,430 transfers a block,
+which once made Tally look faster than it is). Each target's gas limit is read back from its
+latest block and printed beside its figures. ``anvil-auto`` (anvil's automine, a block per
+transaction) is a second reference: the fastest anvil can take transactions in.
 
     python benchmarks/throughput.py --count 2000
+    python benchmarks/throughput.py --targets anvil,anvil-auto,tally --count 4000
     python benchmarks/throughput.py --targets anvil,tally,qbft4 --count 6000
     python benchmarks/throughput.py --targets qbft4 --workloads erc20 --rate 200
     python benchmarks/throughput.py --targets anvil --count 500
@@ -53,6 +60,7 @@ from peers import (
 )
 
 from node import localnet
+from node.chain.genesis import DEFAULT_GAS_LIMIT
 
 sys.path.insert(0, str(REPO_ROOT))
 from contracts import load_artifact
@@ -124,6 +132,8 @@ class Result:
     max_ms: float
     submit_s: float
     blocks: int
+    gas_limit: int
+    """The block gas limit the target reported: the same on every target, or unfair."""
 
 
 @dataclass
@@ -444,18 +454,18 @@ def run_workload(
         max_ms=lat[-1],
         submit_s=t_submitted,
         blocks=len(blocks),
+        gas_limit=int(rpc.call("eth_getBlockByNumber", ["latest", False])["gasLimit"], 16),
     )
 
 
 @contextmanager
-def run_tally(workdir: Path) -> Iterator[str]:
+def run_tally(workdir: Path, block_period: int) -> Iterator[str]:
     """Start ``tally dev`` on loopback ports in a temporary datadir; stop it on exit."""
-    exe = shutil.which("tally")
-    if exe is None:
-        raise BenchError("`tally` console script not found (pip install -e . first)")
     rpc_port, ws_port = free_port(), free_port()
     cmd = [
-        exe,
+        sys.executable,
+        "-m",
+        "tally_cli",
         "dev",
         "--datadir",
         str(workdir / "data"),
@@ -464,7 +474,7 @@ def run_tally(workdir: Path) -> Iterator[str]:
         "--ws-port",
         str(ws_port),
         "--block-period",
-        "1",
+        str(block_period),
         "--admin-port",
         "0",
     ]
@@ -527,8 +537,15 @@ def bench_target(target: str, url: str, args: argparse.Namespace) -> list[Result
         rpc.close()
 
 
-def print_table(results: list[Result], errors: dict[str, str]) -> None:
-    base = {r.workload: r for r in results if r.target == "anvil"}
+REFERENCES = ("anvil", "anvil-auto")
+"""The peers every other target is given as a ratio against, when they ran."""
+
+
+def print_table(results: list[Result], errors: dict[str, str], block_period: int) -> None:
+    bases = {
+        reference: {r.workload: r for r in results if r.target == reference}
+        for reference in REFERENCES
+    }
     headers = [
         "target",
         "workload",
@@ -538,13 +555,17 @@ def print_table(results: list[Result], errors: dict[str, str]) -> None:
         "p95 ms",
         "max ms",
         "blocks",
-        "tx/s vs anvil",
+        "gas limit",
+        *(f"tx/s vs {reference}" for reference in REFERENCES),
     ]
     rows = []
     for r in results:
-        ratio = ""
-        if r.target != "anvil" and r.workload in base:
-            ratio = f"{r.tx_per_s / base[r.workload].tx_per_s:.2f}x"
+        ratios = [
+            f"{r.tx_per_s / base[r.workload].tx_per_s:.2f}x"
+            if r.target != reference and r.workload in base
+            else ""
+            for reference, base in bases.items()
+        ]
         rows.append(
             [
                 r.target,
@@ -555,7 +576,8 @@ def print_table(results: list[Result], errors: dict[str, str]) -> None:
                 f"{r.p95_ms:.0f}",
                 f"{r.max_ms:.0f}",
                 str(r.blocks),
-                ratio,
+                f"{r.gas_limit:,}",
+                *ratios,
             ]
         )
     try:
@@ -567,12 +589,15 @@ def print_table(results: list[Result], errors: dict[str, str]) -> None:
         for row in rows:
             print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     else:
-        table = Table(title="submit-to-receipt (anvil --block-time 1, tally --block-period 1)")
+        table = Table(
+            title=f"submit-to-receipt, blocks every {block_period} s "
+            "(anvil-auto: a block per transaction)"
+        )
         for h in headers:
             table.add_column(h, justify="left" if h in ("target", "workload") else "right")
         for row in rows:
             table.add_row(*row)
-        Console(width=max(100, Console().width)).print(table)
+        Console(width=max(150, Console().width)).print(table)
     for target, err in errors.items():
         print(f"{target}: FAILED: {err}", file=sys.stderr)
 
@@ -580,7 +605,14 @@ def print_table(results: list[Result], errors: dict[str, str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--count", type=int, default=2000, help="transactions per workload")
-    ap.add_argument("--targets", default="anvil,tally", help="comma list of anvil,tally,qbft4")
+    ap.add_argument(
+        "--targets",
+        default="anvil,anvil-auto,tally",
+        help="comma list of anvil,anvil-auto,tally,qbft4",
+    )
+    ap.add_argument(
+        "--block-period", type=int, default=1, help="seconds between blocks on every timed target"
+    )
     ap.add_argument(
         "--rate", type=float, help="offered load in tx/s (default: submit everything at once)"
     )
@@ -604,10 +636,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     targets = [t for t in args.targets.split(",") if t]
-    unknown = set(targets) - {"anvil", "tally", "qbft4"} | set(args.workloads.split(",")) - {
-        "eth",
-        "erc20",
-    }
+    known_targets = {*REFERENCES, "tally", "qbft4"}
+    unknown = set(targets) - known_targets | set(args.workloads.split(",")) - {"eth", "erc20"}
     if unknown:
         ap.error(f"unknown target/workload: {', '.join(sorted(unknown))}")
     results: list[Result] = []
@@ -615,13 +645,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for target in targets:
         print(f"{target}: starting", flush=True)
         try:
-            if target == "anvil":
-                print("anvil: started by this script with --block-time 1 on 127.0.0.1", flush=True)
-                with run_anvil(free_port(), block_time=1.0) as url:
+            if target in REFERENCES:
+                block_time = float(args.block_period) if target == "anvil" else None
+                print(f"{target}: --block-time {block_time} --gas-limit {DEFAULT_GAS_LIMIT:,}")
+                with run_anvil(free_port(), block_time, gas_limit=DEFAULT_GAS_LIMIT) as url:
                     results += bench_target(target, url, args)
             elif target == "qbft4":
                 with workdir(args.keep, "qbft4") as tmp:
-                    nodes = localnet.up(Path(tmp) / "net", validators=4, members=0)
+                    nodes = localnet.up(
+                        Path(tmp) / "net",
+                        validators=4,
+                        members=0,
+                        block_period=args.block_period,
+                    )
                     try:
                         print(
                             f"qbft4: 4-validator localnet, submitting to {nodes[0].url}", flush=True
@@ -635,16 +671,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 with (
                     workdir(args.keep, "tally") as tmp,
-                    run_tally(Path(tmp)) as url,
+                    run_tally(Path(tmp), args.block_period) as url,
                 ):
-                    print(f"tally: started `tally dev --block-period 1` at {url}", flush=True)
+                    print(f"tally: `tally dev --block-period {args.block_period}` at {url}")
                     results += bench_target(target, url, args)
         except (BenchError, httpx.HTTPError, OSError) as exc:
             errors[target] = str(exc)
         except Exception as exc:  # a node answering nonsense must not hide the other target
             traceback.print_exc()
             errors[target] = f"{type(exc).__name__}: {exc}"
-    print_table(results, errors)
+    print_table(results, errors, args.block_period)
     if args.json:
         args.json.write_text(
             json.dumps({"results": [asdict(r) for r in results], "errors": errors}, indent=2) + "\n"
