@@ -10,7 +10,6 @@ from eth_keys import keys
 from node.chain.chain import Chain
 from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.vm import TallyVM, decode_transaction
-from node.consensus.extra_data import QbftExtraData
 from node.consensus.qbft.messages import (
     COMMIT,
     PREPARE,
@@ -28,7 +27,9 @@ from node.consensus.qbft.messages import (
     decode_message,
     signing_hash,
 )
-from node.consensus.qbft.validators import max_faulty, proposer, quorum, round_timeout
+from node.consensus.qbft.validators import max_faulty, proposer, round_timeout
+from node.qbftheader.extra_data import QbftExtraData
+from node.qbftheader.quorum import quorum
 from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore
 from tests.test_chain import transfers

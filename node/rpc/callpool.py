@@ -33,7 +33,7 @@ from typing import TypeVar
 from node.chain.calls import CallLimits
 from node.chain.interpreter import Deadline, ExecutionTimeout
 from node.chain.priority import BlockWork
-from node.consensus.scheduling import low_priority_executor
+from node.lowpriority import low_priority_executor
 from node.rpc.errors import LimitExceeded, ServerError
 
 _T = TypeVar("_T")
