@@ -28,6 +28,7 @@ from node.chain.chain import Chain
 from node.chain.executor import BlockRejected
 from node.chain.genesis import Genesis, dev_genesis
 from node.chain.importer import import_block
+from node.consensus.block_codec import decode_message
 from node.consensus.qbft.messages import (
     Commit,
     Prepare,
@@ -36,7 +37,6 @@ from node.consensus.qbft.messages import (
     QbftBlock,
     QbftMessage,
     RoundChange,
-    decode_message,
 )
 from node.consensus.qbft.state_machine import (
     Action,
