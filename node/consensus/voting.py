@@ -9,9 +9,7 @@ can sign, halts the chain for good once a majority agrees, and nothing in QBFT u
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-
-from eth.abc import BlockHeaderAPI
+from collections.abc import Collection
 
 from node.qbftheader.extra_data import Vote
 from node.qbftheader.quorum import quorum
@@ -70,13 +68,6 @@ def vote_hazard(
             f"{len(after)}, fewer than the quorum of {need}: the chain would halt"
         )
     return None
-
-
-def tally_through(start: VoteTally, headers: Iterable[BlockHeaderAPI], epoch: int) -> VoteTally:
-    tally = start
-    for header in headers:
-        tally = tally.after(header, epoch)
-    return tally
 
 
 class VoteProposals:
