@@ -6,7 +6,7 @@ Why these two numbers: a validator signs a handful of QBFT messages per round an
 seal per block, so the per-signature cost of the store bounds how fast a block can be sealed,
 but the network's throughput is bounded by its block period and execution; the second figure
 shows whether the first ever matters. Seals are made exactly as the node makes them
-(`node.consensus.hashing.sign_commit_seal` over a real header, through `node.keys`'
+(`node.qbftheader.hashing.sign_commit_seal` over a real header, through `node.keys`'
 `StoreSigner`), and one of each store's seals is checked to recover to its key.
 
 The networks are dev chains (chain id 1337, so the dev accounts can fund the workload) with
@@ -47,8 +47,8 @@ from throughput import Result, bench_target
 
 from node import localnet
 from node.chain.genesis import DEV_CHAIN_ID, Genesis, dev_genesis
-from node.consensus.hashing import recover_seal_signer, sign_commit_seal
 from node.keys import NodeKeySource, load_node_signer
+from node.qbftheader.hashing import recover_seal_signer, sign_commit_seal
 from node.signer import NodeSigner
 
 PIN, SO_PIN = "1234", "87654321"

@@ -79,10 +79,8 @@ def block_at(chain: Chain, number: int) -> BlockAPI | None:
     header = chain.header_by_number(number)
     if header is None:
         return None
-    from node.consensus.hashing import onchain_hash
-
     transactions = []
-    for tx_hash in chain.store.block_tx_hashes(onchain_hash(header)):
+    for tx_hash in chain.store.block_tx_hashes(chain.block_hash(header)):
         record = chain.store.transaction(tx_hash)
         if record is None:
             return None

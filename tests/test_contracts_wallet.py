@@ -17,7 +17,7 @@ from node.chain.calls import CallExecutor, CallRequest
 from node.chain.chain import Chain
 from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.vm import decode_transaction
-from node.consensus.extra_data import QbftExtraData
+from node.qbftheader.extra_data import QbftExtraData
 from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore
 from tests.test_contracts_helpers import (

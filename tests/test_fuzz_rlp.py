@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from node.chain.diff_import import decode_diff_message
 from node.chain.state_diff import DiffRejected
 from node.chain.vm import TallyVM
-from node.consensus.proposal_decoding import decode_proposal
+from node.consensus.block_codec import decode_message, decode_proposal
 from node.consensus.qbft.messages import (
     COMMIT,
     PREPARE,
@@ -33,7 +33,6 @@ from node.consensus.qbft.messages import (
     PreparedRoundMetadata,
     Proposal,
     RoundChange,
-    decode_message,
 )
 from node.sync import BlockRequest, Blocks, Status, SyncMessageError, decode_sync_message
 from node.txpool.admission import AdmissionRules, decode_checked

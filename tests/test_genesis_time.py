@@ -21,7 +21,7 @@ from eth_account.signers.local import LocalAccount
 from client.audit import RpcSource, verify_chain
 from node import localnet
 from node.chain.genesis import Genesis, dev_genesis
-from node.consensus.hashing import onchain_hash
+from node.qbftheader.hashing import onchain_hash
 from node.storage.store import MemoryStore
 from tests.conftest import REPO, NodeProcess
 

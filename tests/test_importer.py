@@ -8,10 +8,11 @@ from eth_keys import keys
 from node.chain.chain import Chain
 from node.chain.executor import BlockRejected
 from node.chain.genesis import Genesis, dev_genesis
-from node.chain.importer import import_block, quorum, verify_seals
+from node.chain.importer import import_block, verify_seals
 from node.chain.vm import decode_transaction
-from node.consensus.extra_data import QbftExtraData
-from node.consensus.hashing import onchain_hash, sign_commit_seal
+from node.qbftheader.extra_data import QbftExtraData
+from node.qbftheader.hashing import onchain_hash, sign_commit_seal
+from node.qbftheader.quorum import quorum
 from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore
 from tests.test_chain import transfers

@@ -19,8 +19,8 @@ from node.chain.chain import Chain
 from node.chain.executor import BlockRejected
 from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.vm import decode_transaction
-from node.consensus.extra_data import QbftExtraData
 from node.permissions.rules import PermissionRules
+from node.qbftheader.extra_data import QbftExtraData
 from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore
 from tests.conftest import RpcFailure, web3_for

@@ -6,14 +6,13 @@ import pytest
 import rlp
 
 from node.chain.executor import tx_hash_of
-from node.consensus.proposal_decoding import decode_proposal
+from node.consensus.block_codec import decode_message, decode_proposal
 from node.consensus.qbft.messages import (
     PROPOSAL,
     MessageError,
     Prepare,
     Proposal,
     RoundChange,
-    decode_message,
 )
 from tests.test_qbft_messages import KEYS, sample_block
 

@@ -28,8 +28,7 @@ from node.chain.chain import Chain
 from node.chain.executor import BlockRejected
 from node.chain.genesis import Genesis, dev_genesis
 from node.chain.importer import import_block
-from node.consensus.extra_data import VANITY_LENGTH, QbftExtraData
-from node.consensus.hashing import commit_seal_hash, onchain_hash, recover_seal_signer
+from node.consensus.block_codec import decode_message
 from node.consensus.qbft.messages import (
     Commit,
     Prepare,
@@ -38,7 +37,6 @@ from node.consensus.qbft.messages import (
     QbftBlock,
     QbftMessage,
     RoundChange,
-    decode_message,
 )
 from node.consensus.qbft.state_machine import (
     Action,
@@ -59,7 +57,10 @@ from node.consensus.qbft.state_machine import (
     StartTimer,
     with_round,
 )
-from node.consensus.qbft.validators import proposer, quorum
+from node.consensus.qbft.validators import proposer
+from node.qbftheader.extra_data import VANITY_LENGTH, QbftExtraData
+from node.qbftheader.hashing import commit_seal_hash, onchain_hash, recover_seal_signer
+from node.qbftheader.quorum import quorum
 from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore
 from tests.test_chain import transfers

@@ -7,8 +7,8 @@ import rlp
 from eth_keys import keys
 
 from node.chain.genesis import dev_genesis
-from node.consensus.extra_data import ExtraDataError, QbftExtraData, Vote, genesis_extra_data
-from node.consensus.hashing import (
+from node.qbftheader.extra_data import ExtraDataError, QbftExtraData, Vote, genesis_extra_data
+from node.qbftheader.hashing import (
     commit_seal_hash,
     onchain_hash,
     recover_seal_signer,

@@ -10,7 +10,7 @@ from eth_keys import keys
 from node.chain.chain import Chain
 from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.vm import TallyVM, decode_transaction
-from node.consensus.extra_data import QbftExtraData
+from node.consensus.block_codec import PRAGUE_BLOCKS, decode_message
 from node.consensus.qbft.messages import (
     COMMIT,
     PREPARE,
@@ -25,10 +25,11 @@ from node.consensus.qbft.messages import (
     QbftBlock,
     RoundChange,
     RoundChangePayload,
-    decode_message,
     signing_hash,
 )
-from node.consensus.qbft.validators import max_faulty, proposer, quorum, round_timeout
+from node.consensus.qbft.validators import max_faulty, proposer, round_timeout
+from node.qbftheader.extra_data import QbftExtraData
+from node.qbftheader.quorum import quorum
 from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore
 from tests.test_chain import transfers
@@ -83,7 +84,7 @@ def test_blocks_encode_as_standard_ethereum_block_rlp() -> None:
         )
     )
     assert block.encode() == expected
-    decoded = QbftBlock.decode(expected)
+    decoded = QbftBlock.decode(expected, PRAGUE_BLOCKS)
     assert decoded.header == block.header
     assert [tx.hash for tx in decoded.transactions] == [tx.hash for tx in block.transactions]
     items = rlp.decode(expected)
@@ -94,9 +95,9 @@ def test_blocks_with_uncles_or_withdrawals_are_rejected() -> None:
     items = rlp.decode(sample_block(with_typed=False).encode())
     for bad in ([items[0], items[1], [items[0]], []], [items[0], items[1], [], [[b"\x01"]]]):
         with pytest.raises(MessageError, match="no uncles and no withdrawals"):
-            QbftBlock.decode(rlp.encode(bad))
+            QbftBlock.decode(rlp.encode(bad), PRAGUE_BLOCKS)
     with pytest.raises(MessageError):
-        QbftBlock.decode(rlp.encode([items[0][:-1], [], [], []]))
+        QbftBlock.decode(rlp.encode([items[0][:-1], [], [], []]), PRAGUE_BLOCKS)
 
 
 # ---------------------------------------------------------------------------------------------

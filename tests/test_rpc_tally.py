@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from node.chain.genesis import Genesis
-from node.consensus.hashing import onchain_hash
+from node.qbftheader.hashing import onchain_hash
 from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore
 

@@ -34,7 +34,7 @@ from contracts import load_artifact
 from node.chain.chain import Chain
 from node.chain.genesis import Genesis, dev_accounts
 from node.chain.vm import decode_transaction
-from node.consensus.extra_data import QbftExtraData
+from node.qbftheader.extra_data import QbftExtraData
 from node.storage.chainstore import ChainStore
 from node.storage.store import LevelDBStore
 from tests.conftest import DEV_MNEMONIC, NodeProcess, RpcFailure, free_port, rpc_call, web3_for

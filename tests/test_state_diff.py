@@ -17,7 +17,7 @@ from node.chain.diff_import import import_with_diff
 from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.state_diff import DiffRejected, StateDiff
 from node.chain.vm import decode_transaction
-from node.consensus.extra_data import QbftExtraData
+from node.qbftheader.extra_data import QbftExtraData
 from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore
 

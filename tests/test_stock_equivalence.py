@@ -29,8 +29,8 @@ from node.chain.executor import HeaderSource, header_fields_for_reexecution
 from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.roots import ordered_trie_root
 from node.chain.vm import TallyVM, decode_transaction
-from node.consensus.extra_data import QbftExtraData
-from node.consensus.hashing import onchain_hash
+from node.qbftheader.extra_data import QbftExtraData
+from node.qbftheader.hashing import onchain_hash
 from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from node.chain.genesis import dev_genesis
-from node.consensus.extra_data import QbftExtraData, Vote
-from node.consensus.voting import VoteTally, choose_vote, vote_hazard
+from node.consensus.voting import choose_vote, vote_hazard
+from node.qbftheader.extra_data import QbftExtraData, Vote
+from node.qbftheader.tally import VoteTally
 from node.storage.store import MemoryStore
 
 A, B, C, D, E = (bytes([value]) * 20 for value in (0x0A, 0x0B, 0x0C, 0x0D, 0x0E))

@@ -16,10 +16,10 @@ from eth_keys.exceptions import BadSignature
 from node.api.events import EventDecoder
 from node.api.params import checksum, hexd, iso_time
 from node.chain.chain import Chain
-from node.chain.importer import quorum
 from node.chain.vm import decode_transaction
-from node.consensus.extra_data import ExtraDataError, QbftExtraData
-from node.consensus.hashing import onchain_hash, recover_seal_signer
+from node.qbftheader.extra_data import ExtraDataError, QbftExtraData
+from node.qbftheader.hashing import onchain_hash, recover_seal_signer
+from node.qbftheader.quorum import quorum
 from node.storage import schema
 from node.storage.indexes import (
     FeePayment,

@@ -31,7 +31,7 @@ from node.chain.events import ChainEvents, CommittedBlock
 from node.chain.internal_calls import InternalCall, collect, error_description
 from node.chain.interpreter import Deadline, ExecutionTimeout
 from node.chain.tracing.replay import replay_block
-from node.consensus.scheduling import low_priority_executor
+from node.lowpriority import low_priority_executor
 from node.storage import schema
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,6 @@ from node.chain.interpreter import BoundedComputation, Deadline
 from node.chain.setcode import authority_of
 from node.chain.tracing.hooks import Outcome, Session, Tracer, TracingComputation, TxInfo
 from node.chain.vm import TRANSACTION_BUILDER, TallyState, TallyVM
-from node.consensus.hashing import onchain_hash
 from node.storage.store import StoreBatch
 
 MAX_CODE_OVERRIDE = 2 * 24_576
@@ -135,7 +134,7 @@ class CallExecutor:
         *,
         recording: bool = False,
     ) -> StateAPI:
-        block_hash = onchain_hash(header)
+        block_hash = self._chain.block_hash(header)
         child = self._chain.executor.new_header(
             header,
             parent_hash=block_hash,

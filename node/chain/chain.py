@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 from eth.db.account import AccountDB
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
+from eth_typing import Hash32
 
 from node.chain.executor import (
     BlockExecutor,
@@ -23,11 +24,13 @@ from node.chain.executor import (
     check_reexecuted,
     header_fields_for_reexecution,
 )
-from node.chain.genesis import QBFT_MIX_HASH, Genesis, GenesisError
+from node.chain.genesis import Genesis, GenesisError
 from node.chain.indexer import BlockIndexer
 from node.chain.priority import BlockWork, block_work
-from node.consensus.hashing import onchain_hash
-from node.consensus.voting import VoteTally
+from node.chain.rules import ConsensusRules
+from node.qbftheader.rules import QBFT_RULES
+from node.qbftheader.tally import VoteTally
+from node.qbftheader.verify import QBFT_MIX_HASH
 from node.storage.chainstore import ChainStore
 from node.storage.records import LogRecord, ReceiptRecord, TransactionRecord
 from node.storage.store import StoreBatch
@@ -58,9 +61,12 @@ class PendingBlock:
 class Chain:
     """Head tracking, block building, import and commit over one `ChainStore`."""
 
-    def __init__(self, store: ChainStore, genesis: Genesis) -> None:
+    def __init__(
+        self, store: ChainStore, genesis: Genesis, consensus: ConsensusRules = QBFT_RULES
+    ) -> None:
         self.store = store
         self.genesis = genesis
+        self.consensus = consensus
         self.executor = BlockExecutor(genesis.chain_id)
         self.indexer = BlockIndexer()
         self.block_work = BlockWork()
@@ -86,14 +92,18 @@ class Chain:
     def chain_id(self) -> int:
         return self.genesis.chain_id
 
+    def block_hash(self, header: BlockHeaderAPI) -> Hash32:
+        """The hash clients see for `header` (the consensus rules decide it)."""
+        return self.consensus.block_hash(header)
+
     def _write_genesis(self) -> bytes:
         batch = self.store.new_batch()
         header = self.genesis.header(batch)
-        block_hash = onchain_hash(header)
+        block_hash = self.block_hash(header)
         self.store.save_genesis_document(batch, self.genesis.dumps().encode())
         self.store.save_block(batch, block_hash, header, [])
         self.store.save_validator_tally(
-            batch, block_hash, VoteTally(tuple(sorted(self.genesis.validators))).encode()
+            batch, block_hash, self.consensus.genesis_tally(self.genesis.validators).encode()
         )
         self.store.commit(batch)
         return block_hash
@@ -261,7 +271,7 @@ class Chain:
         """Write the sealed block, its records and the new head in one atomic batch."""
         if pending.parent_hash != self.head_hash:
             raise BlockRejected("head moved while the block was pending")
-        block_hash = onchain_hash(sealed_header)
+        block_hash = self.block_hash(sealed_header)
         number = sealed_header.block_number
         records = []
         log_index = 0
@@ -305,8 +315,8 @@ class Chain:
             )
         elif records:
             self.indexer.defer_internal_calls(pending.batch, number, block_hash)
-        tally = self.validator_tally(pending.parent_hash).after(
-            sealed_header, self.genesis.epoch_length
+        tally = self.consensus.tally_after(
+            self.validator_tally(pending.parent_hash), sealed_header, self.genesis.epoch_length
         )
         self.store.save_validator_tally(pending.batch, block_hash, tally.encode())
         self.store.commit(pending.batch)

@@ -22,14 +22,14 @@ from eth_typing import Address
 from eth_utils import to_canonical_address, to_checksum_address
 
 from node.chain.vm import TallyVM
-from node.consensus.extra_data import genesis_extra_data
+from node.qbftheader.extra_data import genesis_extra_data
+from node.qbftheader.verify import QBFT_MIX_HASH
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_ACCOUNT_COUNT = 10
 DEV_BALANCE_WEI = 10_000 * 10**18
 DEV_CHAIN_ID = 1337
 DEFAULT_GAS_LIMIT = 60_000_000
-QBFT_MIX_HASH = bytes.fromhex("63746963616c2062797a616e74696e65206661756c7420746f6c6572616e6365")
 
 
 class GenesisError(ValueError):

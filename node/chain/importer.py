@@ -1,33 +1,24 @@
 """Importing a finished block from a peer: verify its QBFT seal, then re-execute and commit.
 
 Used by block sync and by followers (member nodes, lagging validators). The checks follow
-Besu's QBFT header rules (shared/QBFT.md §1): the parent link, the timestamp, the coinbase
-and extraData validator list against the validators in force at that height, and at least a
-quorum of distinct commit seals from those validators; then re-execution must reproduce the
-header's state, transaction and receipt roots.
+Besu's QBFT header rules (shared/QBFT.md §1): the parent link and the timestamp here, then the
+chain's consensus rules (`node.qbftheader.verify`: the coinbase and extraData validator list
+against the validators in force at that height, and at least a quorum of distinct commit seals
+from those validators); then re-execution must reproduce the header's state, transaction and
+receipt roots.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI
-from eth_keys.exceptions import BadSignature
 
 from node.chain.chain import Chain, PendingBlock
 from node.chain.executor import BlockRejected, check_reexecuted, tx_hash_of
-from node.chain.genesis import QBFT_MIX_HASH
-from node.consensus.extra_data import ExtraDataError, QbftExtraData
-from node.consensus.hashing import onchain_hash, recover_seal_signer
 
 
-def quorum(validator_count: int) -> int:
-    """ceil(2n/3): Besu's `BftHelpers.calculateRequiredValidatorQuorum`."""
-    return math.ceil(2 * validator_count / 3)
-
-
-def verify_seals(chain: Chain, header: BlockHeaderAPI) -> QbftExtraData:
+def verify_seals(chain: Chain, header: BlockHeaderAPI) -> None:
     """Raise `BlockRejected` unless `header` is a correctly sealed child of the head."""
     if header.parent_hash != chain.head_hash:
         raise BlockRejected("block does not extend the current head")
@@ -35,33 +26,11 @@ def verify_seals(chain: Chain, header: BlockHeaderAPI) -> QbftExtraData:
         raise BlockRejected("block number does not follow the head")
     if header.timestamp < chain.head.timestamp + chain.genesis.block_period_seconds:
         raise BlockRejected("timestamp is earlier than the block period allows")
-    if header.mix_hash != QBFT_MIX_HASH:
-        raise BlockRejected("mixHash is not QBFT's")
-    try:
-        extra = QbftExtraData.decode(header.extra_data)
-    except ExtraDataError as exc:
-        raise BlockRejected(str(exc)) from exc
     validators = chain.validator_tally(chain.head_hash).validators
-    if tuple(sorted(extra.validators)) != tuple(validators) or list(extra.validators) != sorted(
-        extra.validators
-    ):
-        raise BlockRejected("extraData validators differ from the validators in force")
-    if header.coinbase not in validators:
-        raise BlockRejected("coinbase is not a validator")
-    signers: set[bytes] = set()
-    for seal in extra.seals:
-        try:
-            signer = recover_seal_signer(header, seal)
-        except (BadSignature, ValueError) as exc:
-            raise BlockRejected(f"unreadable commit seal: {exc}") from exc
-        if signer not in validators:
-            raise BlockRejected(f"commit seal from non-validator 0x{signer.hex()}")
-        if signer in signers:
-            raise BlockRejected(f"duplicate commit seal from 0x{signer.hex()}")
-        signers.add(signer)
-    if len(signers) < quorum(len(validators)):
-        raise BlockRejected(f"{len(signers)} commit seals, {quorum(len(validators))} required")
-    return extra
+    try:
+        chain.consensus.verify_sealed(header, validators)
+    except ValueError as exc:
+        raise BlockRejected(str(exc)) from exc
 
 
 AdmittedLookup = Callable[[bytes], SignedTransactionAPI | None]
@@ -104,7 +73,7 @@ def import_block(
     proposal): then only its roots are compared, instead of executing it again.
     """
     verify_seals(chain, header)
-    pending = executed(onchain_hash(header)) if executed is not None else None
+    pending = executed(chain.block_hash(header)) if executed is not None else None
     if pending is not None and pending.parent_hash == chain.head_hash:
         check_reexecuted(header, pending.executed.header)
     else:

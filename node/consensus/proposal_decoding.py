@@ -17,16 +17,15 @@ three-item payload. Anything else, and any error, returns None and the caller de
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import rlp
-from eth.abc import SignedTransactionAPI
-from eth.vm.forks.prague.headers import PragueBlockHeader
 from eth_hash.auto import keccak
 
-from node.chain.vm import decode_transaction
 from node.consensus.qbft.messages import (
     PROPOSAL,
     SIGNATURE_LENGTH,
+    BlockCodec,
     Proposal,
     ProposalPayload,
     QbftBlock,
@@ -34,7 +33,10 @@ from node.consensus.qbft.messages import (
     recover_author,
 )
 
-KnownTransaction = Callable[[bytes], SignedTransactionAPI | None]
+if TYPE_CHECKING:  # py-evm's types only: importing `eth` at run time loads the whole EVM
+    from eth.abc import SignedTransactionAPI
+
+KnownTransaction = Callable[[bytes], "SignedTransactionAPI | None"]
 """Transaction hash -> the decoded object this node already holds (signature checked)."""
 
 _EMPTY_LIST = 0xC0
@@ -44,10 +46,11 @@ class _NotHandled(Exception):
     """Not the common shape, or not valid: leave it to the general decoder."""
 
 
-def decode_proposal(data: bytes, known: KnownTransaction) -> Proposal | None:
-    """The PROPOSAL in `data`, or None if it is not the common shape (see the module doc)."""
+def decode_proposal(data: bytes, known: KnownTransaction, codec: BlockCodec) -> Proposal | None:
+    """The PROPOSAL in `data`, or None if it is not the common shape (see the module doc);
+    headers and transactions not in `known` are decoded by `codec`."""
     try:
-        return _decode(data, known)
+        return _decode(data, known, codec)
     except Exception:  # anything unusual is the general decoder's to judge and report
         return None
 
@@ -110,7 +113,7 @@ def _scalar(data: bytes, child: tuple[bool, int, int, int]) -> int:
     return int.from_bytes(value, "big")
 
 
-def _decode(data: bytes, known: KnownTransaction) -> Proposal:
+def _decode(data: bytes, known: KnownTransaction, codec: BlockCodec) -> Proposal:
     is_list, payload, end = _item(data, 0, len(data))
     if not is_list or end != len(data):
         raise _NotHandled("not one list")
@@ -131,7 +134,7 @@ def _decode(data: bytes, known: KnownTransaction) -> Proposal:
     if len(fields) != 3 or not fields[2][0]:
         raise _NotHandled("payload shape")
     height, round_number = _scalar(data, fields[0]), _scalar(data, fields[1])
-    block = _block(data, fields[2], known)
+    block = _block(data, fields[2], known, codec)
     payload_bytes = data[payload_item[1] : payload_item[3]]
     body = rlp.encode(PROPOSAL) + payload_bytes
     author = recover_author(keccak(_list_prefix(len(body)) + body), signature)
@@ -141,18 +144,20 @@ def _decode(data: bytes, known: KnownTransaction) -> Proposal:
     return message
 
 
-def _block(data: bytes, item: tuple[bool, int, int, int], known: KnownTransaction) -> QbftBlock:
+def _block(
+    data: bytes, item: tuple[bool, int, int, int], known: KnownTransaction, codec: BlockCodec
+) -> QbftBlock:
     parts = _children(data, item[2], item[3])
     if len(parts) != 4 or not all(part[0] for part in parts[:2]):
         raise _NotHandled("block shape")
     if any(data[part[1] : part[3]] != bytes([_EMPTY_LIST]) for part in parts[2:]):
         raise _NotHandled("uncles or withdrawals")
-    header = rlp.decode(data[parts[0][1] : parts[0][3]], sedes=PragueBlockHeader)
+    header = codec.decode_header(rlp.decode(data[parts[0][1] : parts[0][3]]))
     transactions = []
     for is_list, start, payload, end in _children(data, parts[1][2], parts[1][3]):
         raw = data[start:end] if is_list else data[payload:end]
         tx = known(keccak(raw))
-        transactions.append(tx if tx is not None else decode_transaction(raw))
+        transactions.append(tx if tx is not None else codec.decode_transaction(raw))
     return QbftBlock(header, tuple(transactions))
 
 

@@ -30,17 +30,14 @@ from node.chain.events import ChainEvents, CommittedBlock
 from node.chain.executor import BlockRejected
 from node.chain.importer import AdmittedLookup, substitute_admitted
 from node.chain.state_diff import DiffRejected
+from node.consensus.block_codec import decode_message, decode_proposal
 from node.consensus.build_budget import BuildBudget
-from node.consensus.extra_data import VANITY_LENGTH, QbftExtraData
-from node.consensus.hashing import onchain_hash
-from node.consensus.proposal_decoding import decode_proposal
 from node.consensus.qbft.messages import (
     PROPOSAL,
     MessageError,
     Proposal,
     QbftBlock,
     QbftMessage,
-    decode_message,
 )
 from node.consensus.qbft.state_machine import (
     BlockTimerExpired,
@@ -60,12 +57,15 @@ from node.consensus.qbft.state_machine import (
     SendTo,
     StartTimer,
 )
-from node.consensus.scheduling import deferring_validators, low_priority_executor
+from node.consensus.scheduling import deferring_validators
 from node.consensus.voting import VoteProposals
+from node.lowpriority import low_priority_executor
 from node.metrics import NodeMetrics
 from node.p2p.host import P2PHost
 from node.p2p.messages import MessageKind
 from node.p2p.peer import Peer
+from node.qbftheader.extra_data import VANITY_LENGTH, QbftExtraData
+from node.qbftheader.hashing import onchain_hash
 from node.signer import NodeSigner
 from node.sync import BlockSync
 from node.txpool.pool import TxPool

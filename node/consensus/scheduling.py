@@ -12,26 +12,16 @@ checked the diff, even with f faulty ones beside them, are 2f, one short of a qu
 
 When validators share cores (a localnet, the throughput benchmark: four nodes on two cores)
 that removes one of every four executions of each block. If no diff arrives, such a
-validator re-executes at the lowest OS priority instead: its PREPARE is not needed while
-everyone is up, so it uses the CPU the others leave, and when it is needed (a validator is
-down) the CPU nobody else wants, or a machine of its own, runs it at full speed.
+validator re-executes at the lowest OS priority instead (`node.lowpriority`): its PREPARE is
+not needed while everyone is up, so it uses the CPU the others leave, and when it is needed (a
+validator is down) the CPU nobody else wants, or a machine of its own, runs it at full speed.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from node.consensus.qbft.validators import max_faulty, proposer
-
-log = logging.getLogger(__name__)
-
-LOWEST_PRIORITY = 19
-"""The nice value of the fallback validation thread (Linux: lowest priority, still never
-starved: the scheduler gives it a small share even on a busy machine)."""
 
 
 def deferring_validators(validators: Sequence[bytes], previous_proposer: bytes) -> frozenset[bytes]:
@@ -44,25 +34,3 @@ def deferring_validators(validators: Sequence[bytes], previous_proposer: bytes) 
     """
     faulty = max_faulty(len(validators))
     return frozenset(proposer(validators, previous_proposer, -k) for k in range(1, faulty + 1))
-
-
-def _lower_priority() -> None:
-    """Thread initializer: lower this thread's scheduling priority (Linux: per thread)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_PRIORITY)
-    except (AttributeError, OSError) as exc:  # not Linux, or not permitted: run as usual
-        log.debug("could not lower the validation thread's priority: %s", exc)
-
-
-def low_priority_executor(
-    workers: int = 1, thread_name_prefix: str = "deferred-validation"
-) -> ThreadPoolExecutor:
-    """An executor whose threads run at the lowest OS priority (also used for clients' calls,
-    `node.rpc.callpool`).
-
-    Threads of their own because a raised nice value cannot be lowered again without
-    privilege: the default executor's threads must keep their normal priority.
-    """
-    return ThreadPoolExecutor(
-        max_workers=workers, thread_name_prefix=thread_name_prefix, initializer=_lower_priority
-    )

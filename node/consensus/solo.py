@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 from node.chain.chain import Chain, PendingBlock
 from node.chain.events import ChainEvents, CommittedBlock
-from node.consensus.extra_data import VANITY_LENGTH, QbftExtraData
-from node.consensus.hashing import sign_commit_seal
+from node.qbftheader.extra_data import VANITY_LENGTH, QbftExtraData
+from node.qbftheader.hashing import sign_commit_seal
 from node.signer import NodeSigner
 from node.txpool.pool import TxPool
 

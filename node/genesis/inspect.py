@@ -30,8 +30,8 @@ from node.chain.bank_contracts import (
 from node.chain.calls import CallExecutor, CallRequest
 from node.chain.chain import Chain
 from node.chain.genesis import Genesis, GenesisError
-from node.consensus.extra_data import QbftExtraData
 from node.genesis.report import AccountRole, Allocation, GenesisReport, Token
+from node.qbftheader.extra_data import QbftExtraData
 from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore
 

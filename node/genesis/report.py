@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from node.qbftheader.quorum import quorum
+
 
 @dataclass(frozen=True)
 class AccountRole:
@@ -81,7 +83,6 @@ class GenesisReport:
             text = "  ".join(["", address, *details, names.get(address, "")]).rstrip()
             return text if len(text) <= WIDTH else text[: WIDTH - 1] + "~"
 
-        quorum = -(-2 * len(self.validators) // 3)
         rules = "on: AccountRules and NodeRules enforced" if self.permissioned else "off"
         out = [
             f"Genesis hash {self.genesis_hash}",
@@ -90,7 +91,7 @@ class GenesisReport:
             f"Permissioning {rules}",
             "",
             f"Validators ({len(self.validators)}, from extraData; "
-            f"a block needs {quorum} commit seals)",
+            f"a block needs {quorum(len(self.validators))} commit seals)",
             *(row(v) for v in self.validators),
         ]
         if self.token is None:

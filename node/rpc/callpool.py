@@ -20,7 +20,7 @@ calls wait (`node.chain.priority`: without that, two endless calls made block bu
 times slower). The event loop gets the GIL back within a switch interval (5 ms) whenever it
 wakes: four endless calls raised the median `eth_blockNumber` round trip from 4 to 17 ms,
 and a shorter `sys.setswitchinterval` measured no better, so it is left alone. The threads
-also run at the lowest OS priority (as deferred block validation does,
+also run at the lowest OS priority (`node.lowpriority`, as deferred block validation does,
 `node.consensus.scheduling`), so where nodes share cores, calls get what consensus leaves.
 """
 
@@ -33,7 +33,7 @@ from typing import TypeVar
 from node.chain.calls import CallLimits
 from node.chain.interpreter import Deadline, ExecutionTimeout
 from node.chain.priority import BlockWork
-from node.consensus.scheduling import low_priority_executor
+from node.lowpriority import low_priority_executor
 from node.rpc.errors import LimitExceeded, ServerError
 
 _T = TypeVar("_T")

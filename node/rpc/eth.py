@@ -28,7 +28,7 @@ from node.chain.calls import (
 )
 from node.chain.chain import Chain
 from node.chain.vm import prague_header
-from node.consensus.hashing import onchain_hash
+from node.qbftheader.hashing import onchain_hash
 from node.rpc import params as p
 from node.rpc import views
 from node.rpc.callparams import call_request, state_overrides

@@ -14,7 +14,7 @@ from typing import Any
 from eth.abc import BlockHeaderAPI
 
 from node.chain.chain import Chain
-from node.consensus.hashing import onchain_hash
+from node.qbftheader.hashing import onchain_hash
 from node.rpc import params as p
 from node.rpc import views
 from node.rpc.dispatch import rpc_method

@@ -14,8 +14,8 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from node.chain.chain import Chain
-from node.consensus.extra_data import QbftExtraData
 from node.consensus.voting import VoteProposals, vote_hazard
+from node.qbftheader.extra_data import QbftExtraData
 from node.rpc import params as p
 from node.rpc.dispatch import rpc_method
 from node.rpc.errors import ServerError

@@ -25,7 +25,7 @@ from eth.vm.forks.prague.receipts import PragueTypedReceipt
 
 from node.chain.chain import Chain
 from node.chain.vm import decode_transaction
-from node.consensus.hashing import onchain_hash
+from node.qbftheader.hashing import onchain_hash
 from node.rpc import params as p
 from node.rpc import views
 from node.rpc.dispatch import rpc_method

@@ -19,7 +19,7 @@ from node.chain.tracing.hooks import Fanout
 from node.chain.tracing.parity import ParityTracer, located
 from node.chain.tracing.replay import TracedTransaction, replay_block
 from node.chain.tracing.state_diff import StateDiffTracer
-from node.consensus.hashing import onchain_hash
+from node.qbftheader.hashing import onchain_hash
 from node.rpc import params as p
 from node.rpc.callpool import CallPool
 from node.rpc.dispatch import rpc_method

@@ -59,7 +59,7 @@ class ChainStore:
         return None if data is None else decode_receipt_record(data)
 
     def validator_tally(self, block_hash: bytes) -> bytes | None:
-        """The encoded `VoteTally` after `block_hash` (see `node.consensus.voting`)."""
+        """The encoded `VoteTally` after `block_hash` (see `node.qbftheader.tally`)."""
         return self.store.get(schema.validators_key(block_hash))
 
     @staticmethod

@@ -11,7 +11,7 @@ from node.api.auth import chain_reader
 from node.api.context import ApiContext, context
 from node.api.errors import NotFound
 from node.api.models import Validators
-from node.consensus.extra_data import ExtraDataError, QbftExtraData
+from node.qbftheader.extra_data import ExtraDataError, QbftExtraData
 
 router = APIRouter(prefix="/validators", tags=["blocks"], dependencies=[Depends(chain_reader)])
 

@@ -29,7 +29,6 @@ from node.chain.executor import HeaderSource, effective_gas_price, header_fields
 from node.chain.interpreter import BoundedComputation, Deadline
 from node.chain.tracing.hooks import Outcome, Session, Tracer, TracingComputation, TxInfo
 from node.chain.vm import TallyState, TallyVM, decode_transaction, prague_header
-from node.consensus.hashing import onchain_hash
 
 
 class _ReplayState(TallyState):
@@ -96,7 +95,7 @@ def replay_block(
     """Replay `header`'s block; `tracer_for(index, hash)` gives the tracer of each transaction
     (None: run it untraced, then hand its hash and computation to `untraced`). Stops after
     transaction `last` when given."""
-    block_hash = onchain_hash(header)
+    block_hash = chain.block_hash(header)
     hashes = chain.store.block_tx_hashes(block_hash)
     if last is not None:
         hashes = hashes[: last + 1]

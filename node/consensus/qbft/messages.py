@@ -9,7 +9,9 @@ may append a block-access-list item) still verifies and re-encodes byte for byte
 
 Blocks travel as standard Ethereum block RLP `[header, transactions, uncles, withdrawals]`;
 typed transactions are byte strings of their EIP-2718 form inside the list, legacy ones are
-nested lists, as in `eth` block bodies.
+nested lists, as in `eth` block bodies. Turning a header's items and a transaction's bytes
+into objects is the caller's `BlockCodec` (`node.consensus.block_codec` for py-evm's): this
+module, like the whole QBFT core, imports no EVM.
 
 Every malformed input raises `MessageError` (a `ValueError`), whatever layer noticed it.
 """
@@ -19,17 +21,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import rlp
-from eth.abc import BlockHeaderAPI, SignedTransactionAPI
-from eth.vm.forks.prague.headers import PragueBlockHeader
 from eth_hash.auto import keccak
 from eth_keys import keys
 from eth_keys.exceptions import BadSignature
 
-from node.chain.vm import decode_transaction
 from node.signer import NodeSigner
+
+if TYPE_CHECKING:  # py-evm's types only: importing `eth` at run time loads the whole EVM
+    from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 
 PROPOSAL = 0x12
 PREPARE = 0x13
@@ -90,6 +92,18 @@ def _decode_rlp(data: bytes, what: str) -> RawItem:
 # Blocks
 
 
+class BlockCodec(Protocol):
+    """How a block's header and transactions become objects (the edge supplies py-evm's)."""
+
+    def decode_header(self, items: list[Any]) -> BlockHeaderAPI:
+        """The header from its RLP items; may raise `rlp.DeserializationError`."""
+        ...
+
+    def decode_transaction(self, raw: bytes) -> SignedTransactionAPI:
+        """A transaction from its canonical encoding (EIP-2718 form or legacy RLP list)."""
+        ...
+
+
 @dataclass(frozen=True)
 class QbftBlock:
     """A block as consensus carries it: a Prague header and its decoded transactions.
@@ -121,26 +135,26 @@ class QbftBlock:
         return QbftBlock(header, self.transactions)
 
     @classmethod
-    def from_rlp(cls, item: RawItem) -> QbftBlock:
+    def from_rlp(cls, item: RawItem, codec: BlockCodec) -> QbftBlock:
         header_item, tx_items, uncles, withdrawals = _list(item, "block", (4,))
         if uncles != [] or withdrawals != []:
             raise MessageError("a QBFT block has no uncles and no withdrawals")
         try:
-            header = PragueBlockHeader.deserialize(_list(header_item, "header"))
+            header = codec.decode_header(_list(header_item, "header"))
         except (rlp.DeserializationError, rlp.exceptions.ObjectDeserializationError) as exc:
             raise MessageError(f"block header: {exc}") from exc
         transactions = []
         for tx_item in _list(tx_items, "transactions"):
             raw = tx_item if isinstance(tx_item, bytes) else rlp.encode(tx_item)
             try:
-                transactions.append(decode_transaction(raw))
+                transactions.append(codec.decode_transaction(raw))
             except Exception as exc:  # py-evm raises several unrelated types for bad input
                 raise MessageError(f"transaction: {exc!r}") from exc
         return cls(header, tuple(transactions))
 
     @classmethod
-    def decode(cls, data: bytes) -> QbftBlock:
-        return cls.from_rlp(_decode_rlp(data, "block"))
+    def decode(cls, data: bytes, codec: BlockCodec) -> QbftBlock:
+        return cls.from_rlp(_decode_rlp(data, "block"), codec)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,9 +262,10 @@ class ProposalPayload:
         return [self.height, self.round, self.block.to_rlp()]
 
     @classmethod
-    def from_rlp(cls, item: RawItem) -> ProposalPayload:
+    def from_rlp(cls, item: RawItem, codec: BlockCodec) -> ProposalPayload:
         items = _list(item, "proposal payload", (3, 4))
-        return cls(_int(items[0], "height"), _int(items[1], "round"), QbftBlock.from_rlp(items[2]))
+        block = QbftBlock.from_rlp(items[2], codec)
+        return cls(_int(items[0], "height"), _int(items[1], "round"), block)
 
 
 P = TypeVar("P", PreparePayload, CommitPayload, RoundChangePayload, ProposalPayload)
@@ -454,10 +469,10 @@ class RoundChange(_Message):
         return cls(signed, block, tuple(prepares))
 
     @classmethod
-    def decode(cls, data: bytes) -> RoundChange:
+    def decode(cls, data: bytes, codec: BlockCodec) -> RoundChange:
         items = _list(_decode_rlp(data, "ROUND-CHANGE"), "ROUND-CHANGE", (3, 4))
         signed = Signed.from_rlp(items[0], RoundChangePayload.from_rlp, ROUND_CHANGE)
-        block = None if items[1] == [] else QbftBlock.from_rlp(items[1])
+        block = None if items[1] == [] else QbftBlock.from_rlp(items[1], codec)
         prepares = _signed_list(items[-1], PreparePayload.from_rlp, PREPARE)
         return cls(signed, block, prepares)
 
@@ -499,9 +514,11 @@ class Proposal(_Message):
         return cls(signed, tuple(round_changes), tuple(prepares))
 
     @classmethod
-    def decode(cls, data: bytes) -> Proposal:
+    def decode(cls, data: bytes, codec: BlockCodec) -> Proposal:
         signed_item, justification = _list(_decode_rlp(data, "PROPOSAL"), "PROPOSAL", (2,))
-        signed = Signed.from_rlp(signed_item, ProposalPayload.from_rlp, PROPOSAL)
+        signed = Signed.from_rlp(
+            signed_item, lambda raw: ProposalPayload.from_rlp(raw, codec), PROPOSAL
+        )
         round_changes, prepares = _list(justification, "proposal justification", (2,))
         return cls(
             signed,
@@ -512,22 +529,22 @@ class Proposal(_Message):
 
 QbftMessage = Proposal | Prepare | Commit | RoundChange
 
-_DECODERS: dict[int, Callable[[bytes], QbftMessage]] = {
+_DECODERS: dict[int, Callable[[bytes, BlockCodec], QbftMessage]] = {
     PROPOSAL: Proposal.decode,
-    PREPARE: Prepare.decode,
-    COMMIT: Commit.decode,
+    PREPARE: lambda data, _codec: Prepare.decode(data),
+    COMMIT: lambda data, _codec: Commit.decode(data),
     ROUND_CHANGE: RoundChange.decode,
 }
 
 
-def decode_message(code: int, data: bytes) -> QbftMessage:
-    """Decode a QBFT message body received with devp2p message `code`.
+def decode_message(code: int, data: bytes, codec: BlockCodec) -> QbftMessage:
+    """Decode a QBFT message body received with devp2p message `code`, its blocks by `codec`.
 
     The decoded message caches `data` as its encoding, so re-gossip forwards the exact bytes.
     """
     decoder = _DECODERS.get(code)
     if decoder is None:
         raise MessageError(f"unknown QBFT message code {code:#x}")
-    message = decoder(data)
+    message = decoder(data, codec)
     message.__dict__["data"] = data
     return message

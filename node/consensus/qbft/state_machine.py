@@ -69,15 +69,11 @@ import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from eth.abc import BlockHeaderAPI
 from eth_keys import keys
 from eth_keys.exceptions import BadSignature
 
-from node.chain.genesis import QBFT_MIX_HASH, Genesis
-from node.consensus.extra_data import ExtraDataError, QbftExtraData
-from node.consensus.hashing import commit_seal_hash, onchain_hash
 from node.consensus.qbft.messages import (
     Commit,
     Prepare,
@@ -93,10 +89,16 @@ from node.consensus.qbft.validators import (
     DEFAULT_MAX_ROUND_TIMEOUT_SECONDS,
     max_faulty,
     proposer,
-    quorum,
     round_timeout,
 )
+from node.qbftheader.extra_data import ExtraDataError, QbftExtraData
+from node.qbftheader.hashing import commit_seal_hash, onchain_hash
+from node.qbftheader.quorum import quorum
+from node.qbftheader.verify import QBFT_MIX_HASH
 from node.signer import NodeSigner
+
+if TYPE_CHECKING:  # py-evm's types only: importing `eth` at run time loads the whole EVM
+    from eth.abc import BlockHeaderAPI
 
 # ---------------------------------------------------------------------------------------------
 # Events
@@ -278,6 +280,16 @@ class BlockPort(Protocol):
         ...
 
 
+class ChainTiming(Protocol):
+    """The timing a chain's genesis fixes for every validator (`node.chain.genesis.Genesis`)."""
+
+    @property
+    def block_period_seconds(self) -> float: ...
+
+    @property
+    def request_timeout_seconds(self) -> float: ...
+
+
 @dataclass(frozen=True, slots=True)
 class QbftConfig:
     """Protocol parameters; all validators must use the same values for the timing ones."""
@@ -296,7 +308,7 @@ class QbftConfig:
     seen_message_limit: int = 10_000
 
     @classmethod
-    def from_genesis(cls, genesis: Genesis, **overrides: object) -> QbftConfig:
+    def from_genesis(cls, genesis: ChainTiming, **overrides: object) -> QbftConfig:
         config = cls(
             block_period_seconds=genesis.block_period_seconds,
             request_timeout_seconds=genesis.request_timeout_seconds,

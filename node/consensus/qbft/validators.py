@@ -1,4 +1,7 @@
-"""The arithmetic every QBFT validator must agree on: thresholds, proposers, round timeouts.
+"""The arithmetic every QBFT validator must agree on: fault bound, proposers, round timeouts.
+
+The quorum itself is header format (`node.qbftheader.quorum`): a synced block's seals are
+counted with it too.
 
 Each function here is a deterministic function of shared data (the validator list, the
 previous block's proposer, the round number, the chain's configuration): if two honest nodes
@@ -9,16 +12,10 @@ moments, which QBFT's liveness argument does not survive.
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Sequence
 
 DEFAULT_MAX_ROUND_TIMEOUT_SECONDS = 30.0
 _MAX_EXPONENT = 62  # keeps 2**round an ordinary int whatever round a peer names
-
-
-def quorum(validator_count: int) -> int:
-    """ceil(2n/3) (Besu `BftHelpers.calculateRequiredValidatorQuorum`; the spec's (2n-1)/3+1)."""
-    return math.ceil(2 * validator_count / 3)
 
 
 def max_faulty(validator_count: int) -> int:

@@ -7,12 +7,22 @@ commit-seal hash keeps the round. The genesis block hashes its extraData unchang
 
 from __future__ import annotations
 
-from eth.abc import BlockHeaderAPI
+from typing import TYPE_CHECKING, Protocol
+
 from eth_keys import keys
+from eth_keys.datatypes import Signature
 from eth_typing import Hash32
 
-from node.consensus.extra_data import QbftExtraData
-from node.signer import NodeSigner
+from node.qbftheader.extra_data import QbftExtraData
+
+if TYPE_CHECKING:  # py-evm's types only: importing `eth` at run time loads the whole EVM
+    from eth.abc import BlockHeaderAPI
+
+
+class HashSigner(Protocol):
+    """What signs a commit seal (a `node.signer.NodeSigner` is one)."""
+
+    def sign_msg_hash(self, message_hash: bytes) -> Signature: ...
 
 
 def onchain_hash(header: BlockHeaderAPI) -> Hash32:
@@ -29,7 +39,7 @@ def commit_seal_hash(header: BlockHeaderAPI, round_number: int) -> bytes:
     return header.copy(extra_data=extra.encode()).hash
 
 
-def sign_commit_seal(header: BlockHeaderAPI, round_number: int, key: NodeSigner) -> bytes:
+def sign_commit_seal(header: BlockHeaderAPI, round_number: int, key: HashSigner) -> bytes:
     """A raw recoverable secp256k1 signature r||s||recId over the commit-seal hash."""
     return key.sign_msg_hash(commit_seal_hash(header, round_number)).to_bytes()
 
