@@ -331,10 +331,9 @@ def test_nonce_gap_is_not_applied_while_syncing_or_restoring(
 ) -> None:
     """Behind the network, a state nonce is stale: a nonce valid at the network's head is
     queued, not refused, and becomes pending once the state catches up (issue 12 point 6)."""
-    pool = TxPool(PoolConfig(max_nonce_gap=3), rules)
-    alice = funded(state)
     syncing = True
-    pool.syncing = lambda: syncing
+    pool = TxPool(PoolConfig(max_nonce_gap=3), rules, syncing=lambda: syncing)
+    alice = funded(state)
     far = pool.add(sign(alice, 10), state)
     assert not pool.is_pending(far.hash)
     restored = pool.add(sign(alice, 20), state, restoring=True)
@@ -749,13 +748,13 @@ def test_remove_counts_reason(state: ChainState, pool: TxPool) -> None:
 
 
 def test_permissioned_pool_refuses_an_authorization_a_forbidden_account_signed(
-    state: ChainState, pool: TxPool
+    state: ChainState, rules: AdmissionRules
 ) -> None:
     """An authorization acts for its signer (its nonce moves, its code is set): on a
     permissioned chain the signer must be allowed, as a sender must."""
     alice, bob, stranger = funded(state), funded(state), funded(state)
     allowed = {address(alice), address(bob)}
-    pool.sender_allowed = allowed.__contains__
+    pool = TxPool(PoolConfig(), rules, sender_allowed=allowed.__contains__)
     foreign = stranger.sign_authorization({"chainId": CHAIN_ID, "address": TO, "nonce": 0})
     message = rejected(pool, set_code(alice, 0, [foreign]), state, errors.AuthorityNotPermitted)
     assert message == (
