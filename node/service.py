@@ -259,20 +259,20 @@ class Node:
                 self.journal = TxJournal(config.datadir / JOURNAL_FILE, self.pool)
                 self.journal.load(self.chain.state_at(self.chain.head))
             self.chain_lock = asyncio.Lock()
-            self.metrics = NodeMetrics()
             self.proposals = VoteProposals()
             self.p2p: P2PHost | None = None
             self.executed = ExecutedBlocks()
             if config.network is not None:
                 self._setup_network(NetworkConfig.load(config.network))
+            p2p = self.p2p
+            self.metrics = NodeMetrics(
+                height=lambda: self.chain.head.block_number,
+                pool=self.pool.stats,
+                peers=(lambda: p2p.peer_count) if p2p is not None else None,
+            )
             self.engine = self._make_engine()
             self.pool.on_pending.append(self._on_pending)
             self.events.on_block(self._on_block)
-            self.metrics.bind(
-                height=lambda: self.chain.head.block_number,
-                pool=self.pool.stats,
-                peers=(lambda: self.p2p.peer_count) if self.p2p is not None else None,
-            )
             self.dispatcher = Dispatcher()
             self.dispatcher.register_namespace(
                 EthApi(self.chain, self.pool, self.calls, self.call_pool)
