@@ -75,7 +75,7 @@ class WrongDiffPort(ChainBlockPort):
 
     def create_block(self, parent, round_number: int, timestamp: int) -> QbftBlock:
         honest = super().create_block(parent, round_number, timestamp)
-        pending = self.pending.pop(onchain_hash(honest.header))
+        pending = self.executed.pop(onchain_hash(honest.header))
         assert pending is not None and pending.executed.state_diff is not None
         diff = copy.deepcopy(pending.executed.state_diff)
         diff.accounts[THIEF] = rlp.encode(Account(0, STOLEN, BLANK_ROOT_HASH, EMPTY_SHA3))
@@ -87,7 +87,7 @@ class WrongDiffPort(ChainBlockPort):
         header = honest.header.copy(state_root=root)
         executed = dataclasses.replace(pending.executed, header=header, state_diff=diff)
         block_hash = onchain_hash(header)
-        self.pending.keep(block_hash, PendingBlock(pending.parent_hash, executed, pending.batch))
+        self.executed.keep(block_hash, PendingBlock(pending.parent_hash, executed, pending.batch))
         if self.outgoing_diff is not None:
             recipients = self.outgoing_diff[2]
             self.outgoing_diff = (block_hash, encode_diff_message(block_hash, executed), recipients)
@@ -160,7 +160,7 @@ class PortNetwork(Network):
         port: ChainBlockPort = node.port  # type: ignore[assignment]
         header = block.header
         if via_sync:
-            import_block(node.chain, header, block.transactions, executed=port.pending.get)
+            import_block(node.chain, header, block.transactions, executed=port.executed.get)
             senders = {tx.sender for tx in block.transactions}
         else:
             _, senders = port.commit(header, block)

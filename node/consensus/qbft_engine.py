@@ -3,9 +3,12 @@
 `QbftEngine` is the only async code of consensus: it decodes CONSENSUS messages from p2p,
 turns timers and chain-head changes into events, hands each event to
 `QbftStateMachine.handle` (in a worker thread, under the chain lock, since the block port
-executes blocks), and performs the returned actions. `ChainBlockPort` adapts `Chain` and the
-pool to the machine's `BlockPort`, keeping each executed block's pending batch so that a
-committed block is written without executing it a third time.
+executes blocks), and performs the returned actions, every action type explicitly (a
+received message is relayed only when the machine's `Regossip` says it passed its checks).
+It reaches the network and block sync only through `node.consensus.links`. `ChainBlockPort`
+adapts `Chain` and the pool to the machine's `BlockPort`, keeping each executed block's
+pending batch (in `ExecutedBlocks`, shared with block sync) so that a committed block is
+written without executing it a third time.
 
 Two things here exist for throughput when validators share cores (`node.consensus.scheduling`
 says why they keep QBFT's guarantees): a proposer sends its round-0 block's state diff to the
@@ -107,7 +110,7 @@ class ChainBlockPort:
         self.proposals = proposals
         self.select_transactions = select_transactions
         self.admitted = admitted
-        self.pending = executed
+        self.executed = executed
         """Blocks executed (or accepted from a diff) here, kept for their commit."""
         self.last_selection: list[PooledTransaction] = []
         self.diffs: OrderedDict[bytes, bytes] = OrderedDict()
@@ -192,7 +195,7 @@ class ChainBlockPort:
 
     def validate_block(self, block: QbftBlock) -> bool:
         key = onchain_hash(block.header)
-        if key in self.pending:
+        if key in self.executed:
             return True
         started = time.perf_counter()
         transactions, admitted = substitute_admitted(block.transactions, self.admitted)
@@ -232,19 +235,19 @@ class ChainBlockPort:
             return None
 
     def _keep(self, pending: PendingBlock) -> None:
-        self.pending.keep(onchain_hash(pending.header), pending)
+        self.executed.keep(onchain_hash(pending.header), pending)
 
     def commit(self, sealed: BlockHeaderAPI, block: QbftBlock) -> tuple[bytes, set[Address]]:
         """Write a decided block; re-executes only if its execution was not kept.
 
         Returns its hash and its transactions' senders (recovered at execution, for the pool).
         """
-        pending = self.pending.pop(onchain_hash(sealed))
+        pending = self.executed.pop(onchain_hash(sealed))
         if pending is None or pending.parent_hash != self.chain.head_hash:
             transactions, admitted = substitute_admitted(block.transactions, self.admitted)
             pending = self.chain.reexecute(sealed, transactions, admitted)
         block_hash = self.chain.commit(pending, sealed)
-        self.pending.clear()
+        self.executed.clear()
         return block_hash, {item.sender for item in pending.executed.transactions}
 
 
