@@ -71,7 +71,10 @@ class WrongDiffPort(ChainBlockPort):
     shows that the credit came from nowhere.
     """
 
-    forged: list[BlockHeaderAPI]
+    def __init__(self, *args, forged: list[BlockHeaderAPI]) -> None:
+        super().__init__(*args)
+        self.forged = forged
+        """Every forged header, in the order proposed."""
 
     def create_block(self, parent, round_number: int, timestamp: int) -> QbftBlock:
         honest = super().create_block(parent, round_number, timestamp)
@@ -118,8 +121,7 @@ class PortNetwork(Network):
         budget = BuildBudget(
             self.config.block_period_seconds, self.config.round_timeout(0), BUILD_BUDGET_SHARE
         )
-        port_class = WrongDiffPort if index == self.byzantine else ChainBlockPort
-        port = port_class(
+        args = (
             chain,
             key,
             VoteProposals(),
@@ -128,9 +130,12 @@ class PortNetwork(Network):
             ExecutedBlocks(),
             txpool.admitted,
         )
-        if isinstance(port, WrongDiffPort):
-            port.forged = self.forged
-        node = SimNode(index, key, chain, port, QbftStateMachine(key, port, self.config))  # type: ignore[arg-type]
+        port = (
+            WrongDiffPort(*args, forged=self.forged)
+            if index == self.byzantine
+            else ChainBlockPort(*args)
+        )
+        node = SimNode(index, key, chain, port, QbftStateMachine(key, port, self.config))
         node.honest = index != self.byzantine
         return node
 
@@ -145,19 +150,19 @@ class PortNetwork(Network):
     def perform(self, node: SimNode, action: Action) -> None:
         """As `QbftEngine._perform`: a proposal's state diff goes out first, on each link."""
         if isinstance(action, Broadcast):
-            outgoing = node.port.take_outgoing_diff(action.message)  # type: ignore[attr-defined]
+            outgoing = node.port.take_outgoing_diff(action.message)
             if outgoing is not None:
                 payload, recipients = outgoing
                 for recipient in recipients:
                     target = self.node_of(recipient)
                     if (node.index, target.index) not in self.blocked and target.alive:
-                        target.port.receive_diff(payload)  # type: ignore[attr-defined]
+                        target.port.receive_diff(payload)
         super().perform(node, action)
 
     def import_sealed(self, node: SimNode, block: QbftBlock, *, via_sync: bool) -> None:
         """A decided block written as the engine writes it (from the kept execution), a synced
         one as block sync does (seals verified, the kept execution reused if any)."""
-        port: ChainBlockPort = node.port  # type: ignore[assignment]
+        port: ChainBlockPort = node.port
         header = block.header
         if via_sync:
             import_block(node.chain, header, block.transactions, executed=port.executed.get)
