@@ -18,7 +18,13 @@ __all__ = ["CONTENT_TYPE", "NodeMetrics"]
 
 
 class NodeMetrics:
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        height: Callable[[], float],
+        pool: Callable[[], dict[str, int]],
+        peers: Callable[[], float] | None = None,
+    ) -> None:
+        """`height`, `pool` (its stats) and `peers` are read at scrape time."""
         self.registry = CollectorRegistry()
         self.height = Gauge(
             "tally_chain_height", "Number of the head block", registry=self.registry
@@ -63,14 +69,6 @@ class NodeMetrics:
             buckets=buckets,
             registry=self.registry,
         )
-
-    def bind(
-        self,
-        height: Callable[[], float],
-        pool: Callable[[], dict[str, int]],
-        peers: Callable[[], float] | None = None,
-    ) -> None:
-        """Read live values at scrape time."""
         self.height.set_function(height)
         self.pool_pending.set_function(lambda: pool().get("pending", 0))
         self.pool_queued.set_function(lambda: pool().get("queued", 0))

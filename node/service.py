@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from eth.abc import BlockAPI
+from eth.abc import BlockAPI, BlockHeaderAPI
 from starlette.types import ASGIApp
 
 from node.api.headers import SecurityHeaders, explorer_policy
@@ -39,6 +39,7 @@ from node.chain.chain import Chain
 from node.chain.events import ChainEvents, CommittedBlock
 from node.chain.genesis import DEV_CHAIN_ID, Genesis, dev_genesis
 from node.consensus.engine import ConsensusEngine
+from node.consensus.executed import ExecutedBlocks
 from node.consensus.solo import SoloValidator
 from node.consensus.voting import VoteProposals
 from node.keys import NodeKeySource, load_node_signer
@@ -46,7 +47,7 @@ from node.metrics import NodeMetrics
 from node.network import NetworkConfig
 from node.p2p.allowlist import AllowList
 from node.p2p.host import P2PHost
-from node.permissions.rules import ACCOUNT_RULES, NODE_RULES, PermissionRules
+from node.permissions.rules import ACCOUNT_RULES, NODE_RULES, PermissionRules, SenderCheck
 from node.rpc.admin import (
     DEFAULT_ADMIN_HOST,
     check_loopback,
@@ -234,12 +235,16 @@ class Node:
         try:
             self.chainstore = ChainStore(self.store)
             genesis = resolve_genesis(config, self.chainstore, self._address)
-            self.chain = Chain(self.chainstore, genesis)
+            self.permissions: PermissionRules | None = None  # read through the chain, below
+            self.sync: BlockSync | None = None
+            self.chain = Chain(self.chainstore, genesis, sender_rules=self._sender_rules)
             self.events = ChainEvents()
             self.backfill = InternalCallBackfill(self.chain, self.events)
             self.pool = TxPool(
                 PoolConfig(),
                 AdmissionRules(chain_id=genesis.chain_id, block_gas_limit=genesis.gas_limit),
+                sender_allowed=self._sender_allowed_at_head if genesis.permissions else None,
+                syncing=self._syncing,
             )
             self.calls = CallExecutor(self.chain, genesis.gas_limit)
             self.call_pool = CallPool(
@@ -254,20 +259,20 @@ class Node:
                 self.journal = TxJournal(config.datadir / JOURNAL_FILE, self.pool)
                 self.journal.load(self.chain.state_at(self.chain.head))
             self.chain_lock = asyncio.Lock()
-            self.metrics = NodeMetrics()
             self.proposals = VoteProposals()
             self.p2p: P2PHost | None = None
-            self.sync: BlockSync | None = None
+            self.executed = ExecutedBlocks()
             if config.network is not None:
                 self._setup_network(NetworkConfig.load(config.network))
+            p2p = self.p2p
+            self.metrics = NodeMetrics(
+                height=lambda: self.chain.head.block_number,
+                pool=self.pool.stats,
+                peers=(lambda: p2p.peer_count) if p2p is not None else None,
+            )
             self.engine = self._make_engine()
             self.pool.on_pending.append(self._on_pending)
             self.events.on_block(self._on_block)
-            self.metrics.bind(
-                height=lambda: self.chain.head.block_number,
-                pool=self.pool.stats,
-                peers=(lambda: self.p2p.peer_count) if self.p2p is not None else None,
-            )
             self.dispatcher = Dispatcher()
             self.dispatcher.register_namespace(
                 EthApi(self.chain, self.pool, self.calls, self.call_pool)
@@ -328,19 +333,26 @@ class Node:
         """On-chain account rules for pool and blocks, when the genesis names them."""
         if not genesis.permissions:
             return None
-        rules = PermissionRules(
+        return PermissionRules(
             self.calls,
             genesis.permissions.get(ACCOUNT_RULES),
             genesis.permissions.get(NODE_RULES),
         )
-        self.chain.sender_rules = rules.sender_check
 
-        def allowed_at_head(sender: bytes) -> bool:
-            check = rules.sender_check(self.chain.head)
-            return check is None or check(sender)
+    def _sender_rules(self, parent: BlockHeaderAPI) -> SenderCheck | None:
+        """The chain's account permissioning. The rules are contracts read through calls on
+        the chain itself, so they exist only once the chain does: the chain is handed this
+        method, which answers "anyone" until (and unless) the rules are set up."""
+        return None if self.permissions is None else self.permissions.sender_check(parent)
 
-        self.pool.sender_allowed = allowed_at_head
-        return rules
+    def _sender_allowed_at_head(self, sender: bytes) -> bool:
+        """The pool's account permissioning: the rules as of the head."""
+        check = self._sender_rules(self.chain.head)
+        return check is None or check(sender)
+
+    def _syncing(self) -> bool:
+        """Whether block sync knows our head is behind (the pool then keeps far nonces)."""
+        return self.sync is not None and self.sync.is_syncing()
 
     def _apply_node_rules(self) -> None:
         """Keep p2p links to the nodes NodeRules lists at the head; drop the others."""
@@ -367,10 +379,16 @@ class Node:
             genesis_hash,
             self.allowlist,
         )
-        self.sync = BlockSync(self.chain, self.p2p, self.events, self.chain_lock, self._imported)
-        self.sync.admitted = self.pool.admitted
+        self.sync = BlockSync(
+            self.chain,
+            self.p2p,
+            self.events,
+            self.chain_lock,
+            self._imported,
+            executed=self.executed.get,
+            admitted=self.pool.admitted,
+        )
         self.tx_gossip = TransactionGossip(self.p2p, self.pool, self.chain)
-        self.pool.syncing = self.sync.is_syncing
         self.pool.on_added.append(self._forward_while_syncing)
 
     def _make_engine(self) -> ConsensusEngine:
@@ -403,6 +421,7 @@ class Node:
             self.chain_lock,
             self.proposals,
             self.metrics,
+            self.executed,
         )
 
     def _on_pending(self, pooled: PooledTransaction) -> None:

@@ -104,7 +104,13 @@ class BlockSync:
         events: ChainEvents,
         chain_lock: asyncio.Lock,
         after_import: Callable[[CommittedBlock, list[BlockAPI]], None],
+        *,
+        executed: Callable[[bytes], PendingBlock | None] | None = None,
+        admitted: AdmittedLookup | None = None,
     ) -> None:
+        """`executed` finds a block this validator already executed while deciding it
+        (the consensus engine's), `admitted` a transaction the pool already checked: both
+        spare re-doing work on import."""
         self.chain = chain
         self.p2p = p2p
         self.events = events
@@ -116,8 +122,8 @@ class BlockSync:
         self._lagging: tuple[int, float] | None = None
         self.one_block_grace = float(chain.genesis.request_timeout_seconds)
         """How long a lag of a single block is left to consensus before it is fetched."""
-        self.executed: Callable[[bytes], PendingBlock | None] | None = None
-        self.admitted: AdmittedLookup | None = None
+        self.executed = executed
+        self.admitted = admitted
         p2p.subscribe(MessageKind.STATUS, self._on_status)
         p2p.subscribe(MessageKind.BLOCK_REQUEST, self._on_request)
         p2p.subscribe(MessageKind.BLOCKS, self._on_blocks)

@@ -31,12 +31,18 @@ DEV = dev_accounts()
 
 
 def permissioned_chain(*, enforce: bool = True) -> Chain:
-    chain = Chain(ChainStore(MemoryStore()), dev_genesis(VALIDATOR, permissioned=True))
+    """A permissioned dev chain. The rules are read through calls on the chain they govern,
+    so (as the node does) the chain is handed a lookup that finds them once they exist."""
+    rules: list[PermissionRules] = []
+    chain = Chain(
+        ChainStore(MemoryStore()),
+        dev_genesis(VALIDATOR, permissioned=True),
+        sender_rules=lambda parent: rules[0].sender_check(parent) if rules else None,
+    )
     if enforce:
-        rules = PermissionRules(
-            CallExecutor(chain, chain.genesis.gas_limit), ACCOUNT_RULES, NODE_RULES
+        rules.append(
+            PermissionRules(CallExecutor(chain, chain.genesis.gas_limit), ACCOUNT_RULES, NODE_RULES)
         )
-        chain.sender_rules = rules.sender_check
     return chain
 
 

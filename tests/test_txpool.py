@@ -238,9 +238,7 @@ def test_rejects_wrong_chain_id(kind: str, state: ChainState, pool: TxPool) -> N
     assert message == "invalid sender: invalid chain id for signer: have 1 want 1337"
 
 
-def set_code(
-    sender: LocalAccount, nonce: int, authorizations: list[Any], to: str = TO
-) -> bytes:
+def set_code(sender: LocalAccount, nonce: int, authorizations: list[Any], to: str = TO) -> bytes:
     tx: dict[str, Any] = {
         "type": 4,
         "chainId": CHAIN_ID,
@@ -331,10 +329,9 @@ def test_nonce_gap_is_not_applied_while_syncing_or_restoring(
 ) -> None:
     """Behind the network, a state nonce is stale: a nonce valid at the network's head is
     queued, not refused, and becomes pending once the state catches up (issue 12 point 6)."""
-    pool = TxPool(PoolConfig(max_nonce_gap=3), rules)
-    alice = funded(state)
     syncing = True
-    pool.syncing = lambda: syncing
+    pool = TxPool(PoolConfig(max_nonce_gap=3), rules, syncing=lambda: syncing)
+    alice = funded(state)
     far = pool.add(sign(alice, 10), state)
     assert not pool.is_pending(far.hash)
     restored = pool.add(sign(alice, 20), state, restoring=True)
@@ -749,18 +746,17 @@ def test_remove_counts_reason(state: ChainState, pool: TxPool) -> None:
 
 
 def test_permissioned_pool_refuses_an_authorization_a_forbidden_account_signed(
-    state: ChainState, pool: TxPool
+    state: ChainState, rules: AdmissionRules
 ) -> None:
     """An authorization acts for its signer (its nonce moves, its code is set): on a
     permissioned chain the signer must be allowed, as a sender must."""
     alice, bob, stranger = funded(state), funded(state), funded(state)
     allowed = {address(alice), address(bob)}
-    pool.sender_allowed = allowed.__contains__
+    pool = TxPool(PoolConfig(), rules, sender_allowed=allowed.__contains__)
     foreign = stranger.sign_authorization({"chainId": CHAIN_ID, "address": TO, "nonce": 0})
     message = rejected(pool, set_code(alice, 0, [foreign]), state, errors.AuthorityNotPermitted)
     assert message == (
-        "authorization signer not authorized to send transactions: "
-        + stranger.address
+        "authorization signer not authorized to send transactions: " + stranger.address
     )
     own = bob.sign_authorization({"chainId": CHAIN_ID, "address": TO, "nonce": 0})
     assert pool.add(set_code(alice, 0, [own]), state).authorities == (address(bob),)

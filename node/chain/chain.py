@@ -41,6 +41,13 @@ _HEAD_STATE_READS = 4_096
 database keeps every account it has read (and their storage lookups), so an idle chain's head
 state grew by some 200 bytes for each address anyone asked about, for ever (issue 12)."""
 
+SenderRules = Callable[[BlockHeaderAPI], Callable[[bytes], bool] | None]
+"""Account permissioning as of a parent block: who may send (None: anyone)."""
+
+
+def _anyone_may_send(parent: BlockHeaderAPI) -> None:
+    return None
+
 
 @dataclass(slots=True)
 class PendingBlock:
@@ -62,7 +69,12 @@ class Chain:
     """Head tracking, block building, import and commit over one `ChainStore`."""
 
     def __init__(
-        self, store: ChainStore, genesis: Genesis, consensus: ConsensusRules = QBFT_RULES
+        self,
+        store: ChainStore,
+        genesis: Genesis,
+        consensus: ConsensusRules = QBFT_RULES,
+        *,
+        sender_rules: SenderRules = _anyone_may_send,
     ) -> None:
         self.store = store
         self.genesis = genesis
@@ -83,10 +95,8 @@ class Chain:
         self.head_hash: bytes = head_hash
         self._head_state: AccountDB | None = None
         self._head_state_reads = 0
-        self.sender_rules: Callable[[BlockHeaderAPI], Callable[[bytes], bool] | None] = (
-            lambda parent: None
-        )
-        """Account permissioning as of a parent block (set by the node when configured)."""
+        self.sender_rules = sender_rules
+        """Account permissioning as of a parent block (on-chain AccountRules, if configured)."""
 
     @property
     def chain_id(self) -> int:

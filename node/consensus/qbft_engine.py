@@ -3,9 +3,12 @@
 `QbftEngine` is the only async code of consensus: it decodes CONSENSUS messages from p2p,
 turns timers and chain-head changes into events, hands each event to
 `QbftStateMachine.handle` (in a worker thread, under the chain lock, since the block port
-executes blocks), and performs the returned actions. `ChainBlockPort` adapts `Chain` and the
-pool to the machine's `BlockPort`, keeping each executed block's pending batch so that a
-committed block is written without executing it a third time.
+executes blocks), and performs the returned actions, every action type explicitly (a
+received message is relayed only when the machine's `Regossip` says it passed its checks).
+It reaches the network and block sync only through `node.consensus.links`. `ChainBlockPort`
+adapts `Chain` and the pool to the machine's `BlockPort`, keeping each executed block's
+pending batch (in `ExecutedBlocks`, shared with block sync) so that a committed block is
+written without executing it a third time.
 
 Two things here exist for throughput when validators share cores (`node.consensus.scheduling`
 says why they keep QBFT's guarantees): a proposer sends its round-0 block's state diff to the
@@ -20,6 +23,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import assert_never
 
 from eth.abc import BlockHeaderAPI
 from eth_typing import Address
@@ -32,6 +36,8 @@ from node.chain.importer import AdmittedLookup, substitute_admitted
 from node.chain.state_diff import DiffRejected
 from node.consensus.block_codec import decode_message, decode_proposal
 from node.consensus.build_budget import BuildBudget
+from node.consensus.executed import ExecutedBlocks
+from node.consensus.links import ConsensusLinks, ConsensusSync, Linked
 from node.consensus.qbft.messages import (
     PROPOSAL,
     MessageError,
@@ -40,6 +46,7 @@ from node.consensus.qbft.messages import (
     QbftMessage,
 )
 from node.consensus.qbft.state_machine import (
+    Action,
     BlockTimerExpired,
     Broadcast,
     CommitBlock,
@@ -61,19 +68,15 @@ from node.consensus.scheduling import deferring_validators
 from node.consensus.voting import VoteProposals
 from node.lowpriority import low_priority_executor
 from node.metrics import NodeMetrics
-from node.p2p.host import P2PHost
 from node.p2p.messages import MessageKind
-from node.p2p.peer import Peer
 from node.qbftheader.extra_data import VANITY_LENGTH, QbftExtraData
 from node.qbftheader.hashing import onchain_hash
 from node.signer import NodeSigner
-from node.sync import BlockSync
 from node.txpool.pool import TxPool
 from node.txpool.transaction import PooledTransaction
 
 log = logging.getLogger(__name__)
 
-_MAX_PENDING_BLOCKS = 16
 _MAX_STATE_DIFFS = 4
 """Diffs kept for proposals not yet validated (one per height is the normal case)."""
 BUILD_BUDGET_SHARE = 0.5
@@ -99,6 +102,7 @@ class ChainBlockPort:
         proposals: VoteProposals,
         select_transactions: Callable[[], list[PooledTransaction]],
         budget: BuildBudget,
+        executed: ExecutedBlocks,
         admitted: AdmittedLookup = lambda tx_hash: None,
     ) -> None:
         self.chain = chain
@@ -106,7 +110,8 @@ class ChainBlockPort:
         self.proposals = proposals
         self.select_transactions = select_transactions
         self.admitted = admitted
-        self.pending: dict[bytes, PendingBlock] = {}
+        self.executed = executed
+        """Blocks executed (or accepted from a diff) here, kept for their commit."""
         self.last_selection: list[PooledTransaction] = []
         self.diffs: OrderedDict[bytes, bytes] = OrderedDict()
         """State diff messages received, by the hash of the block they describe."""
@@ -176,9 +181,21 @@ class ChainBlockPort:
             while len(self.diffs) > _MAX_STATE_DIFFS:
                 self.diffs.popitem(last=False)
 
+    def take_outgoing_diff(self, message: QbftMessage) -> tuple[bytes, frozenset[bytes]] | None:
+        """The state diff message to send, and to whom, before `message` goes out: only for
+        this node's own latest round-0 proposal, and only once."""
+        outgoing = self.outgoing_diff
+        if outgoing is None or not isinstance(message, Proposal):
+            return None
+        block_hash, payload, recipients = outgoing
+        if onchain_hash(message.block.header) != block_hash:
+            return None
+        self.outgoing_diff = None
+        return payload, recipients
+
     def validate_block(self, block: QbftBlock) -> bool:
         key = onchain_hash(block.header)
-        if key in self.pending:
+        if key in self.executed:
             return True
         started = time.perf_counter()
         transactions, admitted = substitute_admitted(block.transactions, self.admitted)
@@ -218,21 +235,19 @@ class ChainBlockPort:
             return None
 
     def _keep(self, pending: PendingBlock) -> None:
-        self.pending[onchain_hash(pending.header)] = pending
-        while len(self.pending) > _MAX_PENDING_BLOCKS:
-            self.pending.pop(next(iter(self.pending)))
+        self.executed.keep(onchain_hash(pending.header), pending)
 
     def commit(self, sealed: BlockHeaderAPI, block: QbftBlock) -> tuple[bytes, set[Address]]:
         """Write a decided block; re-executes only if its execution was not kept.
 
         Returns its hash and its transactions' senders (recovered at execution, for the pool).
         """
-        pending = self.pending.pop(onchain_hash(sealed), None)
+        pending = self.executed.pop(onchain_hash(sealed))
         if pending is None or pending.parent_hash != self.chain.head_hash:
             transactions, admitted = substitute_admitted(block.transactions, self.admitted)
             pending = self.chain.reexecute(sealed, transactions, admitted)
         block_hash = self.chain.commit(pending, sealed)
-        self.pending.clear()
+        self.executed.clear()
         return block_hash, {item.sender for item in pending.executed.transactions}
 
 
@@ -245,14 +260,17 @@ class QbftEngine:
         pool: TxPool,
         events: ChainEvents,
         key: NodeSigner,
-        p2p: P2PHost,
-        sync: BlockSync,
+        p2p: ConsensusLinks,
+        sync: ConsensusSync,
         chain_lock: asyncio.Lock,
         proposals: VoteProposals,
         metrics: NodeMetrics,
+        executed: ExecutedBlocks,
         config: QbftConfig | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`executed` is shared with block sync, which writes a decided block that arrives
+        from a peer from this validator's execution of it."""
         self.chain = chain
         self.pool = pool
         self.events = events
@@ -276,9 +294,8 @@ class QbftEngine:
             config.block_period_seconds, config.round_timeout(0), BUILD_BUDGET_SHARE
         )
         self.port = ChainBlockPort(
-            chain, key, proposals, self._select_from_pool, budget, pool.admitted
+            chain, key, proposals, self._select_from_pool, budget, executed, pool.admitted
         )
-        sync.executed = self.port.pending.get
         self.machine = QbftStateMachine(key, self.port, config)
         self._round0_started: dict[int, float] = {}
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -304,6 +321,8 @@ class QbftEngine:
         return asyncio.run_coroutine_threadsafe(select(), self._loop).result(timeout=30)
 
     def _on_consensus_message(self, peer: bytes, payload: bytes) -> bool:
+        """Queue a message for the machine. Never relayed by the host as it arrives: the
+        machine asks for that (`Regossip`) once the message passed its checks."""
         if not payload:
             return False
         try:
@@ -318,7 +337,7 @@ class QbftEngine:
         if message.height > self.chain.head.block_number + 1:
             self.sync.head_hint(peer, message.height)
         self._queue.put_nowait(MessageReceived(message, self.clock()))
-        return True
+        return False
 
     def _on_state_diff(self, peer: bytes, payload: bytes) -> bool:
         """Keep a validator's diff; whether it is used is decided at validation."""
@@ -329,12 +348,12 @@ class QbftEngine:
     def _on_block(self, block: CommittedBlock) -> None:
         self._queue.put_nowait(NewChainHead(block.header, self.clock()))
 
-    def _on_peer_connected(self, peer: Peer) -> None:
+    def _on_peer_connected(self, peer: Linked) -> None:
         """A (re)connected peer may have missed our round's messages: the machine re-sends."""
         if self._running:
             self._queue.put_nowait(PeerConnected(peer.address, self.clock()))
 
-    def _on_peer_disconnected(self, peer: Peer) -> None:
+    def _on_peer_disconnected(self, peer: Linked) -> None:
         if self._running:
             self._queue.put_nowait(PeerDisconnected(peer.address, self.clock()))
 
@@ -385,32 +404,39 @@ class QbftEngine:
             return False  # checking it against the proposer's state diff is cheap
         return self.address in self.port.diff_checkers(0)
 
-    async def _perform(self, action: object) -> None:
-        if isinstance(action, Broadcast):
-            self._send_state_diff(action.message)
-            self.p2p.gossip(MessageKind.CONSENSUS, bytes([action.code]) + action.data)
-        elif isinstance(action, SendTo):
-            self.p2p.send(action.peer, MessageKind.CONSENSUS, bytes([action.code]) + action.data)
-        elif isinstance(action, Regossip):
-            pass  # the p2p host already relays every new CONSENSUS message it accepted
-        elif isinstance(action, StartTimer):
-            self._start_timer(action)
-        elif isinstance(action, CommitBlock):
-            await self._commit(action)
-        elif isinstance(action, RequestSync):
-            self.sync.want(action.height - 1)
-        elif isinstance(action, Log):
-            log.log(action.level, action.text)
+    async def _perform(self, action: Action) -> None:
+        match action:
+            case Broadcast():
+                self._send_state_diff(action.message)
+                self.p2p.gossip(MessageKind.CONSENSUS, bytes([action.code]) + action.data)
+            case SendTo():
+                self.p2p.send(
+                    action.peer, MessageKind.CONSENSUS, bytes([action.code]) + action.data
+                )
+            case Regossip():
+                # The sender (usually the author) drops its echo: it has seen the message.
+                self.p2p.broadcast(
+                    MessageKind.CONSENSUS,
+                    bytes([action.code]) + action.data,
+                    exclude=(action.message.author,),
+                )
+            case StartTimer():
+                self._start_timer(action)
+            case CommitBlock():
+                await self._commit(action)
+            case RequestSync():
+                self.sync.want(action.height - 1)
+            case Log():
+                log.log(action.level, action.text)
+            case _:
+                assert_never(action)
 
-    def _send_state_diff(self, message: object) -> None:
+    def _send_state_diff(self, message: QbftMessage) -> None:
         """Before our own proposal goes out, send its state diff to the validators that will
         check it against the diff (the same link delivers the diff first)."""
-        outgoing = self.port.outgoing_diff
-        if outgoing is None or not isinstance(message, Proposal):
-            return
-        block_hash, payload, recipients = outgoing
-        if onchain_hash(message.block.header) == block_hash:
-            self.port.outgoing_diff = None
+        outgoing = self.port.take_outgoing_diff(message)
+        if outgoing is not None:
+            payload, recipients = outgoing
             for recipient in recipients:
                 self.p2p.send(recipient, MessageKind.STATE_DIFF, payload)
 
@@ -437,14 +463,9 @@ class QbftEngine:
         self._timers[timer.kind] = self._loop.call_later(max(0.0, timer.delay_seconds), fire)
 
     async def _commit(self, action: CommitBlock) -> None:
+        """Write the decided block; the machine already sealed its header."""
         assert self._loop is not None
-        header = action.block.header
-        extra = QbftExtraData.decode(header.extra_data)
-        sealed = header.copy(
-            extra_data=QbftExtraData(
-                extra.vanity, extra.validators, extra.vote, action.round, action.seals
-            ).encode()
-        )
+        sealed = action.block.header
         started = time.perf_counter()
         try:
             block_hash, senders = await self._loop.run_in_executor(
@@ -453,7 +474,7 @@ class QbftEngine:
         except BlockRejected as exc:
             if self.chain.store.canonical_hash(sealed.block_number) == onchain_hash(sealed):
                 return  # a peer's announcement of this very block was imported first
-            log.error("decided block %d could not be committed: %s", header.block_number, exc)
+            log.error("decided block %d could not be committed: %s", sealed.block_number, exc)
             return
         elapsed = time.perf_counter() - started
         self.metrics.block_import.observe(elapsed)

@@ -378,8 +378,6 @@ def _storage_slot(value: Any) -> int:
     return int(digits or "0", 16)
 
 
-
-
 def _raise_if_failed(computation: ComputationAPI) -> None:
     """Map a failed computation to geth's errors: code 3 with revert data, else -32000."""
     if not computation.is_error:

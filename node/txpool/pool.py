@@ -96,14 +96,21 @@ class TxPool:
     its `min_gas_price` is overridden by the config's at construction.
     """
 
-    def __init__(self, config: PoolConfig, rules: AdmissionRules) -> None:
+    def __init__(
+        self,
+        config: PoolConfig,
+        rules: AdmissionRules,
+        *,
+        sender_allowed: Callable[[bytes], bool] | None = None,
+        syncing: Callable[[], bool] | None = None,
+    ) -> None:
         self.config = config
         self.rules = replace(rules, min_gas_price=config.min_gas_price)
         self.on_added: list[Callable[[PooledTransaction], None]] = []
         self.on_pending: list[Callable[[PooledTransaction], None]] = []
-        self.sender_allowed: Callable[[bytes], bool] | None = None
+        self.sender_allowed = sender_allowed
         """Account permissioning at the head (on-chain AccountRules), when the chain has it."""
-        self.syncing: Callable[[], bool] | None = None
+        self.syncing = syncing
         """Whether this node knows its head is behind its peers' (block sync): its state nonces
         are then stale, and the nonce-gap limit is not applied (see `add`)."""
         self._by_hash: dict[bytes, PooledTransaction] = {}
