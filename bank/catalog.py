@@ -9,9 +9,10 @@ contract's logs, optionally for one account.
 
 Routes: `GET /catalog/offers[?include_closed=true]` and `GET /catalog/events[?account=0x..]`
 (any API key; a customer key sees its own redemptions only).
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations` here: FastAPI must evaluate the routes' annotations
+where they are defined, as they name the `caller` dependency the gateway passes in.
+"""
 
 from collections.abc import Callable
 from typing import Annotated, Any

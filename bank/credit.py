@@ -9,7 +9,8 @@ customer can be told the main reasons, ordered by the points they cost:
 - balance trend: the wallet-token balance at the end of the window against its start,
   rebuilt backwards from today's balance and the window's transfers;
 - spending volatility: the coefficient of variation of each period's outgoing payments
-  (withdrawals, burned to the zero address, are not spending);
+  (withdrawals, burned to the zero address, are not spending; fewer than two payments in the
+  window are too few to judge);
 - held or rejected payments: any payment of the customer held for review, worse if rejected;
 - account age: time since the first transfer seen in a look-back of twice the window.
 
@@ -106,7 +107,7 @@ REASONS = {
     "BALANCE_DECLINING": "the balance fell by more than 10% over the window",
     "BALANCE_FLAT": "the balance did not grow over the window",
     "SPENDING_VOLATILE": "spending varies strongly from period to period",
-    "SPENDING_THIN": "too little spending in the window to judge its pattern",
+    "SPENDING_THIN": "fewer than two payments made in the window",
     "PAYMENT_HELD": "a payment was held for review",
     "PAYMENT_REJECTED": "a payment was rejected after review",
     "ACCOUNT_YOUNG": "the account is younger than the window",
@@ -168,11 +169,13 @@ def _balance(model: Model, history: History) -> Factor:
 def _spending(model: Model, history: History) -> Factor:
     me = history.account
     totals = [0] * model.periods
+    payments = 0
     for t in history.transfers:
         period = period_of(model, history.now, t.timestamp)
         if period is not None and t.sender == me and t.recipient not in (me, ZERO):
             totals[period] += t.amount
-    if sum(1 for total in totals if total) < 2:
+            payments += 1
+    if payments < 2:
         return _factor("spending_volatility", 100, None, 50, "SPENDING_THIN")
     variation = statistics.pstdev(totals) / statistics.fmean(totals)
     if variation <= 0.5:

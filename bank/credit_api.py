@@ -4,18 +4,21 @@
   account, or a credit officer recording one given elsewhere); 201, or 200 if already recorded.
 - `DELETE /credit/consents/{account}`: revoke it (the same callers); 204, 404 if none.
 - `GET /credit/consents/{account}`: the record (credit officer, or the customer's own).
-- `GET /credit/evaluations/{account}` (credit officer only): the scorecard (`bank.credit`)
-  over the customer's on-chain history; 403 when no consent is recorded (nothing is read from
-  the chain then), 503 when the node cannot be read or no node API key is configured. Every
-  evaluation run is logged (`CreditEvaluation`) with the model version.
-"""
+- `GET /credit/evaluations/{account}[?as_of=<unix seconds>]` (credit officer only): the
+  scorecard (`bank.credit`) over the customer's on-chain history up to `as_of` (default the
+  head block's time; 400 if after it), so an evaluation can be re-run as it was; 403 when no
+  consent is recorded (nothing is read from the chain then), 503 when the node cannot be read
+  or no node API key is configured. Every evaluation run is logged (`CreditEvaluation`) with
+  the model version.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: FastAPI must evaluate the routes' annotations
+where they are defined, as they name the `caller` dependency the gateway passes in.
+"""
 
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bank.auth import Role
 from bank.credit import Model, evaluate
-from bank.credit_history import HistoryUnavailable, NodeHistory
+from bank.credit_history import AsOfAfterHead, HistoryUnavailable, NodeHistory
 from bank.models import ApiKey, CreditConsent, CreditEvaluation, utcnow
 
 Address = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{40}$")]
@@ -108,7 +111,9 @@ def add_credit_routes(
 
     @app.get("/credit/evaluations/{account}")
     async def evaluation(
-        account: Address, key: Annotated[ApiKey, Depends(officer)]
+        account: Address,
+        key: Annotated[ApiKey, Depends(officer)],
+        as_of: Annotated[int | None, Query(ge=0, le=2**40)] = None,
     ) -> dict[str, Any]:
         account = account.lower()
         with sessions() as session:
@@ -120,7 +125,9 @@ def add_credit_routes(
         if history is None:
             raise HTTPException(503, "credit evaluation needs a node API key (not configured)")
         try:
-            read = await run_in_threadpool(history.history, account, model)
+            read = await run_in_threadpool(history.history, account, model, as_of)
+        except AsOfAfterHead as exc:
+            raise HTTPException(400, str(exc)) from None
         except HistoryUnavailable as exc:
             raise HTTPException(503, f"cannot read the customer's history: {exc}") from None
         result = evaluate(model, read)

@@ -96,9 +96,13 @@ def evaluate(
     account: AccountOption,
     gateway: GatewayOption = "http://127.0.0.1:8600",
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole result.")] = False,
+    as_of: Annotated[
+        int | None, typer.Option(min=0, help="As of this time (Unix seconds; default now).")
+    ] = None,
 ) -> None:
     """Evaluate a consenting customer: the score, each factor's points, the reasons."""
-    result = call("GET", gateway, f"/credit/evaluations/{checked(account)}")
+    query = "" if as_of is None else f"?as_of={as_of}"
+    result = call("GET", gateway, f"/credit/evaluations/{checked(account)}{query}")
     if as_json:
         print(json.dumps(result, indent=2))
         return

@@ -24,6 +24,10 @@ class HistoryUnavailable(Exception):
     """The node could not be read (down, refusing the key, or the history too long)."""
 
 
+class AsOfAfterHead(ValueError):
+    """An evaluation asked as of a time the chain has not reached."""
+
+
 class NodeHistory:
     """Reads histories from the node at `url` with API key `key`, for the token at `token`."""
 
@@ -66,24 +70,31 @@ class NodeHistory:
             return {}
         return {row["address"].lower(): row["name"] for row in rows}
 
-    def history(self, account: str, model: Model) -> History:
-        """The account's transfers of the token and its held payments over the look-back."""
-        now = int(self._get("/status")["head"]["timestamp"])
+    def history(self, account: str, model: Model, as_of: int | None = None) -> History:
+        """The account's transfers of the token and its held payments over the look-back
+        ending at `as_of` (Unix seconds; default the head block's time), with the balance
+        then: today's, less what moved after `as_of`. Holds carry their status today."""
+        head = int(self._get("/status")["head"]["timestamp"])
+        now = head if as_of is None else as_of
+        if now > head:
+            raise AsOfAfterHead(f"as_of {now} is after the head block's time {head}")
         since = max(now - model.lookback, 0)
-        balance = self._get(f"/accounts/{account}").get("token_balance")
+        me = account.lower()
+        balance = int(self._get(f"/accounts/{account}").get("token_balance") or 0)
         rows = self._all(f"/accounts/{account}/transfers", from_time=since, token=self.token)
+        transfers = []
+        for r in rows:
+            moved = Transfer(int(r["timestamp"]), r["from"].lower(), r["to"].lower(),
+                             int(r["amount"]))  # fmt: skip
+            if moved.timestamp <= now:
+                transfers.append(moved)
+                continue
+            balance -= moved.amount if moved.recipient == me else 0
+            balance += moved.amount if moved.sender == me else 0
         holds = self._all(f"/accounts/{account}/holds", from_time=since, token=self.token)
-        return History(
-            account.lower(),
-            now,
-            int(balance or 0),
-            [
-                Transfer(int(r["timestamp"]), r["from"].lower(), r["to"].lower(), int(r["amount"]))
-                for r in rows
-            ],
-            [
-                Held(int(h["timestamp"]), int(h["amount"]), str(h["status"]))
-                for h in holds
-                if h["direction"] == "out"
-            ],
-        )
+        held = [
+            Held(int(h["timestamp"]), int(h["amount"]), str(h["status"]))
+            for h in holds
+            if h["direction"] == "out" and int(h["timestamp"]) <= now
+        ]
+        return History(me, now, balance, transfers, held)
