@@ -16,8 +16,12 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+EXIT_CODES = """\b
+Exit codes: 0 ok; 1 unexpected error; 2 bad usage; 6 gateway unreachable
+or refusing; 7 no consent recorded for the customer (nothing evaluated)."""
 credit_app = typer.Typer(
     help="Credit evaluation: consent and the scorecard (through the gateway).",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -73,7 +77,7 @@ def checked(account: str) -> str:
     return account
 
 
-@credit_app.command()
+@credit_app.command(epilog=EXIT_CODES)
 def consent(
     account: AccountOption,
     source: Annotated[str, typer.Option(help="Where consent was given (no personal data).")],
@@ -84,14 +88,14 @@ def consent(
     print(json.dumps(answer))
 
 
-@credit_app.command()
+@credit_app.command(epilog=EXIT_CODES)
 def revoke(account: AccountOption, gateway: GatewayOption = "http://127.0.0.1:8600") -> None:
     """Revoke the customer's consent (evaluations stop)."""
     call("DELETE", gateway, f"/credit/consents/{checked(account)}")
     print("consent revoked")
 
 
-@credit_app.command()
+@credit_app.command(epilog=EXIT_CODES)
 def evaluate(
     account: AccountOption,
     gateway: GatewayOption = "http://127.0.0.1:8600",
