@@ -39,9 +39,6 @@ class NodeHistory:
             timeout=timeout,
         )
 
-    def close(self) -> None:
-        self.http.close()
-
     def _get(self, path: str, **params: Any) -> Any:
         try:
             response = self.http.get(path, params=params)
