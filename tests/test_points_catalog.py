@@ -71,10 +71,12 @@ def test_publish_redeem_and_expire(stack: CreditStack, dev_accounts: list) -> No
     with pytest.raises(ExecutionReverted, match="UnauthorizedRole"):
         customer.publish_offer(1, 1, now + 3_600)
 
+    supply = int(customer.call("totalSupply"))
     redeemed = customer.redeem_offer(first, 1).receipt
     assert redeemed is not None
     assert merchant.offer(first).stock == 1
     assert customer.balance_of(c) == 500 - 120
+    assert int(customer.call("totalSupply")) == supply - 120  # burned, not moved
     names = [e["event"] for e in events_of(stack, redeemed.tx_hash)]
     assert names == ["Redeemed", "OfferRedeemed"]
     (burn,) = [e for e in events_of(stack, redeemed.tx_hash) if e["event"] == "OfferRedeemed"]
