@@ -2,8 +2,9 @@
 
 A key is `tbk_` plus 256 random bits, shown once when made (`tally bank api-key`); the database
 keeps its SHA-256 only (a random 256-bit secret needs no salt or slow hash). Roles:
-`operations` (staff: every record, totals) and `customer` (bound to one wallet address: its
-own top-ups and withdrawals only).
+`operations` (staff: every record, totals), `credit_officer` (staff: credit evaluations of
+consenting customers, `bank.credit_api`) and `customer` (bound to one wallet address: its own
+top-ups, withdrawals and credit consent only).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bank.models import ApiKey
 
 class Role(StrEnum):
     OPERATIONS = "operations"
+    CREDIT_OFFICER = "credit_officer"
     CUSTOMER = "customer"
 
 
@@ -33,7 +35,7 @@ def key_hash(key: str) -> str:
 def create_key(session: Session, role: Role, name: str, account: str | None = None) -> str:
     """Store a new key's hash and return the key (the only time it is seen)."""
     if (role is Role.CUSTOMER) != (account is not None):
-        raise ValueError("a customer key needs --account; an operations key takes none")
+        raise ValueError("a customer key needs --account; a staff key takes none")
     key = PREFIX + secrets.token_urlsafe(32)
     session.add(ApiKey(key_hash=key_hash(key), role=role.value, account=account, name=name))
     session.commit()

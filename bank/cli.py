@@ -4,8 +4,9 @@ migrations.
 Settings come from options or environment variables (secrets only from the environment or a
 prompt, never a command line `ps` shows): `TALLY_BANK_DB` (SQLAlchemy URL; default SQLite in
 the data directory), `TALLY_BANK_DATA_DIR`, `TALLY_BANK_RAIL_URL`, `TALLY_BANK_RAIL_SECRET`,
-`TALLY_RPC_URL`, `TALLY_BANK_TOKEN`, `TALLY_BANK_GATEWAY_URL` and `TALLY_BANK_API_KEY`
-(reconcile), and the issuer key's store as `tally wallet` reads it:
+`TALLY_RPC_URL`, `TALLY_BANK_TOKEN`, `TALLY_BANK_POINTS`, `TALLY_BANK_NODE_API_KEY` (a node
+API key of the auditor role, for credit evaluations), `TALLY_BANK_GATEWAY_URL` and
+`TALLY_BANK_API_KEY` (reconcile, credit), and the issuer key's store as `tally wallet` reads it:
 `TALLY_KEYSTORE` (file|pkcs11), `TALLY_KEYSTORE_DIR`, `TALLY_KEYSTORE_PASSWORD`,
 `TALLY_PKCS11_MODULE`, `TALLY_PKCS11_TOKEN`, `TALLY_PKCS11_PIN`, `TALLY_BANK_ISSUER_KEY`.
 
@@ -17,7 +18,8 @@ Exit codes:
     3  the database cannot be opened or migrated
     4  the issuer's key store: wrong secret, key not found, token or module missing
     5  the node: unreachable, or no WalletToken at the given address
-    6  the gateway: unreachable, or it refused the request (reconcile)
+    6  the gateway: unreachable, or it refused the request (reconcile, credit)
+    7  no credit-evaluation consent is recorded for the customer (credit evaluate)
     86 a crash point was reached (TALLY_BANK_CRASH_AT, for crash tests only)
 """
 
@@ -32,17 +34,20 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from bank.credit_cli import credit_app
+
 EXIT_CODES = """\b
 Exit codes: 0 ok; 1 unexpected error; 2 bad usage; 3 database cannot be
 opened or migrated; 4 issuer key store; 5 node unreachable or no token;
-6 gateway unreachable or refusing; 86 a crash point was reached
-(TALLY_BANK_CRASH_AT, crash tests only)."""
+6 gateway unreachable or refusing; 7 no credit consent (credit evaluate);
+86 a crash point was reached (TALLY_BANK_CRASH_AT, crash tests only)."""
 DEFAULT_DATA_DIR = Path.home() / ".tally" / "bank"
 DEFAULT_KEYSTORE_DIR = Path.home() / ".tally" / "keystore"
 DEFAULT_RAIL_SECRET = "tally-dev-rail-secret"
 #: Copies of `bank.chain.DEV_WALLET_TOKEN` and `tally_common.keystore.SOFTHSM2_MODULE`, so that
 #: `tally bank --help` imports neither web3 nor the key stores (a test keeps them equal).
 DEV_WALLET_TOKEN = "0x000000000000000000000000000000000000a002"
+DEV_POINTS = "0x000000000000000000000000000000000000a001"
 SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 bank_app = typer.Typer(
@@ -56,6 +61,9 @@ bank_app = typer.Typer(
 )
 
 
+bank_app.add_typer(credit_app, name="credit")
+
+
 class Backend(StrEnum):
     file = "file"
     pkcs11 = "pkcs11"
@@ -63,6 +71,7 @@ class Backend(StrEnum):
 
 class KeyRole(StrEnum):
     operations = "operations"
+    credit_officer = "credit_officer"
     customer = "customer"
 
 
@@ -136,14 +145,26 @@ def gateway(
     cors_origins: Annotated[
         str, typer.Option(help="Web origins (comma-separated) that may read reconciliation.")
     ] = "",
+    points: Annotated[
+        str, typer.Option(envvar="TALLY_BANK_POINTS", help="Points ledger address (catalog).")
+    ] = DEV_POINTS,
+    credit_period: Annotated[
+        int, typer.Option(min=1, help="Credit scorecard period, seconds (30 days).")
+    ] = 30 * 86_400,
+    credit_periods: Annotated[
+        int, typer.Option(min=2, max=60, help="Periods the scorecard looks at.")
+    ] = 6,
 ) -> None:
     """Run the gateway: card top-ups in, withdrawals out."""
     import logging
 
     import uvicorn
 
+    from bank.catalog import Catalog
     from bank.chain import Issuer
     from bank.cors import parse_origins
+    from bank.credit import Model
+    from bank.credit_history import NodeHistory
     from bank.db import sessions
     from bank.gateway import Services, create_app
     from bank.outbox import Outbox
@@ -152,6 +173,7 @@ def gateway(
     from bank.withdrawals import Withdrawals
     from client import FileKeyStore, Pkcs11KeyStore
     from client.errors import TallyClientError
+    from client.points import Points
 
     try:
         origins = parse_origins(cors_origins)
@@ -188,7 +210,13 @@ def gateway(
     topups = TopUps(maker, rail, secret, wake, abandon_after, recover_after)
     withdrawals = Withdrawals(maker, rail, issuer, currency, wake, from_block)
     outbox = Outbox(maker, issuer, topups, withdrawals)
-    services = Services(maker, rail, issuer, topups, withdrawals, outbox, wake, currency, poll)
+    node_key = os.environ.get("TALLY_BANK_NODE_API_KEY")
+    history = NodeHistory(rpc, node_key, token) if node_key else None
+    catalog = Catalog(Points(issuer.wallet, points), history.merchant_names if history else None)
+    services = Services(
+        maker, rail, issuer, topups, withdrawals, outbox, wake, currency, poll,
+        history, Model(credit_period, credit_periods), catalog,
+    )  # fmt: skip
     sys.stderr.write(f"bank gateway on http://{host}:{port} (issuer {issuer.address})\n")
     uvicorn.run(create_app(services, origins), host=host, port=port, log_level="warning")
 
@@ -221,7 +249,7 @@ def card_simulator(
 
 @bank_app.command("api-key", epilog=EXIT_CODES)
 def api_key(
-    role: Annotated[KeyRole, typer.Option(help="operations or customer.")],
+    role: Annotated[KeyRole, typer.Option(help="operations, credit_officer or customer.")],
     name: Annotated[str, typer.Option(help="Who holds it (for the records).")],
     account: Annotated[str | None, typer.Option(help="A customer's wallet address.")] = None,
     db: DbOption = None,

@@ -8,7 +8,9 @@ Routes (JSON; `Authorization: Bearer <api key>` except the rail's callbacks and 
 - `GET /topups/{id}`, `GET /withdrawals/{id}` (customer: own), `GET /topups`,
   `GET /withdrawals`, `GET /totals`, `GET /reconciliation/{day}[?format=csv]` (operations;
   the one route other origins may call, those of `--cors-origins`: `bank.cors`);
-- `POST /rail/callbacks`: the rail's signed notifications (400 if the signature fails).
+- `POST /rail/callbacks`: the rail's signed notifications (400 if the signature fails);
+- `/credit/...` (consents, evaluations: `bank.credit_api`) and `/catalog/...` (points offers
+  and their events: `bank.catalog`).
 
 The worker thread follows withdrawals, resumes interrupted top-ups and runs the outbox; it
 wakes at once when a mint or burn is queued, else every `poll` seconds.
@@ -22,7 +24,7 @@ import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
@@ -33,8 +35,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from bank.auth import Role, authenticate
+from bank.catalog import Catalog, add_catalog_routes
 from bank.chain import Issuer
 from bank.cors import ReconciliationCors
+from bank.credit import Model
+from bank.credit_api import add_credit_routes
+from bank.credit_history import NodeHistory
 from bank.models import (
     ApiKey,
     OutboxEntry,
@@ -115,6 +121,9 @@ class Services:
     wake: threading.Event
     currency: str = "EUR"
     poll: float = 0.5
+    credit_history: NodeHistory | None = None  # None: no node API key, no evaluations
+    credit_model: Model = field(default_factory=Model)
+    catalog: Catalog | None = None
 
     def work_once(self) -> None:
         """One pass of each job; one failing (the node or the rail away) stops no other."""
@@ -169,6 +178,8 @@ def create_app(services: Services, cors_origins: tuple[str, ...] = ()) -> FastAP
     if cors_origins:
         app.add_middleware(ReconciliationCors, origins=cors_origins)
     sessions = services.sessions
+    add_credit_routes(app, sessions, caller, services.credit_history, services.credit_model)
+    add_catalog_routes(app, caller, services.catalog)
 
     def own(key: ApiKey, account: str) -> None:
         if key.role == Role.CUSTOMER.value and (key.account or "").lower() != account.lower():

@@ -161,3 +161,31 @@ class ApiKey(Base):
     account: Mapped[str | None] = mapped_column(String(42))
     name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CreditConsent(Base):
+    """A customer's consent to credit evaluation (`bank.credit_api`): kept here, never on
+    chain. Revoking keeps the row (who consented when stays on record) and stops evaluations."""
+
+    __tablename__ = "credit_consents"
+
+    account: Mapped[str] = mapped_column(String(42), primary_key=True)  # lower-case 0x-hex
+    #: Where the consent was given (e.g. "wallet app", a form number): no personal data.
+    source: Mapped[str] = mapped_column(String(64))
+    granted_by_key: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CreditEvaluation(Base):
+    """One evaluation a credit officer ran: who, of whom, when, under which model, the score."""
+
+    __tablename__ = "credit_evaluations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(42), index=True)
+    officer_key: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    model_version: Mapped[str] = mapped_column(String(32))
+    score: Mapped[int]
+    as_of: Mapped[int] = mapped_column(BigInteger)  # the head block's timestamp it read
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

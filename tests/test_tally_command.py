@@ -92,6 +92,8 @@ HELP_PAGES = [
     ("bank", "card-simulator"),
     ("bank", "api-key"),
     ("bank", "reconcile"),
+    ("bank", "credit"),
+    ("bank", "credit", "evaluate"),
 ]
 
 
