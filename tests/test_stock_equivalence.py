@@ -1,7 +1,7 @@
 """Tally's execution path must compute exactly what an unmodified py-evm computes.
 
 The node runs its own interpreter loop, jump analysis and per-transaction bookkeeping
-(`node.chain.interpreter`, `node.chain.vm`, `node.chain.executor`) for speed. Here every block
+(`node.chain.evm.interpreter`, `node.chain.vm`, `node.chain.executor`) for speed. Here every block
 Tally builds is executed again by stock py-evm (`PragueState`, its computation, executor and
 `AccountDB`, driven through `VM.apply_transaction` as py-evm's own chain does), and the state
 root, receipts, gas and bloom must match. The workload is an ERC-20 contract and randomly

@@ -29,7 +29,7 @@ from eth.vm.opcode_values import (
 )
 from eth.vm.stack import to_int
 
-from node.chain.interpreter import BoundedComputation
+from node.chain.evm.interpreter import BoundedComputation
 
 AccessList = tuple[tuple[bytes, tuple[int, ...]], ...]
 """(address, storage slots) pairs, as py-evm's typed transactions take them."""
@@ -37,7 +37,7 @@ AccessList = tuple[tuple[bytes, tuple[int, ...]], ...]
 PRECOMPILES = frozenset(bytes(address) for address in PRAGUE_PRECOMPILES)
 _ADDRESS_MASK = 2**160 - 1
 _Entry = tuple[int, Any, str]
-"""A dispatch entry of `node.chain.interpreter`: (constant gas, function, mnemonic)."""
+"""A dispatch entry of `node.chain.evm.interpreter`: (constant gas, function, mnemonic)."""
 _SLOT_OPS = (SLOAD, SSTORE)
 _ADDRESS_OPS = (BALANCE, EXTCODESIZE, EXTCODECOPY, EXTCODEHASH, SELFDESTRUCT)
 _CALL_OPS = (CALL, CALLCODE, DELEGATECALL, STATICCALL)

@@ -28,8 +28,8 @@ from eth_utils import ValidationError
 
 from node.chain.accesslist import PRECOMPILES, AccessList, AccessRecorder, RecordingComputation
 from node.chain.chain import Chain
+from node.chain.evm.interpreter import BoundedComputation, Deadline
 from node.chain.executor import HeaderSource
-from node.chain.interpreter import BoundedComputation, Deadline
 from node.chain.setcode import authority_of
 from node.chain.tracing.hooks import Outcome, Session, Tracer, TracingComputation, TxInfo
 from node.chain.vm import TRANSACTION_BUILDER, TallyState, TallyVM

@@ -27,8 +27,8 @@ from eth.vm.forks.prague.state import PragueState, PragueTransactionExecutor
 from eth.vm.message import Message
 from eth_typing import Hash32
 
-from node.chain.interpreter import TallyComputation
-from node.chain.state_db import TallyAccountDB
+from node.chain.evm.interpreter import TallyComputation
+from node.chain.evm.state_db import TallyAccountDB
 
 MAX_PREV_HEADER_DEPTH = 256
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from eth.abc import ComputationAPI
 
-from node.chain.interpreter import TallyComputation
+from node.chain.evm.interpreter import TallyComputation
 from node.chain.tracing.hooks import Frame, Tracer
 
 _CALLS = frozenset({"CALL", "CALLCODE", "DELEGATECALL", "STATICCALL"})

@@ -49,7 +49,7 @@ from eth.vm.opcode_values import (
     STOP,
 )
 
-from node.chain.interpreter import BoundedComputation, Deadline, TallyComputation
+from node.chain.evm.interpreter import BoundedComputation, Deadline, TallyComputation
 
 _FRAME_KINDS = {
     CALL: "CALL",

@@ -25,8 +25,8 @@ from eth.consensus.context import ConsensusContext
 from eth.vm.chain_context import ChainContext
 
 from node.chain.chain import Chain
+from node.chain.evm.interpreter import BoundedComputation, Deadline
 from node.chain.executor import HeaderSource, effective_gas_price, header_fields_for_reexecution
-from node.chain.interpreter import BoundedComputation, Deadline
 from node.chain.tracing.hooks import Outcome, Session, Tracer, TracingComputation, TxInfo
 from node.chain.vm import TallyState, TallyVM, decode_transaction, prague_header
 from node.consensus.hashing import onchain_hash
