@@ -25,10 +25,11 @@ from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_
 from contracts import load_artifact
 from node.chain.chain import Chain
 from node.chain.diff_import import decode_diff_message, encode_diff_message, import_with_diff
+from node.chain.evm.vm import TallyVM
 from node.chain.executor import HeaderSource, header_fields_for_reexecution
 from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.roots import ordered_trie_root
-from node.chain.vm import TallyVM, decode_transaction
+from node.chain.vm import decode_transaction
 from node.consensus.extra_data import QbftExtraData
 from node.consensus.hashing import onchain_hash
 from node.storage.chainstore import ChainStore

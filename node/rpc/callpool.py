@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from node.chain.calls import CallLimits
-from node.chain.evm.interpreter import Deadline, ExecutionTimeout
+from node.chain.deadline import Deadline, ExecutionTimeout
 from node.chain.priority import BlockWork
 from node.consensus.scheduling import low_priority_executor
 from node.rpc.errors import LimitExceeded, ServerError
