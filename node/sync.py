@@ -27,9 +27,10 @@ from rlp.sedes import CountableList, big_endian_int, binary
 
 from node.chain.chain import Chain, PendingBlock
 from node.chain.events import ChainEvents, CommittedBlock
+from node.chain.evm.vm import TallyVM
 from node.chain.executor import BlockRejected
 from node.chain.importer import AdmittedLookup, import_block
-from node.chain.vm import TallyVM, decode_transaction
+from node.chain.vm import decode_transaction
 from node.p2p.host import P2PHost
 from node.p2p.messages import MessageKind
 from node.p2p.peer import Peer

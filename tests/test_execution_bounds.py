@@ -19,12 +19,11 @@ from eth.vm.code_stream import CodeStream
 
 from node.chain.calls import AccountOverride, CallExecutor, CallLimits, CallRequest
 from node.chain.chain import _HEAD_STATE_READS
+from node.chain.deadline import Deadline, ExecutionTimeout
 from node.chain.events import ChainEvents
-from node.chain.interpreter import (
+from node.chain.evm.interpreter import (
     AnalysedCodeStream,
     AnalysisCache,
-    Deadline,
-    ExecutionTimeout,
     analysis_cost,
     instruction_starts,
 )

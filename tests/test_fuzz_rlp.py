@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.chain.diff_import import decode_diff_message
+from node.chain.evm.vm import TallyVM
 from node.chain.state_diff import DiffRejected
-from node.chain.vm import TallyVM
 from node.consensus.block_codec import decode_message, decode_proposal
 from node.consensus.qbft.messages import (
     COMMIT,

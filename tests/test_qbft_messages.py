@@ -8,8 +8,9 @@ from eth_hash.auto import keccak
 from eth_keys import keys
 
 from node.chain.chain import Chain
+from node.chain.evm.vm import TallyVM
 from node.chain.genesis import dev_accounts, dev_genesis
-from node.chain.vm import TallyVM, decode_transaction
+from node.chain.vm import decode_transaction
 from node.consensus.block_codec import PRAGUE_BLOCKS, decode_message
 from node.consensus.qbft.messages import (
     COMMIT,

@@ -29,7 +29,7 @@ from eth_keys import keys
 from eth_typing import Address
 from eth_utils import to_checksum_address
 
-from node.chain.vm import TallyVM
+from node.chain.evm.vm import TallyVM
 from tests.conftest import NodeProcess, RpcFailure, free_port
 
 CHAIN_ID = 1337

@@ -1,7 +1,7 @@
 """Tally's execution path must compute exactly what an unmodified py-evm computes.
 
 The node runs its own interpreter loop, jump analysis and per-transaction bookkeeping
-(`node.chain.interpreter`, `node.chain.vm`, `node.chain.executor`) for speed. Here every block
+(`node.chain.evm.interpreter`, `node.chain.vm`, `node.chain.executor`) for speed. Here every block
 Tally builds is executed again by stock py-evm (`PragueState`, its computation, executor and
 `AccountDB`, driven through `VM.apply_transaction` as py-evm's own chain does), and the state
 root, receipts, gas and bloom must match. The workload is an ERC-20 contract and randomly
@@ -25,10 +25,11 @@ from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_
 from contracts import load_artifact
 from node.chain.chain import Chain
 from node.chain.diff_import import decode_diff_message, encode_diff_message, import_with_diff
+from node.chain.evm.vm import TallyVM
 from node.chain.executor import HeaderSource, header_fields_for_reexecution
 from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.roots import ordered_trie_root
-from node.chain.vm import TallyVM, decode_transaction
+from node.chain.vm import decode_transaction
 from node.qbftheader.extra_data import QbftExtraData
 from node.qbftheader.hashing import onchain_hash
 from node.storage.chainstore import ChainStore

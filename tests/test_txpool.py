@@ -18,7 +18,7 @@ from eth_keys import keys
 from eth_keys.exceptions import BadSignature
 from eth_typing import Address
 
-from node.chain.vm import TallyVM
+from node.chain.evm.vm import TallyVM
 from node.txpool import errors
 from node.txpool.admission import AdmissionRules, admit
 from node.txpool.pool import PoolConfig, TxPool

@@ -10,7 +10,7 @@ opcodes wrapped to tell the state's `AccessRecorder` before they run; a block ne
 
 from __future__ import annotations
 
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 from eth.abc import ComputationAPI
 from eth.vm.forks.prague.computation import PRAGUE_PRECOMPILES
@@ -29,15 +29,14 @@ from eth.vm.opcode_values import (
 )
 from eth.vm.stack import to_int
 
-from node.chain.interpreter import BoundedComputation
+from node.chain.evm.internals import stack_values
+from node.chain.evm.interpreter import BoundedComputation, OpcodeFunction
 
 AccessList = tuple[tuple[bytes, tuple[int, ...]], ...]
 """(address, storage slots) pairs, as py-evm's typed transactions take them."""
 
 PRECOMPILES = frozenset(bytes(address) for address in PRAGUE_PRECOMPILES)
 _ADDRESS_MASK = 2**160 - 1
-_Entry = tuple[int, Any, str]
-"""A dispatch entry of `node.chain.interpreter`: (constant gas, function, mnemonic)."""
 _SLOT_OPS = (SLOAD, SSTORE)
 _ADDRESS_OPS = (BALANCE, EXTCODESIZE, EXTCODECOPY, EXTCODEHASH, SELFDESTRUCT)
 _CALL_OPS = (CALL, CALLCODE, DELEGATECALL, STATICCALL)
@@ -74,14 +73,14 @@ class _RecordingState(Protocol):
 
 def _word(computation: ComputationAPI, depth: int) -> int | None:
     """The stack item `depth` from the top (1 = top), or None if the stack is shallower."""
-    values = cast(Any, computation)._stack.values
+    values = stack_values(computation)
     if len(values) < depth:
         return None
     item = values[-depth]
     return item if item.__class__ is int else to_int(item)
 
 
-def _recording(opcode: int, function: Any) -> Any:
+def _recording(opcode: int, function: OpcodeFunction) -> OpcodeFunction:
     def recorded(computation: ComputationAPI) -> None:
         recorder = cast(_RecordingState, computation.state).recorder
         depth = 2 if opcode in _CALL_OPS else 1
@@ -96,15 +95,7 @@ def _recording(opcode: int, function: Any) -> Any:
     return recorded
 
 
-def _recording_dispatch(dispatch: dict[int, _Entry]) -> dict[int, _Entry]:
-    table = dict(dispatch)
-    for opcode in (*_SLOT_OPS, *_ADDRESS_OPS, *_CALL_OPS):
-        gas, function, mnemonic = table[opcode]
-        table[opcode] = (gas, _recording(opcode, function), mnemonic)
-    return table
-
-
-class RecordingComputation(BoundedComputation):
-    """`BoundedComputation` telling its state's `recorder` what each access opcode touches."""
-
-    _dispatch = _recording_dispatch(BoundedComputation._dispatch)
+RecordingComputation = BoundedComputation.wrapping(
+    (*_SLOT_OPS, *_ADDRESS_OPS, *_CALL_OPS), _recording
+)
+"""`BoundedComputation` telling its state's `recorder` what each access opcode touches."""

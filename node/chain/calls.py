@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from eth._utils.address import generate_contract_address
 from eth.abc import BlockHeaderAPI, ComputationAPI, SignedTransactionAPI, StateAPI
 from eth.exceptions import OutOfGas, Revert
 from eth.vm.chain_context import ChainContext
@@ -28,11 +27,14 @@ from eth_utils import ValidationError
 
 from node.chain.accesslist import PRECOMPILES, AccessList, AccessRecorder, RecordingComputation
 from node.chain.chain import Chain
+from node.chain.evm.internals import generate_contract_address
+from node.chain.evm.interpreter import BoundedComputation, Deadline
+from node.chain.evm.tracing import TracingComputation
+from node.chain.evm.vm import TallyState, TallyVM
 from node.chain.executor import HeaderSource
-from node.chain.interpreter import BoundedComputation, Deadline
 from node.chain.setcode import authority_of
-from node.chain.tracing.hooks import Outcome, Session, Tracer, TracingComputation, TxInfo
-from node.chain.vm import TRANSACTION_BUILDER, TallyState, TallyVM
+from node.chain.tracing.hooks import Outcome, Session, Tracer, TxInfo
+from node.chain.vm import TRANSACTION_BUILDER
 from node.storage.store import StoreBatch
 
 MAX_CODE_OVERRIDE = 2 * 24_576
@@ -64,10 +66,8 @@ class _CallState(TallyState):
     deadline: Deadline
 
 
-class _CallVM(TallyVM):
-    """Builds `_CallState`s; only ever used for client calls, never for a block."""
-
-    _state_class = _CallState
+_CallVM = TallyVM.with_state(_CallState)
+"""Builds `_CallState`s; only ever used for client calls, never for a block."""
 
 
 class _RecordingState(_CallState):
@@ -77,8 +77,7 @@ class _RecordingState(_CallState):
     recorder: AccessRecorder
 
 
-class _RecordingVM(TallyVM):
-    _state_class = _RecordingState
+_RecordingVM = TallyVM.with_state(_RecordingState)
 
 
 @dataclass(frozen=True, slots=True)

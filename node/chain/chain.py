@@ -12,11 +12,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from eth.abc import BlockHeaderAPI, SignedTransactionAPI
+from eth.abc import BlockHeaderAPI
 from eth.db.account import AccountDB
 from eth.vm.forks.london.headers import calculate_expected_base_fee_per_gas
 from eth_typing import Hash32
 
+from node.chain.admitted import Executable
 from node.chain.executor import (
     BlockExecutor,
     BlockRejected,
@@ -200,17 +201,17 @@ class Chain:
     @block_work
     def build(
         self,
-        transactions: Sequence[SignedTransactionAPI],
+        transactions: Sequence[Executable],
         *,
         timestamp: int,
         coinbase: bytes,
         extra_data: bytes,
-        tx_hashes: dict[int, bytes] | None = None,
         deadline: float | None = None,
     ) -> PendingBlock:
-        """Execute pool-admitted `transactions` on the head into a new, uncommitted block.
+        """Execute `transactions` on the head into a new, uncommitted block.
 
-        The pool already checked their signatures and fields, so execution skips those checks.
+        Those the pool admitted come as `AdmittedTransaction`s: their signatures and fields
+        were checked there, so execution skips those checks.
         """
         parent = self.head
         header = self.executor.new_header(
@@ -230,8 +231,6 @@ class Chain:
             header,
             transactions,
             building=True,
-            tx_hashes=tx_hashes,
-            prevalidated=frozenset(map(id, transactions)),
             deadline=deadline,
             sender_allowed=self.sender_rules(parent),
         )
@@ -241,13 +240,12 @@ class Chain:
     def reexecute(
         self,
         header: BlockHeaderAPI,
-        transactions: Iterable[SignedTransactionAPI],
-        prevalidated: frozenset[int] = frozenset(),
+        transactions: Iterable[Executable],
     ) -> PendingBlock:
         """Re-run a received block on its parent; raise `BlockRejected` if it disagrees.
 
-        `prevalidated` holds ids of transactions this node's pool admitted (signature and
-        fields already checked); the rest are validated in full.
+        Transactions this node's pool admitted may come as `AdmittedTransaction`s (signature
+        and fields already checked); the rest are validated in full.
         """
         if (
             header.parent_hash != self.head_hash
@@ -269,7 +267,6 @@ class Chain:
             template,
             list(transactions),
             building=False,
-            prevalidated=prevalidated,
             sender_allowed=self.sender_rules(self.head),
         )
         check_reexecuted(header, executed.header)

@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import rlp
-from eth._utils.address import generate_contract_address
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError
 
 from node.chain.chain import Chain, PendingBlock
+from node.chain.evm.internals import generate_contract_address
+from node.chain.evm.vm import TallyVM
 from node.chain.executor import (
     ExecutedBlock,
     ExecutedTransaction,
@@ -29,7 +30,6 @@ from node.chain.priority import block_work
 from node.chain.roots import ordered_trie_root
 from node.chain.setcode import forbidden_authority
 from node.chain.state_diff import HASH_LENGTH, DiffRejected, StateDiff, apply_state_diff
-from node.chain.vm import TallyVM
 
 RECEIPT_BUILDER = TallyVM.get_receipt_builder()
 

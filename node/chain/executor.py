@@ -28,11 +28,13 @@ from eth_hash.auto import keccak
 from eth_typing import Address
 from eth_utils import ValidationError
 
+from node.chain.admitted import AdmittedTransaction, Executable, unwrap
+from node.chain.evm.vm import GasCursor, TallyState, TallyVM
 from node.chain.internal_calls import InternalCall, collect, error_description
 from node.chain.roots import ordered_trie_root
 from node.chain.setcode import AUTHORITY_NOT_PERMITTED, forbidden_authority
 from node.chain.state_diff import StateDiff
-from node.chain.vm import TallyState, TallyVM, prague_header
+from node.chain.vm import prague_header
 
 HeaderLookup = Callable[[bytes], BlockHeaderAPI]
 """On-chain block hash -> header; raises KeyError for an unknown hash."""
@@ -76,14 +78,15 @@ class ExecutedBlock:
     """The outcome of executing a block: its final (unsealed) header and transactions.
 
     State changes are already written into the batch the executor was given; `skipped` lists
-    candidate transactions left out while building (with why), for the pool to act on;
+    candidate transactions left out while building (with why), for the pool to act on, and
+    `deferred` those that did not fit, each as it was given to the executor;
     `state_diff` everything it wrote, for validators that check rather than execute it.
     """
 
     header: BlockHeaderAPI
     transactions: list[ExecutedTransaction]
-    skipped: list[tuple[SignedTransactionAPI, str]] = field(default_factory=list)
-    deferred: list[SignedTransactionAPI] = field(default_factory=list)
+    skipped: list[tuple[Executable, str]] = field(default_factory=list)
+    deferred: list[Executable] = field(default_factory=list)
     state_diff: StateDiff | None = None
 
 
@@ -126,11 +129,9 @@ class BlockExecutor:
         db: AtomicDatabaseAPI,
         headers: HeaderLookup,
         header: BlockHeaderAPI,
-        transactions: Iterable[SignedTransactionAPI],
+        transactions: Iterable[Executable],
         *,
         building: bool,
-        tx_hashes: dict[int, bytes] | None = None,
-        prevalidated: frozenset[int] = frozenset(),
         deadline: float | None = None,
         sender_allowed: Callable[[bytes], bool] | None = None,
     ) -> ExecutedBlock:
@@ -138,8 +139,8 @@ class BlockExecutor:
 
         When `building`, a transaction that does not fit the remaining gas is deferred and one
         that is invalid against the current state is skipped; otherwise (re-executing a
-        received block) either is a `BlockRejected`. `tx_hashes` maps id(tx) to known hashes;
-        `prevalidated` holds ids of transactions whose stateless checks the pool already did.
+        received block) either is a `BlockRejected`. An `AdmittedTransaction` brings its hash
+        and skips the stateless checks the pool already did; any other is checked in full.
         A building `deadline` (`time.monotonic()` value) defers whatever is left once passed:
         a proposal must leave validators time to re-execute it within the round.
         `sender_allowed` is the account permissioning in force at the parent block: a
@@ -152,61 +153,53 @@ class BlockExecutor:
             chain_context=self._chain_context,
             consensus_context=ConsensusContext(db),
         )
-        block = TallyVM.get_block_class()(header, transactions=[], uncles=[], withdrawals=[])
-        vm._block = block
+        block = vm.start_block(header)
         vm.block_preprocessing(block)
 
-        state = cast(TallyState, vm.state)  # TallyVM's `_state_class`; py-evm says StateAPI
-        state.prevalidated = prevalidated
+        state = cast(TallyState, vm.state)  # TallyVM builds TallyStates; py-evm says StateAPI
         gas_limit = header.gas_limit
-        cursor = _GasCursor(gas_limit)
+        cursor = GasCursor(gas_limit)
         bloom = 0
         base_fee = prague_header(header).base_fee_per_gas
         executed: list[ExecutedTransaction] = []
-        skipped: list[tuple[SignedTransactionAPI, str]] = []
-        deferred: list[SignedTransactionAPI] = []
-        known_hashes = tx_hashes or {}
-        for tx in transactions:
+        skipped: list[tuple[Executable, str]] = []
+        deferred: list[Executable] = []
+        for item in transactions:
+            tx = unwrap(item)
+            sender = item.sender if isinstance(item, AdmittedTransaction) else tx.sender
             if building and deadline is not None and time.monotonic() > deadline:
-                deferred.append(tx)
+                deferred.append(item)
                 continue
             if sender_allowed is not None:
-                if not sender_allowed(tx.sender):
+                if not sender_allowed(sender):
                     if not building:
-                        raise BlockRejected(f"sender 0x{tx.sender.hex()} is not permitted")
-                    skipped.append((tx, "sender account not permitted"))
+                        raise BlockRejected(f"sender 0x{sender.hex()} is not permitted")
+                    skipped.append((item, "sender account not permitted"))
                     continue
                 authority = forbidden_authority(tx, sender_allowed)
                 if authority is not None:
                     if not building:
                         raise BlockRejected(f"authority 0x{authority.hex()} is not permitted")
-                    skipped.append((tx, AUTHORITY_NOT_PERMITTED))
+                    skipped.append((item, AUTHORITY_NOT_PERMITTED))
                     continue
             if cursor.gas_used + tx.gas > gas_limit:
                 if not building:
                     raise BlockRejected("transactions exceed the block gas limit")
-                deferred.append(tx)
+                deferred.append(item)
                 continue
             try:
-                # `VM.apply_transaction` minus a header copy per transaction (the running
-                # header only feeds the gas used so far) and minus `validate_receipt`, which
-                # re-hashes every log into a bloom to check py-evm's own receipt. py-evm
-                # validates (nonce, balance, fees) before touching any state, and the journal
-                # is locked first, so a rejected transaction leaves nothing to revert.
-                state.lock_changes()
-                computation = state.apply_transaction(tx)
+                receipt, computation = vm.apply_in_block(cursor, item)
             except ValidationError as exc:
                 if not building:
                     raise BlockRejected(f"invalid transaction: {exc}") from exc
-                skipped.append((tx, str(exc)))
+                skipped.append((item, str(exc)))
                 continue
-            receipt = vm.make_receipt(cursor, tx, computation, state)  # type: ignore[arg-type]
             bloom |= receipt.bloom
             executed.append(
                 ExecutedTransaction(
                     tx=tx,
-                    tx_hash=known_hashes.get(id(tx)) or tx_hash_of(tx),
-                    sender=tx.sender,
+                    tx_hash=item.hash if isinstance(item, AdmittedTransaction) else tx_hash_of(tx),
+                    sender=sender,
                     receipt=receipt,
                     gas_used=receipt.gas_used - cursor.gas_used,
                     effective_gas_price=effective_gas_price(tx, base_fee),
@@ -233,18 +226,7 @@ class BlockExecutor:
         processed = vm.block_postprocessing(filled)
         state.persist()
         final_header = processed.header.copy(state_root=state.state_root)
-        diff = getattr(state._account_db, "state_diff", None)
-        return ExecutedBlock(final_header, executed, skipped, deferred, diff)
-
-
-class _GasCursor:
-    """What `make_receipt` reads of the running header: the block's gas used so far."""
-
-    __slots__ = ("gas_limit", "gas_used")
-
-    def __init__(self, gas_limit: int) -> None:
-        self.gas_limit = gas_limit
-        self.gas_used = 0
+        return ExecutedBlock(final_header, executed, skipped, deferred, state.state_diff())
 
 
 def _created_address(tx: SignedTransactionAPI, computation: ComputationAPI) -> bytes:

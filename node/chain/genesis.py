@@ -21,7 +21,7 @@ from eth_account import Account
 from eth_typing import Address
 from eth_utils import to_canonical_address, to_checksum_address
 
-from node.chain.vm import TallyVM
+from node.chain.evm.vm import TallyVM
 from node.qbftheader.extra_data import genesis_extra_data
 from node.qbftheader.verify import QBFT_MIX_HASH
 

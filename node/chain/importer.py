@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 
+from node.chain.admitted import AdmittedTransaction, Executable
 from node.chain.chain import Chain, PendingBlock
 from node.chain.executor import BlockRejected, check_reexecuted, tx_hash_of
 
@@ -33,30 +34,24 @@ def verify_seals(chain: Chain, header: BlockHeaderAPI) -> None:
         raise BlockRejected(str(exc)) from exc
 
 
-AdmittedLookup = Callable[[bytes], SignedTransactionAPI | None]
-"""Transaction hash -> the object this node's pool admitted (signature checked), if any."""
+AdmittedLookup = Callable[[bytes], AdmittedTransaction | None]
+"""Transaction hash -> the transaction this node's pool admitted (signature checked), if any."""
 
 
 def substitute_admitted(
     transactions: Sequence[SignedTransactionAPI], admitted: AdmittedLookup
-) -> tuple[list[SignedTransactionAPI], frozenset[int]]:
-    """The block's transactions, with this node's admitted objects where it has them.
+) -> list[Executable]:
+    """The block's transactions, with this node's admitted ones where it has them.
 
     A node usually received a block's transactions by gossip before the block: their
     signatures were checked and senders recovered at admission, so re-execution skips that
-    (the largest per-transaction cost outside the EVM). Returns the list and the ids of the
-    substituted objects.
+    (the largest per-transaction cost outside the EVM).
     """
-    result = []
-    known = set()
+    result: list[Executable] = []
     for tx in transactions:
         own = admitted(tx_hash_of(tx))
-        if own is not None:
-            result.append(own)
-            known.add(id(own))
-        else:
-            result.append(tx)
-    return result, frozenset(known)
+        result.append(tx if own is None else own)
+    return result
 
 
 def import_block(
@@ -77,9 +72,8 @@ def import_block(
     if pending is not None and pending.parent_hash == chain.head_hash:
         check_reexecuted(header, pending.executed.header)
     else:
+        executable: Sequence[Executable] = transactions
         if admitted is not None:
-            transactions, known = substitute_admitted(transactions, admitted)
-        else:
-            known = frozenset()
-        pending = chain.reexecute(header, transactions, known)
+            executable = substitute_admitted(transactions, admitted)
+        pending = chain.reexecute(header, executable)
     return chain.commit(pending, header)

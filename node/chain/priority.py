@@ -8,7 +8,7 @@ with two endless calls running, building and committing a 600-transfer block too
 instead of 0.45 s, with four 20 s. OS priorities do not reach the GIL, so the calls give way
 themselves (then 0.5-0.7 s under two or four, within this machine's noise): `Chain` marks its
 block work (`@block_work` on `build`, `reexecute`, `commit` and `import_with_diff`), and a
-client call waits for `idle` at its next deadline check (`node.chain.interpreter.Deadline`),
+client call waits for `idle` at its next deadline check (`node.chain.evm.interpreter.Deadline`),
 without the GIL. The wait counts against the call's own timeout. Log scans
 (`node.rpc.logquery.LogSearch`) wait the same way between blocks.
 """

@@ -1,7 +1,7 @@
 """What a block changed in the state, and how a node that did not execute it checks and applies it.
 
 A node that executes a block records every account, storage slot and code it writes
-(`node.chain.state_db.TallyAccountDB`). `apply_state_diff` takes such a record from a peer and
+(`node.chain.evm.state_db.TallyAccountDB`). `apply_state_diff` takes such a record from a peer and
 writes the same state on another node, without executing anything, accepting it only if it
 reproduces the block's state root exactly: account changes are merged into the parent's
 account trie; every account whose storage root changed must come with storage writes whose

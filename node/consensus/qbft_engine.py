@@ -136,11 +136,10 @@ class ChainBlockPort:
         selection = self.select_transactions()
         budget = self.budget.seconds
         pending = self.chain.build(
-            [item.tx for item in selection],
+            [item.admitted for item in selection],
             timestamp=timestamp,
             coinbase=self.address,
             extra_data=extra.encode(),
-            tx_hashes={id(item.tx): item.hash for item in selection},
             deadline=time.monotonic() + budget,
         )
         self.last_selection = selection
@@ -198,11 +197,11 @@ class ChainBlockPort:
         if key in self.executed:
             return True
         started = time.perf_counter()
-        transactions, admitted = substitute_admitted(block.transactions, self.admitted)
+        transactions = substitute_admitted(block.transactions, self.admitted)
         pending = self._check_against_diff(key, block, transactions)
         if pending is None:
             try:
-                pending = self.chain.reexecute(block.header, transactions, admitted)
+                pending = self.chain.reexecute(block.header, transactions)
             except BlockRejected as exc:
                 log.warning("proposal for block %d rejected: %s", block.number, exc)
                 return False
@@ -244,8 +243,8 @@ class ChainBlockPort:
         """
         pending = self.executed.pop(onchain_hash(sealed))
         if pending is None or pending.parent_hash != self.chain.head_hash:
-            transactions, admitted = substitute_admitted(block.transactions, self.admitted)
-            pending = self.chain.reexecute(sealed, transactions, admitted)
+            transactions = substitute_admitted(block.transactions, self.admitted)
+            pending = self.chain.reexecute(sealed, transactions)
         block_hash = self.chain.commit(pending, sealed)
         self.executed.clear()
         return block_hash, {item.sender for item in pending.executed.transactions}
@@ -328,7 +327,7 @@ class QbftEngine:
         try:
             message: QbftMessage | None = None
             if payload[0] == PROPOSAL:
-                message = decode_proposal(payload[1:], self.pool.admitted)
+                message = decode_proposal(payload[1:], self.pool.decoded)
             if message is None:
                 message = decode_message(payload[0], payload[1:])
         except MessageError as exc:

@@ -11,7 +11,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import cast
 
+from node.chain.admitted import AdmittedTransaction
 from node.chain.chain import Chain, PendingBlock
 from node.chain.events import ChainEvents, CommittedBlock
 from node.qbftheader.extra_data import VANITY_LENGTH, QbftExtraData
@@ -74,11 +76,10 @@ class SoloValidator:
 
     async def _produce(self, selected: list) -> None:
         timestamp = max(int(self.clock()), self.chain.head.timestamp + self.block_period)
-        tx_hashes = {id(item.tx): item.hash for item in selected}
-        transactions = [item.tx for item in selected]
+        transactions = [item.admitted for item in selected]
         async with self._chain_lock:
             work = asyncio.get_running_loop().run_in_executor(
-                None, self._build_and_commit, transactions, timestamp, tx_hashes
+                None, self._build_and_commit, transactions, timestamp
             )
             try:
                 pending, block_hash = await asyncio.shield(work)
@@ -86,8 +87,9 @@ class SoloValidator:
                 # Stopping: let the commit finish before the store is closed under it.
                 await asyncio.wait([work])
                 raise
-        for tx, reason in pending.executed.skipped:
-            dropped = self.pool.drop_invalid(tx_hashes[id(tx)])
+        for item, reason in pending.executed.skipped:
+            # Skipped items are the ones handed to `build`: admitted transactions, all of them.
+            dropped = self.pool.drop_invalid(cast(AdmittedTransaction, item).hash)
             if dropped is not None:
                 log.info("dropped %s at execution: %s", dropped.hash.hex(), reason)
         if block_hash is None:
@@ -105,7 +107,7 @@ class SoloValidator:
         self.events.publish_block(CommittedBlock(block_hash, header, included))
 
     def _build_and_commit(
-        self, transactions: list, timestamp: int, tx_hashes: dict[int, bytes]
+        self, transactions: list[AdmittedTransaction], timestamp: int
     ) -> tuple[PendingBlock, bytes | None]:
         """Build, seal and commit; a block whose every candidate proved invalid is not kept."""
         extra = QbftExtraData(
@@ -120,7 +122,6 @@ class SoloValidator:
             timestamp=timestamp,
             coinbase=self.address,
             extra_data=extra.encode(),
-            tx_hashes=tx_hashes,
         )
         if not pending.executed.transactions:
             return pending, None

@@ -5,7 +5,7 @@ call over an endless loop held the whole node (issue 12: 216 s for one estimateG
 calls to two validators stopped finality). Now each runs on one of `workers` threads, with:
 
 - a deadline (geth's `--rpc.evmtimeout`, 5 s) the interpreter checks at every frame and jump
-  (`node.chain.interpreter.BoundedComputation`), answered as geth does: -32000 "execution
+  (`node.chain.evm.interpreter.BoundedComputation`), answered as geth does: -32000 "execution
   aborted (timeout = 5s)". It starts when a thread takes the call, and covers a whole
   `eth_estimateGas` search;
 - a gas cap (geth's `--rpc.gascap`, 50,000,000) handed to the executor with the deadline;
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from node.chain.calls import CallLimits
-from node.chain.interpreter import Deadline, ExecutionTimeout
+from node.chain.deadline import Deadline, ExecutionTimeout
 from node.chain.priority import BlockWork
 from node.lowpriority import low_priority_executor
 from node.rpc.errors import LimitExceeded, ServerError

@@ -11,7 +11,7 @@ from eth.abc import BlockHeaderAPI
 
 from node.chain.calls import CallLimits
 from node.chain.chain import Chain
-from node.chain.interpreter import ExecutionTimeout
+from node.chain.deadline import ExecutionTimeout
 from node.chain.tracing.call_tracer import CallTracer
 from node.chain.tracing.four_byte import FourByteTracer
 from node.chain.tracing.hooks import Tracer, TraceTooLarge

@@ -34,6 +34,7 @@ from eth.abc import SignedTransactionAPI
 from eth.vm.forks.prague.constants import DELEGATION_DESIGNATION_PREFIX
 from eth_typing import Address
 
+from node.chain.admitted import AdmittedTransaction
 from node.txpool.account import SenderTxs
 from node.txpool.admission import (
     AccountStateReader,
@@ -129,10 +130,16 @@ class TxPool:
     def __contains__(self, tx_hash: object) -> bool:
         return tx_hash in self._by_hash
 
-    def admitted(self, tx_hash: bytes) -> SignedTransactionAPI | None:
-        """The decoded transaction admission checked (sender recovered), for block import.
+    def admitted(self, tx_hash: bytes) -> AdmittedTransaction | None:
+        """The transaction as admission checked it (sender recovered), for block import.
 
         A single dict read, safe from the block-import worker thread."""
+        pooled = self._by_hash.get(tx_hash)
+        return None if pooled is None else pooled.admitted
+
+    def decoded(self, tx_hash: bytes) -> SignedTransactionAPI | None:
+        """The object admission decoded, so that decoding a proposal reuses it (and its
+        recovered sender); `admitted` then recognises it at import."""
         pooled = self._by_hash.get(tx_hash)
         return None if pooled is None else pooled.tx
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from eth.abc import SignedTransactionAPI
 from eth_typing import Address
 
+from node.chain.admitted import AdmittedTransaction
+
 
 @dataclass(frozen=True, slots=True)
 class PooledTransaction:
@@ -36,6 +38,11 @@ class PooledTransaction:
     raw: bytes
     seq: int
     authorities: tuple[Address, ...] = ()
+
+    @property
+    def admitted(self) -> AdmittedTransaction:
+        """This transaction as the block executor trusts an admitted one."""
+        return AdmittedTransaction(self.tx, self.sender, self.hash)
 
     @property
     def tip_cap(self) -> int:

@@ -7,11 +7,10 @@ from typing import Any
 
 from eth.abc import ComputationAPI
 
-from node.chain.interpreter import TallyComputation
+from node.chain.evm.internals import PRECOMPILE_ADDRESSES
 from node.chain.tracing.hooks import Frame, Tracer
 
 _CALLS = frozenset({"CALL", "CALLCODE", "DELEGATECALL", "STATICCALL"})
-_PRECOMPILES = frozenset(TallyComputation._precompiles)
 
 
 class FourByteTracer(Tracer):
@@ -21,7 +20,7 @@ class FourByteTracer(Tracer):
         self.counts: Counter[str] = Counter()
 
     def enter(self, frame: Frame, parent: ComputationAPI | None) -> None:
-        if len(frame.input) < 4 or frame.kind not in _CALLS or frame.to in _PRECOMPILES:
+        if len(frame.input) < 4 or frame.kind not in _CALLS or frame.to in PRECOMPILE_ADDRESSES:
             return
         self.counts[f"0x{frame.input[:4].hex()}-{len(frame.input) - 4}"] += 1
 

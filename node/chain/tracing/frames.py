@@ -6,6 +6,7 @@ from eth.abc import ComputationAPI, StateAPI
 from eth.exceptions import VMError
 from eth.vm.opcode_values import LOG0, LOG4, SELFDESTRUCT
 
+from node.chain.evm.internals import last_log_entry, stack_values
 from node.chain.tracing.hooks import (
     MAX_TRACE_BYTES,
     Frame,
@@ -14,7 +15,6 @@ from node.chain.tracing.hooks import (
     Tracer,
     TraceTooLarge,
     TxInfo,
-    stack_values,
 )
 
 
@@ -61,7 +61,7 @@ class FrameCollector(Tracer):
 
     def stepped(self, computation: ComputationAPI, opcode: int) -> None:
         if LOG0 <= opcode <= LOG4 and self._stack:
-            _, address, topics, data = computation._log_entries[-1]
+            _, address, topics, data = last_log_entry(computation)
             current = self._stack[-1]
             current.logs.append((address, topics, data, len(current.calls), self._log_index))
             self._log_index += 1

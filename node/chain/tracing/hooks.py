@@ -1,11 +1,9 @@
 """Where py-evm execution reports to a tracer: frames entered and left, opcode steps.
 
-`TracingComputation` is `BoundedComputation` (same gas, same errors, same deadline) with two
-overrides: `apply_message`/`apply_create_message` wrap every call frame (the top one and every
-CALL/CREATE a contract makes, precompiles included) in `Tracer.enter`/`Tracer.exit`, and
-`_interpret` runs the frame's code one opcode at a time through py-evm's own opcode functions,
-with `Tracer.step` before each and `Tracer.stepped` after. Blocks and calls never run it; only
-a trace does, on a throw-away state (`node.chain.tracing.replay`).
+`node.chain.evm.tracing.TracingComputation` reports every call frame and every opcode step to
+the `Session` its state carries, which hands them to the `Tracer` (and checks the deadline).
+Blocks and calls never run it; only a trace does, on a throw-away state
+(`node.chain.tracing.replay`).
 
 Struct-log `gasCost` of a CALL or CREATE is what the opcode took from its frame before the
 child started (its own cost plus the gas handed to the child), as geth reports it: `Session`
@@ -15,14 +13,12 @@ notes the parent's remaining gas when a child frame is entered.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any
 
-from eth._utils.numeric import ceil32
-from eth.abc import ComputationAPI, MessageAPI, StateAPI, TransactionContextAPI
+from eth.abc import ComputationAPI, MessageAPI, StateAPI
 from eth.exceptions import (
     ContractCreationCollision,
     FullStack,
-    Halt,
     InsufficientFunds,
     InsufficientStack,
     InvalidInstruction,
@@ -36,7 +32,6 @@ from eth.exceptions import (
     WriteProtection,
 )
 from eth.vm.forks.shanghai.constants import INITCODE_WORD_COST
-from eth.vm.logic.invalid import InvalidOpcode
 from eth.vm.opcode_values import (
     CALL,
     CALLCODE,
@@ -46,10 +41,10 @@ from eth.vm.opcode_values import (
     JUMP,
     JUMPI,
     STATICCALL,
-    STOP,
 )
 
-from node.chain.interpreter import BoundedComputation, Deadline, TallyComputation
+from node.chain.deadline import Deadline
+from node.chain.evm.internals import ceil32
 
 _FRAME_KINDS = {
     CALL: "CALL",
@@ -151,6 +146,27 @@ class Session:
         self.op = -1
         self.count = 0
 
+    def enter(self, message: MessageAPI, parent: ComputationAPI | None) -> Frame:
+        frame = self.frame(message, parent)
+        self.tracer.enter(frame, parent)
+        return frame
+
+    def exit(self, frame: Frame, computation: ComputationAPI) -> None:
+        self.tracer.exit(frame, computation)
+
+    def step(self, computation: ComputationAPI, pc: int, opcode: int) -> None:
+        self.op = opcode
+        self.count += 1
+        if opcode in (JUMP, JUMPI) or not self.count % _DEADLINE_EVERY:
+            self.deadline.check()
+        self.tracer.step(computation, pc, opcode)
+
+    def stepped(self, computation: ComputationAPI, opcode: int) -> None:
+        self.tracer.stepped(computation, opcode)
+
+    def faulted(self, computation: ComputationAPI, opcode: int, error: VMError) -> None:
+        self.tracer.faulted(computation, opcode, error)
+
     def frame(self, message: MessageAPI, parent: ComputationAPI | None) -> Frame:
         if parent is None:
             kind = "CREATE" if message.is_create else "CALL"
@@ -164,103 +180,6 @@ class Session:
         if parent is None and message.is_create:  # py-evm charges EIP-3860's initcode gas
             gas -= INITCODE_WORD_COST * ceil32(len(payload)) // 32  # in the frame, geth before
         return Frame(kind, sender, to, message.value, gas, bytes(payload), message.depth, message)
-
-
-class _TracedState(Protocol):
-    trace: Session
-    deadline: Deadline
-
-
-def session_of(state: StateAPI) -> Session:
-    return cast(_TracedState, state).trace
-
-
-class TracingComputation(BoundedComputation):
-    """`BoundedComputation` reporting to the `Session` its state carries (`state.trace`)."""
-
-    @classmethod
-    def apply_message(
-        cls,
-        state: StateAPI,
-        message: MessageAPI,
-        transaction_context: TransactionContextAPI,
-        parent_computation: ComputationAPI | None = None,
-    ) -> ComputationAPI:
-        apply = super().apply_message
-        if message.is_create:  # framed by `apply_create_message`, which calls this
-            return apply(state, message, transaction_context, parent_computation)
-        return _framed(apply, state, message, transaction_context, parent_computation)
-
-    @classmethod
-    def apply_create_message(
-        cls,
-        state: StateAPI,
-        message: MessageAPI,
-        transaction_context: TransactionContextAPI,
-        parent_computation: ComputationAPI | None = None,
-    ) -> ComputationAPI:
-        apply = super().apply_create_message
-        return _framed(apply, state, message, transaction_context, parent_computation)
-
-    @classmethod
-    def _interpret(cls, computation: TallyComputation) -> None:
-        if computation.code._raw_code_bytes:  # geth logs no step for a frame without code
-            _traced_run(computation, session_of(computation.state))
-
-
-def _framed(
-    apply: Any,
-    state: StateAPI,
-    message: MessageAPI,
-    transaction_context: TransactionContextAPI,
-    parent: ComputationAPI | None,
-) -> ComputationAPI:
-    session = session_of(state)
-    frame = session.frame(message, parent)
-    session.tracer.enter(frame, parent)
-    computation: ComputationAPI = apply(state, message, transaction_context, parent)
-    session.tracer.exit(frame, computation)
-    return computation
-
-
-def _opcode_function(computation: ComputationAPI, opcode: int) -> Any:
-    function = computation.opcodes.get(opcode)
-    return InvalidOpcode(opcode) if function is None else function
-
-
-def _traced_run(computation: TallyComputation, session: Session) -> None:
-    """The frame's code with `step`/`stepped`/`faulted` around every opcode."""
-    code = computation.code
-    raw = code._raw_code_bytes
-    tracer = session.tracer
-    deadline = session.deadline
-    while True:
-        pc = code.program_counter
-        opcode = raw[pc] if pc < len(raw) else STOP
-        session.op = opcode
-        session.count += 1
-        if opcode in (JUMP, JUMPI) or not session.count % _DEADLINE_EVERY:
-            deadline.check()
-        tracer.step(computation, pc, opcode)
-        code.program_counter = pc + 1
-        try:
-            _opcode_function(computation, opcode)(computation=computation)
-        except Halt:
-            tracer.stepped(computation, opcode)
-            return
-        except VMError as error:
-            tracer.faulted(computation, opcode, error)
-            raise
-        tracer.stepped(computation, opcode)
-
-
-def stack_values(computation: ComputationAPI) -> list[Any]:
-    """The frame's stack, bottom first (ints or bytes, as py-evm keeps them)."""
-    return cast(TallyComputation, computation)._stack.values
-
-
-def memory_bytes(computation: ComputationAPI) -> bytes:
-    return bytes(computation._memory.read_bytes(0, len(computation._memory)))
 
 
 def unlogged_fault(error: VMError) -> bool:

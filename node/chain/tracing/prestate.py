@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth._utils.address import generate_contract_address, generate_safe_contract_address
 from eth.abc import ComputationAPI, StateAPI
 from eth.vm.opcode_values import (
     BALANCE,
@@ -32,7 +31,13 @@ from eth.vm.opcode_values import (
 from eth.vm.stack import to_int
 from eth_typing import Address
 
-from node.chain.tracing.hooks import Outcome, Tracer, TxInfo, memory_bytes, stack_values
+from node.chain.evm.internals import (
+    generate_contract_address,
+    generate_safe_contract_address,
+    memory_bytes,
+    stack_values,
+)
+from node.chain.tracing.hooks import Outcome, Tracer, TxInfo
 
 _ADDRESS_OPS = frozenset({BALANCE, EXTCODECOPY, EXTCODEHASH, EXTCODESIZE, SELFDESTRUCT})
 _CALL_OPS = frozenset({CALL, CALLCODE, DELEGATECALL, STATICCALL})

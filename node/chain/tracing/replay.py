@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from eth._utils.address import generate_contract_address
 from eth.abc import (
     BlockHeaderAPI,
     ChainDatabaseAPI,
@@ -25,10 +24,13 @@ from eth.consensus.context import ConsensusContext
 from eth.vm.chain_context import ChainContext
 
 from node.chain.chain import Chain
+from node.chain.evm.internals import generate_contract_address
+from node.chain.evm.interpreter import BoundedComputation, Deadline
+from node.chain.evm.tracing import TracingComputation
+from node.chain.evm.vm import TallyState, TallyVM
 from node.chain.executor import HeaderSource, effective_gas_price, header_fields_for_reexecution
-from node.chain.interpreter import BoundedComputation, Deadline
-from node.chain.tracing.hooks import Outcome, Session, Tracer, TracingComputation, TxInfo
-from node.chain.vm import TallyState, TallyVM, decode_transaction, prague_header
+from node.chain.tracing.hooks import Outcome, Session, Tracer, TxInfo
+from node.chain.vm import decode_transaction, prague_header
 
 
 class _ReplayState(TallyState):
@@ -38,8 +40,7 @@ class _ReplayState(TallyState):
     deadline: Deadline
 
 
-class _ReplayVM(TallyVM):
-    _state_class = _ReplayState
+_ReplayVM = TallyVM.with_state(_ReplayState)
 
 
 @dataclass(slots=True)
@@ -117,8 +118,7 @@ def replay_block(
         chain_context=ChainContext(chain.chain_id),
         consensus_context=ConsensusContext(batch),
     )
-    block = _ReplayVM.get_block_class()(template, transactions=[], uncles=[], withdrawals=[])
-    vm._block = block
+    block = vm.start_block(template)
     state = cast(_ReplayState, vm.state)
     state.deadline = deadline
     vm.block_preprocessing(block)

@@ -17,14 +17,13 @@ from eth.vm import opcode_values
 from eth.vm.opcode_values import SLOAD, SSTORE
 from eth.vm.stack import to_int
 
+from node.chain.evm.internals import memory_bytes, stack_values
 from node.chain.tracing.hooks import (
     MAX_TRACE_BYTES,
     Frame,
     Outcome,
     Tracer,
     TraceTooLarge,
-    memory_bytes,
-    stack_values,
     unlogged_fault,
 )
 

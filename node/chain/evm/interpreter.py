@@ -25,10 +25,10 @@ executed here against an unmodified py-evm.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from enum import Enum
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, Protocol, Self, cast
 
 from eth.abc import ComputationAPI, MessageAPI, StateAPI, TransactionContextAPI
 from eth.exceptions import FullStack, Halt, InsufficientStack, OutOfGas
@@ -52,7 +52,7 @@ from eth.vm.opcode_values import (
 )
 from eth.vm.stack import Stack, to_int
 
-from node.chain.priority import BlockWork
+from node.chain.deadline import Deadline
 
 
 class _Missing(Enum):
@@ -147,6 +147,10 @@ class AnalysedCodeStream(CodeStream):
 
 
 _Entry = tuple[int, Any, str]
+OpcodeFunction = Callable[[ComputationAPI], None]
+"""An opcode's logic as the dispatch loop calls it (`function(computation)`)."""
+OpcodeWrapper = Callable[[int, OpcodeFunction], OpcodeFunction]
+"""(opcode, its function) -> the function to run in its place."""
 
 _INLINE = {"PUSH": range(PUSH0, PUSH32 + 1), "DUP": range(DUP1, DUP16 + 1)}
 _INLINE["SWAP"] = range(SWAP1, SWAP16 + 1)
@@ -260,51 +264,22 @@ class TallyComputation(PragueComputation):
 
     @classmethod
     def _interpret(cls, computation: TallyComputation) -> None:
-        """Run the frame's code (the one place a tracer swaps the loop: `node.chain.tracing`)."""
+        """Run the frame's code (the one place a tracer swaps the loop: `.tracing`)."""
         _run(computation, cls._dispatch, cls._inline)
 
-
-class ExecutionTimeout(Exception):
-    """A client call ran past its deadline (or the node is stopping).
-
-    Deliberately not a py-evm `VMError`: a frame catches those and carries on as a failed
-    call, whereas this must unwind the whole execution at once.
-    """
-
-
-class Deadline:
-    """When a bounded computation must stop, as a `time.monotonic()` value.
-
-    Each check first waits, without the GIL, while `block_work` is busy (block building
-    comes first: `node.chain.priority`). `abort` moves the deadline to the past, so a node
-    that is stopping ends the calls still running rather than waiting out their timeouts.
-    """
-
-    __slots__ = ("at", "block_work", "seconds")
-
-    def __init__(self, seconds: float, block_work: BlockWork | None = None) -> None:
-        self.seconds = seconds
-        self.at = time.monotonic() + seconds
-        self.block_work = block_work
-
-    def abort(self) -> None:
-        self.at = float("-inf")
-
-    def check(self) -> None:
-        work = self.block_work
-        if work is not None and not work.idle.is_set():
-            work.idle.wait(self.at - time.monotonic())
-        if time.monotonic() > self.at:
-            if self.at == float("-inf"):
-                raise ExecutionTimeout("execution aborted (the node is stopping)")
-            raise ExecutionTimeout(f"execution aborted (timeout = {self.seconds:g}s)")
+    @classmethod
+    def wrapping(cls, opcodes: Iterable[int], wrap: OpcodeWrapper) -> type[Self]:
+        """A subclass whose `opcodes` run `wrap(opcode, function)` in place of `function`
+        (same constant gas, charged first)."""
+        table = _wrapped(cls._dispatch, opcodes, wrap)
+        return type(cls.__name__, (cls,), {"_dispatch": table})
 
 
 class _BoundedState(Protocol):
     deadline: Deadline
 
 
-def _checking_deadline(function: Any) -> Any:
+def _checking_deadline(opcode: int, function: OpcodeFunction) -> OpcodeFunction:
     def checked(computation: ComputationAPI) -> None:
         cast(_BoundedState, computation.state).deadline.check()
         function(computation)
@@ -312,12 +287,13 @@ def _checking_deadline(function: Any) -> Any:
     return checked
 
 
-def _bounded_dispatch(dispatch: dict[int, _Entry]) -> dict[int, _Entry]:
-    """`dispatch` with JUMP and JUMPI checking the deadline first: every loop passes one."""
+def _wrapped(
+    dispatch: dict[int, _Entry], opcodes: Iterable[int], wrap: OpcodeWrapper
+) -> dict[int, _Entry]:
     table = dict(dispatch)
-    for opcode in (JUMP, JUMPI):
+    for opcode in opcodes:
         gas, function, mnemonic = table[opcode]
-        table[opcode] = (gas, _checking_deadline(function), mnemonic)
+        table[opcode] = (gas, wrap(opcode, function), mnemonic)
     return table
 
 
@@ -329,7 +305,8 @@ class BoundedComputation(TallyComputation):
     every other way to spend time again is a new frame, so time between checks stays small.
     """
 
-    _dispatch = _bounded_dispatch(TallyComputation._dispatch)
+    # JUMP and JUMPI check the deadline first: every loop passes one.
+    _dispatch = _wrapped(TallyComputation._dispatch, (JUMP, JUMPI), _checking_deadline)
 
     @classmethod
     def apply_computation(
