@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import rlp
-from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI
+from eth.abc import BlockHeaderAPI, ReceiptAPI
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError
 
+from node.chain.admitted import Executable, unwrap
 from node.chain.chain import Chain, PendingBlock
 from node.chain.evm.internals import generate_contract_address
 from node.chain.evm.vm import TallyVM
@@ -61,12 +62,17 @@ def decode_diff_message(payload: bytes) -> tuple[bytes, StateDiff, list[bytes]]:
 def import_with_diff(
     chain: Chain,
     header: BlockHeaderAPI,
-    transactions: Sequence[SignedTransactionAPI],
+    block_transactions: Sequence[Executable],
     diff: StateDiff,
     encoded_receipts: Sequence[bytes],
 ) -> PendingBlock:
     """The block's pending state and records from `diff`; raises `DiffRejected` on any
-    disagreement with the header (the caller then re-executes instead)."""
+    disagreement with the header (the caller then re-executes instead).
+
+    Admitted transactions are taken as their py-evm transactions: nothing is executed here,
+    and a sender recovered at admission is cached on the transaction itself.
+    """
+    transactions = [unwrap(item) for item in block_transactions]
     if header.parent_hash != chain.head_hash or header.block_number != chain.head.block_number + 1:
         raise DiffRejected("block does not extend the current head")
     if header.base_fee_per_gas != chain.child_base_fee(chain.head):

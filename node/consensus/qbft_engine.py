@@ -28,6 +28,7 @@ from typing import assert_never
 from eth.abc import BlockHeaderAPI
 from eth_typing import Address
 
+from node.chain.admitted import Executable
 from node.chain.chain import Chain, PendingBlock
 from node.chain.diff_import import decode_diff_message, encode_diff_message, import_with_diff
 from node.chain.events import ChainEvents, CommittedBlock
@@ -216,7 +217,7 @@ class ChainBlockPort:
         return True
 
     def _check_against_diff(
-        self, key: bytes, block: QbftBlock, transactions: list
+        self, key: bytes, block: QbftBlock, transactions: list[Executable]
     ) -> PendingBlock | None:
         """The pending block from the proposer's state diff, if this node is designated to
         check this proposal that way and the diff holds up; else None (re-execute)."""
