@@ -33,7 +33,7 @@ BATCH_PAYOUT = _fixed("a004")
 NETTING = _fixed("a005")
 
 
-class Role(IntEnum):
+class ChainRole(IntEnum):
     """AccountRules.Role, in the contract's enum order."""
 
     NONE = 0
@@ -49,7 +49,7 @@ class Role(IntEnum):
 @dataclass(frozen=True, slots=True)
 class Member:
     address: bytes
-    role: Role
+    role: ChainRole
     tier: int
 
 
@@ -79,7 +79,9 @@ def bank_deployments(
     review_window_seconds: int = REVIEW_WINDOW_SECONDS,
 ) -> tuple[Deployment, ...]:
     """Init code for every bank contract, in dependency order, at the fixed addresses."""
-    settlement = [Member(address, Role.SYSTEM, 3) for address in (ESCROW, BATCH_PAYOUT, NETTING)]
+    settlement = [
+        Member(address, ChainRole.SYSTEM, 3) for address in (ESCROW, BATCH_PAYOUT, NETTING)
+    ]
     everyone = [*members, *settlement]
 
     def create(name: str, address: bytes, types: list[str], values: list[object]) -> Deployment:
@@ -160,16 +162,16 @@ def bank_deployments(
 
 
 DEV_ROLES = (
-    (Role.ADMIN, 3),
-    (Role.ISSUER, 3),
-    (Role.COMPLIANCE, 3),
-    (Role.ENTERPRISE, 3),
-    (Role.ENTERPRISE, 3),
-    (Role.AUDITOR, 0),
-    (Role.CUSTOMER, 1),
-    (Role.CUSTOMER, 2),
-    (Role.CUSTOMER, 2),
-    (Role.CUSTOMER, 1),
+    (ChainRole.ADMIN, 3),
+    (ChainRole.ISSUER, 3),
+    (ChainRole.COMPLIANCE, 3),
+    (ChainRole.ENTERPRISE, 3),
+    (ChainRole.ENTERPRISE, 3),
+    (ChainRole.AUDITOR, 0),
+    (ChainRole.CUSTOMER, 1),
+    (ChainRole.CUSTOMER, 2),
+    (ChainRole.CUSTOMER, 2),
+    (ChainRole.CUSTOMER, 1),
 )
 """Roles of the ten dev accounts, by index: 0 admin (and fee collector), 1 issuer,
 2 compliance, 3-4 enterprises, 5 auditor, 6-9 customers. Accounts 0-2 form the admin

@@ -25,7 +25,7 @@ from node.chain.bank_contracts import (
     NODE_RULES,
     POINTS,
     WALLET_TOKEN,
-    Role,
+    ChainRole,
 )
 from node.chain.calls import CallExecutor, CallRequest
 from node.chain.chain import Chain
@@ -86,7 +86,7 @@ def inspect_genesis(genesis: Genesis) -> GenesisReport:
         role, tier = reader.read(
             ACCOUNT_RULES, "roleAndTier(address)", [("address", account)], ["uint8", "uint8"]
         )
-        roles.append(AccountRole(to_checksum_address(account), Role(role).name.lower(), tier))
+        roles.append(AccountRole(to_checksum_address(account), ChainRole(role).name.lower(), tier))
     admins = reader.read(ADMIN_GROUP, "admins()", [], ["address[]"])[0]
     nodes = reader.read(NODE_RULES, "nodes()", [], ["address[]"])[0]
     return replace(
