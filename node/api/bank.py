@@ -23,7 +23,6 @@ from node.rpc.callpool import CallPool
 from node.rpc.errors import LimitExceeded, ServerError
 
 _READER = b"\x00" * 20
-FEE_KINDS = ("internal", "external", "cross_border")
 
 
 def _selector(signature: str) -> bytes:

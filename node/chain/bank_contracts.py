@@ -10,7 +10,7 @@ No personal data goes in: accounts are addresses with a role and a KYC tier.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 from eth_abi import encode
 from eth_utils import to_checksum_address
@@ -46,6 +46,26 @@ class ChainRole(IntEnum):
     SYSTEM = 7
 
 
+class FeeKind(StrEnum):
+    """WalletToken.Kind, in the contract's enum order (`code`), named as the REST API, the
+    indexes' rows and `genesis inspect` show it."""
+
+    INTERNAL = "internal"
+    EXTERNAL = "external"
+    CROSS_BORDER = "cross_border"
+
+    @property
+    def code(self) -> int:
+        """The contract's uint8 for this kind."""
+        return list(FeeKind).index(self)
+
+    @classmethod
+    def name_of(cls, code: int) -> str:
+        """The kind's name, or the number itself for a kind this node does not know."""
+        kinds = list(cls)
+        return kinds[code].value if 0 <= code < len(kinds) else str(code)
+
+
 @dataclass(frozen=True, slots=True)
 class Member:
     address: bytes
@@ -59,7 +79,7 @@ TIER_LIMITS = ((0, 0), (100_000, 500_000), (1_000_000, 5_000_000), (100_000_000,
 REVIEW_THRESHOLDS: tuple[int, ...] = ()
 REVIEW_WINDOW_SECONDS = 72 * 3600
 """How long compliance has to review a held payment before its payer may cancel it."""
-# Per transfer kind (Internal, External, CrossBorder): (basis points, fixed cents, cap cents).
+# Per FeeKind, in its order: (basis points, fixed cents, cap cents).
 FEES = ((0, 0, 0), (50, 30, 2_000), (100, 100, 5_000))
 POINTS_RATE_BPS = 100
 

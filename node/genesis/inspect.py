@@ -26,6 +26,7 @@ from node.chain.bank_contracts import (
     POINTS,
     WALLET_TOKEN,
     ChainRole,
+    FeeKind,
 )
 from node.chain.calls import CallExecutor, CallRequest
 from node.chain.chain import Chain
@@ -50,9 +51,6 @@ CONTRACT_NAMES = {
 def contract_names() -> dict[str, str]:
     """The bank's contracts by checksummed address, to label them on the sheet."""
     return {to_checksum_address(address): name for address, name in CONTRACT_NAMES.items()}
-
-
-FEE_KINDS = ("internal", "external", "cross_border")
 
 
 def inspect_genesis(genesis: Genesis) -> GenesisReport:
@@ -116,12 +114,12 @@ def _token(reader: _Reader) -> Token:
     while thresholds and thresholds[-1] == 0:
         thresholds.pop()
     fees = {
-        kind: tuple(
+        kind.value: tuple(
             reader.read(
-                WALLET_TOKEN, "feeOf(uint8)", [("uint8", i)], ["uint16", "uint64", "uint64"]
+                WALLET_TOKEN, "feeOf(uint8)", [("uint8", kind.code)], ["uint16", "uint64", "uint64"]
             )
         )
-        for i, kind in enumerate(FEE_KINDS)
+        for kind in FeeKind
     }
     return Token(
         name=one("name()", "string"),
