@@ -536,7 +536,6 @@ def dev(
     _serve(
         NodeConfig(
             datadir=datadir,
-            dev=True,
             dev_block_period=block_period,
             dev_permissioned=permissioned,
             host=host,

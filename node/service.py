@@ -91,7 +91,6 @@ log = logging.getLogger(__name__)
 class NodeConfig:
     datadir: Path
     genesis: Path | None = None
-    dev: bool = False
     dev_block_period: int = 1
     dev_permissioned: bool = False
     host: str = "127.0.0.1"

@@ -87,11 +87,6 @@ class StreamManager:
         self._block.set()
         self._block = asyncio.Event()
 
-    @property
-    def block_signal(self) -> asyncio.Event:
-        """Set when the next block commits: take it before scanning, wait on it after."""
-        return self._block
-
     def head(self) -> int:
         return self.chain.committed_head()[0].block_number
 
