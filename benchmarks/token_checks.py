@@ -59,7 +59,7 @@ from throughput import (
 )
 
 from contracts import load_artifact
-from node.chain.bank_contracts import FEES, POINTS_RATE_BPS, TIER_LIMITS, ChainRole
+from node.domain.contracts import FEES, POINTS_RATE_BPS, TIER_LIMITS, ChainRole
 
 Account.enable_unaudited_hdwallet_features()
 

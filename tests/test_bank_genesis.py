@@ -10,7 +10,7 @@ from web3 import Web3
 from web3.exceptions import ContractCustomError
 
 from contracts import load_artifact
-from node.chain.bank_contracts import (
+from node.domain.contracts import (
     ACCOUNT_RULES,
     ESCROW,
     POINTS,

@@ -14,8 +14,8 @@ from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.vm import decode_transaction
 from node.consensus.extra_data import QbftExtraData
 from node.consensus.hashing import onchain_hash
+from node.domain.indexes import ChainIndex
 from node.storage.chainstore import ChainStore
-from node.storage.indexes import ChainIndex
 from node.storage.store import LevelDBStore, MemoryStore
 
 VALIDATOR = b"\x11" * 20

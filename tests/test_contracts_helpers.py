@@ -29,7 +29,7 @@ from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 from contracts import artifact_names, load_artifact
-from node.chain.bank_contracts import ChainRole
+from node.domain.contracts import ChainRole
 
 GAS = 1_500_000  # per call; the dev block holds 60M
 DEPLOY_GAS = 20_000_000

@@ -11,13 +11,13 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector
 from web3 import Web3
 
-from node.chain.bank_contracts import TIER_LIMITS as TIER_LIMITS_GENESIS
-from node.chain.bank_contracts import WALLET_TOKEN
 from node.chain.calls import CallExecutor, CallRequest
 from node.chain.chain import Chain
 from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.vm import decode_transaction
 from node.consensus.extra_data import QbftExtraData
+from node.domain.contracts import TIER_LIMITS as TIER_LIMITS_GENESIS
+from node.domain.contracts import WALLET_TOKEN
 from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore
 from tests.test_contracts_helpers import (

@@ -19,7 +19,6 @@ from eth.vm.code_stream import CodeStream
 
 from node.chain.calls import AccountOverride, CallExecutor, CallLimits, CallRequest
 from node.chain.chain import _HEAD_STATE_READS
-from node.chain.events import ChainEvents
 from node.chain.interpreter import (
     AnalysedCodeStream,
     AnalysisCache,
@@ -28,6 +27,7 @@ from node.chain.interpreter import (
     analysis_cost,
     instruction_starts,
 )
+from node.chain.notifications import ChainEvents
 from node.rpc.errors import LimitExceeded
 from node.rpc.logquery import parse_criteria
 from node.rpc.subscriptions import SubscriptionsApi

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from node.chain.bank_contracts import ChainRole
+from node.domain.contracts import ChainRole
 
 
 class ApiRole(StrEnum):

@@ -13,16 +13,15 @@ import rlp
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 from eth_keys.exceptions import BadSignature
 
-from node.api.events import EventDecoder
 from node.api.params import checksum, hexd, iso_time
-from node.chain.bank_contracts import FeeKind
 from node.chain.chain import Chain
 from node.chain.importer import quorum
 from node.chain.vm import decode_transaction
 from node.consensus.extra_data import ExtraDataError, QbftExtraData
 from node.consensus.hashing import onchain_hash, recover_seal_signer
-from node.storage import schema
-from node.storage.indexes import (
+from node.domain.contracts import FeeKind
+from node.domain.event_decoding import EventDecoder
+from node.domain.indexes import (
     FeePayment,
     HeldPayment,
     LogPosition,
@@ -30,6 +29,7 @@ from node.storage.indexes import (
     SettlementEvent,
     TokenTransfer,
 )
+from node.storage import schema
 from node.storage.records import ReceiptRecord, TransactionRecord
 
 HOLD_REASONS = ((1, "over_review_threshold"), (2, "payer_flagged"), (4, "payee_flagged"))

@@ -24,10 +24,10 @@ from node.chain.executor import (
     header_fields_for_reexecution,
 )
 from node.chain.genesis import QBFT_MIX_HASH, Genesis, GenesisError
-from node.chain.indexer import BlockIndexer
 from node.chain.priority import BlockWork, block_work
 from node.consensus.hashing import onchain_hash
 from node.consensus.voting import VoteTally
+from node.domain.indexer import BlockIndexer
 from node.storage.chainstore import ChainStore
 from node.storage.records import LogRecord, ReceiptRecord, TransactionRecord
 from node.storage.store import StoreBatch

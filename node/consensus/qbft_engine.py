@@ -26,9 +26,9 @@ from eth_typing import Address
 
 from node.chain.chain import Chain, PendingBlock
 from node.chain.diff_import import decode_diff_message, encode_diff_message, import_with_diff
-from node.chain.events import ChainEvents, CommittedBlock
 from node.chain.executor import BlockRejected
 from node.chain.importer import AdmittedLookup, substitute_admitted
+from node.chain.notifications import ChainEvents, CommittedBlock
 from node.chain.state_diff import DiffRejected
 from node.consensus.build_budget import BuildBudget
 from node.consensus.extra_data import VANITY_LENGTH, QbftExtraData
@@ -61,13 +61,13 @@ from node.consensus.qbft.state_machine import (
     StartTimer,
 )
 from node.consensus.scheduling import deferring_validators, low_priority_executor
+from node.consensus.sync import BlockSync
 from node.consensus.voting import VoteProposals
 from node.metrics import NodeMetrics
 from node.p2p.host import P2PHost
 from node.p2p.messages import MessageKind
 from node.p2p.peer import Peer
 from node.signer import NodeSigner
-from node.sync import BlockSync
 from node.txpool.pool import TxPool
 from node.txpool.transaction import PooledTransaction
 

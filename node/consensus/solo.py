@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from node.chain.chain import Chain, PendingBlock
-from node.chain.events import ChainEvents, CommittedBlock
+from node.chain.notifications import ChainEvents, CommittedBlock
 from node.consensus.extra_data import VANITY_LENGTH, QbftExtraData
 from node.consensus.hashing import sign_commit_seal
 from node.signer import NodeSigner

@@ -15,8 +15,8 @@ from typing import Any
 
 from eth_utils import to_canonical_address
 
-from node.chain.bank_contracts import ACCOUNT_RULES, NODE_RULES, ChainRole, Member, bank_deployments
 from node.chain.genesis import AllocEntry, Genesis
+from node.domain.contracts import ACCOUNT_RULES, NODE_RULES, ChainRole, Member, bank_deployments
 from node.genesis.description import NetworkDescription
 
 GENESIS_FILE = "genesis.json"
@@ -74,7 +74,7 @@ def build_genesis(description: NetworkDescription) -> Genesis:
 
 
 def network_document(description: NetworkDescription) -> dict[str, Any]:
-    """network.json as `node.network.NetworkConfig` reads it: every node and its endpoint."""
+    """network.json as `node.p2p.network.NetworkConfig` reads it: every node and its endpoint."""
     return {
         "nodes": [
             {

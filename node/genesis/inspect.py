@@ -16,7 +16,11 @@ import eth_abi
 from eth_typing import Address
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
-from node.chain.bank_contracts import (
+from node.chain.calls import CallExecutor, CallRequest
+from node.chain.chain import Chain
+from node.chain.genesis import Genesis, GenesisError
+from node.consensus.extra_data import QbftExtraData
+from node.domain.contracts import (
     ACCOUNT_RULES,
     ADMIN_GROUP,
     BATCH_PAYOUT,
@@ -28,10 +32,6 @@ from node.chain.bank_contracts import (
     ChainRole,
     FeeKind,
 )
-from node.chain.calls import CallExecutor, CallRequest
-from node.chain.chain import Chain
-from node.chain.genesis import Genesis, GenesisError
-from node.consensus.extra_data import QbftExtraData
 from node.genesis.report import AccountRole, Allocation, GenesisReport, Token
 from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore

@@ -22,7 +22,7 @@ from node.api.errors import Forbidden, Unauthenticated
 from node.api.models import Challenge, ChallengeRequest, Token, TokenRequest
 from node.api.ratelimit import client_of
 from node.api.roles import CHAIN_ROLES, ApiRole
-from node.chain.bank_contracts import ChainRole
+from node.domain.contracts import ChainRole
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

@@ -12,7 +12,7 @@ from node.api.auth import Caller
 from node.api.context import ApiContext, context
 from node.api.errors import BadRequest
 from node.api.models import FeeQuote, PaymentRequest
-from node.chain.bank_contracts import FeeKind
+from node.domain.contracts import FeeKind
 from tally_common.eip681 import PaymentRequest as Eip681Request
 from tally_common.eip681 import PaymentRequestError
 

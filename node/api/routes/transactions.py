@@ -19,8 +19,8 @@ from node.api.context import ApiContext, context
 from node.api.errors import BadRequest, Forbidden, NotFound, TxRejected, Unavailable
 from node.api.models import InternalCalls, Relayed, RelayRequest, Transaction
 from node.api.roles import ApiRole
-from node.chain.indexer import TRANSFER_TOPIC
 from node.chain.vm import decode_transaction
+from node.domain.indexer import TRANSFER_TOPIC
 from node.rpc.errors import RpcError
 from node.rpc.tracecommon import call_tree, flatten_calls
 from node.storage.records import ReceiptRecord
