@@ -22,6 +22,7 @@ from node.consensus.hashing import onchain_hash, recover_seal_signer
 from node.domain.contracts import FeeKind
 from node.domain.event_decoding import EventDecoder
 from node.domain.indexes import (
+    HOLD_REASONS,
     FeePayment,
     HeldPayment,
     LogPosition,
@@ -31,9 +32,6 @@ from node.domain.indexes import (
 )
 from node.storage import schema
 from node.storage.records import ReceiptRecord, TransactionRecord
-
-HOLD_REASONS = ((1, "over_review_threshold"), (2, "payer_flagged"), (4, "payee_flagged"))
-"""`PaymentHeld.reasons` bits and their names."""
 
 
 def block_summary(chain: Chain, header: BlockHeaderAPI, block_hash: bytes) -> dict[str, Any]:

@@ -91,6 +91,8 @@ class FeePayment:
 
 HOLD_STATUSES = ("held", "released", "rejected", "cancelled")
 """A held payment's status by its code (index + 1, as `WalletToken.HoldStatus`)."""
+HOLD_REASONS = ((1, "over_review_threshold"), (2, "payer_flagged"), (4, "payee_flagged"))
+"""`PaymentHeld.reasons` bits and their names."""
 
 
 @dataclass(frozen=True, slots=True)
