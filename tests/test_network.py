@@ -15,6 +15,7 @@ import pytest
 from eth_account import Account
 
 from node import localnet
+from node.ports import free_ports
 from tests.conftest import admin_token, rpc_call, web3_for
 
 
@@ -105,7 +106,7 @@ def test_a_member_with_an_empty_datadir_catches_up(network, dev_accounts, tmp_pa
 
 def test_a_node_with_an_unknown_key_is_refused(network, tmp_path: Path) -> None:
     directory = tmp_path / "net"
-    intruder = localnet.LocalNode("intruder", "0x" + "00" * 20, False, *localnet._free_ports(3))
+    intruder = localnet.LocalNode("intruder", "0x" + "00" * 20, False, *free_ports(3))
     (directory / "intruder").mkdir()
     localnet.start_node(directory, intruder)
     try:
