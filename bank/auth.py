@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bank.models import ApiKey
 
 
-class Role(StrEnum):
+class GatewayRole(StrEnum):
     OPERATIONS = "operations"
     CREDIT_OFFICER = "credit_officer"
     CUSTOMER = "customer"
@@ -32,9 +32,9 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(session: Session, role: Role, name: str, account: str | None = None) -> str:
+def create_key(session: Session, role: GatewayRole, name: str, account: str | None = None) -> str:
     """Store a new key's hash and return the key (the only time it is seen)."""
-    if (role is Role.CUSTOMER) != (account is not None):
+    if (role is GatewayRole.CUSTOMER) != (account is not None):
         raise ValueError("a customer key needs --account; a staff key takes none")
     key = PREFIX + secrets.token_urlsafe(32)
     session.add(ApiKey(key_hash=key_hash(key), role=role.value, account=account, name=name))

@@ -21,7 +21,7 @@ from eth_utils import event_abi_to_log_topic
 from fastapi import Depends, FastAPI, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
-from bank.auth import Role
+from bank.auth import GatewayRole
 from bank.models import ApiKey
 from client.points import Points
 
@@ -108,7 +108,7 @@ def add_catalog_routes(
         key: Annotated[ApiKey, Depends(caller)],
         account: Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$")] = None,
     ) -> list[dict[str, Any]]:
-        if key.role == Role.CUSTOMER.value:
+        if key.role == GatewayRole.CUSTOMER.value:
             if account is not None and account.lower() != (key.account or "").lower():
                 raise HTTPException(403, "a customer sees their own redemptions only")
             account = key.account

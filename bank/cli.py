@@ -258,14 +258,14 @@ def api_key(
     """Make an API key and print it (only its hash is kept)."""
     import re
 
-    from bank.auth import Role, create_key
+    from bank.auth import GatewayRole, create_key
     from bank.db import sessions
 
     if account is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", account):
         fail(2, f"--account {account!r} is not an address")
     try:
         with sessions(open_database(db, data_dir))() as session:
-            print(create_key(session, Role(role.value), name, account))
+            print(create_key(session, GatewayRole(role.value), name, account))
     except ValueError as exc:
         fail(2, str(exc))
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from bank.auth import Role
+from bank.auth import GatewayRole
 from bank.credit import Model, evaluate
 from bank.credit_history import AsOfAfterHead, HistoryUnavailable, NodeHistory
 from bank.models import ApiKey, CreditConsent, CreditEvaluation, utcnow
@@ -58,14 +58,14 @@ def add_credit_routes(
     """Mount the credit routes; `history` None: evaluations answer 503 (no node API key)."""
 
     def officer(key: Annotated[ApiKey, Depends(caller)]) -> ApiKey:
-        if key.role != Role.CREDIT_OFFICER.value:
+        if key.role != GatewayRole.CREDIT_OFFICER.value:
             raise HTTPException(403, "this needs the credit_officer role")
         return key
 
     def officer_or_owner(key: ApiKey, account: str) -> None:
-        if key.role == Role.CREDIT_OFFICER.value:
+        if key.role == GatewayRole.CREDIT_OFFICER.value:
             return
-        if key.role == Role.CUSTOMER.value and (key.account or "").lower() == account:
+        if key.role == GatewayRole.CUSTOMER.value and (key.account or "").lower() == account:
             return
         raise HTTPException(403, "only the customer or a credit officer may do this")
 

@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from bank.auth import Role, authenticate
+from bank.auth import GatewayRole, authenticate
 from bank.catalog import Catalog, add_catalog_routes
 from bank.chain import Issuer
 from bank.cors import ReconciliationCors
@@ -155,7 +155,7 @@ def caller(request: Request, authorization: Annotated[str | None, Header()] = No
 
 
 def operations(key: Annotated[ApiKey, Depends(caller)]) -> ApiKey:
-    if key.role != Role.OPERATIONS.value:
+    if key.role != GatewayRole.OPERATIONS.value:
         raise HTTPException(403, "this needs the operations role")
     return key
 
@@ -182,7 +182,10 @@ def create_app(services: Services, cors_origins: tuple[str, ...] = ()) -> FastAP
     add_catalog_routes(app, caller, services.catalog)
 
     def own(key: ApiKey, account: str) -> None:
-        if key.role == Role.CUSTOMER.value and (key.account or "").lower() != account.lower():
+        if (
+            key.role == GatewayRole.CUSTOMER.value
+            and (key.account or "").lower() != account.lower()
+        ):
             raise HTTPException(404, "no such record")  # a customer never learns others' ids
 
     @app.get("/health")
@@ -197,7 +200,10 @@ def create_app(services: Services, cors_origins: tuple[str, ...] = ()) -> FastAP
     ) -> JSONResponse:
         if idempotency_key is None or not IDEMPOTENCY_KEY.match(idempotency_key):
             raise HTTPException(400, "an Idempotency-Key header of 8-128 [A-Za-z0-9._:-] is needed")
-        if key.role == Role.CUSTOMER.value and (key.account or "").lower() != body.account.lower():
+        if (
+            key.role == GatewayRole.CUSTOMER.value
+            and (key.account or "").lower() != body.account.lower()
+        ):
             raise HTTPException(403, "a customer tops up their own account only")
         card = Card(body.card.number, body.card.expiry, body.card.cvc)
         request = TopUpRequest(body.account, body.amount, services.currency, card)

@@ -59,7 +59,7 @@ from throughput import (
 )
 
 from contracts import load_artifact
-from node.chain.bank_contracts import FEES, POINTS_RATE_BPS, TIER_LIMITS, Role
+from node.domain.contracts import FEES, POINTS_RATE_BPS, TIER_LIMITS, ChainRole
 
 Account.enable_unaudited_hdwallet_features()
 
@@ -96,10 +96,10 @@ class Deployment:
             create_address(self.dev.address, nonce + i) for i in range(6)
         )
         accounts = [
-            (self.dev.address, Role.ISSUER),
-            (collector, Role.ENTERPRISE),
-            *((s.address, Role.CUSTOMER) for s in self.senders),
-            *((r, Role.CUSTOMER) for r in self.recipients),
+            (self.dev.address, ChainRole.ISSUER),
+            (collector, ChainRole.ENTERPRISE),
+            *((s.address, ChainRole.CUSTOMER) for s in self.senders),
+            *((r, ChainRole.CUSTOMER) for r in self.recipients),
         ]
         # AccountRules pushes role changes to the tokens that listen (their copy of it).
         listeners = [wallet, wallet_points] if with_points else [wallet]
@@ -126,7 +126,7 @@ class Deployment:
                     group,
                     [a for a, _ in accounts],
                     [int(r) for _, r in accounts],
-                    [TIER if r == Role.CUSTOMER else 0 for _, r in accounts],
+                    [TIER if r == ChainRole.CUSTOMER else 0 for _, r in accounts],
                     listeners,
                 ],
             ),

@@ -56,11 +56,3 @@ def require_functions(contract: str, abi: list[dict[str, Any]], *names: str) -> 
             f"{contract}'s ABI has no function {', '.join(missing)}; "
             f"its functions are: {', '.join(sorted(n for n in present if n))}"
         )
-
-
-def function_inputs(abi: list[dict[str, Any]], name: str) -> list[str]:
-    """Input types of the first function called `name` (to adapt to the deployed signature)."""
-    for entry in abi:
-        if entry.get("type") == "function" and entry.get("name") == name:
-            return [str(item["type"]) for item in entry.get("inputs", [])]
-    return []

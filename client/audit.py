@@ -66,20 +66,6 @@ from client.qbft import (
 from client.replay import GenesisSpec, Replayer
 from client.tls import ClientTls
 
-CHECKS = (
-    "genesis",
-    "fetch",
-    "number",
-    "hash",
-    "parent",
-    "header",
-    "validators",
-    "seals",
-    "proposer",
-    "transactions",
-    "receipts",
-    "reexecution",
-)
 DEFAULT_BATCH = 50
 
 

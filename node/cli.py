@@ -276,7 +276,7 @@ def _serve(config: NodeConfig, announce: Callable[[Node], str]) -> None:
     """
     from node.chain.genesis import GenesisError
     from node.keys import NodeKeyUsage, PlaintextKeyRefused
-    from node.network import NetworkConfigError
+    from node.p2p.network import NetworkConfigError
     from node.rpc.errors import ListenerConfigError
     from node.service import Node
     from node.tls import TlsConfigError
@@ -358,8 +358,8 @@ def _endpoints(node: Node) -> list[str]:
 
 def _dev_banner(node: Node) -> str:
     """What `tally dev` prints once it listens: endpoints, then the accounts and their keys."""
-    from node.chain.bank_contracts import DEV_ROLES
     from node.chain.genesis import DEV_BALANCE_WEI, DEV_MNEMONIC, dev_accounts
+    from node.domain.contracts import DEV_ROLES
 
     accounts = dev_accounts()
     rules = (
@@ -536,7 +536,6 @@ def dev(
     _serve(
         NodeConfig(
             datadir=datadir,
-            dev=True,
             dev_block_period=block_period,
             dev_permissioned=permissioned,
             host=host,
@@ -645,7 +644,7 @@ def run(
     On any chain but the dev chain (1337) the genesis must enforce permissioning and give
     the well-known dev keys nothing, unless the --allow-* options say otherwise."""
     from node.chain.genesis import Genesis, GenesisError
-    from node.network import NetworkConfig, NetworkConfigError
+    from node.p2p.network import NetworkConfig, NetworkConfigError
     from node.service import NodeConfig
 
     _logging(log_level)

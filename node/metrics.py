@@ -41,12 +41,6 @@ class NodeMetrics:
             "tally_txpool_queued", "Future-nonce transactions waiting", registry=self.registry
         )
         buckets = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
-        self.block_build = Histogram(
-            "tally_block_build_seconds",
-            "Building and executing a proposal",
-            buckets=buckets,
-            registry=self.registry,
-        )
         self.block_import = Histogram(
             "tally_block_import_seconds",
             "Verifying, re-executing and committing a block",

@@ -36,17 +36,18 @@ from node.api.signin import MAX_OPEN_CHALLENGES, SiweOrigin
 from node.chain.backfill import InternalCallBackfill
 from node.chain.calls import CallExecutor
 from node.chain.chain import Chain
-from node.chain.events import ChainEvents, CommittedBlock
 from node.chain.genesis import DEV_CHAIN_ID, Genesis, dev_genesis
+from node.chain.notifications import ChainEvents, CommittedBlock
 from node.consensus.engine import ConsensusEngine
 from node.consensus.executed import ExecutedBlocks
 from node.consensus.solo import SoloValidator
+from node.consensus.sync import BlockSync
 from node.consensus.voting import VoteProposals
 from node.keys import NodeKeySource, load_node_signer
 from node.metrics import NodeMetrics
-from node.network import NetworkConfig
 from node.p2p.allowlist import AllowList
 from node.p2p.host import P2PHost
+from node.p2p.network import NetworkConfig
 from node.permissions.rules import ACCOUNT_RULES, NODE_RULES, PermissionRules, SenderCheck
 from node.rpc.admin import (
     DEFAULT_ADMIN_HOST,
@@ -74,10 +75,9 @@ from node.rpc.trace import TraceApi
 from node.rpc.wslimits import WsLimits
 from node.storage.chainstore import ChainStore
 from node.storage.store import LevelDBStore
-from node.sync import BlockSync
 from node.tls import TlsSettings
-from node.txgossip import TransactionGossip
 from node.txpool.admission import AdmissionRules
+from node.txpool.gossip import TransactionGossip
 from node.txpool.journal import JOURNAL_FILE, JournalGate, TxJournal
 from node.txpool.pool import PoolConfig, TxPool
 from node.txpool.transaction import PooledTransaction
@@ -92,7 +92,6 @@ log = logging.getLogger(__name__)
 class NodeConfig:
     datadir: Path
     genesis: Path | None = None
-    dev: bool = False
     dev_block_period: int = 1
     dev_permissioned: bool = False
     host: str = "127.0.0.1"

@@ -10,6 +10,7 @@ if [ ! -x "$bin/python" ]; then
 fi
 "$bin/ruff" check .
 "$bin/mypy"
+"$bin/lint-imports" --no-cache
 node scripts/build_contracts.mjs --check
 if command -v docker-compose >/dev/null; then
   docker-compose config -q

@@ -81,7 +81,7 @@ def inspect(
     """Print who holds which role, the validators and every allocation of GENESIS."""
     from node.chain.genesis import Genesis, GenesisError
     from node.genesis.inspect import contract_names, inspect_genesis
-    from node.network import NetworkConfig, NetworkConfigError
+    from node.p2p.network import NetworkConfig, NetworkConfigError
 
     try:
         report = inspect_genesis(Genesis.load(genesis))

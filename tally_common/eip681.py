@@ -80,11 +80,6 @@ class PaymentRequest:
         self.qr().save(str(path), kind="png", scale=scale, border=4)
         return path
 
-    def png_bytes(self, scale: int = 8) -> bytes:
-        buffer = io.BytesIO()
-        self.qr().save(buffer, kind="png", scale=scale, border=4)
-        return buffer.getvalue()
-
     def terminal_qr(self, out: TextIO | None = None) -> str:
         """The QR code drawn with block characters, returned (and written to `out` if given)."""
         buffer = io.StringIO()

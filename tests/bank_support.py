@@ -337,13 +337,13 @@ class Stack:
 def make_key(db: str, role: str, account: str | None = None) -> str:
     """An API key written straight into the gateway's database through `bank.auth` (the CLI
     does the same; `test_bank_sqlite` drives the CLI itself)."""
-    from bank.auth import Role, create_key
+    from bank.auth import GatewayRole, create_key
     from bank.db import make_engine, sessions
 
     engine = make_engine(db)
     try:
         with sessions(engine)() as session:
-            return create_key(session, Role(role), f"test-{role}", account)
+            return create_key(session, GatewayRole(role), f"test-{role}", account)
     finally:
         engine.dispose()
 

@@ -28,7 +28,7 @@ from tests.bank_support import (
 from tests.conftest import NodeProcess, free_port
 from tests.test_api_support import admin_key
 
-#: Dev accounts by role (node.chain.bank_contracts.DEV_ROLES).
+#: Dev accounts by role (node.domain.contracts.DEV_ROLES).
 LABELS = {1: "issuer", 2: "compliance", 3: "merchant", 4: "employer", 6: "c6", 7: "c7", 8: "c8",
           9: "c9"}  # fmt: skip
 

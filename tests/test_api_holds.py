@@ -2,7 +2,7 @@
 calls (flag, release, reject) and the payer's cancel, in signed transactions from a FileKeyStore;
 the indexer's hold records read back over REST (`/accounts/{address}/holds`, the transaction's
 decoded events) with their status, and `tally wallet send` reporting "held for review".
-Roles (node.chain.bank_contracts): 1 issuer, 2 compliance, 6 and 9 tier-1 customers."""
+Roles (node.domain.contracts): 1 issuer, 2 compliance, 6 and 9 tier-1 customers."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from client.tokens import (
     held_payment,
 )
 from client.wallet import Wallet
-from node.chain.bank_contracts import WALLET_TOKEN
+from node.domain.contracts import WALLET_TOKEN
 from tests.conftest import NodeProcess
 from tests.test_api_support import Api, admin_key
 

@@ -16,7 +16,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
-from node.chain.bank_contracts import BATCH_PAYOUT, ESCROW, WALLET_TOKEN
+from node.domain.contracts import BATCH_PAYOUT, ESCROW, WALLET_TOKEN
 from tests.conftest import NodeProcess, free_port
 
 CHAIN_ID = 1337

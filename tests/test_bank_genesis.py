@@ -10,13 +10,13 @@ from web3 import Web3
 from web3.exceptions import ContractCustomError
 
 from contracts import load_artifact
-from node.chain.bank_contracts import (
+from node.domain.contracts import (
     ACCOUNT_RULES,
     ESCROW,
     POINTS,
     POINTS_RATE_BPS,
     WALLET_TOKEN,
-    Role,
+    ChainRole,
 )
 
 CENTS = 100
@@ -88,6 +88,9 @@ def test_the_genesis_token_holds_account_rules_copy_and_points(w3: Web3, token) 
             token.functions.holderRole(account).call()
             == rules.functions.roleAndTier(account).call()
         )
-    assert token.functions.holderRole(Web3.to_checksum_address(ESCROW)).call() == [Role.SYSTEM, 3]
+    assert token.functions.holderRole(Web3.to_checksum_address(ESCROW)).call() == [
+        ChainRole.SYSTEM,
+        3,
+    ]
     assert token.functions.points().call() == Web3.to_checksum_address(POINTS)
     assert token.functions.pointsRateBps().call() == POINTS_RATE_BPS

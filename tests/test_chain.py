@@ -12,10 +12,10 @@ from node.chain.chain import Chain
 from node.chain.executor import BlockRejected
 from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.vm import decode_transaction
+from node.domain.indexes import ChainIndex
 from node.qbftheader.extra_data import QbftExtraData
 from node.qbftheader.hashing import onchain_hash
 from node.storage.chainstore import ChainStore
-from node.storage.indexes import ChainIndex
 from node.storage.store import LevelDBStore, MemoryStore
 
 VALIDATOR = b"\x11" * 20

@@ -5,7 +5,7 @@
 `BatchPayout` (all-or-nothing payroll) are driven through `Wallet`s whose keys sit in a
 `FileKeyStore`. Only accounts listed in AccountRules may hold or pay the token, so the keys are
 the dev accounts' own, imported the way the store reads keys: one Web3 Secret Storage v3 file
-(`Account.encrypt`) per label in the store's directory. Roles (node.chain.bank_contracts):
+(`Account.encrypt`) per label in the store's directory. Roles (node.domain.contracts):
 0 admin and fee collector, 1 issuer, 2 compliance, 3-4 enterprises, 6-9 customers.
 """
 
@@ -27,7 +27,7 @@ from client.settlement import BatchPayout, Escrow
 from client.tokens import ContractBinding, FeeKind, WalletToken
 from client.wallet import Submitted, Wallet
 from contracts import load_artifact
-from node.chain.bank_contracts import BATCH_PAYOUT, ESCROW, FEES, WALLET_TOKEN
+from node.domain.contracts import BATCH_PAYOUT, ESCROW, FEES, WALLET_TOKEN
 from tally_common.keystore import FileKeyStore
 
 CENTS = 100

@@ -29,7 +29,7 @@ from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 from contracts import artifact_names, load_artifact
-from node.chain.bank_contracts import Role
+from node.domain.contracts import ChainRole
 
 GAS = 1_500_000  # per call; the dev block holds 60M
 DEPLOY_GAS = 20_000_000
@@ -229,10 +229,10 @@ class Suite:
     escrow: Contract
     payout: Contract
     netting: Contract
-    spare: list[tuple[LocalAccount, Role, int]]
+    spare: list[tuple[LocalAccount, ChainRole, int]]
     queued_proposals: int = 0
 
-    def take(self, role: Role, tier: int) -> LocalAccount:
+    def take(self, role: ChainRole, tier: int) -> LocalAccount:
         """A pre-registered account no other test has used."""
         for i, (acct, r, t) in enumerate(self.spare):
             if r == role and t == tier:
@@ -246,7 +246,7 @@ def deploy_suite(
     deployer: LocalAccount,
     admins: Sequence[LocalAccount],
     threshold: int,
-    spare: Iterable[tuple[Role, int, int]] = (),
+    spare: Iterable[tuple[ChainRole, int, int]] = (),
     nodes: Sequence[str] = (),
 ) -> Suite:
     """Deploy every contract in one block (addresses derived from the deployer's nonces), as
@@ -258,12 +258,12 @@ def deploy_suite(
     group_a, rules_a, _nr, token_a, points_a, escrow_a, _bp, netting_a = addr
     spares = [(a, r, t) for r, t, n in spare for a in new_accounts(n)]
     accounts = [
-        *((a.address, Role.ADMIN, 3) for a in admins),
-        (issuer.address, Role.ISSUER, 3),
-        (compliance.address, Role.COMPLIANCE, 0),
-        (collector.address, Role.ENTERPRISE, 3),
-        (escrow_a, Role.SYSTEM, 0),
-        (netting_a, Role.SYSTEM, 0),
+        *((a.address, ChainRole.ADMIN, 3) for a in admins),
+        (issuer.address, ChainRole.ISSUER, 3),
+        (compliance.address, ChainRole.COMPLIANCE, 0),
+        (collector.address, ChainRole.ENTERPRISE, 3),
+        (escrow_a, ChainRole.SYSTEM, 0),
+        (netting_a, ChainRole.SYSTEM, 0),
         *((a.address, r, t) for a, r, t in spares),
     ]
     group = chain.deploy(deployer, "AdminGroup", [a.address for a in admins], threshold)
@@ -360,10 +360,10 @@ def standard_suite(w3: Web3, dev_accounts: list[LocalAccount]) -> Suite:
         dev_accounts[:3],
         2,
         spare=[
-            (Role.CUSTOMER, 1, 12),
-            (Role.CUSTOMER, 2, 20),
-            (Role.CUSTOMER, 0, 2),
-            (Role.ENTERPRISE, 3, 24),
-            (Role.AUDITOR, 0, 2),
+            (ChainRole.CUSTOMER, 1, 12),
+            (ChainRole.CUSTOMER, 2, 20),
+            (ChainRole.CUSTOMER, 0, 2),
+            (ChainRole.ENTERPRISE, 3, 24),
+            (ChainRole.AUDITOR, 0, 2),
         ],
     )

@@ -14,8 +14,8 @@ from web3 import Web3
 
 from tests.test_contracts_helpers import (
     FEES,
+    ChainRole,
     Kind,
-    Role,
     Suite,
     assert_reverts,
     deploy_suite,
@@ -39,7 +39,7 @@ def suite(w3: Web3, dev_accounts: list[LocalAccount]) -> Suite:
         dev_accounts[0],
         dev_accounts[:3],
         2,
-        spare=[(Role.CUSTOMER, 1, 3), (Role.CUSTOMER, 2, 9)],
+        spare=[(ChainRole.CUSTOMER, 1, 3), (ChainRole.CUSTOMER, 2, 9)],
     )
     PEOPLE.extend([*(a.address for a, _, _ in s.spare), s.collector.address])
     s.chain.tx(s.issuer, s.token.functions.setReviewThreshold(2, THRESHOLD))
@@ -86,7 +86,7 @@ def held_event(suite: Suite, receipt: object) -> tuple[int, str, str, int, int, 
 
 def test_over_threshold_is_held_then_released_as_the_payment(suite: Suite) -> None:
     token, chain = suite.token, suite.chain
-    payer, payee = suite.take(Role.CUSTOMER, 2), suite.take(Role.CUSTOMER, 2)
+    payer, payee = suite.take(ChainRole.CUSTOMER, 2), suite.take(ChainRole.CUSTOMER, 2)
     p, q, collector = payer.address, payee.address, suite.collector.address
     assert token.functions.reviewThreshold(2).call() == THRESHOLD
     top_up(suite, {p: 500_00})
@@ -147,11 +147,11 @@ def test_over_threshold_is_held_then_released_as_the_payment(suite: Suite) -> No
 
 def test_flagged_payer_and_payee_are_held_and_rejected_back(suite: Suite) -> None:
     token, chain = suite.token, suite.chain
-    flagged, other = suite.take(Role.CUSTOMER, 2), suite.take(Role.CUSTOMER, 2)
+    flagged, other = suite.take(ChainRole.CUSTOMER, 2), suite.take(ChainRole.CUSTOMER, 2)
     f, o, c = flagged.address, other.address, suite.compliance.address
     top_up(suite, {f: 50_00, o: 50_00})
     mine(suite)
-    assert_reverts(token.functions.flag(f, REASON), f, "UnauthorizedRole", f, Role.CUSTOMER)
+    assert_reverts(token.functions.flag(f, REASON), f, "UnauthorizedRole", f, ChainRole.CUSTOMER)
     flagging = chain.run(suite.compliance, token.functions.flag(f, REASON))
     assert logs(token, "AccountFlagged", flagging)[0].args.reason == REASON
     assert token.functions.isFlagged(f).call() and not token.functions.isFrozen(f).call()
@@ -191,7 +191,7 @@ def test_flagged_payer_and_payee_are_held_and_rejected_back(suite: Suite) -> Non
 
 def test_the_payer_cancels_only_after_the_review_window(suite: Suite) -> None:
     token, chain = suite.token, suite.chain
-    payer, payee = suite.take(Role.CUSTOMER, 2), suite.take(Role.CUSTOMER, 2)
+    payer, payee = suite.take(ChainRole.CUSTOMER, 2), suite.take(ChainRole.CUSTOMER, 2)
     p, q = payer.address, payee.address
     top_up(suite, {p: 300_00})
     chain.tx(payer, token.functions.transfer(q, 200_00))
@@ -217,7 +217,7 @@ def test_the_payer_cancels_only_after_the_review_window(suite: Suite) -> None:
 
 def test_holds_count_against_the_daily_limit(suite: Suite) -> None:
     token, chain = suite.token, suite.chain
-    payer, payee = suite.take(Role.CUSTOMER, 1), suite.take(Role.CUSTOMER, 1)
+    payer, payee = suite.take(ChainRole.CUSTOMER, 1), suite.take(ChainRole.CUSTOMER, 1)
     p, q = payer.address, payee.address
     assert token.functions.tierLimits(1).call() == [50_00, 100_00]
     top_up(suite, {p: 200_00})

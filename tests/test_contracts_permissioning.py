@@ -10,7 +10,7 @@ from tests.test_contracts_helpers import (
     FEES,
     TIER_LIMITS,
     Chain,
-    Role,
+    ChainRole,
     Suite,
     assert_reverts,
     decode_error,
@@ -118,28 +118,28 @@ def test_group_constructor_refuses_a_bad_threshold(w3: Web3, dev_accounts) -> No
 
 def test_account_rules_views_and_changes_only_through_the_group(suite: Suite) -> None:
     rules = suite.rules
-    customer = suite.take(Role.CUSTOMER, 2)
+    customer = suite.take(ChainRole.CUSTOMER, 2)
     (outsider,) = new_accounts(1)
     assert rules.functions.adminGroup().call() == suite.group.address
     assert rules.functions.isAllowed(customer.address).call()
     assert not rules.functions.isAllowed(outsider.address).call()
-    assert rules.functions.roleOf(customer.address).call() == Role.CUSTOMER
+    assert rules.functions.roleOf(customer.address).call() == ChainRole.CUSTOMER
     assert rules.functions.tierOf(customer.address).call() == 2
-    assert rules.functions.roleAndTier(suite.issuer.address).call() == [Role.ISSUER, 3]
+    assert rules.functions.roleAndTier(suite.issuer.address).call() == [ChainRole.ISSUER, 3]
     listed = rules.functions.accounts().call()
     assert customer.address in listed and outsider.address not in listed
     assert rules.functions.accountCount().call() == len(listed)
 
     # Not even an admin of the group, alone, can change the rules.
     for who in (suite.admins[0].address, customer.address):
-        fn = rules.functions.setAccount(outsider.address, Role.CUSTOMER, 1, ZERO32)
+        fn = rules.functions.setAccount(outsider.address, ChainRole.CUSTOMER, 1, ZERO32)
         assert_reverts(fn, who, "NotAdminGroup", who)
         assert_reverts(rules.functions.removeAccount(customer.address), who, "NotAdminGroup", who)
 
     # Onboard (with a salted KYC hash), upgrade in a batch, remove: each a 2-of-3 proposal.
     kyc = Web3.keccak(text="salt|customer-record-42")
-    propose(suite, rules.functions.setAccount(outsider.address, Role.CUSTOMER, 1, kyc))
-    upgrade = rules.functions.setAccounts([outsider.address], [Role.ENTERPRISE], [3], [kyc])
+    propose(suite, rules.functions.setAccount(outsider.address, ChainRole.CUSTOMER, 1, kyc))
+    upgrade = rules.functions.setAccounts([outsider.address], [ChainRole.ENTERPRISE], [3], [kyc])
     propose(suite, upgrade)
     propose(suite, rules.functions.removeAccount(outsider.address))
     receipts = mine(suite)
@@ -147,10 +147,10 @@ def test_account_rules_views_and_changes_only_through_the_group(suite: Suite) ->
     assert (onboarded.account, onboarded.role, onboarded.tier) == (outsider.address, 6, 1)
     assert onboarded.kycRef == kyc
     upgraded = logs(rules, "AccountSet", receipts[3])[0].args
-    assert (upgraded.role, upgraded.tier) == (Role.ENTERPRISE, 3)
+    assert (upgraded.role, upgraded.tier) == (ChainRole.ENTERPRISE, 3)
     assert logs(rules, "AccountRemoved", receipts[5])[0].args.account == outsider.address
     assert not rules.functions.isAllowed(outsider.address).call()
-    assert rules.functions.accountOf(outsider.address).call() == [Role.NONE, 0, ZERO32]
+    assert rules.functions.accountOf(outsider.address).call() == [ChainRole.NONE, 0, ZERO32]
     assert outsider.address not in rules.functions.accounts().call()
 
 
@@ -163,7 +163,7 @@ def test_account_rules_refusals_inside_proposals(suite: Suite) -> None:
     cases = [
         (rules.functions.removeAccount(admin), ("AccountIsGroupAdmin", (admin,))),
         (
-            rules.functions.setAccount(nobody.address, Role.NONE, 1, ZERO32),
+            rules.functions.setAccount(nobody.address, ChainRole.NONE, 1, ZERO32),
             ("InvalidRole", (nobody.address,)),
         ),
         (rules.functions.removeAccount(nobody.address), ("AccountNotListed", (nobody.address,))),
@@ -209,7 +209,7 @@ def test_account_rules_push_every_change_to_its_listeners(suite: Suite, dev_acco
     it as a listener reaches it then (AccountRules sends it every account ever listed, removed
     ones as None), and every change after that as it happens, until the group removes it."""
     group, rules, chain = suite.group, suite.rules, suite.chain
-    customer, leaver = suite.take(Role.CUSTOMER, 1), suite.take(Role.CUSTOMER, 1)
+    customer, leaver = suite.take(ChainRole.CUSTOMER, 1), suite.take(ChainRole.CUSTOMER, 1)
     c, gone = customer.address, leaver.address
     late = chain.deploy(
         dev_accounts[0],
@@ -225,15 +225,15 @@ def test_account_rules_push_every_change_to_its_listeners(suite: Suite, dev_acco
         [],
         0,
     )
-    propose(suite, rules.functions.setAccount(c, Role.CUSTOMER, 2, ZERO32))
+    propose(suite, rules.functions.setAccount(c, ChainRole.CUSTOMER, 2, ZERO32))
     propose(suite, rules.functions.removeAccount(gone))
     mine(suite)
     assert rules.functions.listeners().call() == [suite.token.address]
-    assert suite.token.functions.holderRole(c).call() == [Role.CUSTOMER, 2]
-    assert suite.token.functions.holderRole(gone).call() == [Role.NONE, 0]
+    assert suite.token.functions.holderRole(c).call() == [ChainRole.CUSTOMER, 2]
+    assert suite.token.functions.holderRole(gone).call() == [ChainRole.NONE, 0]
     # Not listening yet: its copy is as of its deployment.
-    assert late.functions.holderRole(c).call() == [Role.CUSTOMER, 1]
-    assert late.functions.holderRole(gone).call() == [Role.CUSTOMER, 1]
+    assert late.functions.holderRole(c).call() == [ChainRole.CUSTOMER, 1]
+    assert late.functions.holderRole(gone).call() == [ChainRole.CUSTOMER, 1]
 
     for who in (suite.admins[0].address, c):
         assert_reverts(rules.functions.addListener(late.address), who, "NotAdminGroup", who)
@@ -259,16 +259,16 @@ def test_account_rules_push_every_change_to_its_listeners(suite: Suite, dev_acco
     added = mine(suite)[-1]
     assert logs(rules, "ListenerAdded", added)[0].args.listener == late.address
     assert rules.functions.listeners().call() == [suite.token.address, late.address]
-    assert late.functions.holderRole(c).call() == [Role.CUSTOMER, 2]
-    assert late.functions.holderRole(gone).call() == [Role.NONE, 0]
-    assert late.functions.holderRole(suite.issuer.address).call() == [Role.ISSUER, 3]
+    assert late.functions.holderRole(c).call() == [ChainRole.CUSTOMER, 2]
+    assert late.functions.holderRole(gone).call() == [ChainRole.NONE, 0]
+    assert late.functions.holderRole(suite.issuer.address).call() == [ChainRole.ISSUER, 3]
 
     # Then each change as it happens, until removed.
     propose(suite, rules.functions.removeAccount(c))
     propose(suite, rules.functions.removeListener(late.address))
-    propose(suite, rules.functions.setAccount(c, Role.ENTERPRISE, 3, ZERO32))
+    propose(suite, rules.functions.setAccount(c, ChainRole.ENTERPRISE, 3, ZERO32))
     receipts = mine(suite)
     assert logs(rules, "ListenerRemoved", receipts[3])[0].args.listener == late.address
     assert rules.functions.listeners().call() == [suite.token.address]
-    assert late.functions.holderRole(c).call() == [Role.NONE, 0]
-    assert suite.token.functions.holderRole(c).call() == [Role.ENTERPRISE, 3]
+    assert late.functions.holderRole(c).call() == [ChainRole.NONE, 0]
+    assert suite.token.functions.holderRole(c).call() == [ChainRole.ENTERPRISE, 3]

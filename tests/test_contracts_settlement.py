@@ -14,8 +14,8 @@ from web3 import Web3
 
 from tests.test_contracts_helpers import (
     UNLIMITED,
+    ChainRole,
     Kind,
-    Role,
     Suite,
     assert_reverts,
     logs,
@@ -47,7 +47,7 @@ def now(suite: Suite) -> int:
 
 def test_escrow_milestones_released_by_the_payer(suite: Suite) -> None:
     token, escrow, chain = suite.token, suite.escrow, suite.chain
-    payer, payee = suite.take(Role.ENTERPRISE, 3), suite.take(Role.CUSTOMER, 2)
+    payer, payee = suite.take(ChainRole.ENTERPRISE, 3), suite.take(ChainRole.CUSTOMER, 2)
     (arbiter,) = new_accounts(1)
     p = payer.address
     deal = escrow.functions.dealCount().call() + 1
@@ -83,8 +83,8 @@ def test_escrow_milestones_released_by_the_payer(suite: Suite) -> None:
 
 def test_escrow_open_refusals(suite: Suite) -> None:
     token, escrow, chain = suite.token, suite.escrow, suite.chain
-    payer, payee = suite.take(Role.CUSTOMER, 1), suite.take(Role.CUSTOMER, 1)
-    gateway = suite.take(Role.ENTERPRISE, 3)
+    payer, payee = suite.take(ChainRole.CUSTOMER, 1), suite.take(ChainRole.CUSTOMER, 1)
+    gateway = suite.take(ChainRole.ENTERPRISE, 3)
     (arbiter,) = new_accounts(1)
     p, q, a = payer.address, payee.address, arbiter.address
     top_up(suite, {p: 100_00})
@@ -111,7 +111,7 @@ def test_escrow_open_refusals(suite: Suite) -> None:
 
 def test_escrow_dispute_resolved_by_the_arbiter(suite: Suite) -> None:
     token, escrow, chain = suite.token, suite.escrow, suite.chain
-    payer, payee = suite.take(Role.ENTERPRISE, 3), suite.take(Role.ENTERPRISE, 3)
+    payer, payee = suite.take(ChainRole.ENTERPRISE, 3), suite.take(ChainRole.ENTERPRISE, 3)
     arbiter, outsider = new_accounts(2)
     p, q, a = payer.address, payee.address, arbiter.address
     deal = escrow.functions.dealCount().call() + 1
@@ -137,7 +137,7 @@ def test_escrow_dispute_resolved_by_the_arbiter(suite: Suite) -> None:
 
 def test_escrow_refund_after_the_deadline_and_nothing_else(suite: Suite) -> None:
     token, escrow, chain = suite.token, suite.escrow, suite.chain
-    payer, payee = suite.take(Role.ENTERPRISE, 3), suite.take(Role.ENTERPRISE, 3)
+    payer, payee = suite.take(ChainRole.ENTERPRISE, 3), suite.take(ChainRole.ENTERPRISE, 3)
     (arbiter,) = new_accounts(1)
     p, q = payer.address, payee.address
     deal = escrow.functions.dealCount().call() + 1
@@ -169,8 +169,8 @@ def test_escrow_refund_after_the_deadline_and_nothing_else(suite: Suite) -> None
 
 def test_batch_payout_pays_everyone_or_no_one(suite: Suite) -> None:
     token, payout, chain = suite.token, suite.payout, suite.chain
-    employer = suite.take(Role.ENTERPRISE, 3)
-    staff = [suite.take(Role.CUSTOMER, 1) for _ in range(3)]
+    employer = suite.take(ChainRole.ENTERPRISE, 3)
+    staff = [suite.take(ChainRole.CUSTOMER, 1) for _ in range(3)]
     e, addrs = employer.address, [s.address for s in staff]
     amounts = [1_000_00, 2_000_00, 3_000_00]
     batch = payout.functions.batchCount().call() + 1
@@ -261,7 +261,7 @@ def record_all(suite: Suite, parties: Sequence[LocalAccount], obligations) -> No
 @pytest.fixture(scope="module")
 def enterprises(suite: Suite) -> list[LocalAccount]:
     """Five enterprises that approved the netting contract once."""
-    parties = [suite.take(Role.ENTERPRISE, 3) for _ in range(5)]
+    parties = [suite.take(ChainRole.ENTERPRISE, 3) for _ in range(5)]
     for party in parties:
         suite.chain.tx(party, suite.token.functions.approve(suite.netting.address, UNLIMITED))
     mine(suite)
@@ -317,11 +317,11 @@ def test_netting_settles_net_positions_only(suite: Suite, enterprises) -> None:
 def test_netting_refusals(suite: Suite, enterprises) -> None:
     netting, token, chain = suite.netting, suite.token, suite.chain
     a, b = enterprises[:2]
-    customer = suite.take(Role.CUSTOMER, 2)
+    customer = suite.take(ChainRole.CUSTOMER, 2)
     c = customer.address
     assert_reverts(netting.functions.record(b.address, 1, REF), c, "UnauthorizedRole", c, 6)
     fn = netting.functions.record(c, 1, REF)
-    assert_reverts(fn, a.address, "UnauthorizedRole", c, Role.CUSTOMER)
+    assert_reverts(fn, a.address, "UnauthorizedRole", c, ChainRole.CUSTOMER)
     assert_reverts(netting.functions.record(a.address, 1, REF), a.address, "SelfObligation")
     assert_reverts(netting.functions.record(b.address, 0, REF), a.address, "ZeroAmount")
 

@@ -11,12 +11,12 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector
 from web3 import Web3
 
-from node.chain.bank_contracts import TIER_LIMITS as TIER_LIMITS_GENESIS
-from node.chain.bank_contracts import WALLET_TOKEN
 from node.chain.calls import CallExecutor, CallRequest
 from node.chain.chain import Chain
 from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.vm import decode_transaction
+from node.domain.contracts import TIER_LIMITS as TIER_LIMITS_GENESIS
+from node.domain.contracts import WALLET_TOKEN
 from node.qbftheader.extra_data import QbftExtraData
 from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore
@@ -24,8 +24,8 @@ from tests.test_contracts_helpers import (
     FEES,
     POINTS_RATE_BPS,
     UNLIMITED,
+    ChainRole,
     Kind,
-    Role,
     Suite,
     assert_reverts,
     logs,
@@ -60,7 +60,7 @@ def fee(kind: Kind, amount: int) -> int:
 
 def test_top_up_payment_and_points(suite: Suite) -> None:
     token, chain = suite.token, suite.chain
-    payer, payee = suite.take(Role.CUSTOMER, 1), suite.take(Role.CUSTOMER, 1)
+    payer, payee = suite.take(ChainRole.CUSTOMER, 1), suite.take(ChainRole.CUSTOMER, 1)
     assert (token.functions.decimals().call(), token.functions.symbol().call()) == (2, "TEUR")
     supply = token.functions.totalSupply().call()
     ref = top_up_ref()
@@ -96,7 +96,7 @@ def test_top_up_payment_and_points(suite: Suite) -> None:
 
 def test_paying_oneself_moves_nothing_but_counts_as_spending(suite: Suite) -> None:
     token, chain = suite.token, suite.chain
-    holder = suite.take(Role.CUSTOMER, 2)
+    holder = suite.take(ChainRole.CUSTOMER, 2)
     h = holder.address
     top_up(suite, {h: 30_00})
     chain.tx(holder, token.functions.transfer(h, 10_00))
@@ -110,7 +110,7 @@ def test_paying_oneself_moves_nothing_but_counts_as_spending(suite: Suite) -> No
 
 def test_the_supply_stays_within_the_holder_word(suite: Suite) -> None:
     token = suite.token
-    customer = suite.take(Role.CUSTOMER, 1)
+    customer = suite.take(ChainRole.CUSTOMER, 1)
     cap = token.functions.MAX_SUPPLY().call()
     assert cap == 2**80 - 1
     supply = token.functions.totalSupply().call()
@@ -120,14 +120,14 @@ def test_the_supply_stays_within_the_holder_word(suite: Suite) -> None:
 
 def test_mint_refusals(suite: Suite) -> None:
     token = suite.token
-    customer = suite.take(Role.CUSTOMER, 1)
+    customer = suite.take(ChainRole.CUSTOMER, 1)
     (outsider,) = new_accounts(1)
     ref = top_up_ref()
     for who, role in (
-        (customer.address, Role.CUSTOMER),
-        (suite.compliance.address, Role.COMPLIANCE),
-        (suite.admins[0].address, Role.ADMIN),
-        (outsider.address, Role.NONE),
+        (customer.address, ChainRole.CUSTOMER),
+        (suite.compliance.address, ChainRole.COMPLIANCE),
+        (suite.admins[0].address, ChainRole.ADMIN),
+        (outsider.address, ChainRole.NONE),
     ):
         fn = token.functions.mint(customer.address, 1_00, ref)
         assert_reverts(fn, who, "UnauthorizedRole", who, role)
@@ -142,9 +142,9 @@ def test_mint_refusals(suite: Suite) -> None:
 
 def test_kyc_limits_and_balance_refusals(suite: Suite) -> None:
     token = suite.token
-    basic, verified = suite.take(Role.CUSTOMER, 1), suite.take(Role.CUSTOMER, 2)
-    unverified = suite.take(Role.CUSTOMER, 0)
-    payee = suite.take(Role.CUSTOMER, 2)
+    basic, verified = suite.take(ChainRole.CUSTOMER, 1), suite.take(ChainRole.CUSTOMER, 2)
+    unverified = suite.take(ChainRole.CUSTOMER, 0)
+    payee = suite.take(ChainRole.CUSTOMER, 2)
     (outsider,) = new_accounts(1)
     assert token.functions.tierLimits(1).call() == [50_00, 100_00]
     top_up(suite, {basic.address: 200_00, unverified.address: 10_00, verified.address: 10_00})
@@ -178,7 +178,7 @@ def test_kyc_limits_and_balance_refusals(suite: Suite) -> None:
 
 def test_freeze_and_unfreeze_by_compliance(suite: Suite) -> None:
     token, chain = suite.token, suite.chain
-    held, other = suite.take(Role.CUSTOMER, 2), suite.take(Role.CUSTOMER, 2)
+    held, other = suite.take(ChainRole.CUSTOMER, 2), suite.take(ChainRole.CUSTOMER, 2)
     top_up(suite, {held.address: 50_00, other.address: 50_00})
     reason = Web3.keccak(text="case 1234")
     chain.tx(suite.compliance, token.functions.freeze(held.address, reason))
@@ -203,11 +203,11 @@ def test_freeze_and_unfreeze_by_compliance(suite: Suite) -> None:
 
 def test_pause_stops_everything_until_unpaused(suite: Suite) -> None:
     token, chain = suite.token, suite.chain
-    payer, payee = suite.take(Role.CUSTOMER, 2), suite.take(Role.CUSTOMER, 2)
+    payer, payee = suite.take(ChainRole.CUSTOMER, 2), suite.take(ChainRole.CUSTOMER, 2)
     top_up(suite, {payer.address: 10_00})
     mine(suite)
     p = payer.address
-    assert_reverts(token.functions.pause(), p, "UnauthorizedRole", p, Role.CUSTOMER)
+    assert_reverts(token.functions.pause(), p, "UnauthorizedRole", p, ChainRole.CUSTOMER)
     chain.run(suite.admins[0], token.functions.pause())
     try:
         assert token.functions.paused().call()
@@ -215,7 +215,7 @@ def test_pause_stops_everything_until_unpaused(suite: Suite) -> None:
         fn = token.functions.mint(p, 1_00, top_up_ref())
         assert_reverts(fn, suite.issuer.address, "EnforcedPause")
         assert_reverts(token.functions.requestWithdrawal(1_00, ZERO32), p, "EnforcedPause")
-        assert_reverts(token.functions.unpause(), p, "UnauthorizedRole", p, Role.CUSTOMER)
+        assert_reverts(token.functions.unpause(), p, "UnauthorizedRole", p, ChainRole.CUSTOMER)
     finally:
         chain.tx(suite.compliance, token.functions.unpause())
         chain.tx(payer, token.functions.transfer(payee.address, 1_00))
@@ -226,7 +226,7 @@ def test_pause_stops_everything_until_unpaused(suite: Suite) -> None:
 
 def test_withdrawal_locks_then_burns_or_unlocks(suite: Suite) -> None:
     token, chain = suite.token, suite.chain
-    holder, payee = suite.take(Role.CUSTOMER, 2), suite.take(Role.CUSTOMER, 2)
+    holder, payee = suite.take(ChainRole.CUSTOMER, 2), suite.take(ChainRole.CUSTOMER, 2)
     h = holder.address
     top_up(suite, {h: 100_00})
     first = token.functions.withdrawalCount().call() + 1
@@ -265,8 +265,8 @@ def test_withdrawal_locks_then_burns_or_unlocks(suite: Suite) -> None:
 
 def test_fees_quoted_then_charged_to_the_collector(suite: Suite) -> None:
     token, chain = suite.token, suite.chain
-    payer, payee = suite.take(Role.CUSTOMER, 2), suite.take(Role.CUSTOMER, 2)
-    gateway, firm = suite.take(Role.ENTERPRISE, 3), suite.take(Role.ENTERPRISE, 3)
+    payer, payee = suite.take(ChainRole.CUSTOMER, 2), suite.take(ChainRole.CUSTOMER, 2)
+    gateway, firm = suite.take(ChainRole.ENTERPRISE, 3), suite.take(ChainRole.ENTERPRISE, 3)
     p, collector = payer.address, suite.collector.address
     quote = token.functions.quoteFee
     assert quote(p, payee.address, 40_00, Kind.INTERNAL).call() == 0
@@ -301,7 +301,7 @@ def test_fees_quoted_then_charged_to_the_collector(suite: Suite) -> None:
     assert balance(suite, gateway.address) == 40_00
 
     # The payer must cover amount plus fee; an allowance must cover both too.
-    spender = suite.take(Role.CUSTOMER, 2)
+    spender = suite.take(ChainRole.CUSTOMER, 2)
     chain.tx(payer, token.functions.approve(spender.address, 40_00))
     mine(suite)
     fn = token.functions.transferFrom(p, gateway.address, 40_00)
@@ -313,7 +313,7 @@ def test_fees_quoted_then_charged_to_the_collector(suite: Suite) -> None:
 
 def test_policy_changes_need_the_group_or_an_issuer(suite: Suite) -> None:
     token, points = suite.token, suite.points
-    customer = suite.take(Role.CUSTOMER, 1)
+    customer = suite.take(ChainRole.CUSTOMER, 1)
     c = customer.address
     for fn in (
         token.functions.setTierLimits(9, 1, 1),
@@ -322,7 +322,7 @@ def test_policy_changes_need_the_group_or_an_issuer(suite: Suite) -> None:
         token.functions.setPoints(points.address),
         token.functions.setPointsRate(1),
     ):
-        assert_reverts(fn, c, "UnauthorizedRole", c, Role.CUSTOMER)
+        assert_reverts(fn, c, "UnauthorizedRole", c, ChainRole.CUSTOMER)
     issuer = suite.issuer.address
     assert_reverts(token.functions.setFee(Kind.INTERNAL, 0, 1, 1), issuer, "InvalidFee", 0)
     assert_reverts(token.functions.setFee(Kind.EXTERNAL, 1_001, 0, 1), issuer, "InvalidFee", 1)
@@ -342,7 +342,7 @@ def test_policy_changes_need_the_group_or_an_issuer(suite: Suite) -> None:
 def test_the_points_rate_is_the_tokens(suite: Suite) -> None:
     """A rate change applies to the next payment; rate 0 stops earning (and its event)."""
     token, points, chain = suite.token, suite.points, suite.chain
-    payer, payee = suite.take(Role.CUSTOMER, 2), suite.take(Role.CUSTOMER, 2)
+    payer, payee = suite.take(ChainRole.CUSTOMER, 2), suite.take(ChainRole.CUSTOMER, 2)
     top_up(suite, {payer.address: 100_00})
     chain.tx(suite.issuer, token.functions.setPointsRate(1_000))
     chain.tx(payer, token.functions.transfer(payee.address, 10_00))
@@ -363,7 +363,7 @@ def test_the_points_rate_is_the_tokens(suite: Suite) -> None:
 
 def test_points_redeem_and_transfers_off_by_default(suite: Suite) -> None:
     points, chain = suite.points, suite.chain
-    holder, friend = suite.take(Role.CUSTOMER, 1), suite.take(Role.CUSTOMER, 1)
+    holder, friend = suite.take(ChainRole.CUSTOMER, 1), suite.take(ChainRole.CUSTOMER, 1)
     (outsider,) = new_accounts(1)
     h = holder.address
     assert points.functions.rateBps().call() == 100
@@ -375,7 +375,9 @@ def test_points_redeem_and_transfers_off_by_default(suite: Suite) -> None:
     assert_reverts(points.functions.redeem(101, ZERO32), h, "InsufficientPoints", h, 100, 101)
     assert_reverts(points.functions.redeem(0, ZERO32), h, "ZeroAmount")
     fn = points.functions.setTransferable(True)
-    assert_reverts(fn, suite.issuer.address, "UnauthorizedRole", suite.issuer.address, Role.ISSUER)
+    assert_reverts(
+        fn, suite.issuer.address, "UnauthorizedRole", suite.issuer.address, ChainRole.ISSUER
+    )
 
     ref = Web3.keccak(text="voucher-7")
     supply = points.functions.totalSupply().call()
@@ -400,7 +402,7 @@ def test_points_earned_on_payments_settle_into_the_ledger(suite: Suite) -> None:
     """Accrued points move into the Points ledger when the holder redeems (or anyone settles);
     only the linked ledger may claim them from the token."""
     token, points, chain = suite.token, suite.points, suite.chain
-    payer, payee = suite.take(Role.CUSTOMER, 2), suite.take(Role.CUSTOMER, 2)
+    payer, payee = suite.take(ChainRole.CUSTOMER, 2), suite.take(ChainRole.CUSTOMER, 2)
     p = payer.address
     top_up(suite, {p: 900_00})
     for _ in range(3):
@@ -437,28 +439,28 @@ def test_account_rules_changes_reach_the_token_at_once(suite: Suite) -> None:
     """The token's copy of roles and tiers changes in the transaction that changes AccountRules:
     a payment in the same block, right after the admin group's approval, sees the change."""
     token, rules, chain = suite.token, suite.rules, suite.chain
-    customer, payee = suite.take(Role.CUSTOMER, 1), suite.take(Role.CUSTOMER, 2)
+    customer, payee = suite.take(ChainRole.CUSTOMER, 1), suite.take(ChainRole.CUSTOMER, 2)
     c, q = customer.address, payee.address
     assert rules.functions.listeners().call() == [token.address]
-    assert token.functions.holderRole(c).call() == [Role.CUSTOMER, 1]
-    assert token.functions.holderRole(suite.escrow.address).call() == [Role.SYSTEM, 0]
+    assert token.functions.holderRole(c).call() == [ChainRole.CUSTOMER, 1]
+    assert token.functions.holderRole(suite.escrow.address).call() == [ChainRole.SYSTEM, 0]
     top_up(suite, {c: 200_00})
     mine(suite)
     assert_reverts(token.functions.transfer(q, 60_00), c, "OverPaymentLimit", c, 60_00, 50_00)
 
     # Upgraded to tier 2: the next payment may be 60.00.
-    propose(suite, rules.functions.setAccount(c, Role.CUSTOMER, 2, ZERO32))
+    propose(suite, rules.functions.setAccount(c, ChainRole.CUSTOMER, 2, ZERO32))
     chain.tx(customer, token.functions.transfer(q, 60_00))
     _, upgraded, paid = mine(suite)
     (synced,) = logs(token, "AccountSynced", upgraded)
-    assert (synced.args.account, synced.args.role, synced.args.tier) == (c, Role.CUSTOMER, 2)
+    assert (synced.args.account, synced.args.role, synced.args.tier) == (c, ChainRole.CUSTOMER, 2)
     assert logs(token, "Transfer", paid)[0].args.value == 60_00
-    assert token.functions.holderRole(c).call() == [Role.CUSTOMER, 2]
+    assert token.functions.holderRole(c).call() == [ChainRole.CUSTOMER, 2]
 
     # Removed: it can neither pay nor be paid, and keeps its balance.
     propose(suite, rules.functions.removeAccount(c))
     mine(suite)
-    assert token.functions.holderRole(c).call() == [Role.NONE, 0]
+    assert token.functions.holderRole(c).call() == [ChainRole.NONE, 0]
     assert balance(suite, c) == 140_00
     assert_reverts(token.functions.transfer(q, 1_00), c, "AccountNotAllowed", c)
     assert_reverts(token.functions.transfer(c, 1_00), q, "AccountNotAllowed", c)
@@ -466,9 +468,9 @@ def test_account_rules_changes_reach_the_token_at_once(suite: Suite) -> None:
 
     # Frozen while removed, then re-listed as an enterprise: still frozen until unfrozen.
     chain.tx(suite.compliance, token.functions.freeze(c, Web3.keccak(text="case 9")))
-    propose(suite, rules.functions.setAccount(c, Role.ENTERPRISE, 3, ZERO32))
+    propose(suite, rules.functions.setAccount(c, ChainRole.ENTERPRISE, 3, ZERO32))
     mine(suite)
-    assert token.functions.holderRole(c).call() == [Role.ENTERPRISE, 3]
+    assert token.functions.holderRole(c).call() == [ChainRole.ENTERPRISE, 3]
     assert_reverts(token.functions.transfer(q, 1_00), c, "AccountFrozen", c)
     chain.tx(suite.compliance, token.functions.unfreeze(c))
     chain.tx(customer, token.functions.transfer(q, 100_00))
@@ -477,7 +479,7 @@ def test_account_rules_changes_reach_the_token_at_once(suite: Suite) -> None:
     assert not logs(token, "PointsEarned", paid_as_enterprise)  # enterprises earn none
 
     # Only AccountRules writes the copy.
-    fn = token.functions.syncAccount(c, Role.ISSUER, 3)
+    fn = token.functions.syncAccount(c, ChainRole.ISSUER, 3)
     for who in (c, suite.admins[0].address, suite.group.address):
         assert_reverts(fn, who, "NotAccountRules", who)
 

@@ -20,13 +20,13 @@ from eth.vm.code_stream import CodeStream
 from node.chain.calls import AccountOverride, CallExecutor, CallLimits, CallRequest
 from node.chain.chain import _HEAD_STATE_READS
 from node.chain.deadline import Deadline, ExecutionTimeout
-from node.chain.events import ChainEvents
 from node.chain.evm.interpreter import (
     AnalysedCodeStream,
     AnalysisCache,
     analysis_cost,
     instruction_starts,
 )
+from node.chain.notifications import ChainEvents
 from node.rpc.errors import LimitExceeded
 from node.rpc.logquery import parse_criteria
 from node.rpc.subscriptions import SubscriptionsApi

@@ -26,7 +26,7 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from web3 import Web3
 
 from contracts import load_artifact
-from node.chain.bank_contracts import ESCROW, WALLET_TOKEN
+from node.domain.contracts import ESCROW, WALLET_TOKEN
 from tally_common.eip681 import PaymentRequest
 from tests.conftest import NodeProcess, web3_for
 from tests.test_contracts_helpers import Chain, Kind, top_up_ref

@@ -26,12 +26,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node import localnet
+from node.consensus.sync import BlockRequest, Status
 from node.keys import load_or_create_node_key
 from node.p2p import handshake
 from node.p2p.errors import HandshakeError, LinkError
 from node.p2p.framing import HEADER_SIZE, FrameOpener, FrameSealer
 from node.p2p.messages import MessageKind
-from node.sync import BlockRequest, Status
 from tests.conftest import DEV_MNEMONIC
 from tests.test_fuzz_rlp import QBFT_MESSAGES, SEEDS, SIGNED_TXS, mutated
 

@@ -34,7 +34,7 @@ from node.consensus.qbft.messages import (
     Proposal,
     RoundChange,
 )
-from node.sync import BlockRequest, Blocks, Status, SyncMessageError, decode_sync_message
+from node.consensus.sync import BlockRequest, Blocks, Status, SyncMessageError, decode_sync_message
 from node.txpool.admission import AdmissionRules, decode_checked
 from node.txpool.errors import TxPoolError
 from tests.test_qbft_messages import DIGEST, KEYS, sample_block

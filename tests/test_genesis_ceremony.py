@@ -37,8 +37,8 @@ from client import Pkcs11KeyStore
 from client.tls import ClientTls
 from client.wallet import Wallet
 from node.certs import write_local_pki
-from node.chain.bank_contracts import ADMIN_GROUP, NODE_RULES, WALLET_TOKEN
 from node.chain.genesis import dev_accounts
+from node.domain.contracts import ADMIN_GROUP, NODE_RULES, WALLET_TOKEN
 from node.keys import load_or_create_node_key
 from tests.conftest import REPO, RpcFailure, free_port, rpc_call
 from tests.network_files import network_description

@@ -16,8 +16,8 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from contracts import load_artifact
-from node.chain.bank_contracts import BATCH_PAYOUT, ESCROW, NETTING, WALLET_TOKEN
-from node.storage.indexes import ChainIndex, LogPosition
+from node.domain.contracts import BATCH_PAYOUT, ESCROW, NETTING, WALLET_TOKEN
+from node.domain.indexes import ChainIndex, LogPosition
 from node.storage.store import LevelDBStore
 from tests.conftest import NodeProcess, free_port, web3_for
 

@@ -19,13 +19,13 @@ from eth_utils import keccak, to_checksum_address
 from node.chain.backfill import InternalCallBackfill, pending_blocks
 from node.chain.chain import Chain
 from node.chain.diff_import import import_with_diff
-from node.chain.events import ChainEvents, CommittedBlock
 from node.chain.genesis import dev_accounts, dev_genesis
+from node.chain.notifications import ChainEvents, CommittedBlock
 from node.chain.vm import decode_transaction
+from node.domain.indexes import ChainIndex
 from node.qbftheader.extra_data import QbftExtraData
 from node.storage import schema
 from node.storage.chainstore import ChainStore
-from node.storage.indexes import ChainIndex
 from node.storage.store import KeyValueStore, LevelDBStore, MemoryStore
 from tests.test_api_etherscan import FACTORY, FORWARDER, deployer
 

@@ -124,7 +124,7 @@ def test_a_node_removed_from_node_rules_is_disconnected(tmp_path: Path) -> None:
     from eth_account import Account
     from eth_utils import function_signature_to_4byte_selector
 
-    from node.chain.bank_contracts import ADMIN_GROUP, NODE_RULES
+    from node.domain.contracts import ADMIN_GROUP, NODE_RULES
 
     directory = tmp_path / "permissioned"
     nodes = localnet.up(directory, validators=1, members=2, permissioned=True)

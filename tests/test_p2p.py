@@ -319,7 +319,9 @@ def test_unlisted_node_is_refused_before_it_sends_anything() -> None:
             assert kind is handshake.HandshakeMessage.HELLO
             remote = handshake.Hello.decode(items)
             transcript = handshake.transcript_hash(hello, remote_bytes)
-            signature = handshake.sign_transcript(rogue_key, handshake.Role.INITIATOR, transcript)
+            signature = handshake.sign_transcript(
+                rogue_key, handshake.PeerRole.INITIATOR, transcript
+            )
             to_responder, _ = handshake.derive_keys(
                 handshake.shared_secret(ephemeral, remote.ephemeral_public), transcript
             )

@@ -13,12 +13,12 @@ from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector
 
 from contracts import load_artifact
-from node.chain.bank_contracts import ACCOUNT_RULES, ADMIN_GROUP, NODE_RULES
 from node.chain.calls import CallExecutor
 from node.chain.chain import Chain
 from node.chain.executor import BlockRejected
 from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.vm import decode_transaction
+from node.domain.contracts import ACCOUNT_RULES, ADMIN_GROUP, NODE_RULES
 from node.permissions.rules import PermissionRules
 from node.qbftheader.extra_data import QbftExtraData
 from node.storage.chainstore import ChainStore

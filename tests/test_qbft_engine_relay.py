@@ -14,10 +14,11 @@ from pathlib import Path
 from eth_keys import keys
 
 from node.chain.chain import Chain
-from node.chain.events import ChainEvents
+from node.chain.notifications import ChainEvents
 from node.consensus.executed import ExecutedBlocks
 from node.consensus.qbft.messages import Prepare
 from node.consensus.qbft_engine import QbftEngine
+from node.consensus.sync import BlockSync
 from node.consensus.voting import VoteProposals
 from node.metrics import NodeMetrics
 from node.p2p.allowlist import AllowList
@@ -25,7 +26,6 @@ from node.p2p.host import P2PHost
 from node.p2p.messages import MessageKind
 from node.storage.chainstore import ChainStore
 from node.storage.store import LevelDBStore
-from node.sync import BlockSync
 from node.txpool.admission import AdmissionRules
 from node.txpool.pool import PoolConfig, TxPool
 from tests.test_p2p import FAST, LOCAL, link, recorder, run, started, wait_until

@@ -14,7 +14,7 @@ import pytest
 from eth_bloom import BloomFilter
 from web3 import Web3
 
-from node.chain.events import ChainEvents, CommittedBlock
+from node.chain.notifications import ChainEvents, CommittedBlock
 from node.rpc.errors import RpcError
 from node.rpc.filters import FiltersApi
 from node.rpc.logquery import BloomProbe, LogCriteria, parse_criteria

@@ -234,7 +234,7 @@ class FakeConnection:
 
 
 def test_disconnect_drops_only_that_connections_subscriptions() -> None:
-    from node.chain.events import ChainEvents
+    from node.chain.notifications import ChainEvents
 
     events = ChainEvents()
     table = SubscriptionsApi(None, events)  # type: ignore[arg-type]

@@ -15,9 +15,9 @@ import asyncio
 import rlp
 from eth_keys import keys
 
-from node.chain.events import ChainEvents
+from node.chain.notifications import ChainEvents
+from node.consensus.sync import Blocks, BlockSync, Status
 from node.p2p.host import P2PHost
-from node.sync import Blocks, BlockSync, Status
 from tests.test_chain import new_chain
 
 HAS_IT, LAGGARD = b"\x01" * 20, b"\xff" * 20  # the laggard has the higher address

@@ -166,7 +166,7 @@ def test_the_cli_copies_of_library_constants_are_equal() -> None:
     assert bytes.fromhex(cli.DEV_FAUCET_KEY[2:]) == bytes(dev_accounts()[0].key)
     from bank import chain as bank_chain
     from bank import cli as bank_cli
-    from node.chain.bank_contracts import WALLET_TOKEN
+    from node.domain.contracts import WALLET_TOKEN
 
     assert bank_cli.DEV_WALLET_TOKEN == bank_chain.DEV_WALLET_TOKEN == "0x" + WALLET_TOKEN.hex()
     assert bank_cli.SOFTHSM2_MODULE == SOFTHSM2_MODULE
@@ -207,7 +207,7 @@ def test_layers_point_one_way() -> None:
 def test_dev_announces_its_endpoints_and_accounts_once_it_listens(
     tmp_path: Path, dev_accounts: list
 ) -> None:
-    from node.chain.bank_contracts import DEV_ROLES
+    from node.domain.contracts import DEV_ROLES
 
     rpc_port, ws_port, admin_port = free_port(), free_port(), free_port()
     datadir = tmp_path / "dev"

@@ -22,7 +22,7 @@ from node.api.context import ApiContext, context
 from node.api.credentials import KEY_PREFIX
 from node.api.errors import ApiError, Forbidden, RateLimited, Unauthenticated
 from node.api.ratelimit import client_of, credential_of
-from node.api.roles import Role
+from node.api.roles import ApiRole
 
 _bearer = HTTPBearer(auto_error=False, description="An API key (tk_...) or a session token.")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (tk_...).")
@@ -32,7 +32,7 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API 
 class Principal:
     """An authenticated caller: role, a label, and the accounts it acts for."""
 
-    role: Role
+    role: ApiRole
     label: str
     addresses: tuple[bytes, ...]
     key_id: str | None = None
@@ -44,12 +44,12 @@ class Principal:
 
     @property
     def reads_everything(self) -> bool:
-        return self.role in (Role.ADMIN, Role.AUDITOR)
+        return self.role in (ApiRole.ADMIN, ApiRole.AUDITOR)
 
     @property
     def reads_chain(self) -> bool:
         """Blocks, transactions and validators chain-wide (customers see only their own)."""
-        return self.role is not Role.CUSTOMER
+        return self.role is not ApiRole.CUSTOMER
 
     def may_read(self, address: bytes) -> bool:
         return self.reads_everything or address in self.addresses
@@ -59,8 +59,8 @@ class Principal:
             raise Forbidden("this credential may not read that account")
 
     def may_send_from(self, sender: bytes) -> bool:
-        return self.role is Role.ADMIN or (
-            self.role in (Role.ENTERPRISE, Role.CUSTOMER) and sender in self.addresses
+        return self.role is ApiRole.ADMIN or (
+            self.role in (ApiRole.ENTERPRISE, ApiRole.CUSTOMER) and sender in self.addresses
         )
 
 
@@ -137,7 +137,7 @@ async def principal(
 Caller = Annotated[Principal, Depends(principal)]
 
 
-def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+def require(*roles: ApiRole) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency admitting only `roles` (403 for the others)."""
 
     async def check(caller: Caller) -> Principal:

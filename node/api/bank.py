@@ -17,14 +17,12 @@ from eth_abi import decode, encode
 from eth_utils import function_signature_to_4byte_selector
 
 from node.api.errors import Unavailable
-from node.chain.bank_contracts import ACCOUNT_RULES, POINTS, WALLET_TOKEN
-from node.chain.bank_contracts import Role as ChainRole
 from node.chain.calls import CallError, CallExecutor, CallRequest
+from node.domain.contracts import ACCOUNT_RULES, POINTS, WALLET_TOKEN, ChainRole
 from node.rpc.callpool import CallPool
 from node.rpc.errors import LimitExceeded, ServerError
 
 _READER = b"\x00" * 20
-FEE_KINDS = ("internal", "external", "cross_border")
 
 
 def _selector(signature: str) -> bytes:

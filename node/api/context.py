@@ -14,17 +14,17 @@ from fastapi import Request
 
 from node.api.bank import BankReader
 from node.api.credentials import ApiKeyStore
-from node.api.events import EventDecoder
 from node.api.merchants import MerchantRegistry
 from node.api.ratelimit import RateLimits
 from node.api.signin import SignIn
 from node.api.streams.manager import StreamManager
 from node.chain.calls import CallExecutor
 from node.chain.chain import Chain
+from node.domain.event_decoding import EventDecoder
+from node.domain.indexes import ChainIndex
 from node.metrics import NodeMetrics
 from node.rpc.eth import EthApi
 from node.rpc.proofs import ProofsApi
-from node.storage.indexes import ChainIndex
 from node.txpool.pool import TxPool
 
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.api.roles import Role
+from node.api.roles import ApiRole
 from node.storage.schema import api_key_key, api_key_prefix
 from node.storage.store import KeyValueStore
 
@@ -30,7 +30,7 @@ class ApiKey:
     """What a key may do; `addresses` are the accounts an enterprise or customer acts for."""
 
     id: str
-    role: Role
+    role: ApiRole
     label: str
     addresses: tuple[bytes, ...]
     created: int
@@ -51,7 +51,7 @@ class ApiKey:
         fields = json.loads(data)
         return cls(
             id=fields["id"],
-            role=Role(fields["role"]),
+            role=ApiRole(fields["role"]),
             label=fields["label"],
             addresses=tuple(bytes.fromhex(a[2:]) for a in fields["addresses"]),
             created=fields["created"],
@@ -68,7 +68,7 @@ class ApiKeyStore:
     def __init__(self, store: KeyValueStore) -> None:
         self.store = store
 
-    def create(self, role: Role, label: str, addresses: tuple[bytes, ...]) -> tuple[str, ApiKey]:
+    def create(self, role: ApiRole, label: str, addresses: tuple[bytes, ...]) -> tuple[str, ApiKey]:
         """A new key and its record; the key itself is returned here and never again."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         digest = _digest(key)
@@ -106,9 +106,9 @@ class ApiKeyStore:
     def ensure_bootstrap_admin(self, datadir: Path) -> Path | None:
         """On a node with no admin key, create one and write it to `<datadir>/api-admin.key`
         (mode 0600), so the operator can create every other credential; returns the path."""
-        if any(record.role is Role.ADMIN for _, record in self._entries()):
+        if any(record.role is ApiRole.ADMIN for _, record in self._entries()):
             return None
-        key, _ = self.create(Role.ADMIN, "bootstrap admin", ())
+        key, _ = self.create(ApiRole.ADMIN, "bootstrap admin", ())
         path = datadir / BOOTSTRAP_FILE
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:

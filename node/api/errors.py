@@ -10,7 +10,6 @@ ApiError                       status  code
 ├── Forbidden                     403  forbidden
 ├── NotFound                      404  not_found
 ├── Conflict                      409  conflict
-├── PayloadTooLarge               413  payload_too_large
 ├── RateLimited                   429  rate_limited (with Retry-After)
 ├── Unavailable                   503  unavailable (with Retry-After: the node is full, not you)
 └── TxRejected                    400  tx_rejected (the node's reason for refusing a relayed tx)
@@ -74,10 +73,6 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status, code = 409, "conflict"
-
-
-class PayloadTooLarge(ApiError):
-    status, code = 413, "payload_too_large"
 
 
 class RateLimited(ApiError):

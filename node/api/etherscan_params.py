@@ -11,8 +11,8 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from node.domain.indexes import LogPosition
 from node.hexcodec import decode_data
-from node.storage.indexes import LogPosition
 
 MAX_WINDOW = 10_000
 """Etherscan's cap: page x offset may not pass it."""

@@ -16,7 +16,7 @@ from eth.abc import SignedTransactionAPI
 from eth_utils import function_signature_to_4byte_selector
 
 from contracts import artifact_names, load_artifact
-from node.storage.indexes import InternalTransaction, TokenTransfer
+from node.domain.indexes import InternalTransaction, TokenTransfer
 from node.storage.records import LogRecord, ReceiptRecord, TransactionRecord
 
 

@@ -20,8 +20,8 @@ from node.api import views
 from node.api.context import ApiContext
 from node.api.errors import BadRequest
 from node.api.params import encode_cursor
+from node.domain.indexes import FeePayment, HeldPayment, LogPosition, TokenTransfer
 from node.storage import schema
-from node.storage.indexes import FeePayment, HeldPayment, LogPosition, TokenTransfer
 
 P = TypeVar("P")
 

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.api.roles import Role
+from node.api.roles import ApiRole
 
 T = TypeVar("T")
 
@@ -61,27 +61,27 @@ class TokenRequest(Model):
 class Token(Model):
     token: str
     token_type: str = "bearer"
-    role: Role
+    role: ApiRole
     address: str
     expires_at: int
 
 
 class Me(Model):
-    role: Role
+    role: ApiRole
     label: str
     addresses: list[str]
     key_id: str | None
 
 
 class ApiKeyRequest(Model):
-    role: Role
+    role: ApiRole
     label: str = Field(min_length=1, max_length=100)
     addresses: list[str] = Field(default_factory=list, max_length=100)
 
 
 class ApiKeyInfo(Model):
     id: str
-    role: Role
+    role: ApiRole
     label: str
     addresses: list[str]
     created: int

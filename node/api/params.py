@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from eth_utils import to_checksum_address
 
 from node.api.errors import BadRequest
+from node.domain.indexes import SETTLEMENT_KINDS, LogPosition
 from node.hexcodec import decode_data, decode_quantity
-from node.storage.indexes import SETTLEMENT_KINDS, LogPosition
 
 MAX_BLOCK_NUMBER = 2**63 - 1
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from node.chain.bank_contracts import Role as ChainRole
+from node.domain.contracts import ChainRole
 
 
-class Role(StrEnum):
+class ApiRole(StrEnum):
     """admin: everything; auditor: read everything, write nothing; enterprise: chain-wide
     blocks and transactions, its own accounts and settlements, relay from its addresses;
     customer: its own addresses only, relay of its own transactions."""
@@ -18,13 +18,13 @@ class Role(StrEnum):
     CUSTOMER = "customer"
 
 
-CHAIN_ROLES: dict[ChainRole, Role] = {
-    ChainRole.ADMIN: Role.ADMIN,
-    ChainRole.ISSUER: Role.ADMIN,
-    ChainRole.COMPLIANCE: Role.ADMIN,
-    ChainRole.ENTERPRISE: Role.ENTERPRISE,
-    ChainRole.AUDITOR: Role.AUDITOR,
-    ChainRole.CUSTOMER: Role.CUSTOMER,
+CHAIN_ROLES: dict[ChainRole, ApiRole] = {
+    ChainRole.ADMIN: ApiRole.ADMIN,
+    ChainRole.ISSUER: ApiRole.ADMIN,
+    ChainRole.COMPLIANCE: ApiRole.ADMIN,
+    ChainRole.ENTERPRISE: ApiRole.ENTERPRISE,
+    ChainRole.AUDITOR: ApiRole.AUDITOR,
+    ChainRole.CUSTOMER: ApiRole.CUSTOMER,
 }
 """AccountRules roles a wallet may sign in with. The bank's staff roles (issuer, compliance)
 administer; SYSTEM marks the settlement contracts, which cannot sign."""

@@ -37,7 +37,7 @@ from eth_account.messages import encode_defunct
 from eth_utils import to_checksum_address
 
 from node.api.errors import RateLimited, Unauthenticated, Unavailable
-from node.api.roles import Role
+from node.api.roles import ApiRole
 from node.rpc.errors import ListenerConfigError
 
 _NONCE = re.compile(r"^Nonce: ([A-Za-z0-9]{8,64})$", re.MULTILINE)
@@ -103,7 +103,7 @@ class Challenge:
 @dataclass(frozen=True, slots=True)
 class Session:
     address: bytes
-    role: Role
+    role: ApiRole
     expires_at: int
 
 
@@ -211,7 +211,7 @@ class SignIn:
             raise Unauthenticated("the signature is not from the challenged address")
         return challenge.address
 
-    def issue(self, address: bytes, role: Role) -> tuple[str, int]:
+    def issue(self, address: bytes, role: ApiRole) -> tuple[str, int]:
         """A session token for `address` acting as `role`, and when it expires."""
         expires_at = int(time.time()) + self.token_ttl
         token = jwt.encode(
@@ -240,7 +240,7 @@ class SignIn:
             raise Unauthenticated("session token expired; sign in again") from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated("invalid credential") from exc
-        return Session(bytes.fromhex(claims["sub"][2:]), Role(claims["role"]), claims["exp"])
+        return Session(bytes.fromhex(claims["sub"][2:]), ApiRole(claims["role"]), claims["exp"])
 
 
 def _seconds_until(moment: float, now: float) -> int:

@@ -13,15 +13,13 @@ import rlp
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 from eth_keys.exceptions import BadSignature
 
-from node.api.events import EventDecoder
 from node.api.params import checksum, hexd, iso_time
 from node.chain.chain import Chain
 from node.chain.vm import decode_transaction
-from node.qbftheader.extra_data import ExtraDataError, QbftExtraData
-from node.qbftheader.hashing import onchain_hash, recover_seal_signer
-from node.qbftheader.quorum import quorum
-from node.storage import schema
-from node.storage.indexes import (
+from node.domain.contracts import FeeKind
+from node.domain.event_decoding import EventDecoder
+from node.domain.indexes import (
+    HOLD_REASONS,
     FeePayment,
     HeldPayment,
     LogPosition,
@@ -29,11 +27,11 @@ from node.storage.indexes import (
     SettlementEvent,
     TokenTransfer,
 )
+from node.qbftheader.extra_data import ExtraDataError, QbftExtraData
+from node.qbftheader.hashing import onchain_hash, recover_seal_signer
+from node.qbftheader.quorum import quorum
+from node.storage import schema
 from node.storage.records import ReceiptRecord, TransactionRecord
-
-FEE_KIND_NAMES = ("internal", "external", "cross_border")
-HOLD_REASONS = ((1, "over_review_threshold"), (2, "payer_flagged"), (4, "payee_flagged"))
-"""`PaymentHeld.reasons` bits and their names."""
 
 
 def block_summary(chain: Chain, header: BlockHeaderAPI, block_hash: bytes) -> dict[str, Any]:
@@ -213,13 +211,12 @@ def transfer(address: bytes, row: TokenTransfer) -> dict[str, Any]:
 
 
 def fee(row: FeePayment) -> dict[str, Any]:
-    kind = FEE_KIND_NAMES[row.kind] if row.kind < len(FEE_KIND_NAMES) else str(row.kind)
     return {
         **_log_place(row.position, row.tx_hash, row.timestamp),
         "token": checksum(row.token),
         "payer": checksum(row.payer),
         "recipient": checksum(row.recipient),
-        "kind": kind,
+        "kind": FeeKind.name_of(row.kind),
         "amount": str(row.amount),
         "fee": str(row.fee),
     }
@@ -228,7 +225,6 @@ def fee(row: FeePayment) -> dict[str, Any]:
 def held(address: bytes, row: HeldPayment) -> dict[str, Any]:
     """A held payment as a history row: where it was held, and its status now."""
     outgoing = "self" if row.payee == address else "out"
-    kind = FEE_KIND_NAMES[row.kind] if row.kind < len(FEE_KIND_NAMES) else str(row.kind)
     return {
         **_log_place(row.position, row.tx_hash, row.timestamp),
         "token": checksum(row.token),
@@ -237,7 +233,7 @@ def held(address: bytes, row: HeldPayment) -> dict[str, Any]:
         "to": checksum(row.payee),
         "amount": str(row.amount),
         "direction": outgoing if row.payer == address else "in",
-        "kind": kind,
+        "kind": FeeKind.name_of(row.kind),
         "reasons": [name for bit, name in HOLD_REASONS if row.reasons & bit],
         "status": row.status,
         "fee": str(row.fee),

@@ -28,8 +28,8 @@ from eth.abc import ComputationAPI
 
 from node.chain.chain import Chain
 from node.chain.deadline import Deadline, ExecutionTimeout
-from node.chain.events import ChainEvents, CommittedBlock
 from node.chain.internal_calls import InternalCall, collect, error_description
+from node.chain.notifications import ChainEvents, CommittedBlock
 from node.chain.tracing.replay import replay_block
 from node.lowpriority import low_priority_executor
 from node.storage import schema

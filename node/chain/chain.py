@@ -26,9 +26,9 @@ from node.chain.executor import (
     header_fields_for_reexecution,
 )
 from node.chain.genesis import Genesis, GenesisError
-from node.chain.indexer import BlockIndexer
 from node.chain.priority import BlockWork, block_work
 from node.chain.rules import ConsensusRules
+from node.domain.indexer import BlockIndexer
 from node.qbftheader.rules import QBFT_RULES
 from node.qbftheader.tally import VoteTally
 from node.qbftheader.verify import QBFT_MIX_HASH

@@ -261,7 +261,7 @@ def dev_genesis(
     node enforce AccountRules and NodeRules, as a production network does. It is off by
     default so that any fresh key can transact on a developer's chain.
     """
-    from node.chain.bank_contracts import ACCOUNT_RULES, NODE_RULES, dev_deployments
+    from node.domain.contracts import ACCOUNT_RULES, NODE_RULES, dev_deployments
 
     addresses: list[bytes] = [to_canonical_address(account.address) for account in dev_accounts()]
     validator_set = validators or (validator,)

@@ -31,9 +31,9 @@ from eth_typing import Address
 from node.chain.admitted import Executable
 from node.chain.chain import Chain, PendingBlock
 from node.chain.diff_import import decode_diff_message, encode_diff_message, import_with_diff
-from node.chain.events import ChainEvents, CommittedBlock
 from node.chain.executor import BlockRejected
 from node.chain.importer import AdmittedLookup, substitute_admitted
+from node.chain.notifications import ChainEvents, CommittedBlock
 from node.chain.state_diff import DiffRejected
 from node.consensus.block_codec import decode_message, decode_proposal
 from node.consensus.build_budget import BuildBudget

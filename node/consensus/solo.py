@@ -15,7 +15,7 @@ from typing import cast
 
 from node.chain.admitted import AdmittedTransaction
 from node.chain.chain import Chain, PendingBlock
-from node.chain.events import ChainEvents, CommittedBlock
+from node.chain.notifications import ChainEvents, CommittedBlock
 from node.qbftheader.extra_data import VANITY_LENGTH, QbftExtraData
 from node.qbftheader.hashing import sign_commit_seal
 from node.signer import NodeSigner

@@ -15,8 +15,8 @@ from typing import Any
 
 from eth_utils import to_canonical_address
 
-from node.chain.bank_contracts import ACCOUNT_RULES, NODE_RULES, Member, Role, bank_deployments
 from node.chain.genesis import AllocEntry, Genesis
+from node.domain.contracts import ACCOUNT_RULES, NODE_RULES, ChainRole, Member, bank_deployments
 from node.genesis.description import NetworkDescription
 
 GENESIS_FILE = "genesis.json"
@@ -31,13 +31,13 @@ def members(description: NetworkDescription) -> list[Member]:
     """AccountRules' initial accounts: each role holder with its role and KYC tier."""
     roles = description.roles
     listed = [
-        *(Member(_raw(a), Role.ADMIN, 3) for a in description.admin_group.members),
-        Member(_raw(roles.issuer), Role.ISSUER, 3),
-        Member(_raw(roles.compliance), Role.COMPLIANCE, 3),
-        *(Member(_raw(a), Role.AUDITOR, 0) for a in roles.auditors),
+        *(Member(_raw(a), ChainRole.ADMIN, 3) for a in description.admin_group.members),
+        Member(_raw(roles.issuer), ChainRole.ISSUER, 3),
+        Member(_raw(roles.compliance), ChainRole.COMPLIANCE, 3),
+        *(Member(_raw(a), ChainRole.AUDITOR, 0) for a in roles.auditors),
     ]
     if all(member.address != _raw(roles.fee_collector) for member in listed):
-        listed.append(Member(_raw(roles.fee_collector), Role.ENTERPRISE, 3))
+        listed.append(Member(_raw(roles.fee_collector), ChainRole.ENTERPRISE, 3))
     return listed
 
 
@@ -74,7 +74,7 @@ def build_genesis(description: NetworkDescription) -> Genesis:
 
 
 def network_document(description: NetworkDescription) -> dict[str, Any]:
-    """network.json as `node.network.NetworkConfig` reads it: every node and its endpoint."""
+    """network.json as `node.p2p.network.NetworkConfig` reads it: every node and its endpoint."""
     return {
         "nodes": [
             {

@@ -26,14 +26,14 @@ from pydantic import (
     field_validator,
 )
 
-from node.chain.bank_contracts import (
+from node.chain.genesis import DEFAULT_GAS_LIMIT
+from node.domain.contracts import (
     FEES,
     POINTS_RATE_BPS,
     REVIEW_THRESHOLDS,
     REVIEW_WINDOW_SECONDS,
     TIER_LIMITS,
 )
-from node.chain.genesis import DEFAULT_GAS_LIMIT
 from node.genesis.toml_lines import Path as KeyPath
 from node.genesis.toml_lines import key_lines, line_of
 

@@ -16,7 +16,10 @@ import eth_abi
 from eth_typing import Address
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
-from node.chain.bank_contracts import (
+from node.chain.calls import CallExecutor, CallRequest
+from node.chain.chain import Chain
+from node.chain.genesis import Genesis, GenesisError
+from node.domain.contracts import (
     ACCOUNT_RULES,
     ADMIN_GROUP,
     BATCH_PAYOUT,
@@ -25,11 +28,9 @@ from node.chain.bank_contracts import (
     NODE_RULES,
     POINTS,
     WALLET_TOKEN,
-    Role,
+    ChainRole,
+    FeeKind,
 )
-from node.chain.calls import CallExecutor, CallRequest
-from node.chain.chain import Chain
-from node.chain.genesis import Genesis, GenesisError
 from node.genesis.report import AccountRole, Allocation, GenesisReport, Token
 from node.qbftheader.extra_data import QbftExtraData
 from node.storage.chainstore import ChainStore
@@ -50,9 +51,6 @@ CONTRACT_NAMES = {
 def contract_names() -> dict[str, str]:
     """The bank's contracts by checksummed address, to label them on the sheet."""
     return {to_checksum_address(address): name for address, name in CONTRACT_NAMES.items()}
-
-
-FEE_KINDS = ("internal", "external", "cross_border")
 
 
 def inspect_genesis(genesis: Genesis) -> GenesisReport:
@@ -86,7 +84,7 @@ def inspect_genesis(genesis: Genesis) -> GenesisReport:
         role, tier = reader.read(
             ACCOUNT_RULES, "roleAndTier(address)", [("address", account)], ["uint8", "uint8"]
         )
-        roles.append(AccountRole(to_checksum_address(account), Role(role).name.lower(), tier))
+        roles.append(AccountRole(to_checksum_address(account), ChainRole(role).name.lower(), tier))
     admins = reader.read(ADMIN_GROUP, "admins()", [], ["address[]"])[0]
     nodes = reader.read(NODE_RULES, "nodes()", [], ["address[]"])[0]
     return replace(
@@ -116,12 +114,12 @@ def _token(reader: _Reader) -> Token:
     while thresholds and thresholds[-1] == 0:
         thresholds.pop()
     fees = {
-        kind: tuple(
+        kind.value: tuple(
             reader.read(
-                WALLET_TOKEN, "feeOf(uint8)", [("uint8", i)], ["uint16", "uint64", "uint64"]
+                WALLET_TOKEN, "feeOf(uint8)", [("uint8", kind.code)], ["uint16", "uint64", "uint64"]
             )
         )
-        for i, kind in enumerate(FEE_KINDS)
+        for kind in FeeKind
     }
     return Token(
         name=one("name()", "string"),

@@ -81,7 +81,7 @@ class HandshakeMessage(IntEnum):
     REFUSE = 3
 
 
-class Role(IntEnum):
+class PeerRole(IntEnum):
     """Which end of the connection a node is; part of what each side signs."""
 
     INITIATOR = 0
@@ -89,7 +89,7 @@ class Role(IntEnum):
 
     @property
     def label(self) -> bytes:
-        return b"initiator" if self is Role.INITIATOR else b"responder"
+        return b"initiator" if self is PeerRole.INITIATOR else b"responder"
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ class SessionKeys:
     remote_public_key: PublicKey
     send_key: bytes
     recv_key: bytes
-    role: Role
+    role: PeerRole
     transcript_hash: bytes
 
 
@@ -158,17 +158,17 @@ def transcript_hash(initiator_hello: bytes, responder_hello: bytes) -> bytes:
     return keccak(rlp.encode([initiator_hello, responder_hello]))
 
 
-def auth_digest(role: Role, transcript: bytes) -> bytes:
+def auth_digest(role: PeerRole, transcript: bytes) -> bytes:
     """The 32-byte digest a node signs; the role label stops reflection of one side's signature."""
     return keccak(LABEL + role.label + transcript)
 
 
-def sign_transcript(node_key: NodeSigner, role: Role, transcript: bytes) -> bytes:
+def sign_transcript(node_key: NodeSigner, role: PeerRole, transcript: bytes) -> bytes:
     """Sign the transcript with the node key: this is what proves the claimed address."""
     return node_key.sign_msg_hash(auth_digest(role, transcript)).to_bytes()
 
 
-def recover_signer(signature: bytes, role: Role, transcript: bytes) -> PublicKey:
+def recover_signer(signature: bytes, role: PeerRole, transcript: bytes) -> PublicKey:
     """Recover the node key that signed the transcript in the given role."""
     try:
         return Signature(signature_bytes=signature).recover_public_key_from_msg_hash(
@@ -320,16 +320,18 @@ async def initiate(
 
     transcript = transcript_hash(hello_bytes, remote_bytes)
     secret = shared_secret(ephemeral, remote.ephemeral_public)
-    await write_message(writer, encode_auth(sign_transcript(node_key, Role.INITIATOR, transcript)))
+    await write_message(
+        writer, encode_auth(sign_transcript(node_key, PeerRole.INITIATOR, transcript))
+    )
 
     kind, items, _ = await read_message(reader, timeout)
     _expect(kind, HandshakeMessage.AUTH)
-    public_key = recover_signer(_decode_auth(items), Role.RESPONDER, transcript)
+    public_key = recover_signer(_decode_auth(items), PeerRole.RESPONDER, transcript)
     if public_key.to_canonical_address() != remote.address:
         raise BadHandshake("responder signature does not match its address")
     to_responder, to_initiator = derive_keys(secret, transcript)
     return SessionKeys(
-        remote.address, public_key, to_responder, to_initiator, Role.INITIATOR, transcript
+        remote.address, public_key, to_responder, to_initiator, PeerRole.INITIATOR, transcript
     )
 
 
@@ -367,15 +369,17 @@ async def respond(
 
     kind, items, _ = await read_message(reader, timeout)
     _expect(kind, HandshakeMessage.AUTH)
-    public_key = recover_signer(_decode_auth(items), Role.INITIATOR, transcript)
+    public_key = recover_signer(_decode_auth(items), PeerRole.INITIATOR, transcript)
     if public_key.to_canonical_address() != remote.address:
         await _refuse(writer, "signature does not match the claimed address")
         raise BadHandshake("initiator signature does not match its address")
     if not allowed(remote.address):  # the list may have changed while we waited
         await _refuse(writer, "not on the node list")
         raise NotPermitted(f"0x{remote.address.hex()} is not on the node list")
-    await write_message(writer, encode_auth(sign_transcript(node_key, Role.RESPONDER, transcript)))
+    await write_message(
+        writer, encode_auth(sign_transcript(node_key, PeerRole.RESPONDER, transcript))
+    )
     to_responder, to_initiator = derive_keys(secret, transcript)
     return SessionKeys(
-        remote.address, public_key, to_initiator, to_responder, Role.RESPONDER, transcript
+        remote.address, public_key, to_initiator, to_responder, PeerRole.RESPONDER, transcript
     )

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from node.chain.events import ChainEvents, CommittedBlock
+from node.chain.notifications import ChainEvents, CommittedBlock
 from node.rpc import params as p
 from node.rpc import views
 from node.rpc.dispatch import rpc_method

@@ -10,9 +10,9 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from node.chain.chain import Chain
+from node.consensus.sync import BlockSync
 from node.p2p.host import P2PHost
 from node.rpc.dispatch import rpc_method
-from node.sync import BlockSync
 
 
 class NodeApi:

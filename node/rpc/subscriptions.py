@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from node.chain.events import ChainEvents, CommittedBlock
+from node.chain.notifications import ChainEvents, CommittedBlock
 from node.rpc import views
 from node.rpc.dispatch import rpc_method
 from node.rpc.errors import InvalidParams, LimitExceeded, MethodNotFound, ServerError

@@ -96,11 +96,6 @@ def account_tx_prefix(address: bytes) -> bytes:
     return _ACCOUNT_TX + address
 
 
-def decode_account_tx_key(key: bytes) -> tuple[int, int]:
-    """(block number, tx index) from an `account_tx_key`."""
-    return int.from_bytes(key[21:29], "big"), int.from_bytes(key[29:33], "big")
-
-
 def validators_key(block_hash: bytes) -> bytes:
     return _VALIDATORS + block_hash
 

@@ -36,16 +36,6 @@ class SenderTxs:
     def __len__(self) -> int:
         return len(self.nonces)
 
-    @property
-    def pending_count(self) -> int:
-        """How many transactions could be executed now, in nonce order."""
-        return self.pending_end - self.base
-
-    @property
-    def queued_count(self) -> int:
-        """How many wait behind a nonce gap."""
-        return len(self.nonces) - (self.pending_end - self.base)
-
     def is_pending(self, nonce: int) -> bool:
         """Whether the transaction at `nonce` is executable now."""
         return nonce < self.pending_end

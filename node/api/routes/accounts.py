@@ -30,7 +30,7 @@ from node.api.models import (
     Spending,
     Transfer,
 )
-from node.chain.bank_contracts import WALLET_TOKEN
+from node.domain.contracts import WALLET_TOKEN
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 

@@ -12,10 +12,10 @@ from node.api.context import ApiContext, context
 from node.api.credentials import ApiKey
 from node.api.errors import BadRequest, NotFound
 from node.api.models import ApiKeyCreated, ApiKeyInfo, ApiKeyRequest, Page
-from node.api.roles import Role
+from node.api.roles import ApiRole
 
 router = APIRouter(
-    prefix="/admin/api-keys", tags=["admin"], dependencies=[Depends(require(Role.ADMIN))]
+    prefix="/admin/api-keys", tags=["admin"], dependencies=[Depends(require(ApiRole.ADMIN))]
 )
 
 
@@ -32,9 +32,9 @@ def _info(record: ApiKey) -> dict:
 @router.post("", status_code=201, response_model=ApiKeyCreated, summary="Create an API key")
 async def create_key(body: ApiKeyRequest, ctx: Annotated[ApiContext, Depends(context)]) -> dict:
     addresses = tuple(dict.fromkeys(params.address(a, "addresses[]") for a in body.addresses))
-    if body.role in (Role.ENTERPRISE, Role.CUSTOMER) and not addresses:
+    if body.role in (ApiRole.ENTERPRISE, ApiRole.CUSTOMER) and not addresses:
         raise BadRequest(f"a {body.role.value} key needs the addresses it acts for")
-    if body.role in (Role.ADMIN, Role.AUDITOR) and addresses:
+    if body.role in (ApiRole.ADMIN, ApiRole.AUDITOR) and addresses:
         raise BadRequest(f"a {body.role.value} key reads every account; give no addresses")
     key, record = ctx.keys.create(body.role, body.label.strip() or body.role.value, addresses)
     return {**_info(record), "key": key}

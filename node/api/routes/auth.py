@@ -21,8 +21,8 @@ from node.api.context import ApiContext, context
 from node.api.errors import Forbidden, Unauthenticated
 from node.api.models import Challenge, ChallengeRequest, Token, TokenRequest
 from node.api.ratelimit import client_of
-from node.api.roles import CHAIN_ROLES, Role
-from node.chain.bank_contracts import Role as ChainRole
+from node.api.roles import CHAIN_ROLES, ApiRole
+from node.domain.contracts import ChainRole
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -35,14 +35,14 @@ async def challenge(
     return {"message": issued.message, "nonce": issued.nonce, "expires_at": issued.expires_at}
 
 
-async def role_of(ctx: ApiContext, address: bytes) -> Role:
+async def role_of(ctx: ApiContext, address: bytes) -> ApiRole:
     head, _ = ctx.head()
     known = await ctx.bank.role_and_tier(head, address)
     chain_role = known[0] if known is not None else ChainRole.NONE
     if chain_role in CHAIN_ROLES:
         return CHAIN_ROLES[chain_role]
     if chain_role is ChainRole.NONE and not ctx.permissioned:
-        return Role.CUSTOMER
+        return ApiRole.CUSTOMER
     raise Forbidden("this address has no role that may use the API")
 
 

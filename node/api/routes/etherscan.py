@@ -45,10 +45,10 @@ from node.api.etherscan_logs import (
 )
 from node.api.etherscan_params import MAX_WINDOW, EtherscanError, Query, Window
 from node.api.ratelimit import client_of
-from node.chain.indexer import TRANSFER_TOPIC
 from node.chain.vm import decode_transaction
+from node.domain.indexer import TRANSFER_TOPIC
+from node.domain.indexes import InternalTransaction, LogPosition, TokenTransfer
 from node.storage import schema
-from node.storage.indexes import InternalTransaction, LogPosition, TokenTransfer
 from node.storage.records import ReceiptRecord, TransactionRecord
 
 router = APIRouter(tags=["etherscan"])

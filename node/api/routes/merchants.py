@@ -12,7 +12,7 @@ from node.api.context import ApiContext, context
 from node.api.errors import NotFound
 from node.api.merchants import Merchant as MerchantEntry
 from node.api.models import Merchant, MerchantRequest, Page
-from node.api.roles import Role
+from node.api.roles import ApiRole
 
 router = APIRouter(prefix="/merchants", tags=["merchants"])
 
@@ -37,7 +37,7 @@ async def list_merchants(caller: Caller, ctx: Context) -> dict:
     "/{address}",
     response_model=Merchant,
     summary="Register or update a merchant",
-    dependencies=[Depends(require(Role.ADMIN))],
+    dependencies=[Depends(require(ApiRole.ADMIN))],
 )
 async def put_merchant(address: AddressPath, body: MerchantRequest, ctx: Context) -> dict:
     merchant = MerchantEntry(params.address(address), body.name.strip(), body.category.strip())
@@ -49,7 +49,7 @@ async def put_merchant(address: AddressPath, body: MerchantRequest, ctx: Context
     "/{address}",
     status_code=204,
     summary="Remove a merchant",
-    dependencies=[Depends(require(Role.ADMIN))],
+    dependencies=[Depends(require(ApiRole.ADMIN))],
 )
 async def delete_merchant(address: AddressPath, ctx: Context) -> Response:
     if not ctx.merchants.delete(params.address(address)):

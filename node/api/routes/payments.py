@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import io
-from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from node.api import params
 from node.api.auth import Caller
-from node.api.bank import FEE_KINDS
 from node.api.context import ApiContext, context
 from node.api.errors import BadRequest
 from node.api.models import FeeQuote, PaymentRequest
+from node.domain.contracts import FeeKind
 from tally_common.eip681 import PaymentRequest as Eip681Request
 from tally_common.eip681 import PaymentRequestError
 
@@ -22,12 +21,6 @@ router = APIRouter(tags=["payments"])
 Context = Annotated[ApiContext, Depends(context)]
 MAX_AMOUNT = 2**256 - 1
 AddressQuery = Annotated[str, Query(max_length=64)]
-
-
-class FeeKind(StrEnum):
-    INTERNAL = "internal"
-    EXTERNAL = "external"
-    CROSS_BORDER = "cross_border"
 
 
 @router.get("/fees/quote", response_model=FeeQuote, summary="WalletToken.quoteFee")
@@ -41,7 +34,7 @@ async def quote_fee(
 ) -> dict:
     payer, payee = params.address(sender, "from"), params.address(to, "to")
     head, _ = ctx.head()
-    fee = await ctx.bank.quote_fee(head, payer, payee, amount, FEE_KINDS.index(kind.value))
+    fee = await ctx.bank.quote_fee(head, payer, payee, amount, kind.code)
     if fee is None:
         raise BadRequest("the wallet token could not quote this payment")
     return {

@@ -20,8 +20,8 @@ from node.api.context import ApiContext, context
 from node.api.errors import BadRequest, Forbidden, NotFound
 from node.api.history import page
 from node.api.models import Page, Settlement
-from node.storage.indexes import Settlement as SettlementRow
-from node.storage.indexes import settlement_kind_code
+from node.domain.indexes import Settlement as SettlementRow
+from node.domain.indexes import settlement_kind_code
 
 router = APIRouter(prefix="/settlements", tags=["settlements"])
 

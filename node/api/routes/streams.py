@@ -21,7 +21,7 @@ from node.api import params
 from node.api.auth import Caller, Principal, authenticate
 from node.api.context import ApiContext, context
 from node.api.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthenticated
-from node.api.roles import Role
+from node.api.roles import ApiRole
 from node.api.streams import socket
 from node.api.streams.manager import StreamManager
 from node.api.streams.model import DEAD_LETTER, WEBHOOK, WEBSOCKET, Subscription
@@ -100,7 +100,7 @@ def _view(manager: StreamManager, sub: Subscription) -> dict[str, Any]:
 
 def _visible(manager: StreamManager, caller: Principal, stream_id: str) -> Subscription:
     sub = manager.store.get(stream_id)
-    if sub is None or not (caller.role is Role.ADMIN or sub.owner == caller.identity):
+    if sub is None or not (caller.role is ApiRole.ADMIN or sub.owner == caller.identity):
         raise NotFound("no stream with that id")
     return sub
 
@@ -186,7 +186,7 @@ async def list_streams(caller: Caller, ctx: Context) -> dict:
     items = [
         _view(manager, sub)
         for sub in manager.store.all()
-        if caller.role is Role.ADMIN or sub.owner == caller.identity
+        if caller.role is ApiRole.ADMIN or sub.owner == caller.identity
     ]
     return {"items": items, "next_cursor": None}
 

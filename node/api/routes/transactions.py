@@ -18,9 +18,9 @@ from node.api.auth import Caller, Principal, require
 from node.api.context import ApiContext, context
 from node.api.errors import BadRequest, Forbidden, NotFound, TxRejected, Unavailable
 from node.api.models import InternalCalls, Relayed, RelayRequest, Transaction
-from node.api.roles import Role
-from node.chain.indexer import TRANSFER_TOPIC
+from node.api.roles import ApiRole
 from node.chain.vm import decode_transaction
+from node.domain.indexer import TRANSFER_TOPIC
 from node.rpc.errors import RpcError
 from node.rpc.tracecommon import call_tree, flatten_calls
 from node.storage.records import ReceiptRecord
@@ -107,7 +107,9 @@ async def get_internal_calls(
 )
 async def relay(
     body: RelayRequest,
-    caller: Annotated[Principal, Depends(require(Role.ADMIN, Role.ENTERPRISE, Role.CUSTOMER))],
+    caller: Annotated[
+        Principal, Depends(require(ApiRole.ADMIN, ApiRole.ENTERPRISE, ApiRole.CUSTOMER))
+    ],
     ctx: Annotated[ApiContext, Depends(context)],
 ) -> JSONResponse:
     raw = params.hex_data(body.raw, "raw")

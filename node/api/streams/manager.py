@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 
 from node.api.credentials import ApiKeyStore
-from node.api.events import EventDecoder
 from node.api.streams.model import (
     ACTIVE,
     DEAD_LETTER,
@@ -37,7 +36,8 @@ from node.api.streams.scan import scan
 from node.api.streams.store import StreamStore
 from node.api.streams.webhook import SIGNATURE_HEADER, TargetRefused, WebhookHosts, check_url, sign
 from node.chain.chain import Chain
-from node.chain.events import ChainEvents, CommittedBlock
+from node.chain.notifications import ChainEvents, CommittedBlock
+from node.domain.event_decoding import EventDecoder
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per webhook request
@@ -86,11 +86,6 @@ class StreamManager:
     def _on_block(self, block: CommittedBlock) -> None:
         self._block.set()
         self._block = asyncio.Event()
-
-    @property
-    def block_signal(self) -> asyncio.Event:
-        """Set when the next block commits: take it before scanning, wait on it after."""
-        return self._block
 
     def head(self) -> int:
         return self.chain.committed_head()[0].block_number

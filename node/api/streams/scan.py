@@ -12,8 +12,8 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from node.api.events import EventDecoder
 from node.api.streams.model import Position, StreamFilter
+from node.domain.event_decoding import EventDecoder
 from node.storage.chainstore import ChainStore
 
 WHOLE_BLOCK = 2**32

@@ -1,7 +1,7 @@
 """Auditor indexes: token transfers, fees, settlements, held payments and internal transactions
 by account, read page by page.
 
-`node.chain.indexer` writes these in each block's own batch (so an index never disagrees with
+`node.domain.indexer` writes these in each block's own batch (so an index never disagrees with
 the chain after a crash); this module holds their records and the readers the REST API pages
 through. Every key ends in a chain position, so a reader seeks to a cursor and reads only the
 rows it returns: a page costs the same on ten blocks or a million.
@@ -91,6 +91,8 @@ class FeePayment:
 
 HOLD_STATUSES = ("held", "released", "rejected", "cancelled")
 """A held payment's status by its code (index + 1, as `WalletToken.HoldStatus`)."""
+HOLD_REASONS = ((1, "over_review_threshold"), (2, "payer_flagged"), (4, "payee_flagged"))
+"""`PaymentHeld.reasons` bits and their names."""
 
 
 @dataclass(frozen=True, slots=True)

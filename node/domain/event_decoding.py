@@ -13,7 +13,8 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from contracts import load_artifact
-from node.chain.bank_contracts import (
+from node.chain.event_abi import event_table
+from node.domain.contracts import (
     ACCOUNT_RULES,
     ADMIN_GROUP,
     BATCH_PAYOUT,
@@ -23,7 +24,6 @@ from node.chain.bank_contracts import (
     POINTS,
     WALLET_TOKEN,
 )
-from node.chain.event_abi import event_table
 from node.storage.records import LogRecord
 
 BANK_CONTRACTS: dict[bytes, str] = {

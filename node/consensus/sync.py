@@ -26,10 +26,10 @@ from eth_utils import ValidationError
 from rlp.sedes import CountableList, big_endian_int, binary
 
 from node.chain.chain import Chain, PendingBlock
-from node.chain.events import ChainEvents, CommittedBlock
 from node.chain.evm.vm import TallyVM
 from node.chain.executor import BlockRejected
 from node.chain.importer import AdmittedLookup, import_block
+from node.chain.notifications import ChainEvents, CommittedBlock
 from node.chain.vm import decode_transaction
 from node.p2p.host import P2PHost
 from node.p2p.messages import MessageKind

@@ -1,4 +1,4 @@
-"""Turns a block's logs into the auditor indexes of `node.storage.indexes`, in the block's batch.
+"""Turns a block's logs into the auditor indexes of `node.domain.indexes`, in the block's batch.
 
 Token transfers are indexed for any ERC-20 (the `Transfer` signature with two indexed
 addresses); fees, held payments and settlements only from the bank's contracts at their genesis
@@ -18,11 +18,10 @@ import rlp
 from eth_utils import keccak
 
 from contracts import load_artifact
-from node.chain.bank_contracts import BATCH_PAYOUT, ESCROW, NETTING, WALLET_TOKEN
 from node.chain.event_abi import EventAbi, event_table
 from node.chain.internal_calls import InternalCall
-from node.storage import schema
-from node.storage.indexes import (
+from node.domain.contracts import BATCH_PAYOUT, ESCROW, NETTING, WALLET_TOKEN
+from node.domain.indexes import (
     FeeRecord,
     HoldRecord,
     InternalCallRecord,
@@ -41,6 +40,7 @@ from node.storage.indexes import (
     settlement_party_key,
     token_transfer_key,
 )
+from node.storage import schema
 from node.storage.records import LogRecord, ReceiptRecord, TransactionRecord, encode_record
 from node.storage.store import StoreBatch
 

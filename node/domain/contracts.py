@@ -10,7 +10,7 @@ No personal data goes in: accounts are addresses with a role and a KYC tier.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 from eth_abi import encode
 from eth_utils import to_checksum_address
@@ -33,7 +33,7 @@ BATCH_PAYOUT = _fixed("a004")
 NETTING = _fixed("a005")
 
 
-class Role(IntEnum):
+class ChainRole(IntEnum):
     """AccountRules.Role, in the contract's enum order."""
 
     NONE = 0
@@ -46,10 +46,30 @@ class Role(IntEnum):
     SYSTEM = 7
 
 
+class FeeKind(StrEnum):
+    """WalletToken.Kind, in the contract's enum order (`code`), named as the REST API, the
+    indexes' rows and `genesis inspect` show it."""
+
+    INTERNAL = "internal"
+    EXTERNAL = "external"
+    CROSS_BORDER = "cross_border"
+
+    @property
+    def code(self) -> int:
+        """The contract's uint8 for this kind."""
+        return list(FeeKind).index(self)
+
+    @classmethod
+    def name_of(cls, code: int) -> str:
+        """The kind's name, or the number itself for a kind this node does not know."""
+        kinds = list(cls)
+        return kinds[code].value if 0 <= code < len(kinds) else str(code)
+
+
 @dataclass(frozen=True, slots=True)
 class Member:
     address: bytes
-    role: Role
+    role: ChainRole
     tier: int
 
 
@@ -59,7 +79,7 @@ TIER_LIMITS = ((0, 0), (100_000, 500_000), (1_000_000, 5_000_000), (100_000_000,
 REVIEW_THRESHOLDS: tuple[int, ...] = ()
 REVIEW_WINDOW_SECONDS = 72 * 3600
 """How long compliance has to review a held payment before its payer may cancel it."""
-# Per transfer kind (Internal, External, CrossBorder): (basis points, fixed cents, cap cents).
+# Per FeeKind, in its order: (basis points, fixed cents, cap cents).
 FEES = ((0, 0, 0), (50, 30, 2_000), (100, 100, 5_000))
 POINTS_RATE_BPS = 100
 
@@ -79,7 +99,9 @@ def bank_deployments(
     review_window_seconds: int = REVIEW_WINDOW_SECONDS,
 ) -> tuple[Deployment, ...]:
     """Init code for every bank contract, in dependency order, at the fixed addresses."""
-    settlement = [Member(address, Role.SYSTEM, 3) for address in (ESCROW, BATCH_PAYOUT, NETTING)]
+    settlement = [
+        Member(address, ChainRole.SYSTEM, 3) for address in (ESCROW, BATCH_PAYOUT, NETTING)
+    ]
     everyone = [*members, *settlement]
 
     def create(name: str, address: bytes, types: list[str], values: list[object]) -> Deployment:
@@ -160,16 +182,16 @@ def bank_deployments(
 
 
 DEV_ROLES = (
-    (Role.ADMIN, 3),
-    (Role.ISSUER, 3),
-    (Role.COMPLIANCE, 3),
-    (Role.ENTERPRISE, 3),
-    (Role.ENTERPRISE, 3),
-    (Role.AUDITOR, 0),
-    (Role.CUSTOMER, 1),
-    (Role.CUSTOMER, 2),
-    (Role.CUSTOMER, 2),
-    (Role.CUSTOMER, 1),
+    (ChainRole.ADMIN, 3),
+    (ChainRole.ISSUER, 3),
+    (ChainRole.COMPLIANCE, 3),
+    (ChainRole.ENTERPRISE, 3),
+    (ChainRole.ENTERPRISE, 3),
+    (ChainRole.AUDITOR, 0),
+    (ChainRole.CUSTOMER, 1),
+    (ChainRole.CUSTOMER, 2),
+    (ChainRole.CUSTOMER, 2),
+    (ChainRole.CUSTOMER, 1),
 )
 """Roles of the ten dev accounts, by index: 0 admin (and fee collector), 1 issuer,
 2 compliance, 3-4 enterprises, 5 auditor, 6-9 customers. Accounts 0-2 form the admin
