@@ -9,7 +9,7 @@ Transactions are sent without waiting (`wait=False`) so the outbox can send many
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
@@ -124,31 +124,25 @@ class Issuer:
     def withdrawal_status(self, withdrawal_id: int) -> WithdrawalStatus:
         return self.token.withdrawal(withdrawal_id)[2]
 
-    def finalized_block(self) -> int:
-        block = self.wallet.rpc("eth_getBlockByNumber", "finalized", False)
-        return int(block["number"], 16) if block else -1
+    @property
+    def requested_topic(self) -> str:
+        """topic0 of `WithdrawalRequested`, the event the gateway's stream carries."""
+        return self._requested_topic
 
-    def withdrawal_logs(self, first: int, last: int) -> list[WithdrawalLog]:
-        """`WithdrawalRequested` events in blocks first..last, in chain order."""
-        logs = self.wallet.rpc(
-            "eth_getLogs",
-            {
-                "address": self.token.address,
-                "fromBlock": hex(first),
-                "toBlock": hex(last),
-                "topics": [self._requested_topic],
-            },
+    def withdrawal_of(self, event: dict[str, Any]) -> WithdrawalLog | None:
+        """A node event-stream event (raw `topics` and `data`) as a withdrawal request, or
+        None if it is not this token's `WithdrawalRequested`."""
+        topics = event["topics"]
+        if event["address"].lower() != self.token.address.lower() or (
+            not topics or topics[0] != self._requested_topic
+        ):
+            return None
+        data = event["data"]
+        return WithdrawalLog(
+            int(topics[1], 16),
+            to_checksum_address("0x" + topics[2][-40:]),
+            int(data[2:66], 16),
+            data[66:130],
+            int(event["block_number"]),
+            int(event["log_index"]),
         )
-        found = [
-            WithdrawalLog(
-                int(log["topics"][1], 16),
-                to_checksum_address("0x" + log["topics"][2][-40:]),
-                int(log["data"][2:66], 16),
-                log["data"][66:130],
-                int(log["blockNumber"], 16),
-                int(log["logIndex"], 16),
-            )
-            for log in logs
-            if not log.get("removed")
-        ]
-        return sorted(found, key=lambda w: (w.block_number, w.log_index))

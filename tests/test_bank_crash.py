@@ -32,6 +32,7 @@ from tests.bank_support import (
     gateway,
     make_key,
     minted_events,
+    node_api_key,
     simulator,
     write_keys,
 )
@@ -50,7 +51,10 @@ def stack(
     sim = simulator(tmp, gateway_port).start()
     keys = write_keys(tmp / "keys", dev_accounts, {ISSUER: "issuer", CUSTOMER: "customer"})
     db = postgres.create_database()
-    gw = gateway(tmp, gateway_port, shared_node.url, sim.url, keys, db)
+    gw = gateway(
+        tmp, gateway_port, shared_node.url, sim.url, keys, db,
+        node_api_key(shared_node.url, shared_node.datadir),
+    )  # fmt: skip
     gw.args += ["--recover-after", "1"]
     try:
         from bank.db import make_engine, upgrade

@@ -16,6 +16,7 @@ from tests.bank_support import (
     api_key,
     gateway,
     minted_events,
+    node_api_key,
     simulator,
     write_keys,
 )
@@ -29,7 +30,8 @@ def test_the_gateway_runs_on_sqlite_with_no_setup(
     port = free_port()
     sim = simulator(tmp_path, port).start()
     keys = write_keys(tmp_path / "keys", dev_accounts, {ISSUER: "issuer"})
-    gw = gateway(tmp_path, port, shared_node.url, sim.url, keys, db=None)
+    node_key = node_api_key(shared_node.url, shared_node.datadir)
+    gw = gateway(tmp_path, port, shared_node.url, sim.url, keys, None, node_key)
     try:
         gw.start()
         assert (tmp_path / "bank-data" / "bank.sqlite3").exists()
