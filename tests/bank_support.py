@@ -209,13 +209,19 @@ def simulator(tmp: Path, gateway_port: int) -> Service:
     )
 
 
-def node_api_key(node_url: str, datadir: Path, role: str = "auditor") -> str:
+def node_api_key(
+    node_url: str, datadir: Path, role: str = "auditor", addresses: tuple[str, ...] = ()
+) -> str:
     """A new node API key (the gateway's withdrawal stream needs one that subscribes
     chain-wide: auditor), made with the node's bootstrap admin key."""
     admin = (datadir / "api-admin.key").read_text().strip()
     response = httpx.post(
         node_url + "/api/v1/admin/api-keys",
-        json={"role": role, "label": f"bank gateway {uuid.uuid4().hex[:8]}"},
+        json={
+            "role": role,
+            "label": f"bank gateway {uuid.uuid4().hex[:8]}",
+            "addresses": list(addresses),
+        },
         headers={"authorization": f"Bearer {admin}"},
         timeout=30,
     )
