@@ -200,7 +200,7 @@ def gateway(
     rail = SimulatorRail(rail_url, rail_secret, timeout=rail_timeout)
     secret = rail_secret.encode()
     topups = TopUps(maker, rail, secret, wake, abandon_after, recover_after)
-    withdrawals = Withdrawals(maker, rail, issuer, currency, wake, from_block)
+    withdrawals = Withdrawals(maker, rail, currency, wake, from_block)
     stream = WithdrawalStream(node_api or rpc, node_key, issuer, withdrawals)
     try:
         stream.ensure()

@@ -17,7 +17,7 @@ import threading
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bank.chain import Issuer, WithdrawalLog
+from bank.chain import WithdrawalLog
 from bank.crash import crash_point
 from bank.locks import KeyedLocks
 from bank.models import (
@@ -43,14 +43,12 @@ class Withdrawals:
         self,
         sessions: sessionmaker[Session],
         rail: CardRail,
-        issuer: Issuer,
         currency: str,
         wake: threading.Event,
         from_block: int = 0,
     ) -> None:
         self.sessions = sessions
         self.rail = rail
-        self.issuer = issuer
         self.currency = currency
         self.wake = wake
         self.from_block = from_block
@@ -93,7 +91,6 @@ class Withdrawals:
                             state=WithdrawalState.REQUESTED,
                         )
                     )
-                    session.flush()
                     new += 1
             checkpoint = session.get(Checkpoint, CHECKPOINT, with_for_update=True)
             if checkpoint is not None and requests:
