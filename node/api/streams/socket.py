@@ -91,6 +91,8 @@ async def serve(
                 done, _ = await asyncio.wait({fetch, message}, return_when=asyncio.FIRST_COMPLETED)
                 if fetch in done:
                     message.cancel()
+                    if message in done and isinstance(message.exception(), Revoked):
+                        message.result()
                     in_flight, _ = fetch.result()
                     after = position(in_flight[-1])
                     await websocket.send_json({"type": "events", "events": in_flight})
