@@ -4,8 +4,9 @@ Three sources, one key each: a top-up's reference (the rail's merchant reference
 `topups.reference`, `Minted.topUpRef` on chain) and a withdrawal's id (`wd-<id>` on the rail,
 `withdrawals.id`, `WithdrawalBurned.id`). The day is UTC; the gateway's side is every top-up
 and withdrawal created that day; the chain's side every `Minted` and `WithdrawalBurned` of
-those records in blocks stamped from that midnight to `LATE_MARGIN` after the next, plus any
-other in blocks stamped that day the gateway has no record of. Only those blocks are read:
+those records or of the rail's file in blocks stamped from that midnight to `LATE_MARGIN`
+after the next, plus any other in blocks stamped that day that the gateway did not record on
+another day. Only those blocks are read:
 their range is found by binary search over the headers' timestamps (`Issuer.block_at`), so a
 report costs the same on a chain of one day or of years, and names its range (`first_block`,
 `last_block`). Breaks, by kind:
@@ -143,16 +144,19 @@ def reconcile(day: date, sessions: sessionmaker[Session], rail: CardRail, issuer
                 select(Withdrawal.id).where(Withdrawal.id.in_(set(burned_all) - day_ids))
             )
         )
-    # A mint or burn belongs to the day its gateway record was made (a mint just after
-    # midnight settles a capture of the day before); one the gateway has no record of, to the
-    # day its block is stamped.
+    # A mint or burn belongs to the day of its capture or payout, in the rail's file or the
+    # gateway's records (a mint just after midnight settles a capture of the day before); one
+    # neither knows for that day, to the day its block is stamped unless the gateway recorded
+    # it on another day.
     minted = {
         ref: s.amount for ref, s in minted_all.items()
-        if ref in topups or (s.block < next_day and ref not in other_topups)
+        if ref in topups or ref in rail_captures
+        or (s.block < next_day and ref not in other_topups)
     }  # fmt: skip
     burned = {
         i: s.amount for i, s in burned_all.items()
-        if i in day_ids or (s.block < next_day and i not in other_withdrawals)
+        if i in day_ids or payout_reference(i) in payouts
+        or (s.block < next_day and i not in other_withdrawals)
     }  # fmt: skip
 
     def add(kind: str, ref: str, rail: int | None, gateway: int | None, chain: int | None) -> None:

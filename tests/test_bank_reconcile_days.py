@@ -4,7 +4,9 @@ The node first runs two days back (libfaketime shifts its wall clock, so its blo
 stamped then) while the issuer mints twice with no card capture behind either; then it runs
 on the real clock and the gateway tops a customer up. Today's report matches the top-up and
 names no break, reading from the first block of today on: the earlier mints are not
-counted, nor even read. The report of two days ago names exactly those two mints.
+counted, nor even read. The report of two days ago names exactly those two mints. And a
+top-up captured at 23:59 whose mint lands after midnight matches on its own day (the chain is
+read 2 hours into the next) and counts nowhere on the next.
 """
 
 from __future__ import annotations
@@ -44,15 +46,22 @@ def node(tmp_path: Path) -> Iterator[NodeProcess]:
     node.stop()
 
 
-def start_days_back(node: NodeProcess, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Start the node with its wall clock `DAYS_BACK` days behind (monotonic time real)."""
+def faked(clock: str) -> dict[str, str]:
+    """The environment that runs a process on libfaketime's `clock` (monotonic time real)."""
     if not FAKETIME.exists():
         pytest.fail(f"{FAKETIME} is missing (Debian: apt-get install libfaketime)")
+    return {
+        "LD_PRELOAD": str(FAKETIME),
+        "FAKETIME": clock,
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "FAKETIME_NO_CACHE": "1",
+    }
+
+
+def start_faked(node: NodeProcess, monkeypatch: pytest.MonkeyPatch, clock: str) -> None:
     with monkeypatch.context() as patched:
-        patched.setenv("LD_PRELOAD", str(FAKETIME))
-        patched.setenv("FAKETIME", f"-{DAYS_BACK}d")
-        patched.setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        patched.setenv("FAKETIME_NO_CACHE", "1")
+        for name, value in faked(clock).items():
+            patched.setenv(name, value)
         node.start()
 
 
@@ -61,7 +70,7 @@ def test_a_day_counts_only_its_own_blocks(
 ) -> None:
     keys = write_keys(tmp_path / "keys", dev_accounts, {ISSUER: "issuer"})
     customer = dev_accounts[CUSTOMER].address
-    start_days_back(node, monkeypatch)
+    start_faked(node, monkeypatch, f"-{DAYS_BACK}d")
     token = WalletToken(Wallet(FileKeyStore(keys, PASSWORD), "issuer", node.url), TOKEN)
     earlier: dict[str, int] = {}
     for amount in (7_00, 8_00):
@@ -104,6 +113,47 @@ def test_a_day_counts_only_its_own_blocks(
                    for ref, amount in zip(earlier, (7_00, 8_00), strict=True))
         )  # fmt: skip
         assert past["last_block"] < report["first_block"]
+    finally:
+        gw.stop()
+        sim.stop()
+
+
+def test_a_mint_after_midnight_settles_the_day_before(
+    node: NodeProcess, tmp_path: Path, dev_accounts: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The card is captured at 23:59 (the gateway's and the rail's clocks) and the mint lands
+    in a block stamped after midnight (the node's): that day's report matches all three
+    (the chain is read into the margin), and the next day's counts the mint nowhere."""
+    today = datetime.datetime.now(datetime.UTC).date()
+    yesterday = today - datetime.timedelta(days=1)
+    start_faked(node, monkeypatch, f"@{today} 00:00:20")
+    keys = write_keys(tmp_path / "keys", dev_accounts, {ISSUER: "issuer"})
+    customer = dev_accounts[CUSTOMER].address
+    before_midnight = faked(f"@{yesterday} 23:59:30")
+    port = free_port()
+    sim = simulator(tmp_path, port).start(before_midnight)
+    gw = gateway(
+        tmp_path, port, node.url, sim.url, keys, None, node_api_key(node.url, node.datadir)
+    )
+    try:
+        gw.start(before_midnight)
+        db = f"sqlite:///{tmp_path / 'bank-data' / 'bank.sqlite3'}"
+        stack = Stack(node.url, sim, gw, keys, db, customer,
+                      make_key(db, "customer", customer), make_key(db, "operations"))  # fmt: skip
+        topup = stack.wait_topup(stack.topup("midnight-topup", 4_00).json()["id"])
+        receipt = node.rpc("eth_getTransactionReceipt", [topup["mint_tx"]])
+        assert isinstance(receipt, dict)
+        header = node.rpc("eth_getBlockByNumber", [receipt["blockNumber"], False])
+        assert isinstance(header, dict)
+        stamped = datetime.datetime.fromtimestamp(int(header["timestamp"], 16), datetime.UTC)
+        assert stamped.date() == today  # minted after midnight
+
+        report = stack.get(f"/reconciliation/{yesterday}").json()
+        assert report["breaks"] == [], report
+        assert (report["matched_topups"], report["matched_topup_total"]) == (1, 4_00)
+        assert report["last_block"] >= int(receipt["blockNumber"], 16)
+        next_day = stack.get(f"/reconciliation/{today}").json()
+        assert next_day["breaks"] == [] and next_day["matched_topups"] == 0, next_day
     finally:
         gw.stop()
         sim.stop()
