@@ -8,8 +8,9 @@ Transactions are sent without waiting (`wait=False`) so the outbox can send many
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
@@ -20,6 +21,8 @@ from client.wallet import Wallet
 
 #: WalletToken's address on a `tally dev` chain (the node's genesis puts it there).
 DEV_WALLET_TOKEN = "0x000000000000000000000000000000000000a002"
+LOG_RANGE = 10_000
+"""Blocks per `eth_getLogs` query: the node's default cap on one query's range."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,14 @@ class WithdrawalLog:
     ref: str
     block_number: int
     log_index: int
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A mint or burn on chain: its amount and block."""
+
+    amount: int
+    block: int
 
 
 def reason_bytes(reason: str) -> bytes:
@@ -79,76 +90,89 @@ class Issuer:
     def topped_up(self, reference: str) -> bool:
         return self.token.topped_up(bytes.fromhex(reference))
 
-    def mint_tx(self, reference: str) -> str | None:
-        """The transaction that minted against `reference` (the `Minted` log), if any."""
-        return self._first_tx([self._topics["Minted"], None, "0x" + reference])
+    def mint_tx(self, reference: str, since: float) -> str | None:
+        """The transaction that minted against `reference` (the `Minted` log) in a block
+        stamped at or after `since` (Unix seconds), if any."""
+        return self._first_tx([self._topics["Minted"], None, "0x" + reference], since)
 
-    def withdrawal_tx(self, withdrawal_id: int, burned: bool) -> str | None:
-        """The transaction that burned (or rejected) the withdrawal, if any."""
+    def withdrawal_tx(self, withdrawal_id: int, burned: bool, since: float) -> str | None:
+        """The transaction that burned (or rejected) the withdrawal since `since`, if any."""
         event = "WithdrawalBurned" if burned else "WithdrawalRejected"
-        return self._first_tx([self._topics[event], "0x" + f"{withdrawal_id:064x}"])
+        return self._first_tx([self._topics[event], "0x" + f"{withdrawal_id:064x}"], since)
 
-    def _first_tx(self, topics: list[str | None]) -> str | None:
-        logs = self.wallet.rpc(
-            "eth_getLogs",
-            {"address": self.token.address, "fromBlock": "0x0", "toBlock": "latest",
-             "topics": topics},
-        )  # fmt: skip
-        return str(logs[0]["transactionHash"]) if logs else None
+    def _first_tx(self, topics: list[str | None], since: float) -> str | None:
+        for log in self._logs(topics, self.block_at(since), self.head()):
+            return str(log["transactionHash"])
+        return None
 
-    def settled_on(self, start: float, end: float) -> tuple[dict[str, int], dict[int, int]]:
-        """Mints by reference (64 hex) and burns by withdrawal id, with their amounts, in
-        blocks stamped in [start, end) (Unix seconds). Reads every such log once and each
-        block's timestamp once: fine for a day's reconciliation, not an index."""
-        logs = self.wallet.rpc(
-            "eth_getLogs",
-            {"address": self.token.address, "fromBlock": "0x0", "toBlock": "latest",
-             "topics": [[self._topics["Minted"], self._topics["WithdrawalBurned"]]]},
-        )  # fmt: skip
-        stamps: dict[str, int] = {}
-        minted: dict[str, int] = {}
-        burned: dict[int, int] = {}
-        for log in logs:
-            block = log["blockNumber"]
-            if block not in stamps:
-                header = self.wallet.rpc("eth_getBlockByNumber", block, False)
-                stamps[block] = int(header["timestamp"], 16)
-            if not start <= stamps[block] < end or log.get("removed"):
-                continue
-            if log["topics"][0] == self._topics["Minted"]:
-                minted[log["topics"][2][2:]] = int(log["data"][2:66], 16)
+    def head(self) -> int:
+        return int(self.wallet.rpc("eth_blockNumber"), 16)
+
+    def stamp(self, number: int) -> int:
+        """Block `number`'s timestamp (Unix seconds)."""
+        return int(self.wallet.rpc("eth_getBlockByNumber", hex(number), False)["timestamp"], 16)
+
+    def block_at(self, moment: float) -> int:
+        """The first block stamped at or after `moment` (the head + 1 if none is yet): a
+        binary search over headers, whose timestamps never decrease along the chain, so about
+        log2(height) header reads instead of a scan from block 0."""
+        low, high = 0, self.head() + 1
+        while low < high:
+            middle = (low + high) // 2
+            if self.stamp(middle) < moment:
+                low = middle + 1
             else:
-                burned[int(log["topics"][1], 16)] = int(log["data"][2:66], 16)
+                high = middle
+        return low
+
+    def _logs(self, topics: list[Any], first: int, last: int) -> Iterator[dict[str, Any]]:
+        """The token's logs matching `topics` in blocks first..last, in chain order, asked for
+        `LOG_RANGE` blocks at a time (the node caps one query's range)."""
+        for low in range(first, last + 1, LOG_RANGE):
+            high = min(last, low + LOG_RANGE - 1)
+            logs = self.wallet.rpc(
+                "eth_getLogs",
+                {"address": self.token.address, "fromBlock": hex(low), "toBlock": hex(high),
+                 "topics": topics},
+            )  # fmt: skip
+            yield from (log for log in logs if not log.get("removed"))
+
+    def settlements(self, first: int, last: int) -> tuple[dict[str, Settled], dict[int, Settled]]:
+        """Mints by reference (64 hex) and burns by withdrawal id in blocks first..last, with
+        their amounts and blocks."""
+        minted: dict[str, Settled] = {}
+        burned: dict[int, Settled] = {}
+        topics = [[self._topics["Minted"], self._topics["WithdrawalBurned"]]]
+        for log in self._logs(topics, first, last):
+            settled = Settled(int(log["data"][2:66], 16), int(log["blockNumber"], 16))
+            if log["topics"][0] == self._topics["Minted"]:
+                minted[log["topics"][2][2:]] = settled
+            else:
+                burned[int(log["topics"][1], 16)] = settled
         return minted, burned
 
     def withdrawal_status(self, withdrawal_id: int) -> WithdrawalStatus:
         return self.token.withdrawal(withdrawal_id)[2]
 
-    def finalized_block(self) -> int:
-        block = self.wallet.rpc("eth_getBlockByNumber", "finalized", False)
-        return int(block["number"], 16) if block else -1
+    @property
+    def requested_topic(self) -> str:
+        """topic0 of `WithdrawalRequested`, the event the gateway's stream carries."""
+        return self._requested_topic
 
-    def withdrawal_logs(self, first: int, last: int) -> list[WithdrawalLog]:
-        """`WithdrawalRequested` events in blocks first..last, in chain order."""
-        logs = self.wallet.rpc(
-            "eth_getLogs",
-            {
-                "address": self.token.address,
-                "fromBlock": hex(first),
-                "toBlock": hex(last),
-                "topics": [self._requested_topic],
-            },
+    def withdrawal_of(self, event: dict[str, Any]) -> WithdrawalLog | None:
+        """A node event-stream event (raw `topics` and `data`) as a withdrawal request, or
+        None if it is not this token's `WithdrawalRequested`."""
+        topics = event["topics"]
+        if event["address"].lower() != self.token.address.lower() or (
+            not topics or topics[0] != self._requested_topic
+        ):
+            return None
+        data = event["data"]
+        return WithdrawalLog(
+            int(topics[1], 16),
+            to_checksum_address("0x" + topics[2][-40:]),
+            int(data[2:66], 16),
+            data[66:130],
+            int(event["block_number"]),
+            int(event["log_index"]),
         )
-        found = [
-            WithdrawalLog(
-                int(log["topics"][1], 16),
-                to_checksum_address("0x" + log["topics"][2][-40:]),
-                int(log["data"][2:66], 16),
-                log["data"][66:130],
-                int(log["blockNumber"], 16),
-                int(log["logIndex"], 16),
-            )
-            for log in logs
-            if not log.get("removed")
-        ]
-        return sorted(found, key=lambda w: (w.block_number, w.log_index))

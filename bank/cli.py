@@ -4,9 +4,10 @@ migrations.
 Settings come from options or environment variables (secrets only from the environment or a
 prompt, never a command line `ps` shows): `TALLY_BANK_DB` (SQLAlchemy URL; default SQLite in
 the data directory), `TALLY_BANK_DATA_DIR`, `TALLY_BANK_RAIL_URL`, `TALLY_BANK_RAIL_SECRET`,
-`TALLY_RPC_URL`, `TALLY_BANK_TOKEN`, `TALLY_BANK_POINTS`, `TALLY_BANK_NODE_API_KEY` (a node
-API key of the auditor role, for credit evaluations), `TALLY_BANK_GATEWAY_URL` and
-`TALLY_BANK_API_KEY` (reconcile, credit), and the issuer key's store as `tally wallet` reads it:
+`TALLY_RPC_URL`, `TALLY_BANK_NODE_API`, `TALLY_BANK_NODE_API_KEY` (the node API key, of the
+auditor role, the gateway's withdrawal stream and credit evaluations run under),
+`TALLY_BANK_TOKEN`, `TALLY_BANK_POINTS`, `TALLY_BANK_GATEWAY_URL` and `TALLY_BANK_API_KEY`
+(reconcile, credit), and the issuer key's store as `tally wallet` reads it:
 `TALLY_KEYSTORE` (file|pkcs11), `TALLY_KEYSTORE_DIR`, `TALLY_KEYSTORE_PASSWORD`,
 `TALLY_PKCS11_MODULE`, `TALLY_PKCS11_TOKEN`, `TALLY_PKCS11_PIN`, `TALLY_BANK_ISSUER_KEY`.
 
@@ -17,7 +18,8 @@ Exit codes:
     2  bad usage (unknown command or option, a malformed value)
     3  the database cannot be opened or migrated
     4  the issuer's key store: wrong secret, key not found, token or module missing
-    5  the node: unreachable, or no WalletToken at the given address
+    5  the node: unreachable, no WalletToken at the given address, or it refused the
+       withdrawal stream (the node API key unknown or of a role that cannot subscribe)
     6  the gateway: unreachable, or it refused the request (reconcile, credit)
     7  no credit-evaluation consent is recorded for the customer (credit evaluate)
     86 a crash point was reached (TALLY_BANK_CRASH_AT, for crash tests only)
@@ -38,9 +40,9 @@ from bank.credit_cli import credit_app
 
 EXIT_CODES = """\b
 Exit codes: 0 ok; 1 unexpected error; 2 bad usage; 3 database cannot be
-opened or migrated; 4 issuer key store; 5 node unreachable or no token;
-6 gateway unreachable or refusing; 7 no credit consent (credit evaluate);
-86 a crash point was reached (TALLY_BANK_CRASH_AT, crash tests only)."""
+opened or migrated; 4 issuer key store; 5 node unreachable, no token or
+withdrawal stream refused; 6 gateway unreachable or refusing; 7 no credit consent
+(credit evaluate); 86 a crash point was reached (TALLY_BANK_CRASH_AT, crash tests only)."""
 DEFAULT_DATA_DIR = Path.home() / ".tally" / "bank"
 DEFAULT_KEYSTORE_DIR = Path.home() / ".tally" / "keystore"
 DEFAULT_RAIL_SECRET = "tally-dev-rail-secret"
@@ -114,12 +116,18 @@ def gateway(
     token: Annotated[
         str, typer.Option(envvar="TALLY_BANK_TOKEN", help="WalletToken address.")
     ] = DEV_WALLET_TOKEN,
+    node_api: Annotated[
+        str | None,
+        typer.Option(envvar="TALLY_BANK_NODE_API", help="Node REST base URL (default: --rpc)."),
+    ] = None,
     rail_url: Annotated[
         str, typer.Option(envvar="TALLY_BANK_RAIL_URL", help="Card rail (simulator) URL.")
     ] = "http://127.0.0.1:8700",
     rail_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per rail call.")] = 5.0,
     currency: Annotated[str, typer.Option(help="ISO 4217 code of the token's money.")] = "EUR",
-    from_block: Annotated[int, typer.Option(min=0, help="First block to follow.")] = 0,
+    from_block: Annotated[
+        int, typer.Option(min=0, help="First block a new withdrawal stream reads.")
+    ] = 0,
     keystore: Annotated[Backend, typer.Option(envvar="TALLY_KEYSTORE", help="Key store.")] = (
         Backend.file
     ),
@@ -158,6 +166,7 @@ def gateway(
     """Run the gateway: card top-ups in, withdrawals out."""
     import logging
 
+    import httpx
     import uvicorn
 
     from bank.catalog import Catalog
@@ -169,6 +178,7 @@ def gateway(
     from bank.gateway import Services, create_app
     from bank.outbox import Outbox
     from bank.rails.simulator import SimulatorRail
+    from bank.stream import StreamRefused, WithdrawalStream
     from bank.topups import TopUps
     from bank.withdrawals import Withdrawals
     from client import FileKeyStore, Pkcs11KeyStore
@@ -179,6 +189,9 @@ def gateway(
         origins = parse_origins(cors_origins)
     except ValueError as exc:
         fail(2, f"--cors-origins: {exc}")
+    node_key = os.environ.get("TALLY_BANK_NODE_API_KEY")
+    if not node_key:
+        fail(2, "TALLY_BANK_NODE_API_KEY (a node API key, role auditor) is not set")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     engine = open_database(db, data_dir)
@@ -208,13 +221,17 @@ def gateway(
     rail = SimulatorRail(rail_url, rail_secret, timeout=rail_timeout)
     secret = rail_secret.encode()
     topups = TopUps(maker, rail, secret, wake, abandon_after, recover_after)
-    withdrawals = Withdrawals(maker, rail, issuer, currency, wake, from_block)
+    withdrawals = Withdrawals(maker, rail, currency, wake, from_block)
+    stream = WithdrawalStream(node_api or rpc, node_key, issuer, withdrawals)
+    try:
+        stream.ensure()
+    except (StreamRefused, httpx.HTTPError) as exc:
+        fail(5, f"withdrawal stream on {node_api or rpc}: {exc}")
     outbox = Outbox(maker, issuer, topups, withdrawals)
-    node_key = os.environ.get("TALLY_BANK_NODE_API_KEY")
-    history = NodeHistory(rpc, node_key, token) if node_key else None
-    catalog = Catalog(Points(issuer.wallet, points), history.merchant_names if history else None)
+    history = NodeHistory(node_api or rpc, node_key, token)
+    catalog = Catalog(Points(issuer.wallet, points), history.merchant_names)
     services = Services(
-        maker, rail, issuer, topups, withdrawals, outbox, wake, currency, poll,
+        maker, rail, issuer, topups, withdrawals, stream, outbox, wake, currency, poll,
         history, Model(credit_period, credit_periods), catalog,
     )  # fmt: skip
     sys.stderr.write(f"bank gateway on http://{host}:{port} (issuer {issuer.address})\n")

@@ -10,7 +10,8 @@ one dictionary lookup. The points, in the order money moves:
 - `topup.recorded`: the capture and its pending mint are committed; nothing sent;
 - `outbox.sent`: a chain transaction (mint, burn, reject) is sent; its hash not recorded;
 - `outbox.recorded`: the hash is recorded; the outcome not yet;
-- `withdrawal.recorded`: a `WithdrawalRequested` and the checkpoint are committed;
+- `withdrawal.recorded`: a `WithdrawalRequested` is committed, not yet acknowledged to the
+  node's event stream (so it is delivered again);
 - `withdrawal.paid`: the rail paid out; the gateway has not recorded it (nor the burn).
 """
 

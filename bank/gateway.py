@@ -12,8 +12,10 @@ Routes (JSON; `Authorization: Bearer <api key>` except the rail's callbacks and 
 - `/credit/...` (consents, evaluations: `bank.credit_api`) and `/catalog/...` (points offers
   and their events: `bank.catalog`).
 
-The worker thread follows withdrawals, resumes interrupted top-ups and runs the outbox; it
-wakes at once when a mint or burn is queued, else every `poll` seconds.
+The worker thread pays out recorded withdrawals, resumes interrupted top-ups and runs the
+outbox; it wakes at once when a withdrawal is recorded or a mint or burn is queued, else every
+`poll` seconds. A second thread reads withdrawal requests from the node's event stream
+(`bank.stream`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from bank.models import (
 from bank.outbox import Outbox
 from bank.rails.base import BadCallback, Card, CardRail
 from bank.reconcile import reconcile
+from bank.stream import WithdrawalStream
 from bank.topups import Conflict, TopUpRequest, TopUps
 from bank.withdrawals import Withdrawals
 
@@ -117,6 +120,7 @@ class Services:
     issuer: Issuer
     topups: TopUps
     withdrawals: Withdrawals
+    stream: WithdrawalStream
     outbox: Outbox
     wake: threading.Event
     currency: str = "EUR"
@@ -128,7 +132,6 @@ class Services:
     def work_once(self) -> None:
         """One pass of each job; one failing (the node or the rail away) stops no other."""
         for job in (
-            self.withdrawals.follow,
             self.withdrawals.pay_pending,
             self.topups.recover,
             self.outbox.run_once,
@@ -166,12 +169,17 @@ def create_app(services: Services, cors_origins: tuple[str, ...] = ()) -> FastAP
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        worker = threading.Thread(target=services.run_worker, args=(stop,), daemon=True)
-        worker.start()
+        threads = [
+            threading.Thread(target=run, args=(stop,), daemon=True)
+            for run in (services.run_worker, services.stream.run)
+        ]
+        for thread in threads:
+            thread.start()
         yield
         stop.set()
         services.wake.set()
-        worker.join(timeout=10)
+        for thread in threads:
+            thread.join(timeout=10)
 
     app = FastAPI(title="Tally bank gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.services = services

@@ -140,13 +140,16 @@ class PayoutCard(Base):
 
 
 class Checkpoint(Base):
-    """The next block a log follower reads: advanced in the transaction that records what it
-    read, so no event is skipped or recorded twice across restarts."""
+    """A follower of the chain's events: the node's event stream it reads (`stream_id`) and the
+    first block not known to be wholly recorded (`next_block`), advanced in the transaction
+    that records the events. The node keeps the stream's own checkpoint; `next_block` is where
+    a new stream starts if the node lost this one."""
 
     __tablename__ = "checkpoints"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     next_block: Mapped[int] = mapped_column(BigInteger)
+    stream_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class ApiKey(Base):

@@ -36,6 +36,8 @@ log = logging.getLogger("bank.outbox")
 BATCH = 200
 SENDERS = 8  # the wallet hands its nonces out in order to concurrent senders
 RETRY_LATER = ("EnforcedPause",)
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far the node's block timestamps may lag the gateway's clock."""
 
 
 class Outbox:
@@ -138,17 +140,19 @@ class Outbox:
                 log.error("refund of %s failed (%s): operations must refund it", entry.subject, exc)
 
     def _already_done(self, entry: OutboxEntry) -> tuple[bool, str | None]:
-        """Whether the chain already shows this write, and the transaction that made it."""
+        """Whether the chain already shows this write, and the transaction that made it (looked
+        for in blocks since the entry was queued, less `CLOCK_SKEW`)."""
+        since = (_aware(entry.created_at) - CLOCK_SKEW).timestamp()
         if entry.kind is OutboxKind.MINT:
             if not self.issuer.topped_up(entry.subject):
                 return False, None
-            return True, self.issuer.mint_tx(entry.subject)
+            return True, self.issuer.mint_tx(entry.subject, since)
         withdrawal_id = int(entry.subject)
         burned = entry.kind is OutboxKind.BURN
         wanted = WithdrawalStatus.BURNED if burned else WithdrawalStatus.REJECTED
         if self.issuer.withdrawal_status(withdrawal_id) is not wanted:
             return False, None
-        return True, self.issuer.withdrawal_tx(withdrawal_id, burned)
+        return True, self.issuer.withdrawal_tx(withdrawal_id, burned, since)
 
     def _set(self, entry: OutboxEntry, state: OutboxState, error: str) -> None:
         with self.sessions() as session, session.begin():

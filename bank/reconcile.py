@@ -2,9 +2,14 @@
 
 Three sources, one key each: a top-up's reference (the rail's merchant reference, the gateway's
 `topups.reference`, `Minted.topUpRef` on chain) and a withdrawal's id (`wd-<id>` on the rail,
-`withdrawals.id`, `WithdrawalBurned.id`). The day is UTC; the chain's side is every `Minted`
-and `WithdrawalBurned` in blocks stamped that day, the gateway's every top-up and withdrawal
-created that day. Breaks, by kind:
+`withdrawals.id`, `WithdrawalBurned.id`). The day is UTC; the gateway's side is every top-up
+and withdrawal created that day; the chain's side every `Minted` and `WithdrawalBurned` of
+those records or of the rail's file in blocks stamped from that midnight to `LATE_MARGIN`
+after the next, plus any other in blocks stamped that day that the gateway did not record on
+another day. Only those blocks are read:
+their range is found by binary search over the headers' timestamps (`Issuer.block_at`), so a
+report costs the same on a chain of one day or of years, and names its range (`first_block`,
+`last_block`). Breaks, by kind:
 
 - `missing mint`: captured on the rail, no mint on chain;
 - `mint without capture`: minted on chain, no capture on the rail (or a refunded one);
@@ -35,6 +40,8 @@ from bank.rails.base import CardRail, SettlementUnavailable
 from bank.withdrawals import payout_reference
 
 CAPTURED = (TopUpState.CAPTURED, TopUpState.MINTED)
+LATE_MARGIN = timedelta(hours=2)
+"""How long after midnight the chain is read for the day's mints and burns that settle late."""
 PAID = (WithdrawalState.PAID, WithdrawalState.BURNED)
 
 
@@ -51,6 +58,8 @@ class Break:
 class Report:
     day: str
     settlement_file: bool
+    first_block: int = 0
+    last_block: int = -1
     matched_topups: int = 0
     matched_topup_total: int = 0
     matched_withdrawals: int = 0
@@ -104,6 +113,11 @@ def reconcile(day: date, sessions: sessionmaker[Session], rail: CardRail, issuer
         report.settlement_file = False
 
     start, end = day_window(day)
+    first = issuer.block_at(start.timestamp())
+    next_day = issuer.block_at(end.timestamp())
+    last = issuer.block_at((end + LATE_MARGIN).timestamp()) - 1
+    report.first_block, report.last_block = first, last
+    minted_all, burned_all = issuer.settlements(first, last)
     with sessions() as session:
         topups = {
             t.reference: t
@@ -119,7 +133,31 @@ def reconcile(day: date, sessions: sessionmaker[Session], rail: CardRail, issuer
                 )
             )
         }
-    minted, burned = issuer.settled_on(start.timestamp(), end.timestamp())
+        other_topups = set(
+            session.scalars(
+                select(TopUp.reference).where(TopUp.reference.in_(set(minted_all) - set(topups)))
+            )
+        )
+        day_ids = {w.id for w in withdrawals.values()}
+        other_withdrawals = set(
+            session.scalars(
+                select(Withdrawal.id).where(Withdrawal.id.in_(set(burned_all) - day_ids))
+            )
+        )
+    # A mint or burn belongs to the day of its capture or payout, in the rail's file or the
+    # gateway's records (a mint just after midnight settles a capture of the day before); one
+    # neither knows for that day, to the day its block is stamped unless the gateway recorded
+    # it on another day.
+    minted = {
+        ref: s.amount for ref, s in minted_all.items()
+        if ref in topups or ref in rail_captures
+        or (s.block < next_day and ref not in other_topups)
+    }  # fmt: skip
+    burned = {
+        i: s.amount for i, s in burned_all.items()
+        if i in day_ids or payout_reference(i) in payouts
+        or (s.block < next_day and i not in other_withdrawals)
+    }  # fmt: skip
 
     def add(kind: str, ref: str, rail: int | None, gateway: int | None, chain: int | None) -> None:
         report.breaks.append(Break(kind, ref, rail, gateway, chain))

@@ -1,9 +1,10 @@
 """Withdrawals: a `WithdrawalRequested` on chain becomes a card payout, then a burn.
 
-The follower reads the events from a checkpoint kept in the database, in (block, log index)
-order and up to the finalized head only; the events it read and the new checkpoint are
-committed in one transaction [withdrawal.recorded], so a restart neither skips nor repeats
-one. Each withdrawal is paid out on the rail under the reference `wd-<id>` (the rail is
+The requests come through the node's event stream (`bank.stream`), in (block, log index)
+order, from committed (final) blocks only. Each delivered batch is committed in one
+transaction [withdrawal.recorded] before it is acknowledged to the node, and a request
+already recorded is skipped, so a crash on either side neither skips nor repeats one. Each
+withdrawal is paid out on the rail under the reference `wd-<id>` (the rail is
 idempotent by it) [withdrawal.paid]; the payout's result and the chain write it calls for
 (`burnWithdrawal`, or `rejectWithdrawal` with the rail's reason) are committed together in
 the outbox, which sends them (`bank.outbox`).
@@ -16,7 +17,7 @@ import threading
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bank.chain import Issuer
+from bank.chain import WithdrawalLog
 from bank.crash import crash_point
 from bank.locks import KeyedLocks
 from bank.models import (
@@ -31,7 +32,6 @@ from bank.models import (
 from bank.rails.base import CardRail, RailResult, RailUnavailable
 
 CHECKPOINT = "withdrawals"
-MAX_RANGE = 2_000  # blocks per eth_getLogs call
 
 
 def payout_reference(withdrawal_id: int) -> str:
@@ -43,38 +43,42 @@ class Withdrawals:
         self,
         sessions: sessionmaker[Session],
         rail: CardRail,
-        issuer: Issuer,
         currency: str,
         wake: threading.Event,
         from_block: int = 0,
     ) -> None:
         self.sessions = sessions
         self.rail = rail
-        self.issuer = issuer
         self.currency = currency
         self.wake = wake
         self.from_block = from_block
         self.locks = KeyedLocks()
 
-    def follow(self) -> int:
-        """Record the events of newly finalized blocks; returns how many were new."""
+    def stream_start(self) -> tuple[str | None, int]:
+        """The node stream the follower reads (None: none yet) and the block a new one starts
+        at: the first block not wholly recorded, else `from_block`."""
         with self.sessions() as session:
             checkpoint = session.get(Checkpoint, CHECKPOINT)
-            first = checkpoint.next_block if checkpoint else self.from_block
-        head = self.issuer.finalized_block()
-        if head < first:
-            return 0
-        last = min(head, first + MAX_RANGE - 1)
-        logs = self.issuer.withdrawal_logs(first, last)
-        new = 0
+            if checkpoint is None:
+                return None, self.from_block
+            return checkpoint.stream_id, checkpoint.next_block
+
+    def use_stream(self, stream_id: str, next_block: int) -> None:
+        """Remember the node stream created from `next_block` on."""
         with self.sessions() as session, session.begin():
             checkpoint = session.get(Checkpoint, CHECKPOINT, with_for_update=True)
             if checkpoint is None:
-                checkpoint = Checkpoint(name=CHECKPOINT, next_block=first)
-                session.add(checkpoint)
-            if checkpoint.next_block != first:
-                return 0  # another follower moved it meanwhile: read again next time
-            for log in logs:
+                session.add(Checkpoint(name=CHECKPOINT, next_block=next_block, stream_id=stream_id))
+            else:
+                checkpoint.stream_id = stream_id
+
+    def record(self, requests: list[WithdrawalLog]) -> int:
+        """Record a delivered batch of requests in one transaction; returns how many were new.
+        A request already recorded (a batch delivered again after a crash before its ack) is
+        skipped, so the stream's at-least-once delivery records each exactly once."""
+        new = 0
+        with self.sessions() as session, session.begin():
+            for log in requests:
                 if session.get(Withdrawal, log.id) is None:
                     session.add(
                         Withdrawal(
@@ -88,9 +92,12 @@ class Withdrawals:
                         )
                     )
                     new += 1
-            checkpoint.next_block = last + 1
+            checkpoint = session.get(Checkpoint, CHECKPOINT, with_for_update=True)
+            if checkpoint is not None and requests:
+                checkpoint.next_block = max(checkpoint.next_block, requests[-1].block_number)
         if new:
             crash_point("withdrawal.recorded")
+            self.wake.set()
         return new
 
     def pay_pending(self) -> None:

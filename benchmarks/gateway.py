@@ -50,6 +50,7 @@ from tests.bank_support import (  # noqa: E402
     Stack,
     gateway,
     make_key,
+    node_api_key,
     simulator,
     wait_for,
     write_keys,
@@ -128,7 +129,8 @@ def main() -> int:
             sim = simulator(tmp, gateway_port).start()
             keys = write_keys(tmp / "keys", accounts, {ISSUER: "issuer"})
             db = postgres.create_database() if postgres else None
-            gw = gateway(tmp, gateway_port, node_url, sim.url, keys, db)
+            node_key = node_api_key(node_url, tmp / "data")
+            gw = gateway(tmp, gateway_port, node_url, sim.url, keys, db, node_key)
             gw.args += ["--poll", "0.05"]
             try:
                 gw.start()

@@ -3,7 +3,8 @@
 # machine gets what CI tested and not whatever was published since:
 #   - Debian packages the tests use (as root): softhsm2 (the PKCS#11 token the key-store tests
 #     generate keys in), postgresql (the bank gateway's tests start throwaway clusters with its
-#     initdb/pg_ctl; as root they run them as `nobody`), chromium (the explorer's browser
+#     initdb/pg_ctl; as root they run them as `nobody`), libfaketime (a node dated days back,
+#     for reconciliation over earlier days), chromium (the explorer's browser
 #     tests), docker-compose (validates the compose file without an engine), python3-venv and
 #     a C toolchain for wheels that compile;
 #   - a virtual environment in .venv (works where the system Python refuses global installs,
@@ -22,7 +23,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   missing=()
-  for package in docker-compose softhsm2 postgresql chromium python3-venv python3-dev build-essential; do
+  for package in docker-compose softhsm2 postgresql libfaketime chromium python3-venv python3-dev build-essential; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -33,7 +34,7 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     step "Debian packages: all present"
   fi
 else
-  step "Debian packages: skipped (not root); the tests need softhsm2, postgresql, chromium, docker-compose"
+  step "Debian packages: skipped (not root); the tests need softhsm2, postgresql, libfaketime, chromium, docker-compose"
 fi
 
 python=${PYTHON:-python3}

@@ -209,6 +209,26 @@ def simulator(tmp: Path, gateway_port: int) -> Service:
     )
 
 
+def node_api_key(
+    node_url: str, datadir: Path, role: str = "auditor", addresses: tuple[str, ...] = ()
+) -> str:
+    """A new node API key (the gateway's withdrawal stream needs one that subscribes
+    chain-wide: auditor), made with the node's bootstrap admin key."""
+    admin = (datadir / "api-admin.key").read_text().strip()
+    response = httpx.post(
+        node_url + "/api/v1/admin/api-keys",
+        json={
+            "role": role,
+            "label": f"bank gateway {uuid.uuid4().hex[:8]}",
+            "addresses": list(addresses),
+        },
+        headers={"authorization": f"Bearer {admin}"},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["key"])
+
+
 def gateway(
     tmp: Path,
     port: int,
@@ -216,11 +236,13 @@ def gateway(
     rail_url: str,
     keys: Path,
     db: str | None,
+    node_key: str,
     data_dir: Path | None = None,
 ) -> Service:
     env = {
         "TALLY_BANK_RAIL_SECRET": RAIL_SECRET,
         "TALLY_RPC_URL": node_url,
+        "TALLY_BANK_NODE_API_KEY": node_key,
         "TALLY_BANK_RAIL_URL": rail_url,
         "TALLY_KEYSTORE_DIR": str(keys),
         "TALLY_KEYSTORE_PASSWORD": PASSWORD,

@@ -5,6 +5,7 @@ signed WalletToken mints and transfers."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -425,6 +426,55 @@ def test_websocket_acks_and_resumes_after_the_last_ack(
     with pytest.raises(ConnectionClosed) as closed, ws_connect(node, stream["id"], other_key) as s:
         s.recv(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+
+
+def test_websocket_closes_when_a_key_is_revoked(
+    node: NodeProcess, admin: Api, dev_accounts: list
+) -> None:
+    """An open session is re-checked: revoking the connection's key (an idle session) or the
+    stream creator's key (a batch in flight, its ack refused) closes it with 4401 and the
+    reason, and moves no checkpoint."""
+    dev = dev_accounts
+    sender = Sender(node)
+    fund_tokens(sender, dev, dev[8])
+    creator = admin.as_(admin.new_key("customer", [dev[8].address]))
+    body = {"delivery": "websocket", "accounts": [dev[8].address], "events": ["Transfer"]}
+    stream = creator.post("/streams", {**body, "from_block": head(node) + 1}).json()
+
+    def revoke(api: Api) -> None:
+        key_id = api.ok("/me")["key_id"]
+        assert admin.delete(f"/admin/api-keys/{key_id}").status_code == 204
+
+    # an admin's own key, revoked while its session waits for events
+    watcher = admin.as_(admin.new_key("admin"))
+    with ws_connect(node, stream["id"], watcher.credential or "") as socket:
+        assert ws_next(socket)["type"] == "hello"
+        revoke(watcher)
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=10)
+    assert time.monotonic() - started < 5
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    assert closed.value.rcvd.reason == "this connection's API key was revoked"
+
+    # the creator's key, revoked with a batch in flight: its ack is not saved
+    sender.run([token_transfer(sender, dev[8], dev[6].address, 3)])
+    with ws_connect(node, stream["id"], creator.credential or "") as socket:
+        assert ws_next(socket)["type"] == "hello"
+        event = ws_next(socket)["events"][-1]
+        revoke(creator)
+        ack = {
+            "type": "ack",
+            "block_number": event["block_number"],
+            "log_index": event["log_index"],
+        }
+        with contextlib.suppress(ConnectionClosed):
+            socket.send(json.dumps(ack))
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    assert closed.value.rcvd.reason == "the API key that created this stream was revoked"
+    assert admin.ok(f"/streams/{stream['id']}")["checkpoint"] is None
 
 
 def test_roles_and_bad_input(node: NodeProcess, admin: Api, dev_accounts: list) -> None:

@@ -12,6 +12,7 @@ reading the chain.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from tests.bank_support import (
     gateway,
     make_key,
     minted_events,
+    node_api_key,
     simulator,
     write_keys,
 )
@@ -50,7 +52,10 @@ def stack(
     sim = simulator(tmp, gateway_port).start()
     keys = write_keys(tmp / "keys", dev_accounts, {ISSUER: "issuer", CUSTOMER: "customer"})
     db = postgres.create_database()
-    gw = gateway(tmp, gateway_port, shared_node.url, sim.url, keys, db)
+    gw = gateway(
+        tmp, gateway_port, shared_node.url, sim.url, keys, db,
+        node_api_key(shared_node.url, shared_node.datadir),
+    )  # fmt: skip
     gw.args += ["--recover-after", "1"]
     try:
         from bank.db import make_engine, upgrade
@@ -104,7 +109,8 @@ def test_kill9_at_every_step_then_restart_conserves_totals(
     # One withdrawal through every step (the follower's checkpoint survives each crash);
     # B's mint is settled along the way.
     withdrawal_id = request_withdrawal(stack, 10_00)
-    crash_at(stack, "withdrawal.recorded")
+    crash_at(stack, "withdrawal.recorded")  # committed, not acknowledged to the node's stream
+    recorded = len(stack.gateway.log_text())
     crash_at(stack, "withdrawal.paid")
     crash_at(stack, "outbox.sent")  # burn sent, hash not recorded
 
@@ -115,6 +121,7 @@ def test_kill9_at_every_step_then_restart_conserves_totals(
     stack.wait_topup(b["id"])
     view = stack.wait_withdrawal(withdrawal_id, "burned")
     log = stack.gateway.log_text()
+    assert ", 0 new" in log[recorded:]  # the unacknowledged request came again: recorded once
     assert log.count("done already by") == 2, log[-5000:]  # the resent mint and burn
     for topup, amount in ((a, 11_00), (b, 22_00)):
         assert [e["amount"] for e in minted_events(chain, topup["reference"])] == [amount]
@@ -129,3 +136,79 @@ def test_kill9_at_every_step_then_restart_conserves_totals(
     assert (totals["captured"], totals["minted"]) == (33_00, 33_00)
     assert (totals["paid_out"], totals["burned"]) == (10_00, 10_00)
     assert totals["outbox_open"] == 0
+
+
+def stream_state(stack: Stack, node: NodeProcess) -> tuple[str, dict]:
+    """The gateway's node stream (its id from the gateway's database) as the node shows it."""
+    from bank.db import make_engine, sessions
+    from bank.models import Checkpoint
+
+    engine = make_engine(stack.db)
+    try:
+        with sessions(engine)() as session:
+            checkpoint = session.get(Checkpoint, "withdrawals")
+            assert checkpoint is not None and checkpoint.stream_id is not None
+            stream_id = checkpoint.stream_id
+    finally:
+        engine.dispose()
+    response = httpx.get(
+        f"{node.url}/api/v1/streams/{stream_id}", headers=admin_header(node), timeout=30
+    )
+    return stream_id, response.json() if response.status_code == 200 else {}
+
+
+def admin_header(node: NodeProcess) -> dict[str, str]:
+    return {"authorization": "Bearer " + (node.datadir / "api-admin.key").read_text().strip()}
+
+
+def test_node_kill9_or_a_lost_stream_skips_and_doubles_nothing(
+    stack: Stack, shared_node: NodeProcess
+) -> None:
+    """The node is killed (-9) right after a withdrawal request, and later loses the gateway's
+    stream altogether (deleted): the gateway reconnects, or makes a new stream from its own
+    checkpoint, and each request is paid out and burned exactly once."""
+    if stack.gateway.process is None or stack.gateway.process.poll() is not None:
+        stack.gateway.start()
+    stack.wait_topup(stack.topup("kill-node-topup", 40_00).json()["id"])
+    seen = len(stack.gateway.log_text())
+    first = request_withdrawal(stack, 5_00)
+    shared_node.kill9()
+    shared_node.start()
+    second = request_withdrawal(stack, 6_00)
+    stack.wait_withdrawal(first, "burned", timeout=60)
+    stack.wait_withdrawal(second, "burned", timeout=60)
+    assert "withdrawal stream closed" in stack.gateway.log_text()[seen:] or (
+        "reconnecting" in stack.gateway.log_text()[seen:]
+    )
+    stream_id, node_view = stream_state(stack, shared_node)
+    assert node_view["checkpoint"] is not None
+
+    # the node loses the stream: a new one starts at the gateway's checkpoint
+    deleted = httpx.delete(
+        f"{shared_node.url}/api/v1/streams/{stream_id}",
+        headers=admin_header(shared_node),
+        timeout=30,
+    )
+    assert deleted.status_code == 204
+    before_loss = len(stack.gateway.log_text())
+    third = request_withdrawal(stack, 7_00)
+    stack.wait_withdrawal(third, "burned", timeout=60)
+    new_id, new_view = stream_state(stack, shared_node)
+    assert new_id != stream_id
+    assert new_view["from_block"] <= node_view["checkpoint"]["block_number"]
+    log = stack.gateway.log_text()[before_loss:]
+    assert f"stream {stream_id} is gone from the node" in log, log[-3000:]
+    batches = [
+        tuple(map(int, m)) for m in re.findall(r"stream: (\d+) events to .*, (\d+) new", log)
+    ]
+    assert any(events > new for events, new in batches), log  # the second request came again
+    assert sum(new for _, new in batches) == 1  # ...but only the third is new
+
+    ledger = stack.ledger()
+    for withdrawal_id, amount in ((first, 5_00), (second, 6_00), (third, 7_00)):
+        assert ledger[f"wd-{withdrawal_id}"]["history"] == ["paid"]
+        assert ledger[f"wd-{withdrawal_id}"]["amount"] == amount
+    ids = [w["id"] for w in stack.get("/withdrawals").json()]
+    assert len(ids) == len(set(ids)) and {first, second, third} <= set(ids)
+    totals = stack.get("/totals").json()
+    assert totals["paid_out"] == totals["burned"]

@@ -33,6 +33,7 @@ from tests.bank_support import (
     gateway,
     make_key,
     minted_events,
+    node_api_key,
     simulator,
     write_keys,
 )
@@ -55,7 +56,10 @@ def stack(
     sim = simulator(tmp, gateway_port).start()
     keys = write_keys(tmp / "keys", dev_accounts, {ISSUER: "issuer", CUSTOMER: "customer"})
     db = postgres.create_database()
-    gw = gateway(tmp, gateway_port, shared_node.url, sim.url, keys, db)
+    gw = gateway(
+        tmp, gateway_port, shared_node.url, sim.url, keys, db,
+        node_api_key(shared_node.url, shared_node.datadir),
+    )  # fmt: skip
     try:
         gw.start()
         customer = dev_accounts[CUSTOMER].address

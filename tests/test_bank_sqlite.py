@@ -12,10 +12,12 @@ from web3 import Web3
 from tests.bank_support import (
     CUSTOMER,
     ISSUER,
+    PASSWORD,
     Stack,
     api_key,
     gateway,
     minted_events,
+    node_api_key,
     simulator,
     write_keys,
 )
@@ -29,7 +31,8 @@ def test_the_gateway_runs_on_sqlite_with_no_setup(
     port = free_port()
     sim = simulator(tmp_path, port).start()
     keys = write_keys(tmp_path / "keys", dev_accounts, {ISSUER: "issuer"})
-    gw = gateway(tmp_path, port, shared_node.url, sim.url, keys, db=None)
+    node_key = node_api_key(shared_node.url, shared_node.datadir)
+    gw = gateway(tmp_path, port, shared_node.url, sim.url, keys, None, node_key)
     try:
         gw.start()
         assert (tmp_path / "bank-data" / "bank.sqlite3").exists()
@@ -53,6 +56,7 @@ def test_the_gateway_runs_on_sqlite_with_no_setup(
         (("api-key", "--role", "operations", "--name", "x", "--account", "0x12"), 2, "--account"),
         (("migrate", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none"), 3, "database"),
         (("card-simulator", "--faults", "{nope"), 2, "--faults"),
+        (("gateway",), 2, "TALLY_BANK_NODE_API_KEY"),
     ],
 )
 def test_cli_refusals_are_one_line(
@@ -61,3 +65,24 @@ def test_cli_refusals_are_one_line(
     result = tally("bank", *args, env={"TALLY_BANK_DATA_DIR": str(tmp_path)})
     assert result.returncode == code, result.stderr
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+def test_the_gateway_refuses_a_node_key_that_cannot_stream(
+    tmp_path: Path, shared_node: NodeProcess, dev_accounts: list
+) -> None:
+    """A node key unknown to the node, or one whose role may not subscribe chain-wide (a
+    customer's), stops the gateway at start with exit 5 and the node's reason."""
+    keys = write_keys(tmp_path / "keys", dev_accounts, {ISSUER: "issuer"})
+    customer = node_api_key(
+        shared_node.url, shared_node.datadir, "customer", (dev_accounts[CUSTOMER].address,)
+    )
+    env = {
+        "TALLY_BANK_DATA_DIR": str(tmp_path / "bank"),
+        "TALLY_RPC_URL": shared_node.url,
+        "TALLY_KEYSTORE_DIR": str(keys),
+        "TALLY_KEYSTORE_PASSWORD": PASSWORD,
+    }
+    for key, reason in (("tk_unknown", "HTTP 401"), (customer, "HTTP 403")):
+        result = tally("bank", "gateway", env={**env, "TALLY_BANK_NODE_API_KEY": key})
+        assert result.returncode == 5, result.stderr
+        assert "withdrawal stream" in result.stderr and reason in result.stderr, result.stderr

@@ -28,6 +28,7 @@ from tests.bank_support import (
     Stack,
     api_key,
     gateway,
+    node_api_key,
     simulator,
     write_keys,
 )
@@ -62,10 +63,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory, dev_accounts: list) -> Itera
     )
     sim = simulator(tmp, gateway_port)
     keys = write_keys(tmp / "keys", dev_accounts, {ISSUER: "issuer"})
-    gw = gateway(tmp, gateway_port, node.url, sim.url, keys, db=None)
+    gw = gateway(tmp, gateway_port, node.url, sim.url, keys, None, node_key="")
     gw.args += ["--cors-origins", f"https://other.example,{node.url}"]
     try:
         node.start()
+        gw.env["TALLY_BANK_NODE_API_KEY"] = node_api_key(node.url, node.datadir)
         sim.start()
         gw.start()
         customer = dev_accounts[CUSTOMER].address

@@ -23,7 +23,7 @@ from node.api.context import ApiContext, context
 from node.api.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthenticated
 from node.api.roles import ApiRole
 from node.api.streams import socket
-from node.api.streams.manager import StreamManager
+from node.api.streams.manager import Revoked, StreamManager
 from node.api.streams.model import DEAD_LETTER, WEBHOOK, WEBSOCKET, Subscription
 from node.api.streams.webhook import TargetRefused, check_url
 
@@ -231,7 +231,9 @@ async def stream_socket(websocket: WebSocket, stream_id: str) -> None:
     """A websocket stream's delivery (`node.api.streams.socket`). A refusal is a close right
     after the handshake with code 4000 + the HTTP status and the reason: 4401 no valid
     credential, 4404 no such stream (or not the caller's), 4409 not a websocket stream. A
-    session ends with 4409 when the stream is replayed or another connection takes it over."""
+    session ends with 4409 when the stream is replayed or another connection takes it over,
+    and with 4401 (the reason says which key) once the stream's creator's or the connection's
+    API key is revoked."""
     ctx: ApiContext = websocket.app.state.context
     try:
         caller = authenticate(websocket)
@@ -248,10 +250,14 @@ async def stream_socket(websocket: WebSocket, stream_id: str) -> None:
         await websocket.close(code=4000 + exc.status, reason=exc.message[:120])
         return
     await websocket.accept()
-    session = asyncio.create_task(socket.serve(websocket, manager, sub))
+    session = asyncio.create_task(
+        socket.serve(websocket, manager, sub, lambda: _revoked(manager, sub, caller))
+    )
     await manager.attach(sub.id, session)
     try:
         await session
+    except Revoked as exc:
+        await websocket.close(code=4401, reason=str(exc))
     except asyncio.CancelledError:
         this = asyncio.current_task()
         if this is not None and this.cancelling():
@@ -259,3 +265,12 @@ async def stream_socket(websocket: WebSocket, stream_id: str) -> None:
         await websocket.close(code=4409, reason="replayed, or taken over by a newer connection")
     finally:
         manager.detach(sub.id, session)
+
+
+def _revoked(manager: StreamManager, sub: Subscription, caller: Principal) -> str | None:
+    """Why an open session must end now (a key revoked since it connected), else None."""
+    if not manager.owner_active(sub):
+        return "the API key that created this stream was revoked"
+    if caller.key_id is not None and not manager.key_active(caller.key_id):
+        return "this connection's API key was revoked"
+    return None

@@ -5,7 +5,7 @@ posts one batch at a time (so at most one request in flight per stream, never ou
 and moves the cursor only when the receiver answered 2xx. A failure is retried with
 exponential backoff and full jitter; after `max_attempts` failures, or `max_age` seconds of
 failing, the stream is dead-lettered (kept, not delivering) until `resume` or `replay`; so is
-a stream whose creator's API key was revoked (before its next delivery).
+a stream whose creator's API key was revoked (noticed within `IDLE_RECHECK` seconds).
 Committed blocks only wake the workers: what they deliver always comes from the store.
 """
 
@@ -17,6 +17,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -52,6 +53,13 @@ IDLE_RECHECK = 1.0
 WEBHOOK_TIMEOUT = 10.0
 MAX_CONNECTIONS = 64
 """Webhook requests in flight on the node, all streams together."""
+
+
+REVOKED = "the API key that created it was revoked"
+
+
+class Revoked(Exception):
+    """The credential a delivery runs under is no longer valid (the message says why)."""
 
 
 def backoff(attempt: int) -> float:
@@ -159,15 +167,30 @@ class StreamManager:
     def owner_active(self, subscription: Subscription) -> bool:
         """False once the API key that created the stream is revoked."""
         kind, _, key_id = subscription.owner.partition(":")
-        return kind != "key" or any(record.id == key_id for record in self.keys.all())
+        return kind != "key" or self.key_active(key_id)
+
+    def _owner_revoked(self, subscription: Subscription) -> str | None:
+        return None if self.owner_active(subscription) else REVOKED
+
+    def key_active(self, key_id: str) -> bool:
+        return any(record.id == key_id for record in self.keys.all())
 
     # reading -------------------------------------------------------------------------------
 
     async def next_events(
-        self, subscription: Subscription, match: StreamFilter, after: Position
+        self,
+        subscription: Subscription,
+        match: StreamFilter,
+        after: Position,
+        allowed: Callable[[], str | None] = lambda: None,
     ) -> tuple[list[dict[str, Any]], Position]:
-        """The next batch above `after`, waiting for blocks while there is none."""
+        """The next batch above `after`, waiting for blocks while there is none. `allowed`
+        is asked before each scan (so at least every `IDLE_RECHECK` seconds while idle): a
+        reason it answers ends the wait with `Revoked`."""
         while True:
+            reason = allowed()
+            if reason is not None:
+                raise Revoked(reason)
             signal, head = self._block, self.head()
             events, reached = await asyncio.to_thread(
                 scan,
@@ -196,12 +219,16 @@ class StreamManager:
         after = self.store.cursor(subscription.id).after()
         try:
             while True:
-                events, _ = await self.next_events(subscription, match, after)
+                events, _ = await self.next_events(
+                    subscription, match, after, lambda: self._owner_revoked(subscription)
+                )
                 if not await self._deliver(subscription, events):
                     return
                 after = position(events[-1])
         except asyncio.CancelledError:
             raise
+        except Revoked as exc:
+            self._dead_letter(subscription, str(exc))
         except Exception:
             log.exception("stream %s stopped", subscription.id)
         finally:
@@ -215,8 +242,9 @@ class StreamManager:
         ).encode()
         attempts, failing_since = 0, time.monotonic()
         while True:
-            if not self.owner_active(subscription):
-                self._dead_letter(subscription, "the API key that created it was revoked")
+            reason = self._owner_revoked(subscription)
+            if reason is not None:
+                self._dead_letter(subscription, reason)
                 return False
             reason = await self._post(subscription, body)
             if reason is None:

@@ -7,17 +7,22 @@ event of the batch in flight). The next batch goes out once the whole batch is a
 so at most one batch is in flight. Whatever was not acknowledged when the connection dropped is
 sent again on the next connection: at least once, in order. A bad message gets
 `{"type": "error", "message"}` and changes nothing.
+
+The credentials are checked again while the session runs (before each batch, before each ack
+is saved, and every `IDLE_RECHECK` seconds while waiting): once the stream's creator's key or
+the connection's own key is revoked, `serve` raises `Revoked` and saves nothing more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from node.api.streams.manager import StreamManager, position
+from node.api.streams.manager import IDLE_RECHECK, Revoked, StreamManager, position
 from node.api.streams.model import Position, Subscription
 
 
@@ -44,8 +49,24 @@ def _ack(message: Any, in_flight: list[dict[str, Any]]) -> Position | str:
     return block, index
 
 
-async def serve(websocket: WebSocket, manager: StreamManager, subscription: Subscription) -> None:
-    """Deliver to one connected client until it disconnects (or the session is replaced)."""
+async def _next_message(inbox: asyncio.Queue[Any], allowed: Callable[[], str | None]) -> Any:
+    """The client's next message, re-checking the credentials while it takes its time."""
+    while True:
+        reason = allowed()
+        if reason is not None:
+            raise Revoked(reason)
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(inbox.get(), IDLE_RECHECK)
+
+
+async def serve(
+    websocket: WebSocket,
+    manager: StreamManager,
+    subscription: Subscription,
+    allowed: Callable[[], str | None],
+) -> None:
+    """Deliver to one connected client until it disconnects (or the session is replaced);
+    `Revoked` once `allowed` gives a reason to stop."""
     cursor = manager.store.cursor(subscription.id)
     last = (
         None
@@ -63,11 +84,15 @@ async def serve(websocket: WebSocket, manager: StreamManager, subscription: Subs
     try:
         while True:
             if not in_flight:
-                fetch = asyncio.create_task(manager.next_events(subscription, match, after))
-                message = asyncio.create_task(inbox.get())
+                fetch = asyncio.create_task(
+                    manager.next_events(subscription, match, after, allowed)
+                )
+                message = asyncio.create_task(_next_message(inbox, allowed))
                 done, _ = await asyncio.wait({fetch, message}, return_when=asyncio.FIRST_COMPLETED)
                 if fetch in done:
                     message.cancel()
+                    if message in done and isinstance(message.exception(), Revoked):
+                        message.result()
                     in_flight, _ = fetch.result()
                     after = position(in_flight[-1])
                     await websocket.send_json({"type": "events", "events": in_flight})
@@ -75,13 +100,16 @@ async def serve(websocket: WebSocket, manager: StreamManager, subscription: Subs
                 fetch.cancel()
                 received = message.result()
             else:
-                received = await inbox.get()
+                received = await _next_message(inbox, allowed)
             if received is None:
                 return
             acked = _ack(received, in_flight)
             if isinstance(acked, str):
                 await websocket.send_json({"type": "error", "message": acked})
                 continue
+            reason = allowed()
+            if reason is not None:
+                raise Revoked(reason)
             manager.acknowledge(subscription.id, acked)
             in_flight = [event for event in in_flight if position(event) > acked]
     finally:
