@@ -22,11 +22,11 @@ from tests.bank_support import (
     Service,
     gateway,
     make_key,
+    node_api_key,
     simulator,
     write_keys,
 )
 from tests.conftest import NodeProcess, free_port
-from tests.test_api_support import admin_key
 
 #: Dev accounts by role (node.domain.contracts.DEV_ROLES).
 LABELS = {1: "issuer", 2: "compliance", 3: "merchant", 4: "employer", 6: "c6", 7: "c7", 8: "c8",
@@ -62,18 +62,6 @@ class CreditStack:
         )
 
 
-def auditor_key(node: NodeProcess) -> str:
-    """A node API key of the auditor role (reads every account), made by the node's admin."""
-    response = httpx.post(
-        node.url + "/api/v1/admin/api-keys",
-        json={"role": "auditor", "label": "bank-credit"},
-        headers={"authorization": f"Bearer {admin_key(node)}"},
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["key"])
-
-
 @contextlib.contextmanager
 def credit_stack(
     tmp: Path, node: NodeProcess, dev_accounts: list, gateway_args: tuple[str, ...] = ()
@@ -84,9 +72,8 @@ def credit_stack(
     sim = simulator(tmp, port).start()
     keys = write_keys(tmp / "keys", dev_accounts, LABELS)
     db = postgres.create_database()
-    gw = gateway(tmp, port, node.url, sim.url, keys, db)
+    gw = gateway(tmp, port, node.url, sim.url, keys, db, node_api_key(node.url, node.datadir))
     gw.args += list(gateway_args)
-    gw.env["TALLY_BANK_NODE_API_KEY"] = auditor_key(node)
     try:
         gw.start()
         yield CreditStack(node, gw, db, FileKeyStore(keys, PASSWORD, scrypt_n=SCRYPT_N))
