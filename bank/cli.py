@@ -41,8 +41,9 @@ from bank.credit_cli import credit_app
 EXIT_CODES = """\b
 Exit codes: 0 ok; 1 unexpected error; 2 bad usage; 3 database cannot be
 opened or migrated; 4 issuer key store; 5 node unreachable, no token or
-withdrawal stream refused; 6 gateway unreachable or refusing; 7 no credit consent
-(credit evaluate); 86 a crash point was reached (TALLY_BANK_CRASH_AT, crash tests only)."""
+withdrawal stream refused; 6 gateway unreachable or refusing; 7 no credit
+consent (credit evaluate); 86 a crash point was reached (TALLY_BANK_CRASH_AT,
+crash tests only)."""
 DEFAULT_DATA_DIR = Path.home() / ".tally" / "bank"
 DEFAULT_KEYSTORE_DIR = Path.home() / ".tally" / "keystore"
 DEFAULT_RAIL_SECRET = "tally-dev-rail-secret"
