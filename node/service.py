@@ -465,8 +465,7 @@ class Node:
             chain=self.chain,
             pool=self.pool,
             calls=self.calls,
-            eth=EthApi(self.chain, self.pool, self.calls, self.call_pool),
-            proofs=ProofsApi(self.chain),
+            call_pool=self.call_pool,
             keys=keys,
             merchants=MerchantRegistry(self.store),
             signin=SignIn(

@@ -15,12 +15,11 @@ from eth_keys.exceptions import BadSignature
 
 from node.api.events import EventDecoder
 from node.api.params import checksum, hexd, iso_time
-from node.chain.chain import Chain
 from node.chain.importer import quorum
 from node.chain.vm import decode_transaction
 from node.consensus.extra_data import ExtraDataError, QbftExtraData
 from node.consensus.hashing import onchain_hash, recover_seal_signer
-from node.storage import schema
+from node.query.reader import ChainReader
 from node.storage.indexes import (
     FeePayment,
     HeldPayment,
@@ -36,7 +35,9 @@ HOLD_REASONS = ((1, "over_review_threshold"), (2, "payer_flagged"), (4, "payee_f
 """`PaymentHeld.reasons` bits and their names."""
 
 
-def block_summary(chain: Chain, header: BlockHeaderAPI, block_hash: bytes) -> dict[str, Any]:
+def block_summary(
+    reader: ChainReader, header: BlockHeaderAPI, block_hash: bytes
+) -> dict[str, Any]:
     return {
         "number": header.block_number,
         "hash": hexd(block_hash),
@@ -44,14 +45,16 @@ def block_summary(chain: Chain, header: BlockHeaderAPI, block_hash: bytes) -> di
         "timestamp": header.timestamp,
         "time": iso_time(header.timestamp),
         "proposer": checksum(header.coinbase),
-        "tx_count": len(chain.store.store.get(schema.body_key(block_hash)) or b"") // 32,
+        "tx_count": len(reader.tx_hashes(block_hash)),
         "gas_used": header.gas_used,
         "state_root": hexd(header.state_root),
     }
 
 
-def block_detail(chain: Chain, header: BlockHeaderAPI, block_hash: bytes) -> dict[str, Any]:
-    summary = block_summary(chain, header, block_hash)
+def block_detail(
+    reader: ChainReader, header: BlockHeaderAPI, block_hash: bytes
+) -> dict[str, Any]:
+    summary = block_summary(reader, header, block_hash)
     try:
         extra = QbftExtraData.decode(header.extra_data)
         validators = [checksum(v) for v in extra.validators]
@@ -59,14 +62,14 @@ def block_detail(chain: Chain, header: BlockHeaderAPI, block_hash: bytes) -> dic
         extra, validators = None, []
     return {
         **summary,
-        "transactions": [hexd(h) for h in chain.store.block_tx_hashes(block_hash)],
+        "transactions": [hexd(h) for h in reader.tx_hashes(block_hash)],
         "validators": validators,
-        "commit_seals": commit_seals(chain, header, extra),
+        "commit_seals": commit_seals(reader, header, extra),
     }
 
 
 def commit_seals(
-    chain: Chain, header: BlockHeaderAPI, extra: QbftExtraData | None
+    reader: ChainReader, header: BlockHeaderAPI, extra: QbftExtraData | None
 ) -> dict[str, Any]:
     """Seal count, the quorum in force, and whether this node's own re-check passes: every
     seal recovers to a distinct validator of the parent's set, at least a quorum of them.
@@ -76,7 +79,7 @@ def commit_seals(
         size = len(extra.validators) if extra is not None else 0
         return {"count": count, "quorum": quorum(size), "valid": True}
     try:
-        validators = set(chain.validator_tally(header.parent_hash).validators)
+        validators = set(reader.validators_after(header.parent_hash))
     except KeyError:
         validators = set()
     required = quorum(len(validators))

@@ -18,6 +18,7 @@ from node.chain.tracing.hooks import Tracer, TraceTooLarge
 from node.chain.tracing.prestate import PrestateTracer
 from node.chain.tracing.replay import replay_block
 from node.chain.tracing.struct_logger import StructLogger
+from node.query.reader import ChainReader
 from node.rpc import params as p
 from node.rpc.callpool import CallPool
 from node.rpc.errors import InvalidParams, ServerError
@@ -147,13 +148,7 @@ class _TraceTimeout(ExecutionTimeout):
 
 
 def block_for(chain: Chain, which: str | int | bytes) -> BlockHeaderAPI | None:
-    if isinstance(which, bytes):
-        return chain.header_by_hash(which)
-    if isinstance(which, int):
-        return chain.header_by_number(which)
-    if which == "earliest":
-        return chain.header_by_number(0)
-    return chain.committed_head()[0]
+    return ChainReader(chain).block(which)
 
 
 async def call_tree(

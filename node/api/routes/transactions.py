@@ -1,9 +1,9 @@
 """Transactions: one with its receipt and decoded events, and relaying signed ones.
 
 The API never holds a key: a write is a transaction the user signed, relayed to this node's
-pool through the very path `eth_sendRawTransaction` takes. Before that, the sender is
-recovered with the pool's own stateless admission check and must be one of the credential's
-addresses (admins excepted), so a refused relay leaves the pool untouched.
+pool through the very path `eth_sendRawTransaction` takes (`node.query.relay`). Before that,
+the sender is recovered with the pool's own stateless admission check and must be one of the
+credential's addresses (admins excepted), so a refused relay leaves the pool untouched.
 """
 
 from __future__ import annotations
@@ -50,12 +50,11 @@ async def get_transaction(
     ctx: Annotated[ApiContext, Depends(context)],
 ) -> dict:
     key = params.hash32(tx_hash, "transaction hash")
-    store = ctx.chain.store
-    record = store.transaction(key)
+    record = ctx.reader.transaction(key)
     if record is not None:
         tx, sender = decode_transaction(record.raw), record.sender
-        receipt = store.receipt(key)
-        header = ctx.chain.header_by_hash(record.block_hash)
+        receipt = ctx.reader.receipt(key)
+        header = ctx.reader.header_by_hash(record.block_hash)
     else:
         pooled = ctx.pool.get(key)
         if pooled is None:
@@ -82,17 +81,17 @@ async def get_internal_calls(
     """Re-executed on the node's call threads, as `debug_traceTransaction` with callTracer is;
     role-checked as the transaction itself is."""
     key = params.hash32(tx_hash, "transaction hash")
-    record = ctx.chain.store.transaction(key)
-    header = None if record is None else ctx.chain.header_by_hash(record.block_hash)
+    record = ctx.reader.transaction(key)
+    header = None if record is None else ctx.reader.header_by_hash(record.block_hash)
     if record is None or header is None:
         raise NotFound("no such mined transaction")
     if not caller.reads_chain:
         tx = decode_transaction(record.raw)
         parties = {record.sender, tx.to} if tx.to else {record.sender}
-        if not _involves(caller, parties, ctx.chain.store.receipt(key)):
+        if not _involves(caller, parties, ctx.reader.receipt(key)):
             raise Forbidden("customers may read only their own transactions")
     try:
-        tree = await call_tree(ctx.chain, ctx.eth.call_pool, header, record.index)
+        tree = await call_tree(ctx.chain, ctx.call_pool, header, record.index)
     except RpcError as exc:
         raise Unavailable(exc.message, retry_after=5) from exc
     return {"hash": "0x" + key.hex(), "calls": flatten_calls(tree)}
@@ -120,7 +119,7 @@ async def relay(
     if not caller.may_send_from(checked.sender):
         raise Forbidden("the transaction's sender is not one of this credential's addresses")
     try:
-        tx_hash = ctx.eth.send_raw_transaction(body.raw.strip())
-    except RpcError as exc:
-        raise TxRejected(exc.message) from exc
-    return JSONResponse({"hash": tx_hash}, status_code=202)
+        pooled = ctx.relay.submit(raw)
+    except TxPoolError as exc:
+        raise TxRejected(str(exc)) from exc
+    return JSONResponse({"hash": "0x" + pooled.hash.hex()}, status_code=202)

@@ -38,6 +38,7 @@ from node.api.streams.store import StreamStore
 from node.api.streams.webhook import SIGNATURE_HEADER, TargetRefused, WebhookHosts, check_url, sign
 from node.chain.chain import Chain
 from node.chain.events import ChainEvents, CommittedBlock
+from node.query.reader import ChainReader
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per webhook request
@@ -74,6 +75,7 @@ class StreamManager:
         keys: ApiKeyStore,
     ) -> None:
         self.chain = chain
+        self.reader = ChainReader(chain)
         self.keys = keys
         self.store = StreamStore(chain.store.store)
         self.decoder = decoder
@@ -93,7 +95,7 @@ class StreamManager:
         return self._block
 
     def head(self) -> int:
-        return self.chain.committed_head()[0].block_number
+        return self.reader.head().number
 
     async def run(self) -> None:
         """Start every active webhook stream, then serve until the node stops."""
