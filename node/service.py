@@ -47,6 +47,7 @@ from node.network import NetworkConfig
 from node.p2p.allowlist import AllowList
 from node.p2p.host import P2PHost
 from node.permissions.rules import ACCOUNT_RULES, NODE_RULES, PermissionRules
+from node.query.callpool import DEFAULT_EVM_TIMEOUT, DEFAULT_GAS_CAP, CallPool
 from node.rpc.admin import (
     DEFAULT_ADMIN_HOST,
     check_loopback,
@@ -54,7 +55,6 @@ from node.rpc.admin import (
     load_or_create_token,
 )
 from node.rpc.browser import DEFAULT_VHOSTS, BrowserGuard, BrowserPolicy
-from node.rpc.callpool import DEFAULT_EVM_TIMEOUT, DEFAULT_GAS_CAP, CallPool
 from node.rpc.debug import DebugApi
 from node.rpc.dispatch import DEFAULT_PUBLIC_NAMESPACES, Dispatcher, public_namespaces
 from node.rpc.eth import EthApi

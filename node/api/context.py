@@ -21,9 +21,9 @@ from node.api.streams.manager import StreamManager
 from node.chain.calls import CallExecutor
 from node.chain.chain import Chain
 from node.metrics import NodeMetrics
+from node.query.callpool import CallPool
 from node.query.reader import ChainReader
 from node.query.relay import Relay
-from node.rpc.callpool import CallPool
 from node.storage.indexes import ChainIndex
 from node.txpool.pool import TxPool
 

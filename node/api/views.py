@@ -275,3 +275,24 @@ def header_rlp(header: BlockHeaderAPI) -> str:
 
 def header_hash(header: BlockHeaderAPI) -> bytes:
     return onchain_hash(header)
+
+
+def flatten_calls(frame: dict[str, Any], depth: int = 0) -> list[dict[str, Any]]:
+    """A callTracer tree as rows, depth first, with integers where JSON-RPC has hex."""
+    row = {
+        "depth": depth,
+        "type": frame["type"],
+        "from": frame["from"],
+        "to": frame.get("to"),
+        "value": str(int(frame.get("value", "0x0"), 16)),
+        "gas": int(frame["gas"], 16),
+        "gas_used": int(frame["gasUsed"], 16),
+        "input": frame["input"],
+        "output": frame.get("output"),
+        "error": frame.get("error"),
+        "revert_reason": frame.get("revertReason"),
+    }
+    rows = [row]
+    for call in frame.get("calls", []):
+        rows.extend(flatten_calls(call, depth + 1))
+    return rows

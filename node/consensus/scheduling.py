@@ -58,7 +58,7 @@ def low_priority_executor(
     workers: int = 1, thread_name_prefix: str = "deferred-validation"
 ) -> ThreadPoolExecutor:
     """An executor whose threads run at the lowest OS priority (also used for clients' calls,
-    `node.rpc.callpool`).
+    `node.query.callpool`).
 
     Threads of their own because a raised nice value cannot be lowered again without
     privilege: the default executor's threads must keep their normal priority.

@@ -5,7 +5,7 @@ read side REST shares), and shape answers with `node.rpc.views`; they never writ
 Transactions enter only through `node.query.relay` into the pool, so `eth_sendRawTransaction`
 refusals carry the pool's reason with code -32000.
 `eth_call` and `eth_estimateGas` parse and pick their block here, on the loop, and execute on
-`node.rpc.callpool`'s threads, under its timeout and gas cap.
+`node.query.callpool`'s threads, under its timeout and gas cap.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from node.chain.calls import (
 from node.chain.chain import Chain
 from node.chain.vm import prague_header
 from node.consensus.hashing import onchain_hash
+from node.query.callpool import CallPool
 from node.query.reader import ChainReader
 from node.query.relay import Relay
 from node.rpc import params as p
 from node.rpc import views
 from node.rpc.callparams import call_request, state_overrides
-from node.rpc.callpool import CallPool
 from node.rpc.dispatch import rpc_method
 from node.rpc.errors import ExecutionReverted, InvalidParams, ServerError
 from node.txpool.errors import TxPoolError

@@ -20,9 +20,9 @@ from node.chain.tracing.parity import ParityTracer, located
 from node.chain.tracing.replay import TracedTransaction, replay_block
 from node.chain.tracing.state_diff import StateDiffTracer
 from node.consensus.hashing import onchain_hash
+from node.query.callpool import CallPool
 from node.query.reader import ChainReader
 from node.rpc import params as p
-from node.rpc.callpool import CallPool
 from node.rpc.dispatch import rpc_method
 from node.rpc.errors import InvalidParams, LimitExceeded
 from node.rpc.tracecommon import block_for, on_pool

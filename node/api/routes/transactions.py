@@ -20,9 +20,10 @@ from node.api.errors import BadRequest, Forbidden, NotFound, TxRejected, Unavail
 from node.api.models import InternalCalls, Relayed, RelayRequest, Transaction
 from node.api.roles import Role
 from node.chain.indexer import TRANSFER_TOPIC
+from node.chain.tracing.hooks import TraceTooLarge
 from node.chain.vm import decode_transaction
-from node.rpc.errors import RpcError
-from node.rpc.tracecommon import call_tree, flatten_calls
+from node.query.callpool import CallAborted, CallsBusy
+from node.query.traces import call_tree
 from node.storage.records import ReceiptRecord
 from node.txpool.admission import decode_checked
 from node.txpool.errors import TxPoolError
@@ -92,9 +93,9 @@ async def get_internal_calls(
             raise Forbidden("customers may read only their own transactions")
     try:
         tree = await call_tree(ctx.chain, ctx.call_pool, header, record.index)
-    except RpcError as exc:
-        raise Unavailable(exc.message, retry_after=5) from exc
-    return {"hash": "0x" + key.hex(), "calls": flatten_calls(tree)}
+    except (CallsBusy, CallAborted, TraceTooLarge) as exc:
+        raise Unavailable(str(exc), retry_after=5) from exc
+    return {"hash": "0x" + key.hex(), "calls": views.flatten_calls(tree)}
 
 
 @router.post(
