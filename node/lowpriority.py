@@ -1,7 +1,7 @@
 """Threads at the lowest OS priority, for work that must never slow block production.
 
 Used by consensus (a deferring validator's fallback re-execution, `node.consensus.scheduling`),
-by the chain (`node.chain.backfill`) and by clients' calls (`node.rpc.callpool`); it lives at
+by the chain (`node.chain.backfill`) and by clients' calls (`node.query.callpool`); it lives at
 the top so that none of them imports another for it.
 """
 
@@ -31,7 +31,7 @@ def low_priority_executor(
     workers: int = 1, thread_name_prefix: str = "deferred-validation"
 ) -> ThreadPoolExecutor:
     """An executor whose threads run at the lowest OS priority (also used for clients' calls,
-    `node.rpc.callpool`).
+    `node.query.callpool`).
 
     Threads of their own because a raised nice value cannot be lowered again without
     privilege: the default executor's threads must keep their normal priority.

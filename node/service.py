@@ -49,6 +49,7 @@ from node.p2p.allowlist import AllowList
 from node.p2p.host import P2PHost
 from node.p2p.network import NetworkConfig
 from node.permissions.rules import ACCOUNT_RULES, NODE_RULES, PermissionRules, SenderCheck
+from node.query.callpool import DEFAULT_EVM_TIMEOUT, DEFAULT_GAS_CAP, CallPool
 from node.rpc.admin import (
     DEFAULT_ADMIN_HOST,
     check_loopback,
@@ -56,7 +57,6 @@ from node.rpc.admin import (
     load_or_create_token,
 )
 from node.rpc.browser import DEFAULT_VHOSTS, BrowserGuard, BrowserPolicy
-from node.rpc.callpool import DEFAULT_EVM_TIMEOUT, DEFAULT_GAS_CAP, CallPool
 from node.rpc.debug import DebugApi
 from node.rpc.dispatch import DEFAULT_PUBLIC_NAMESPACES, Dispatcher, public_namespaces
 from node.rpc.eth import EthApi
@@ -483,8 +483,7 @@ class Node:
             chain=self.chain,
             pool=self.pool,
             calls=self.calls,
-            eth=EthApi(self.chain, self.pool, self.calls, self.call_pool),
-            proofs=ProofsApi(self.chain),
+            call_pool=self.call_pool,
             keys=keys,
             merchants=MerchantRegistry(self.store),
             signin=SignIn(

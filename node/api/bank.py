@@ -3,7 +3,7 @@
 Every read is a call through `CallExecutor` against a given block, using only the contracts'
 public view functions (their storage layouts may change; their ABIs are the interface). A call
 that fails (a custom genesis without the bank's contracts, say) reads as "unknown" (None).
-Reads run on the JSON-RPC call pool (`node.rpc.callpool`), as `eth_call` does: the EVM never
+Reads run on the call pool `eth_call` uses too (`node.query.callpool`): the EVM never
 runs on the event loop that runs consensus, and REST reads share eth_call's threads, timeout
 and queue bounds; when the pool is full the request gets 503 with Retry-After.
 """
@@ -19,8 +19,7 @@ from eth_utils import function_signature_to_4byte_selector
 from node.api.errors import Unavailable
 from node.chain.calls import CallError, CallExecutor, CallRequest
 from node.domain.contracts import ACCOUNT_RULES, POINTS, WALLET_TOKEN, ChainRole
-from node.rpc.callpool import CallPool
-from node.rpc.errors import LimitExceeded, ServerError
+from node.query.callpool import CallAborted, CallPool, CallsBusy
 
 _READER = b"\x00" * 20
 
@@ -54,9 +53,9 @@ class BankReader:
             computation = await self.pool.run(
                 lambda limits: self.calls.call(request, header, limits=limits)
             )
-        except LimitExceeded as exc:
+        except CallsBusy as exc:
             raise Unavailable(str(exc), 1) from None
-        except (CallError, ServerError):  # no such contract, or it ran past the timeout
+        except (CallError, CallAborted):  # no such contract, or it ran past the timeout
             return None
         if computation.is_error:
             return None

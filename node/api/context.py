@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from eth.abc import BlockHeaderAPI
 from fastapi import Request
 
 from node.api.bank import BankReader
@@ -23,8 +22,9 @@ from node.chain.chain import Chain
 from node.domain.event_decoding import EventDecoder
 from node.domain.indexes import ChainIndex
 from node.metrics import NodeMetrics
-from node.rpc.eth import EthApi
-from node.rpc.proofs import ProofsApi
+from node.query.callpool import CallPool
+from node.query.reader import ChainReader
+from node.query.relay import Relay
 from node.txpool.pool import TxPool
 
 
@@ -32,17 +32,16 @@ from node.txpool.pool import TxPool
 class ApiContext:
     """The node as the REST API sees it.
 
-    `eth` and `proofs` are the JSON-RPC namespaces whose logic the API reuses (transaction
-    relay and `eth_getProof`); `permissioned` says whether AccountRules gates the chain, which
-    decides the role of a wallet AccountRules does not know (customer on a dev chain, refused
-    otherwise).
+    `reader` and `relay` are the node's read side and transaction relay, the ones JSON-RPC
+    uses too; `call_pool` runs contract reads and traces off the loop; `permissioned` says
+    whether AccountRules gates the chain, which decides the role of a wallet AccountRules does
+    not know (customer on a dev chain, refused otherwise).
     """
 
     chain: Chain
     pool: TxPool
     calls: CallExecutor
-    eth: EthApi
-    proofs: ProofsApi
+    call_pool: CallPool
     keys: ApiKeyStore
     merchants: MerchantRegistry
     signin: SignIn
@@ -53,18 +52,18 @@ class ApiContext:
     metrics: NodeMetrics | None = None
     max_body_bytes: int = 512 * 1024
     streams: StreamManager | None = None
+    reader: ChainReader = field(init=False)
+    relay: Relay = field(init=False)
     index: ChainIndex = field(init=False)
     bank: BankReader = field(init=False)
     events: EventDecoder = field(init=False)
 
     def __post_init__(self) -> None:
+        self.reader = ChainReader(self.chain)
+        self.relay = Relay(self.chain, self.pool)
         self.index = ChainIndex(self.chain.store.store)
-        self.bank = BankReader(self.calls, self.eth.call_pool)
+        self.bank = BankReader(self.calls, self.call_pool)
         self.events = EventDecoder()
-
-    def head(self) -> tuple[BlockHeaderAPI, bytes]:
-        """The head header and its hash, read consistently while blocks commit alongside."""
-        return self.chain.committed_head()
 
 
 def context(request: Request) -> ApiContext:

@@ -21,7 +21,7 @@ from node.api.context import ApiContext
 from node.api.errors import BadRequest
 from node.api.params import encode_cursor
 from node.domain.indexes import FeePayment, HeldPayment, LogPosition, TokenTransfer
-from node.storage import schema
+from node.storage.chainstore import TxHashes
 
 P = TypeVar("P")
 
@@ -135,7 +135,7 @@ class AccountHistory:
         self.address = address
         self.filter = history
         self.range = block_range(ctx, history)
-        self._bodies: dict[int, tuple[bytes, bytes]] = {}
+        self._bodies: dict[int, tuple[bytes, TxHashes]] = {}
 
     # transactions --------------------------------------------------------------------------
     def transaction_rows(self, after: tuple[int, int] | None) -> Iterator[tuple[int, int]]:
@@ -155,13 +155,11 @@ class AccountHistory:
             block_hash = self.ctx.chain.store.canonical_hash(number)
             if block_hash is None:
                 return None
-            body = self.ctx.chain.store.store.get(schema.body_key(block_hash)) or b""
-            cached = self._bodies[number] = (block_hash, body)
+            cached = self._bodies[number] = (block_hash, self.ctx.reader.tx_hashes(block_hash))
             if len(self._bodies) > 64:
                 self._bodies.pop(next(iter(self._bodies)))
-        block_hash, body = cached
-        tx_hash = body[index * 32 : index * 32 + 32]
-        return (block_hash, tx_hash) if len(tx_hash) == 32 else None
+        block_hash, hashes = cached
+        return (block_hash, hashes[index]) if 0 <= index < len(hashes) else None
 
     def load_transaction(self, row: tuple[int, int]) -> dict[str, Any] | None:
         chain = self.ctx.chain

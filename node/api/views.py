@@ -14,7 +14,6 @@ from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 from eth_keys.exceptions import BadSignature
 
 from node.api.params import checksum, hexd, iso_time
-from node.chain.chain import Chain
 from node.chain.vm import decode_transaction
 from node.domain.contracts import FeeKind
 from node.domain.event_decoding import EventDecoder
@@ -30,11 +29,11 @@ from node.domain.indexes import (
 from node.qbftheader.extra_data import ExtraDataError, QbftExtraData
 from node.qbftheader.hashing import onchain_hash, recover_seal_signer
 from node.qbftheader.quorum import quorum
-from node.storage import schema
+from node.query.reader import ChainReader
 from node.storage.records import ReceiptRecord, TransactionRecord
 
 
-def block_summary(chain: Chain, header: BlockHeaderAPI, block_hash: bytes) -> dict[str, Any]:
+def block_summary(reader: ChainReader, header: BlockHeaderAPI, block_hash: bytes) -> dict[str, Any]:
     return {
         "number": header.block_number,
         "hash": hexd(block_hash),
@@ -42,14 +41,14 @@ def block_summary(chain: Chain, header: BlockHeaderAPI, block_hash: bytes) -> di
         "timestamp": header.timestamp,
         "time": iso_time(header.timestamp),
         "proposer": checksum(header.coinbase),
-        "tx_count": len(chain.store.store.get(schema.body_key(block_hash)) or b"") // 32,
+        "tx_count": len(reader.tx_hashes(block_hash)),
         "gas_used": header.gas_used,
         "state_root": hexd(header.state_root),
     }
 
 
-def block_detail(chain: Chain, header: BlockHeaderAPI, block_hash: bytes) -> dict[str, Any]:
-    summary = block_summary(chain, header, block_hash)
+def block_detail(reader: ChainReader, header: BlockHeaderAPI, block_hash: bytes) -> dict[str, Any]:
+    summary = block_summary(reader, header, block_hash)
     try:
         extra = QbftExtraData.decode(header.extra_data)
         validators = [checksum(v) for v in extra.validators]
@@ -57,14 +56,14 @@ def block_detail(chain: Chain, header: BlockHeaderAPI, block_hash: bytes) -> dic
         extra, validators = None, []
     return {
         **summary,
-        "transactions": [hexd(h) for h in chain.store.block_tx_hashes(block_hash)],
+        "transactions": [hexd(h) for h in reader.tx_hashes(block_hash)],
         "validators": validators,
-        "commit_seals": commit_seals(chain, header, extra),
+        "commit_seals": commit_seals(reader, header, extra),
     }
 
 
 def commit_seals(
-    chain: Chain, header: BlockHeaderAPI, extra: QbftExtraData | None
+    reader: ChainReader, header: BlockHeaderAPI, extra: QbftExtraData | None
 ) -> dict[str, Any]:
     """Seal count, the quorum in force, and whether this node's own re-check passes: every
     seal recovers to a distinct validator of the parent's set, at least a quorum of them.
@@ -74,7 +73,7 @@ def commit_seals(
         size = len(extra.validators) if extra is not None else 0
         return {"count": count, "quorum": quorum(size), "valid": True}
     try:
-        validators = set(chain.validator_tally(header.parent_hash).validators)
+        validators = set(reader.validators_after(header.parent_hash))
     except KeyError:
         validators = set()
     required = quorum(len(validators))
@@ -268,3 +267,24 @@ def header_rlp(header: BlockHeaderAPI) -> str:
 
 def header_hash(header: BlockHeaderAPI) -> bytes:
     return onchain_hash(header)
+
+
+def flatten_calls(frame: dict[str, Any], depth: int = 0) -> list[dict[str, Any]]:
+    """A callTracer tree as rows, depth first, with integers where JSON-RPC has hex."""
+    row = {
+        "depth": depth,
+        "type": frame["type"],
+        "from": frame["from"],
+        "to": frame.get("to"),
+        "value": str(int(frame.get("value", "0x0"), 16)),
+        "gas": int(frame["gas"], 16),
+        "gas_used": int(frame["gasUsed"], 16),
+        "input": frame["input"],
+        "output": frame.get("output"),
+        "error": frame.get("error"),
+        "revert_reason": frame.get("revertReason"),
+    }
+    rows = [row]
+    for call in frame.get("calls", []):
+        rows.extend(flatten_calls(call, depth + 1))
+    return rows

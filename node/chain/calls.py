@@ -8,7 +8,7 @@ state whole even while other threads commit new blocks.
 Two kinds of caller: the node itself (permission rules, the REST API's bank reads) runs calls
 with the block gas limit and no time limit, since a permission check decides what a block may
 hold and must come out the same on every node; a client's call comes with `CallLimits` (the
-operator's gas cap and a deadline, `node.rpc.callpool`) and runs `BoundedComputation`.
+operator's gas cap and a deadline, `node.query.callpool`) and runs `BoundedComputation`.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from node.chain.executor import (
     header_fields_for_reexecution,
 )
 from node.chain.genesis import Genesis, GenesisError
+from node.chain.head import ChainHead
 from node.chain.priority import BlockWork, block_work
 from node.chain.rules import ConsensusRules
 from node.domain.indexer import BlockIndexer
@@ -92,8 +93,8 @@ class Chain:
         head = store.header(head_hash)
         if head is None:
             raise GenesisError("database names a head block it does not hold")
-        self.head: BlockHeaderAPI = head
-        self.head_hash: bytes = head_hash
+        self.tip = ChainHead(head, head_hash)
+        """The head, replaced whole by `commit` (one assignment, so never seen half-moved)."""
         self._head_state: AccountDB | None = None
         self._head_state_reads = 0
         self.sender_rules = sender_rules
@@ -106,6 +107,16 @@ class Chain:
     def block_hash(self, header: BlockHeaderAPI) -> Hash32:
         """The hash clients see for `header` (the consensus rules decide it)."""
         return self.consensus.block_hash(header)
+
+    @property
+    def head(self) -> BlockHeaderAPI:
+        """The head header; take `tip` instead where the hash must match it."""
+        return self.tip.header
+
+    @property
+    def head_hash(self) -> bytes:
+        """The head's hash; take `tip` instead where the header must match it."""
+        return self.tip.hash
 
     def _write_genesis(self) -> bytes:
         batch = self.store.new_batch()
@@ -133,8 +144,9 @@ class Chain:
         return header
 
     def header_by_number(self, number: int) -> BlockHeaderAPI | None:
-        if number == self.head.block_number:
-            return self.head
+        tip = self.tip
+        if number == tip.number:
+            return tip.header
         block_hash = self.store.canonical_hash(number)
         return None if block_hash is None else self.header_by_hash(block_hash)
 
@@ -155,22 +167,6 @@ class Chain:
         if data is None:
             raise KeyError(block_hash)
         return VoteTally.decode(data)
-
-    def committed_head(self) -> tuple[BlockHeaderAPI, bytes]:
-        """The head (header, hash) readers must see as "latest": the one stored by the last
-        committed batch.
-
-        `commit` runs in a worker thread and moves `head` only after its batch is written, so a
-        reader on the event loop could find a new block's receipt and still be handed the
-        previous head as "latest" (a client that read its receipt, then called a contract,
-        saw state from before its own transaction). The stored head pointer is written in that
-        same batch, so it never lags what a reader can find.
-        """
-        stored = self.store.head_hash()
-        header = None if stored is None else self.header_by_hash(stored)
-        if stored is None or header is None:  # only before genesis is written
-            return self.head, self.head_hash
-        return header, stored
 
     def state_at(self, header: BlockHeaderAPI) -> AccountDB:
         """Read-only account state after `header` (writes to it are never persisted).
@@ -213,10 +209,11 @@ class Chain:
         Those the pool admitted come as `AdmittedTransaction`s: their signatures and fields
         were checked there, so execution skips those checks.
         """
-        parent = self.head
+        tip = self.tip
+        parent = tip.header
         header = self.executor.new_header(
             parent,
-            parent_hash=self.head_hash,
+            parent_hash=tip.hash,
             timestamp=timestamp,
             coinbase=coinbase,
             gas_limit=self.genesis.gas_limit,
@@ -234,7 +231,7 @@ class Chain:
             deadline=deadline,
             sender_allowed=self.sender_rules(parent),
         )
-        return PendingBlock(self.head_hash, executed, batch)
+        return PendingBlock(tip.hash, executed, batch)
 
     @block_work
     def reexecute(
@@ -247,16 +244,14 @@ class Chain:
         Transactions this node's pool admitted may come as `AdmittedTransaction`s (signature
         and fields already checked); the rest are validated in full.
         """
-        if (
-            header.parent_hash != self.head_hash
-            or header.block_number != self.head.block_number + 1
-        ):
+        tip = self.tip
+        if header.parent_hash != tip.hash or header.block_number != tip.number + 1:
             raise BlockRejected("block does not extend the current head")
-        if header.base_fee_per_gas != self.child_base_fee(self.head):
+        if header.base_fee_per_gas != self.child_base_fee(tip.header):
             raise BlockRejected("base fee does not follow the parent's")
         template = self.executor.new_header(
-            self.head,
-            parent_hash=self.head_hash,
+            tip.header,
+            parent_hash=tip.hash,
             base_fee=header.base_fee_per_gas,
             **header_fields_for_reexecution(header),
         )
@@ -267,16 +262,16 @@ class Chain:
             template,
             list(transactions),
             building=False,
-            sender_allowed=self.sender_rules(self.head),
+            sender_allowed=self.sender_rules(tip.header),
         )
         check_reexecuted(header, executed.header)
         executed.header = header
-        return PendingBlock(self.head_hash, executed, batch)
+        return PendingBlock(tip.hash, executed, batch)
 
     @block_work
     def commit(self, pending: PendingBlock, sealed_header: BlockHeaderAPI) -> bytes:
         """Write the sealed block, its records and the new head in one atomic batch."""
-        if pending.parent_hash != self.head_hash:
+        if pending.parent_hash != self.tip.hash:
             raise BlockRejected("head moved while the block was pending")
         block_hash = self.block_hash(sealed_header)
         number = sealed_header.block_number
@@ -328,6 +323,5 @@ class Chain:
         self.store.save_validator_tally(pending.batch, block_hash, tally.encode())
         self.store.commit(pending.batch)
         self._remember(block_hash, sealed_header)
-        self.head = sealed_header
-        self.head_hash = block_hash
+        self.tip = ChainHead(sealed_header, block_hash)
         return block_hash

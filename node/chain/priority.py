@@ -1,7 +1,7 @@
 """Block work first: client calls and log scans pause while this node builds, re-executes or
 commits a block.
 
-Client calls (`node.rpc.callpool`) run on threads of their own, but the EVM holds the GIL
+Client calls (`node.query.callpool`) run on threads of their own, but the EVM holds the GIL
 while it runs. Block building lets go of the GIL often (signature recovery, hashing, LevelDB),
 and each time waits up to a switch interval (5 ms) to get it back from a busy call thread:
 with two endless calls running, building and committing a 600-transfer block took 4.5 s

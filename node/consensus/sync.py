@@ -139,7 +139,8 @@ class BlockSync:
         return self.highest_known > self.chain.head.block_number
 
     def _status_payload(self) -> bytes:
-        return rlp.encode(Status(self.chain.head.block_number, self.chain.head_hash))
+        tip = self.chain.tip  # one value: header and hash of the same block
+        return rlp.encode(Status(tip.number, tip.hash))
 
     def _on_connected(self, peer: Peer) -> None:
         self.p2p.send(peer.address, MessageKind.STATUS, self._status_payload())

@@ -14,9 +14,9 @@ from node.chain.calls import CallError, CallExecutor, CallLimits
 from node.chain.chain import Chain
 from node.chain.tracing.hooks import Tracer
 from node.chain.tracing.replay import replay_block
+from node.query.callpool import CallPool
 from node.rpc import params as p
 from node.rpc.callparams import call_request, state_overrides
-from node.rpc.callpool import CallPool
 from node.rpc.dispatch import rpc_method
 from node.rpc.errors import ServerError
 from node.rpc.tracecommon import block_for, on_pool, timeout_of, trace_config, tracer_factory

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from node.query.callpool import CallAborted, CallsBusy
 from node.rpc.errors import (
     InternalError,
     InvalidRequest,
@@ -30,6 +31,7 @@ from node.rpc.errors import (
     MethodNotFound,
     ParseError,
     RpcError,
+    ServerError,
 )
 from node.rpc.params import arguments
 
@@ -238,7 +240,12 @@ class Dispatcher:
         else:
             result = method.handler(*args)
         if isinstance(result, Awaitable):
-            result = await result
+            try:
+                result = await result
+            except CallsBusy as exc:  # the call threads' refusals, in JSON-RPC's codes
+                raise LimitExceeded(str(exc)) from None
+            except CallAborted as exc:
+                raise ServerError(str(exc)) from None
         return result
 
 

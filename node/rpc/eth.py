@@ -1,10 +1,11 @@
 """The `eth_`, `net_` and `web3_` JSON-RPC namespaces over the chain, pool and call executor.
 
-Handlers parse their params (`node.rpc.params`), read through `Chain`/`ChainStore`, and shape
-answers with `node.rpc.views`; they never write the store. Transactions enter only through
-the pool, so `eth_sendRawTransaction` refusals carry the pool's reason with code -32000.
+Handlers parse their params (`node.rpc.params`), read through `node.query.ChainReader` (the
+read side REST shares), and shape answers with `node.rpc.views`; they never write the store.
+Transactions enter only through `node.query.relay` into the pool, so `eth_sendRawTransaction`
+refusals carry the pool's reason with code -32000.
 `eth_call` and `eth_estimateGas` parse and pick their block here, on the loop, and execute on
-`node.rpc.callpool`'s threads, under its timeout and gas cap.
+`node.query.callpool`'s threads, under its timeout and gas cap.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from node.chain.calls import (
 from node.chain.chain import Chain
 from node.chain.vm import prague_header
 from node.qbftheader.hashing import onchain_hash
+from node.query.callpool import CallPool
+from node.query.reader import ChainReader
+from node.query.relay import Relay
 from node.rpc import params as p
 from node.rpc import views
 from node.rpc.callparams import call_request, state_overrides
-from node.rpc.callpool import CallPool
 from node.rpc.dispatch import rpc_method
 from node.rpc.errors import ExecutionReverted, InvalidParams, ServerError
 from node.txpool.errors import TxPoolError
@@ -48,7 +51,7 @@ class BlockResolver:
     """Turns block params (tags, numbers, EIP-1898 objects) into headers."""
 
     def __init__(self, chain: Chain) -> None:
-        self.chain = chain
+        self.reader = ChainReader(chain)
 
     def header(self, tag: Any) -> BlockHeaderAPI:
         """The header a state-reading method runs against; unknown blocks are an error."""
@@ -58,13 +61,7 @@ class BlockResolver:
         return header
 
     def find(self, which: str | int | bytes) -> BlockHeaderAPI | None:
-        if isinstance(which, bytes):
-            return self.chain.header_by_hash(which)
-        if isinstance(which, int):
-            return self.chain.header_by_number(which)
-        if which == "earliest":
-            return self.chain.header_by_number(0)
-        return self.chain.committed_head()[0]
+        return self.reader.block(which)
 
 
 class EthApi:
@@ -74,11 +71,12 @@ class EthApi:
         self, chain: Chain, pool: TxPool, calls: CallExecutor, call_pool: CallPool
     ) -> None:
         self.chain = chain
-        self.store = chain.store
         self.pool = pool
         self.calls = calls
         self.call_pool = call_pool
         self.blocks = BlockResolver(chain)
+        self.reader = self.blocks.reader
+        self.relay = Relay(chain, pool)
 
     # web3_ / net_
     @rpc_method("web3_clientVersion")
@@ -112,7 +110,7 @@ class EthApi:
 
     @rpc_method("eth_blockNumber")
     def block_number(self) -> str:
-        return views.hexq(self.chain.committed_head()[0].block_number)
+        return views.hexq(self.reader.head().number)
 
     @rpc_method("eth_accounts")
     def accounts(self) -> list[str]:
@@ -232,7 +230,7 @@ class EthApi:
     def send_raw_transaction(self, raw: Any) -> str:
         payload = p.data(raw, "transaction")
         try:
-            pooled = self.pool.add(payload, self.chain.state_at(self.chain.head))
+            pooled = self.relay.submit(payload)
         except TxPoolError as exc:
             raise ServerError(str(exc)) from exc
         return views.hexd(pooled.hash)
@@ -240,9 +238,9 @@ class EthApi:
     @rpc_method("eth_getTransactionByHash", 1)
     def get_transaction_by_hash(self, tx_hash: Any) -> dict[str, Any] | None:
         key = p.hash32(tx_hash)
-        record = self.store.transaction(key)
+        record = self.reader.transaction(key)
         if record is not None:
-            header = self.chain.header_by_hash(record.block_hash)
+            header = self.reader.header_by_hash(record.block_hash)
             base_fee = header.base_fee_per_gas if header is not None else 0
             return views.mined_transaction_json(key, record, base_fee)
         pooled = self.pool.get(key)
@@ -253,10 +251,10 @@ class EthApi:
     @rpc_method("eth_getTransactionReceipt", 1)
     def get_transaction_receipt(self, tx_hash: Any) -> dict[str, Any] | None:
         key = p.hash32(tx_hash)
-        receipt = self.store.receipt(key)
+        receipt = self.reader.receipt(key)
         if receipt is None:
             return None
-        record = self.store.transaction(key)
+        record = self.reader.transaction(key)
         if record is None:
             return None
         return views.receipt_json(key, record, receipt, _recipient(record.raw))
@@ -267,13 +265,13 @@ class EthApi:
             return None
         full_transactions = p.boolean(full, "fullTransactions") if full is not None else False
         block_hash = onchain_hash(header)
-        hashes = self.store.block_tx_hashes(block_hash)
+        hashes = self.reader.tx_hashes(block_hash)
         transactions: list[Any]
         size = len(header.extra_data) + 540
         if full_transactions:
             transactions = []
             for tx_hash in hashes:
-                record = self.store.transaction(tx_hash)
+                record = self.reader.transaction(tx_hash)
                 if record is not None:
                     size += len(record.raw)
                     transactions.append(
@@ -290,12 +288,12 @@ class EthApi:
 
     @rpc_method("eth_getBlockByHash", 1, 2)
     def get_block_by_hash(self, block_hash: Any, full: Any) -> dict[str, Any] | None:
-        return self._block_json(self.chain.header_by_hash(p.hash32(block_hash)), full)
+        return self._block_json(self.reader.header_by_hash(p.hash32(block_hash)), full)
 
     def _tx_count(self, header: BlockHeaderAPI | None) -> str | None:
         if header is None:
             return None
-        return views.hexq(len(self.store.block_tx_hashes(onchain_hash(header))))
+        return views.hexq(len(self.reader.tx_hashes(onchain_hash(header))))
 
     @rpc_method("eth_getBlockTransactionCountByNumber", 1)
     def tx_count_by_number(self, block: Any) -> str | None:
@@ -303,7 +301,7 @@ class EthApi:
 
     @rpc_method("eth_getBlockTransactionCountByHash", 1)
     def tx_count_by_hash(self, block_hash: Any) -> str | None:
-        return self._tx_count(self.chain.header_by_hash(p.hash32(block_hash)))
+        return self._tx_count(self.reader.header_by_hash(p.hash32(block_hash)))
 
     @rpc_method("eth_getUncleCountByBlockNumber", 1)
     def uncle_count_by_number(self, block: Any) -> str | None:
@@ -311,16 +309,16 @@ class EthApi:
 
     @rpc_method("eth_getUncleCountByBlockHash", 1)
     def uncle_count_by_hash(self, block_hash: Any) -> str | None:
-        return None if self.chain.header_by_hash(p.hash32(block_hash)) is None else "0x0"
+        return None if self.reader.header_by_hash(p.hash32(block_hash)) is None else "0x0"
 
     def _tx_at(self, header: BlockHeaderAPI | None, index: Any) -> dict[str, Any] | None:
         position = p.quantity(index, "index")
         if header is None:
             return None
-        hashes = self.store.block_tx_hashes(onchain_hash(header))
+        hashes = self.reader.tx_hashes(onchain_hash(header))
         if position >= len(hashes):
             return None
-        record = self.store.transaction(hashes[position])
+        record = self.reader.transaction(hashes[position])
         if record is None:
             return None
         return views.mined_transaction_json(hashes[position], record, header.base_fee_per_gas)
@@ -331,13 +329,13 @@ class EthApi:
 
     @rpc_method("eth_getTransactionByBlockHashAndIndex", 2)
     def tx_by_hash_and_index(self, block_hash: Any, index: Any) -> dict[str, Any] | None:
-        return self._tx_at(self.chain.header_by_hash(p.hash32(block_hash)), index)
+        return self._tx_at(self.reader.header_by_hash(p.hash32(block_hash)), index)
 
     @rpc_method("eth_blobBaseFee")
     def blob_base_fee(self) -> str:
         """EIP-7516's BLOBBASEFEE: Prague's formula over the head's excess blob gas. Tally
         carries no blobs, so the excess stays 0 and this is the minimum, 1 wei."""
-        excess = self.chain.committed_head()[0].excess_blob_gas
+        excess = self.reader.head().header.excess_blob_gas
         return views.hexq(
             fake_exponential(MIN_BLOB_BASE_FEE, excess, BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE)
         )
@@ -348,7 +346,7 @@ class EthApi:
         if header is None:
             return None
         receipts = []
-        for tx_hash in self.store.block_tx_hashes(onchain_hash(header)):
+        for tx_hash in self.reader.tx_hashes(onchain_hash(header)):
             receipt = self.get_transaction_receipt(views.hexd(tx_hash))
             if receipt is not None:
                 receipts.append(receipt)

@@ -24,6 +24,7 @@ from typing import Any
 from eth_bloom import BloomFilter
 
 from node.chain.chain import Chain
+from node.query.reader import ChainReader
 from node.rpc import params as p
 from node.rpc import views
 from node.rpc.errors import InvalidParams, LimitExceeded, ServerError
@@ -310,6 +311,7 @@ class LogSearch:
         workers: int = 2,
     ) -> None:
         self.chain = chain
+        self.reader = ChainReader(chain)
         self.store = chain.store
         self.max_range = max_range
         self.max_results = max_results
@@ -338,7 +340,7 @@ class LogSearch:
     def resolve(self, ref: BlockRef) -> int:
         if isinstance(ref, int):
             return ref
-        return 0 if ref == "earliest" else self.chain.committed_head()[0].block_number
+        return 0 if ref == "earliest" else self.reader.head().number
 
     def run(self, log_filter: LogFilter) -> list[dict[str, Any]]:
         if log_filter.block_hash is not None:
@@ -358,7 +360,7 @@ class LogSearch:
             raise InvalidParams("invalid block range params")
         if self.max_range and last - first + 1 > self.max_range:
             raise LimitExceeded(f"query exceeds max block range {self.max_range}")
-        if last > self.chain.committed_head()[0].block_number:
+        if last > self.reader.head().number:
             # geth's check and wording (execution-apis: filter-error-future-block-range).
             raise InvalidParams("block range extends beyond current head block")
         found, _ = self._scan(log_filter.criteria, first, last, partial=False)

@@ -26,6 +26,7 @@ from eth.vm.forks.prague.receipts import PragueTypedReceipt
 from node.chain.chain import Chain
 from node.chain.vm import decode_transaction
 from node.qbftheader.hashing import onchain_hash
+from node.query.reader import ChainReader
 from node.rpc import params as p
 from node.rpc import views
 from node.rpc.dispatch import rpc_method
@@ -43,15 +44,7 @@ class DebugRawApi:
         self.pool = pool
 
     def _header(self, block: Any) -> BlockHeaderAPI:
-        which = p.block_or_hash(block)
-        if isinstance(which, bytes):
-            header = self.chain.header_by_hash(which)
-        elif isinstance(which, int):
-            header = self.chain.header_by_number(which)
-        elif which == "earliest":
-            header = self.chain.header_by_number(0)
-        else:
-            header = self.chain.committed_head()[0]
+        header = ChainReader(self.chain).block(p.block_or_hash(block))
         if header is None:
             raise ServerError("block not found")
         return header

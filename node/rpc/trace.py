@@ -20,8 +20,9 @@ from node.chain.tracing.parity import ParityTracer, located
 from node.chain.tracing.replay import TracedTransaction, replay_block
 from node.chain.tracing.state_diff import StateDiffTracer
 from node.qbftheader.hashing import onchain_hash
+from node.query.callpool import CallPool
+from node.query.reader import ChainReader
 from node.rpc import params as p
-from node.rpc.callpool import CallPool
 from node.rpc.dispatch import rpc_method
 from node.rpc.errors import InvalidParams, LimitExceeded
 from node.rpc.tracecommon import block_for, on_pool
@@ -142,7 +143,7 @@ class TraceApi:
     async def trace_filter(self, spec: Any) -> list[Any]:
         if not isinstance(spec, dict):
             raise InvalidParams("trace_filter takes an object")
-        head = self.chain.committed_head()[0].block_number
+        head = ChainReader(self.chain).head().number
         first = self._number(spec.get("fromBlock"), head)
         last = self._number(spec.get("toBlock"), head)
         if first > last:

@@ -11,21 +11,19 @@ from eth.abc import BlockHeaderAPI
 
 from node.chain.calls import CallLimits
 from node.chain.chain import Chain
-from node.chain.deadline import ExecutionTimeout
 from node.chain.tracing.call_tracer import CallTracer
 from node.chain.tracing.four_byte import FourByteTracer
 from node.chain.tracing.hooks import Tracer, TraceTooLarge
 from node.chain.tracing.prestate import PrestateTracer
-from node.chain.tracing.replay import replay_block
 from node.chain.tracing.struct_logger import StructLogger
+from node.query.callpool import CallPool
+from node.query.reader import ChainReader
+from node.query.traces import DEFAULT_TRACE_TIMEOUT, run_trace
 from node.rpc import params as p
-from node.rpc.callpool import CallPool
 from node.rpc.errors import InvalidParams, ServerError
 
 _T = TypeVar("_T")
 
-DEFAULT_TRACE_TIMEOUT = 5.0
-"""geth's default `timeout` for a trace."""
 MAX_TRACE_TIMEOUT = 60.0
 """The longest `timeout` a client may ask for: a trace holds one of the call pool's threads."""
 TRACERS = ("callTracer", "prestateTracer", "4byteTracer")
@@ -128,69 +126,10 @@ def tracer_factory(config: dict[str, Any]) -> Callable[[], Tracer]:
 async def on_pool(call_pool: CallPool, work: Callable[[CallLimits], _T], timeout: float) -> _T:
     """`work` on the call pool under `timeout`; geth's "execution timeout" when it runs out."""
     try:
-        return await call_pool.run(lambda limits: _bounded(work, limits), timeout)
+        return await run_trace(call_pool, work, timeout)
     except TraceTooLarge as exc:
         raise ServerError(str(exc)) from None
 
 
-def _bounded(work: Callable[[CallLimits], _T], limits: CallLimits) -> _T:
-    try:
-        return work(limits)
-    except ExecutionTimeout as exc:
-        if limits.deadline.at == float("-inf"):
-            raise
-        raise _TraceTimeout("execution timeout") from exc
-
-
-class _TraceTimeout(ExecutionTimeout):
-    """geth's wording for a trace that ran out of time (the pool answers it as -32000)."""
-
-
 def block_for(chain: Chain, which: str | int | bytes) -> BlockHeaderAPI | None:
-    if isinstance(which, bytes):
-        return chain.header_by_hash(which)
-    if isinstance(which, int):
-        return chain.header_by_number(which)
-    if which == "earliest":
-        return chain.header_by_number(0)
-    return chain.committed_head()[0]
-
-
-async def call_tree(
-    chain: Chain, call_pool: CallPool, header: BlockHeaderAPI, index: int
-) -> dict[str, Any]:
-    """The callTracer tree of transaction `index` of `header`'s block (the REST API's view)."""
-
-    def work(limits: CallLimits) -> Any:
-        traced = replay_block(
-            chain,
-            header,
-            limits.deadline,
-            lambda position, _: CallTracer() if position == index else None,
-            last=index,
-        )
-        return traced[0].tracer.result()
-
-    result: dict[str, Any] = await on_pool(call_pool, work, DEFAULT_TRACE_TIMEOUT)
-    return result
-
-
-def flatten_calls(frame: dict[str, Any], depth: int = 0) -> list[dict[str, Any]]:
-    """A callTracer tree as rows, depth first, with integers where JSON-RPC has hex."""
-    row = {
-        "depth": depth,
-        "type": frame["type"],
-        "from": frame["from"],
-        "to": frame.get("to"),
-        "value": str(int(frame.get("value", "0x0"), 16)),
-        "gas": int(frame["gas"], 16),
-        "gas_used": int(frame["gasUsed"], 16),
-        "input": frame["input"],
-        "output": frame.get("output"),
-        "error": frame.get("error"),
-        "revert_reason": frame.get("revertReason"),
-    }
-    rows = [row]
-    for call in frame.get("calls", []):
-        rows.extend(flatten_calls(call, depth + 1))
-    return rows
+    return ChainReader(chain).block(which)

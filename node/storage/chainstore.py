@@ -6,6 +6,9 @@ see only committed blocks. Headers are keyed by their on-chain (QBFT) hash.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import overload
+
 import rlp
 from eth.abc import BlockHeaderAPI
 from eth.vm.forks.prague.headers import PragueBlockHeader
@@ -19,6 +22,29 @@ from node.storage.records import (
     encode_record,
 )
 from node.storage.store import KeyValueStore, StoreBatch
+
+
+class TxHashes(Sequence[bytes]):
+    """A block's transaction hashes, sliced from its stored body on demand: blocks can hold
+    thousands, and a history page needs one or two of them."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def __len__(self) -> int:
+        return len(self._body) // 32
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | Sequence[bytes]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        start = (index % len(self)) * 32
+        return self._body[start : start + 32]
 
 
 class ChainStore:
@@ -47,8 +73,11 @@ class ChainStore:
         return self.store.get(schema.canonical_hash_key(number))
 
     def block_tx_hashes(self, block_hash: bytes) -> list[bytes]:
-        body = self.store.get(schema.body_key(block_hash)) or b""
-        return [body[i : i + 32] for i in range(0, len(body), 32)]
+        return list(self.block_transactions(block_hash))
+
+    def block_transactions(self, block_hash: bytes) -> TxHashes:
+        """The block's transaction hashes, read once and split only where indexed."""
+        return TxHashes(self.store.get(schema.body_key(block_hash)) or b"")
 
     def transaction(self, tx_hash: bytes) -> TransactionRecord | None:
         data = self.store.get(schema.transaction_key(tx_hash))

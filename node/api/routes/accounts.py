@@ -77,7 +77,7 @@ Filter = Annotated[HistoryFilter, Depends(history_filter)]
 
 @router.get("/{address}", response_model=Account, summary="Balance, nonce, role, tier, token")
 async def get_account(account: Address, ctx: Context) -> dict:
-    head, _ = ctx.head()
+    head = ctx.reader.head().header
     state = ctx.chain.state_at(head)
     bank = ctx.bank
     role_and_tier = await bank.role_and_tier(head, account)
@@ -175,7 +175,7 @@ async def spending(
     `fees`, otherwise `uncategorised`. Months are UTC."""
     history = HistoryFilter(from_time=from_time, to_time=to_time, token=WALLET_TOKEN)
     reader = AccountHistory(ctx, account, history)
-    head, _ = ctx.head()
+    head = ctx.reader.head().header
     collector = await ctx.bank.fee_collector(head)
     by_month: dict[str, int] = defaultdict(int)
     by_category: dict[str, int] = defaultdict(int)

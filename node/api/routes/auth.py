@@ -36,7 +36,7 @@ async def challenge(
 
 
 async def role_of(ctx: ApiContext, address: bytes) -> ApiRole:
-    head, _ = ctx.head()
+    head = ctx.reader.head().header
     known = await ctx.bank.role_and_tier(head, address)
     chain_role = known[0] if known is not None else ChainRole.NONE
     if chain_role in CHAIN_ROLES:

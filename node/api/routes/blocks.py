@@ -24,11 +24,8 @@ BLOCK_COLUMNS = list(BlockSummary.model_fields)
 
 
 def _summary(ctx: ApiContext, number: int) -> dict[str, Any] | None:
-    block_hash = ctx.chain.store.canonical_hash(number)
-    header = None if block_hash is None else ctx.chain.header_by_hash(block_hash)
-    if header is None or block_hash is None:
-        return None
-    return views.block_summary(ctx.chain, header, block_hash)
+    found = ctx.reader.canonical(number)
+    return None if found is None else views.block_summary(ctx.reader, *found)
 
 
 @router.get("", response_model=Page[BlockSummary], summary="Blocks, newest first")
@@ -37,9 +34,7 @@ async def list_blocks(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict:
-    _, head_hash = ctx.head()
-    head_header = ctx.chain.header_by_hash(head_hash)
-    top = head_header.block_number if head_header is not None else 0
+    top = ctx.reader.head().number
     if cursor is not None:
         top = min(top, params.block_cursor(cursor) - 1)
     items, next_cursor = page(
@@ -58,7 +53,7 @@ async def export_blocks(
     to_block: Annotated[int | None, Query(ge=0, le=params.MAX_BLOCK_NUMBER)] = None,
     format: Annotated[ExportFormat, Query()] = ExportFormat.CSV,
 ) -> StreamingResponse:
-    head, _ = ctx.head()
+    head = ctx.reader.head().header
     last = head.block_number if to_block is None else min(to_block, head.block_number)
     if from_block > last:
         raise BadRequest("from_block is above to_block (or the head)")
@@ -81,14 +76,13 @@ async def get_block(
 ) -> dict:
     if len(block_id) == 66 and block_id.startswith("0x"):
         block_hash = params.hash32(block_id, "block hash")
-        header = ctx.chain.header_by_hash(block_hash)
-        if header is not None and ctx.chain.store.canonical_hash(header.block_number) != block_hash:
+        header = ctx.reader.header_by_hash(block_hash)
+        if header is not None and not ctx.reader.is_canonical(block_hash, header.block_number):
             header = None
     else:
-        head, _ = ctx.head()
-        number = params.block_number(block_id, head.block_number)
-        block_hash = ctx.chain.store.canonical_hash(number) or b""
-        header = ctx.chain.header_by_hash(block_hash) if block_hash else None
+        number = params.block_number(block_id, ctx.reader.head().number)
+        found = ctx.reader.canonical(number)
+        header, block_hash = found if found is not None else (None, b"")
     if header is None:
         raise NotFound("no such block")
-    return views.block_detail(ctx.chain, header, block_hash)
+    return views.block_detail(ctx.reader, header, block_hash)

@@ -48,7 +48,6 @@ from node.api.ratelimit import client_of
 from node.chain.vm import decode_transaction
 from node.domain.indexer import TRANSFER_TOPIC
 from node.domain.indexes import InternalTransaction, LogPosition, TokenTransfer
-from node.storage import schema
 from node.storage.records import ReceiptRecord, TransactionRecord
 
 router = APIRouter(tags=["etherscan"])
@@ -257,9 +256,8 @@ def _txlist(ctx: ApiContext, caller: Principal, query: Query) -> JSONResponse:
 def _tx_hash_at(ctx: ApiContext, block_hash: bytes, index: int) -> bytes | None:
     """The hash at `index` of a block's body, sliced rather than split (blocks hold
     thousands)."""
-    body = ctx.chain.store.store.get(schema.body_key(block_hash)) or b""
-    tx_hash = body[index * 32 : index * 32 + 32]
-    return tx_hash if len(tx_hash) == 32 else None
+    hashes = ctx.chain.store.block_transactions(block_hash)
+    return hashes[index] if 0 <= index < len(hashes) else None
 
 
 class _TokenMetadata:

@@ -33,7 +33,7 @@ async def quote_fee(
     kind: Annotated[FeeKind, Query()] = FeeKind.INTERNAL,
 ) -> dict:
     payer, payee = params.address(sender, "from"), params.address(to, "to")
-    head, _ = ctx.head()
+    head = ctx.reader.head().header
     fee = await ctx.bank.quote_fee(head, payer, payee, amount, kind.code)
     if fee is None:
         raise BadRequest("the wallet token could not quote this payment")

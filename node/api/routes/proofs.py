@@ -1,8 +1,9 @@
 """GET /proofs/{address}: an account (and storage slots) with Merkle proofs, plus the block
 header they verify against, so an auditor checks a balance without trusting this node.
 
-The proof is `eth_getProof`'s own answer (node.rpc.proofs), taken at the same block as the
-header returned; the header RLP hashes (after QBFT's seal stripping) to the block hash.
+The proof is read by `node.query` (as `eth_getProof`'s is) at the very header returned, and
+published in EIP-1186's shape; the header RLP hashes (after QBFT's seal stripping) to the
+block hash.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from node.api.auth import Caller
 from node.api.context import ApiContext, context
 from node.api.errors import BadRequest, NotFound
 from node.api.models import Proof
-from node.rpc.errors import RpcError
-from node.rpc.proofs import MAX_STORAGE_KEYS
+from node.query.proofs import MAX_STORAGE_KEYS, eip1186_json, storage_key
 
 router = APIRouter(prefix="/proofs", tags=["proofs"])
 
@@ -34,16 +34,19 @@ async def get_proof(
 ) -> dict:
     account = params.address(address)
     caller.require_read(account)
-    head, _ = ctx.head()
-    number = params.block_number(block, head.block_number)
-    header = ctx.chain.header_by_number(number)
+    head = ctx.reader.head()
+    number = params.block_number(block, head.number)
+    header = ctx.reader.header_by_number(number)
     if header is None:
         raise NotFound("no such block")
     keys = [key.strip() for key in storage_keys.split(",") if key.strip()] if storage_keys else []
+    if len(keys) > MAX_STORAGE_KEYS:
+        raise BadRequest(f"too many storage keys (max {MAX_STORAGE_KEYS})")
     try:
-        proof = ctx.proofs.get_proof(params.hexd(account), keys, hex(number))
-    except RpcError as exc:
-        raise BadRequest(exc.message) from exc
+        slots = [storage_key(key) for key in keys]
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    proof = ctx.reader.proof(header, account, slots)
     return {
         "block": {
             "number": header.block_number,
@@ -51,5 +54,5 @@ async def get_proof(
             "state_root": params.hexd(header.state_root),
             "header_rlp": views.header_rlp(header),
         },
-        "proof": proof,
+        "proof": eip1186_json(proof, keys),
     }

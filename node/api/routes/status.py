@@ -15,12 +15,12 @@ router = APIRouter(prefix="/status", tags=["status"])
 
 @router.get("", response_model=Status, summary="Chain id, head, peers, sync state (public)")
 async def status(ctx: Annotated[ApiContext, Depends(context)]) -> dict:
-    head, head_hash = ctx.head()
+    head = ctx.reader.head()
     return {
         "chain_id": ctx.chain.chain_id,
         "head": {
-            "number": head.block_number,
-            "hash": hexd(head_hash),
+            "number": head.number,
+            "hash": hexd(head.hash),
             "timestamp": head.timestamp,
             "time": iso_time(head.timestamp),
         },

@@ -1,9 +1,9 @@
 """Transactions: one with its receipt and decoded events, and relaying signed ones.
 
 The API never holds a key: a write is a transaction the user signed, relayed to this node's
-pool through the very path `eth_sendRawTransaction` takes. Before that, the sender is
-recovered with the pool's own stateless admission check and must be one of the credential's
-addresses (admins excepted), so a refused relay leaves the pool untouched.
+pool through the very path `eth_sendRawTransaction` takes (`node.query.relay`). Before that,
+the sender is recovered with the pool's own stateless admission check and must be one of the
+credential's addresses (admins excepted), so a refused relay leaves the pool untouched.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from node.api.context import ApiContext, context
 from node.api.errors import BadRequest, Forbidden, NotFound, TxRejected, Unavailable
 from node.api.models import InternalCalls, Relayed, RelayRequest, Transaction
 from node.api.roles import ApiRole
+from node.chain.tracing.hooks import TraceTooLarge
 from node.chain.vm import decode_transaction
 from node.domain.indexer import TRANSFER_TOPIC
-from node.rpc.errors import RpcError
-from node.rpc.tracecommon import call_tree, flatten_calls
+from node.query.callpool import CallAborted, CallsBusy
+from node.query.traces import call_tree
 from node.storage.records import ReceiptRecord
 from node.txpool.admission import decode_checked
 from node.txpool.errors import TxPoolError
@@ -50,12 +51,11 @@ async def get_transaction(
     ctx: Annotated[ApiContext, Depends(context)],
 ) -> dict:
     key = params.hash32(tx_hash, "transaction hash")
-    store = ctx.chain.store
-    record = store.transaction(key)
+    record = ctx.reader.transaction(key)
     if record is not None:
         tx, sender = decode_transaction(record.raw), record.sender
-        receipt = store.receipt(key)
-        header = ctx.chain.header_by_hash(record.block_hash)
+        receipt = ctx.reader.receipt(key)
+        header = ctx.reader.header_by_hash(record.block_hash)
     else:
         pooled = ctx.pool.get(key)
         if pooled is None:
@@ -82,20 +82,20 @@ async def get_internal_calls(
     """Re-executed on the node's call threads, as `debug_traceTransaction` with callTracer is;
     role-checked as the transaction itself is."""
     key = params.hash32(tx_hash, "transaction hash")
-    record = ctx.chain.store.transaction(key)
-    header = None if record is None else ctx.chain.header_by_hash(record.block_hash)
+    record = ctx.reader.transaction(key)
+    header = None if record is None else ctx.reader.header_by_hash(record.block_hash)
     if record is None or header is None:
         raise NotFound("no such mined transaction")
     if not caller.reads_chain:
         tx = decode_transaction(record.raw)
         parties = {record.sender, tx.to} if tx.to else {record.sender}
-        if not _involves(caller, parties, ctx.chain.store.receipt(key)):
+        if not _involves(caller, parties, ctx.reader.receipt(key)):
             raise Forbidden("customers may read only their own transactions")
     try:
-        tree = await call_tree(ctx.chain, ctx.eth.call_pool, header, record.index)
-    except RpcError as exc:
-        raise Unavailable(exc.message, retry_after=5) from exc
-    return {"hash": "0x" + key.hex(), "calls": flatten_calls(tree)}
+        tree = await call_tree(ctx.chain, ctx.call_pool, header, record.index)
+    except (CallsBusy, CallAborted, TraceTooLarge) as exc:
+        raise Unavailable(str(exc), retry_after=5) from exc
+    return {"hash": "0x" + key.hex(), "calls": views.flatten_calls(tree)}
 
 
 @router.post(
@@ -122,7 +122,7 @@ async def relay(
     if not caller.may_send_from(checked.sender):
         raise Forbidden("the transaction's sender is not one of this credential's addresses")
     try:
-        tx_hash = ctx.eth.send_raw_transaction(body.raw.strip())
-    except RpcError as exc:
-        raise TxRejected(exc.message) from exc
-    return JSONResponse({"hash": tx_hash}, status_code=202)
+        pooled = ctx.relay.submit(raw)
+    except TxPoolError as exc:
+        raise TxRejected(str(exc)) from exc
+    return JSONResponse({"hash": "0x" + pooled.hash.hex()}, status_code=202)

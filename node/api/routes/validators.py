@@ -21,7 +21,7 @@ async def validators(
     ctx: Annotated[ApiContext, Depends(context)],
     block: Annotated[str, Query(max_length=80, description="'latest' or a number")] = "latest",
 ) -> dict:
-    head, _ = ctx.head()
+    head = ctx.reader.head().header
     header = ctx.chain.header_by_number(params.block_number(block, head.block_number))
     if header is None:
         raise NotFound("no such block")

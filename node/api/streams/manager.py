@@ -39,6 +39,7 @@ from node.api.streams.webhook import SIGNATURE_HEADER, TargetRefused, WebhookHos
 from node.chain.chain import Chain
 from node.chain.notifications import ChainEvents, CommittedBlock
 from node.domain.event_decoding import EventDecoder
+from node.query.reader import ChainReader
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per webhook request
@@ -82,6 +83,7 @@ class StreamManager:
         keys: ApiKeyStore,
     ) -> None:
         self.chain = chain
+        self.reader = ChainReader(chain)
         self.keys = keys
         self.store = StreamStore(chain.store.store)
         self.decoder = decoder
@@ -96,7 +98,7 @@ class StreamManager:
         self._block = asyncio.Event()
 
     def head(self) -> int:
-        return self.chain.committed_head()[0].block_number
+        return self.reader.head().number
 
     async def run(self) -> None:
         """Start every active webhook stream, then serve until the node stops."""

@@ -5,13 +5,13 @@ call over an endless loop held the whole node (issue 12: 216 s for one estimateG
 calls to two validators stopped finality). Now each runs on one of `workers` threads, with:
 
 - a deadline (geth's `--rpc.evmtimeout`, 5 s) the interpreter checks at every frame and jump
-  (`node.chain.evm.interpreter.BoundedComputation`), answered as geth does: -32000 "execution
-  aborted (timeout = 5s)". It starts when a thread takes the call, and covers a whole
-  `eth_estimateGas` search;
+  (`node.chain.evm.interpreter.BoundedComputation`), raised as `CallAborted` (JSON-RPC answers
+  it as geth does: -32000 "execution aborted (timeout = 5s)"). It starts when a thread takes
+  the call, and covers a whole `eth_estimateGas` search;
 - a gas cap (geth's `--rpc.gascap`, 50,000,000) handed to the executor with the deadline;
 - a bounded wait: a call that finds every thread busy waits at most `queue_wait` seconds,
-  behind at most `max_waiting` others, then is refused with -32005 "too many concurrent
-  calls", rather than calls piling up without bound.
+  behind at most `max_waiting` others, then is refused with `CallsBusy` (JSON-RPC's -32005
+  "too many concurrent calls", REST's 503), rather than calls piling up without bound.
 
 Why threads and not processes: LevelDB admits one process per database, and a call must read
 the very state the node commits. The EVM holds the GIL while it runs, so threads give calls
@@ -34,9 +34,17 @@ from node.chain.calls import CallLimits
 from node.chain.deadline import Deadline, ExecutionTimeout
 from node.chain.priority import BlockWork
 from node.lowpriority import low_priority_executor
-from node.rpc.errors import LimitExceeded, ServerError
 
 _T = TypeVar("_T")
+
+
+class CallsBusy(Exception):
+    """Every thread stayed busy for the whole wait, or too many calls were already waiting."""
+
+
+class CallAborted(Exception):
+    """The call ran past its deadline, or the node is stopping."""
+
 
 DEFAULT_EVM_TIMEOUT = 5.0
 DEFAULT_GAS_CAP = 50_000_000
@@ -67,23 +75,23 @@ class CallPool:
         self._executor = low_priority_executor(workers, "rpc-call")
 
     async def run(self, work: Callable[[CallLimits], _T], timeout: float | None = None) -> _T:
-        """`work`'s result, once a thread is free; -32005 when none frees up in time,
-        -32000 "execution aborted" when it runs past the timeout (`timeout`, else the pool's:
-        a trace brings its own, geth's `timeout` option)."""
+        """`work`'s result, once a thread is free; `CallsBusy` when none frees up in time,
+        `CallAborted` ("execution aborted") when it runs past the timeout (`timeout`, else the
+        pool's: a trace brings its own, geth's `timeout` option)."""
         if self._waiting >= self.max_waiting:
-            raise LimitExceeded(f"too many concurrent calls (max {self.max_waiting} waiting)")
+            raise CallsBusy(f"too many concurrent calls (max {self.max_waiting} waiting)")
         self._waiting += 1
         try:
             await asyncio.wait_for(self._free.acquire(), self.queue_wait)
         except TimeoutError:
-            raise LimitExceeded(
+            raise CallsBusy(
                 f"too many concurrent calls (none finished within {self.queue_wait:g}s)"
             ) from None
         finally:
             self._waiting -= 1
         if self._closed:
             self._free.release()
-            raise ServerError("the node is stopping")
+            raise CallAborted("the node is stopping")
         loop = asyncio.get_running_loop()
         future = self._executor.submit(self._execute, work, timeout or self.timeout)
         # The thread is freed when the work ends, not when this coroutine does: a client
@@ -92,7 +100,7 @@ class CallPool:
         try:
             return await asyncio.wrap_future(future)
         except ExecutionTimeout as exc:
-            raise ServerError(str(exc)) from None
+            raise CallAborted(str(exc)) from None
 
     def _execute(self, work: Callable[[CallLimits], _T], timeout: float) -> _T:
         deadline = Deadline(timeout, self.block_work)
