@@ -2,8 +2,9 @@
 
 A key is `tbk_` plus 256 random bits, shown once when made (`tally bank api-key`); the database
 keeps its SHA-256 only (a random 256-bit secret needs no salt or slow hash). Roles:
-`operations` (staff: every record, totals) and `customer` (bound to one wallet address: its
-own top-ups and withdrawals only).
+`operations` (staff: every record, totals), `customer` (bound to one wallet address: its
+own top-ups and withdrawals only), and for the risk service (`bank.risk`) `analyst` (the case
+queue: assign, note, escalate) and `compliance` (also closes cases and acts on chain).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from bank.models import ApiKey
 class Role(StrEnum):
     OPERATIONS = "operations"
     CUSTOMER = "customer"
+    ANALYST = "analyst"
+    COMPLIANCE = "compliance"
 
 
 PREFIX = "tbk_"
@@ -33,7 +36,7 @@ def key_hash(key: str) -> str:
 def create_key(session: Session, role: Role, name: str, account: str | None = None) -> str:
     """Store a new key's hash and return the key (the only time it is seen)."""
     if (role is Role.CUSTOMER) != (account is not None):
-        raise ValueError("a customer key needs --account; an operations key takes none")
+        raise ValueError("a customer key needs --account; a staff key takes none")
     key = PREFIX + secrets.token_urlsafe(32)
     session.add(ApiKey(key_hash=key_hash(key), role=role.value, account=account, name=name))
     session.commit()

@@ -73,15 +73,21 @@ class Generator:
     def address(self) -> str:
         return "0x" + "".join(self.rng.choice("0123456789abcdef") for _ in range(40))
 
-    def pay(self, payer: str, payee: str, amount: int, at: float, pattern: str | None = None,
-            episode: int | None = None) -> None:  # fmt: skip
+    def pay(
+        self,
+        payer: str,
+        payee: str,
+        amount: int,
+        at: float,
+        pattern: str | None = None,
+        episode: int | None = None,
+    ) -> None:
         self.out.append(Labelled(Payment(payer, payee, max(1, amount), at), pattern, episode))
 
     def daytime(self, day: int) -> float:
         return START + day * DAY + self.rng.uniform(7 * 3600, 22 * 3600)
 
     def build(self) -> Workload:
-        rng = self.rng
         self.merchant_list = [self.address() for _ in range(self.merchants)]
         self.typical: dict[str, int] = {}
         self.regular: dict[str, list[str]] = {}
@@ -149,33 +155,68 @@ class Generator:
         c = self.customer()
         self.live(c, 0, 20)
         dormant_day = rng.randint(self.days - 20, self.days - 1)
-        self.inject("dormant", c, [(rng.choice(self.regular[c]), rng.randint(300_00, 900_00),
-                                    self.daytime(dormant_day))])  # fmt: skip
+        self.inject(
+            "dormant",
+            c,
+            [(rng.choice(self.regular[c]), rng.randint(300_00, 900_00), self.daytime(dormant_day))],
+        )
         day, t0 = when()
         c = self.actor(day)
-        self.inject("velocity", c, [(rng.choice(self.regular[c]),
-                    int(self.typical[c] * rng.uniform(0.6, 1.4)), t0 + i * 120) for i in range(15)])  # fmt: skip
+        self.inject(
+            "velocity",
+            c,
+            [
+                (
+                    rng.choice(self.regular[c]),
+                    int(self.typical[c] * rng.uniform(0.6, 1.4)),
+                    t0 + i * 120,
+                )
+                for i in range(15)
+            ],
+        )
         day, t0 = when()
         c = self.actor(day)
-        self.inject("amount_vs_history", c, [(rng.choice(self.regular[c]),
-                    int(self.typical[c] * rng.uniform(15, 40)) + 200_00, t0)])  # fmt: skip
+        self.inject(
+            "amount_vs_history",
+            c,
+            [
+                (
+                    rng.choice(self.regular[c]),
+                    int(self.typical[c] * rng.uniform(15, 40)) + 200_00,
+                    t0,
+                )
+            ],
+        )
         day, t0 = when()
-        self.inject("new_counterparty", self.actor(day),
-                    [(self.address(), rng.randint(1500_00, 4000_00), t0)])  # fmt: skip
+        self.inject(
+            "new_counterparty",
+            self.actor(day),
+            [(self.address(), rng.randint(1500_00, 4000_00), t0)],
+        )
         day, t0 = when(2)
-        self.inject("structuring", self.actor(day), [(self.address(), rng.randint(9200_00, 9990_00),
-                    t0 + i * rng.uniform(1800, 20000)) for i in range(3)])  # fmt: skip
+        self.inject(
+            "structuring",
+            self.actor(day),
+            [
+                (self.address(), rng.randint(9200_00, 9990_00), t0 + i * rng.uniform(1800, 20000))
+                for i in range(3)
+            ],
+        )
         day, t0 = when()
-        self.inject("fan_out", self.actor(day), [(self.address(), rng.randint(50_00, 200_00),
-                    t0 + i * 1500) for i in range(6)])  # fmt: skip
+        self.inject(
+            "fan_out",
+            self.actor(day),
+            [(self.address(), rng.randint(50_00, 200_00), t0 + i * 1500) for i in range(6)],
+        )
         day, t0 = when(2)
         mule, sources = self.address(), [self.actor(day) for _ in range(6)]
         amounts = [rng.randint(100_00, 500_00) for _ in sources]
         episode = self.next_episode()
         for i, (s, amount) in enumerate(zip(sources, amounts, strict=True)):
             self.pay(s, mule, amount, t0 + i * 1200, "fan_in", episode)
-        self.pay(mule, self.address(), sum(amounts) * 9 // 10, t0 + 6 * 1200 + 600, "fan_in",
-                 episode)  # fmt: skip
+        self.pay(
+            mule, self.address(), sum(amounts) * 9 // 10, t0 + 6 * 1200 + 600, "fan_in", episode
+        )
         day, t0 = when()
         c = self.actor(day)
         self.inject("watchlist", c, [(rng.choice(watched), self.typical[c], t0)])
