@@ -45,7 +45,7 @@ STAFF = (Role.ANALYST.value, Role.COMPLIANCE.value)
 
 
 class ScreeningIn(BaseModel):
-    raw_transaction: str = Field(pattern=r"^0x[0-9a-fA-F]{2,262144}$")
+    raw_transaction: str = Field(pattern=r"^0x(?:[0-9a-fA-F]{2})+$", max_length=262144)
 
 
 class AssignIn(BaseModel):
