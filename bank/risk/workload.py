@@ -69,6 +69,8 @@ class Generator:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        if self.days < 40:
+            raise ValueError("a workload needs 40 days or more (dormancy needs 220)")
 
     def address(self) -> str:
         return "0x" + "".join(self.rng.choice("0123456789abcdef") for _ in range(40))
@@ -104,7 +106,8 @@ class Generator:
     def customer(self) -> str:
         c = self.address()
         self.typical[c] = int(self.rng.lognormvariate(7.0, 0.6))  # ~11.00 median
-        self.regular[c] = self.rng.sample(self.merchant_list, self.rng.randint(1, 6))
+        count = min(self.rng.randint(1, 6), len(self.merchant_list))
+        self.regular[c] = self.rng.sample(self.merchant_list, count)
         return c
 
     def live(self, c: str, first: int, last: int) -> None:
