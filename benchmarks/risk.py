@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
 
+from eth_utils import keccak  # noqa: E402
 from streams import (  # noqa: E402
     DEV,
     SENDERS,
@@ -45,13 +46,18 @@ from streams import (  # noqa: E402
     signed,
     wait_mined,
 )
-from eth_utils import keccak  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 from bank.risk.config import load  # noqa: E402
 from bank.risk.workload import Generator, evaluate  # noqa: E402
-from tests.bank_support import PASSWORD, PostgresCluster, Service, make_key, wait_for  # noqa: E402
-from tests.bank_support import write_keys  # noqa: E402
+from tests.bank_support import (  # noqa: E402
+    PASSWORD,
+    PostgresCluster,
+    Service,
+    make_key,
+    wait_for,
+    write_keys,
+)
 from tests.conftest import free_port  # noqa: E402
 from tests.test_api_support import admin_key, start_node  # noqa: E402
 
@@ -63,8 +69,10 @@ def rules(args: argparse.Namespace) -> None:
     figures = evaluate(load(), workload)
     elapsed = time.perf_counter() - started
     normal = sum(1 for p in workload.payments if p.pattern is None)
-    print(f"workload seed {args.seed}: {len(workload.payments)} payments ({normal} normal), "
-          f"{args.episodes} episodes per kind; generated and scored in {elapsed:.1f} s")  # fmt: skip
+    print(
+        f"workload seed {args.seed}: {len(workload.payments)} payments ({normal} normal), "
+        f"{args.episodes} episodes per kind; generated and scored in {elapsed:.1f} s"
+    )
     print(f"{'rule':20s} {'alerts':>7s} {'precision':>9s} {'recall':>7s} {'on normal':>9s}")
     for rule, f in figures.items():
         print(f"{rule:20s} {f.alerts:7d} {f.precision:9.3f} {f.recall:7.3f} {f.on_normal:9d}")
@@ -79,13 +87,20 @@ def live(args: argparse.Namespace) -> None:
         try:
             db = postgres.create_database()
             keys = write_keys(tmp / "keys", DEV, {2: "compliance"})
-            env = {"TALLY_RPC_URL": node.url, "TALLY_BANK_DB": db,
-                   "TALLY_KEYSTORE_DIR": str(keys), "TALLY_KEYSTORE_PASSWORD": PASSWORD,
-                   "TALLY_NODE_API_KEY": admin_key(node),
-                   "TALLY_BANK_DATA_DIR": str(tmp / "bank-data")}  # fmt: skip
+            env = {
+                "TALLY_RPC_URL": node.url,
+                "TALLY_BANK_DB": db,
+                "TALLY_KEYSTORE_DIR": str(keys),
+                "TALLY_KEYSTORE_PASSWORD": PASSWORD,
+                "TALLY_NODE_API_KEY": admin_key(node),
+                "TALLY_BANK_DATA_DIR": str(tmp / "bank-data"),
+            }
             service = Service(["risk", "serve"], free_port(), env, tmp / "risk.log").start()
-            wait_for(lambda: httpx.get(service.url + "/health").json()["monitor"] == "following",
-                     60, "the monitor")  # fmt: skip
+            wait_for(
+                lambda: httpx.get(service.url + "/health").json()["monitor"] == "following",
+                60,
+                "the monitor",
+            )
             lag(args, node.url, node.ws_url, db)
             screening(args, node.url, service.url, make_key(db, "compliance"))
         finally:
@@ -100,12 +115,22 @@ def lag(args: argparse.Namespace, url: str, ws_url: str, db: str) -> None:
 
     http = httpx.Client(timeout=120)
     issuer = DEV[1]
-    nonces = {a.address: int(rpc(http, url, "eth_getTransactionCount", [a.address, "pending"]), 16)
-              for a in [issuer, *SENDERS]}  # fmt: skip
-    mints = [signed(issuer, nonces[issuer.address] + i,
-                    call("mint(address,uint256,bytes32)", ["address", "uint256", "bytes32"],
-                         [a.address, 10**12, (i + 1).to_bytes(32, "big")]))
-             for i, a in enumerate(SENDERS)]  # fmt: skip
+    nonces = {
+        a.address: int(rpc(http, url, "eth_getTransactionCount", [a.address, "pending"]), 16)
+        for a in [issuer, *SENDERS]
+    }
+    mints = [
+        signed(
+            issuer,
+            nonces[issuer.address] + i,
+            call(
+                "mint(address,uint256,bytes32)",
+                ["address", "uint256", "bytes32"],
+                [a.address, 10**12, (i + 1).to_bytes(32, "big")],
+            ),
+        )
+        for i, a in enumerate(SENDERS)
+    ]
     send_all(http, url, mints)
     wait_mined(http, url, "0x" + keccak(bytes.fromhex(mints[-1][2:])).hex())
     raws = []
@@ -137,20 +162,31 @@ def lag(args: argparse.Namespace, url: str, ws_url: str, db: str) -> None:
         wait_for(counted, 600, "every payment decided")
         time.sleep(0.5)
     with engine.connect() as connection:
-        rows = connection.execute(text(
-            "select block_number, log_index, extract(epoch from decided_at) from risk_decisions "
-            "where source = 'monitor' order by id desc limit :n"), {"n": args.count}).all()  # fmt: skip
+        rows = connection.execute(
+            text(
+                "select block_number, log_index, extract(epoch from decided_at) "
+                "from risk_decisions where source = 'monitor' order by id desc limit :n"
+            ),
+            {"n": args.count},
+        ).all()
     engine.dispose()
     monitor = [float(at) - watcher.heads[b] for b, _, at in rows if b in watcher.heads]
-    logs = [watcher.logs[(b, i)] - watcher.heads[b] for b, i, _ in rows
-            if (b, i) in watcher.logs and b in watcher.heads]  # fmt: skip
+    logs = [
+        watcher.logs[(b, i)] - watcher.heads[b]
+        for b, i, _ in rows
+        if (b, i) in watcher.logs and b in watcher.heads
+    ]
     blocks = len({b for b, _, _ in rows})
-    print(f"{args.count} payments in {blocks} blocks, offered in {offered:.1f} s, mined in "
-          f"{mined:.1f} s ({args.count / mined:.0f} tx/s end to end)")  # fmt: skip
+    print(
+        f"{args.count} payments in {blocks} blocks, offered in {offered:.1f} s, mined in "
+        f"{mined:.1f} s ({args.count / mined:.0f} tx/s end to end)"
+    )
     for name, values in (("monitor decision stored", monitor), ("eth_subscribe logs", logs)):
-        print(f"lag {name:24s} n={len(values):5d} p50 {percentile(values, 0.5) * 1000:7.0f} ms  "
-              f"p95 {percentile(values, 0.95) * 1000:7.0f} ms  "
-              f"p99 {percentile(values, 0.99) * 1000:7.0f} ms")  # fmt: skip
+        print(
+            f"lag {name:24s} n={len(values):5d} p50 {percentile(values, 0.5) * 1000:7.0f} ms  "
+            f"p95 {percentile(values, 0.95) * 1000:7.0f} ms  "
+            f"p99 {percentile(values, 0.99) * 1000:7.0f} ms"
+        )
 
 
 def screening(args: argparse.Namespace, url: str, service: str, key: str) -> None:
@@ -171,8 +207,10 @@ def screening(args: argparse.Namespace, url: str, service: str, key: str) -> Non
             timings[name].append(time.perf_counter() - start)
             assert answer.status_code == 200, answer.text
     for name, values in timings.items():
-        print(f"{name:10s} n={len(values)} p50 {percentile(values, 0.5) * 1000:6.1f} ms  "
-              f"p99 {percentile(values, 0.99) * 1000:6.1f} ms")  # fmt: skip
+        print(
+            f"{name:10s} n={len(values)} p50 {percentile(values, 0.5) * 1000:6.1f} ms  "
+            f"p99 {percentile(values, 0.99) * 1000:6.1f} ms"
+        )
     ratio = percentile(timings["screening"], 0.5) / percentile(timings["health"], 0.5)
     print(f"screening p50 / health p50: {ratio:.1f}")
 
