@@ -92,6 +92,10 @@ HELP_PAGES = [
     ("bank", "card-simulator"),
     ("bank", "api-key"),
     ("bank", "reconcile"),
+    ("bank", "risk"),
+    ("bank", "risk", "serve"),
+    ("bank", "risk", "watch-hash"),
+    ("bank", "risk", "check-config"),
 ]
 
 

@@ -90,15 +90,12 @@ class Engine:
                 decision.block_number, decision.log_index = item.block_number, item.log_index
                 decision.hold_id = item.hold_id
                 if decision.outcome is Outcome.ALERT:
-                    session.flush()
-                    case = Case(
-                        decision_id=decision.id, account=item.payment.payer, state=CaseState.OPEN
-                    )
-                    session.add(case)
-                    session.flush()
                     summary = "; ".join(f"{r.rule}: {r.detail}" for r in reasons)
-                    session.add(CaseNote(case_id=case.id, author="monitor", action="open",
-                                         text=summary))  # fmt: skip
+                    decision.case = Case(
+                        account=item.payment.payer,
+                        state=CaseState.OPEN,
+                        notes=[CaseNote(author="monitor", action="open", text=summary)],
+                    )
                 stored.append(decision)
             session.commit()
         return stored
