@@ -8,6 +8,7 @@ compliance closes by releasing the hold, signed with the compliance key, on chai
 from __future__ import annotations
 
 import secrets
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -304,3 +305,21 @@ def test_a_held_payment_becomes_a_case_released_on_chain(
     time.sleep(2)
     rows = get(stack, "/risk/decisions", analyst, limit=500).json()
     assert view["resolution_tx"] not in {r["tx_hash"] for r in rows}
+
+
+def test_a_restart_after_kill9_resumes_with_its_history(stack: dict[str, Any]) -> None:
+    """kill -9 the service, pay while it is down, restart: the payment is decided once (the
+    stream resumes after the last acknowledged batch) and judged against the history the
+    service rebuilt from its database."""
+    service: Service = stack["service"]
+    tokens = stack["tokens"]
+    before = get(stack, "/risk/decisions", stack["analyst"], limit=500).json()
+    service.stop(signal.SIGKILL)
+    (while_down,) = pay(tokens, (6, 7, 90_00))  # far above 6's usual: amount vs history
+    service.start()
+    decision = decided(stack, while_down)
+    assert "amount_vs_history" in rules_of(decision)
+    time.sleep(2)
+    after = get(stack, "/risk/decisions", stack["analyst"], limit=500).json()
+    hashes = [(d["source"], d["tx_hash"]) for d in after]
+    assert len(hashes) == len(set(hashes)) == len(before) + 1

@@ -9,10 +9,12 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bank.models import utcnow
 from bank.risk.config import RiskConfig
 from bank.risk.models import Case, CaseNote, CaseState, Decision, Outcome, Source
 from bank.risk.rules import Assessment, Payment, Reason, Scorer
@@ -55,11 +57,12 @@ class Engine:
             self.scorer.replay(Payment(*row) for row in rows)
         return len(rows)
 
-    def record(self, payments: Iterable[ChainPayment]) -> list[Decision]:
+    def record(self, payments: Iterable[ChainPayment]) -> int:
         """Score and store payments read from the chain, in chain order, one transaction for
-        the batch; payments of a transaction already decided (a redelivery) are skipped."""
+        the batch (bulk inserts: at the chain's peak rate the ORM's per-object work was the
+        monitor's bottleneck); payments of a transaction already decided (a redelivery) are
+        skipped. Returns how many were decided."""
         batch = list(payments)
-        stored: list[Decision] = []
         with self.sessions() as session, self.lock:
             known = set(
                 session.scalars(
@@ -69,6 +72,8 @@ class Engine:
                     )
                 )
             )
+            rows: list[dict[str, Any]] = []
+            opened: list[tuple[int, str, str]] = []  # (row index, account, summary)
             for item in batch:
                 if item.tx_hash in known:
                     continue
@@ -79,26 +84,51 @@ class Engine:
                     held = ", ".join(text for bit, text in HOLD_REASONS if item.hold_reasons & bit)
                     reasons.append(Reason("held_on_chain", 0, f"hold {item.hold_id}: {held}"))
                 alert = assessment.score >= self.config.decisions.alert_score
-                decision = self._decision(
-                    session,
-                    Source.MONITOR,
-                    item.tx_hash,
-                    item.payment,
-                    Assessment(assessment.score, tuple(reasons)),
-                    Outcome.ALERT if alert or item.hold_id is not None else Outcome.ALLOW,
-                )
-                decision.block_number, decision.log_index = item.block_number, item.log_index
-                decision.hold_id = item.hold_id
-                if decision.outcome is Outcome.ALERT:
+                if alert or item.hold_id is not None:
                     summary = "; ".join(f"{r.rule}: {r.detail}" for r in reasons)
-                    decision.case = Case(
-                        account=item.payment.payer,
-                        state=CaseState.OPEN,
-                        notes=[CaseNote(author="monitor", action="open", text=summary)],
+                    opened.append((len(rows), item.payment.payer, summary))
+                rows.append(
+                    self._row(
+                        Source.MONITOR,
+                        item.tx_hash,
+                        item.payment,
+                        Assessment(assessment.score, tuple(reasons)),
+                        Outcome.ALERT if alert or item.hold_id is not None else Outcome.ALLOW,
                     )
-                stored.append(decision)
+                    | {
+                        "block_number": item.block_number,
+                        "log_index": item.log_index,
+                        "hold_id": item.hold_id,
+                    }
+                )
+            if rows:
+                ids = list(
+                    session.scalars(
+                        insert(Decision).returning(Decision.id, sort_by_parameter_order=True),
+                        rows,
+                    )
+                )
+                if opened:
+                    case_ids = list(
+                        session.scalars(
+                            insert(Case).returning(Case.id, sort_by_parameter_order=True),
+                            [
+                                {"decision_id": ids[index], "account": account,
+                                 "state": CaseState.OPEN}
+                                for index, account, _ in opened
+                            ],
+                        )
+                    )  # fmt: skip
+                    session.execute(
+                        insert(CaseNote),
+                        [
+                            {"case_id": case_id, "author": "monitor", "action": "open",
+                             "text": summary}
+                            for case_id, (_, _, summary) in zip(case_ids, opened, strict=True)
+                        ],
+                    )  # fmt: skip
             session.commit()
-        return stored
+        return len(rows)
 
     def screen(self, tx_hash: str, payment: Payment) -> Decision:
         """Judge a payment not yet sent (remembering nothing of it) and store the answer."""
@@ -119,32 +149,31 @@ class Engine:
             ).first()
             if existing is not None:
                 return existing  # the same signed transaction asked again
-            decision = self._decision(
-                session, Source.SCREENING, tx_hash, payment, assessment, outcome
+            decision = Decision(
+                **self._row(Source.SCREENING, tx_hash, payment, assessment, outcome)
             )
+            session.add(decision)
             session.commit()
             return decision
 
-    def _decision(
+    def _row(
         self,
-        session: Session,
         source: Source,
         tx_hash: str,
         payment: Payment,
         assessment: Assessment,
         outcome: Outcome,
-    ) -> Decision:
-        decision = Decision(
-            source=source,
-            tx_hash=tx_hash,
-            payer=payment.payer,
-            payee=payment.payee,
-            amount=payment.amount,
-            timestamp=payment.timestamp,
-            score=assessment.score,
-            reasons=[reason.as_dict() for reason in assessment.reasons],
-            outcome=outcome,
-            config_version=self.config.version,
-        )
-        session.add(decision)
-        return decision
+    ) -> dict[str, Any]:
+        return {
+            "source": source,
+            "tx_hash": tx_hash,
+            "payer": payment.payer,
+            "payee": payment.payee,
+            "amount": payment.amount,
+            "timestamp": payment.timestamp,
+            "score": assessment.score,
+            "reasons": [reason.as_dict() for reason in assessment.reasons],
+            "outcome": outcome,
+            "config_version": self.config.version,
+            "decided_at": utcnow(),
+        }

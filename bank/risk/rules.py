@@ -67,6 +67,16 @@ class Account:
     last_out: float | None = None
 
 
+def since(entries: deque[tuple[float, int, str]], start: float) -> list[tuple[float, int, str]]:
+    """The entries after `start`, read from the newest back (they are in time order)."""
+    found = []
+    for item in reversed(entries):
+        if item[0] <= start:
+            break
+        found.append(item)
+    return found
+
+
 class Scorer:
     def __init__(self, config: RiskConfig) -> None:
         self.config = config
@@ -121,7 +131,7 @@ class Scorer:
         rule = self.config.rules.velocity
         if not rule.enabled:
             return []
-        recent = [amount for t, amount, _ in a.out if t > p.timestamp - rule.window_seconds]
+        recent = [amount for _, amount, _ in since(a.out, p.timestamp - rule.window_seconds)]
         count, total = len(recent) + 1, sum(recent) + p.amount
         found = []
         if count > rule.max_count:
@@ -156,8 +166,8 @@ class Scorer:
             floor = limit * (1 - rule.margin)
             if not floor <= p.amount < limit:
                 continue
-            since = p.timestamp - rule.window_seconds
-            count = 1 + sum(1 for t, amount, _ in a.out if t > since and floor <= amount < limit)
+            recent = since(a.out, p.timestamp - rule.window_seconds)
+            count = 1 + sum(1 for _, amount, _ in recent if floor <= amount < limit)
             if count >= rule.min_count:
                 detail = f"{count} payments just under {limit} in {rule.window_seconds} s"
                 return [Reason("structuring", rule.score, detail)]
@@ -176,8 +186,8 @@ class Scorer:
         rule = self.config.rules.fan_out
         if not rule.enabled:
             return []
-        since = p.timestamp - rule.window_seconds
-        new = {payee for payee, first in a.first_paid.items() if first > since}
+        start = p.timestamp - rule.window_seconds
+        new = {payee for payee, first in a.first_paid.items() if first > start}
         if p.payee.lower() in a.first_paid:
             return []  # only a payment to a new payee extends a fan-out
         new.add(p.payee.lower())
@@ -190,8 +200,7 @@ class Scorer:
         rule = self.config.rules.fan_in
         if not rule.enabled:
             return []
-        since = p.timestamp - rule.window_seconds
-        sources = {payer for t, _, payer in a.into if t > since}
+        sources = {payer for _, _, payer in since(a.into, p.timestamp - rule.window_seconds)}
         if len(sources) < rule.min_sources:
             return []
         # Pass-through over all the history kept: a mule pays on nearly all it receives, a
