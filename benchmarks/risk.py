@@ -14,7 +14,7 @@ run is the node's own live `eth_subscribe("logs")` notification of the same Tran
 Screening: `--screens` sequential `POST /risk/screening` of distinct signed transfers, against
 `GET /health` of the same service (the HTTP floor) in the same run.
 
-    python benchmarks/risk.py                        # 2,000 transfers at 150 tx/s
+    python benchmarks/risk.py                        # 3,000 transfers at 250 tx/s
     python benchmarks/risk.py --count 500 --rate 50 --screens 200
 """
 
@@ -222,8 +222,8 @@ def main() -> None:
     parser.add_argument("--merchants", type=int, default=40)
     parser.add_argument("--days", type=int, default=220)
     parser.add_argument("--episodes", type=int, default=20, help="Injected episodes per kind.")
-    parser.add_argument("--count", type=int, default=2000, help="Transfers for the lag.")
-    parser.add_argument("--rate", type=int, default=150, help="Transfers offered per second.")
+    parser.add_argument("--count", type=int, default=3000, help="Transfers for the lag.")
+    parser.add_argument("--rate", type=int, default=250, help="Transfers offered per second.")
     parser.add_argument("--screens", type=int, default=500, help="Screening calls.")
     parser.add_argument("--rules-only", action="store_true", help="No node: the rules only.")
     args = parser.parse_args()

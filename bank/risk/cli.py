@@ -12,7 +12,18 @@ from typing import Annotated, Any
 
 import typer
 
-from bank.cli import (
+#: Made before `bank.cli` is imported: importing it registers this group (`tally bank risk`),
+#: so a first import of this module must not find the name missing.
+risk_app = typer.Typer(
+    help="Risk monitoring, pre-submission screening and compliance cases.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+from bank.cli import (  # noqa: E402 - after risk_app: bank.cli adds it when imported
     DEFAULT_DATA_DIR,
     DEFAULT_KEYSTORE_DIR,
     DEV_WALLET_TOKEN,
@@ -25,15 +36,7 @@ from bank.cli import (
     open_database,
 )
 
-risk_app = typer.Typer(
-    help="Risk monitoring, pre-submission screening and compliance cases.",
-    epilog=EXIT_CODES,
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+risk_app.info.epilog = EXIT_CODES
 
 ConfigOption = Annotated[
     Path | None,
