@@ -4,8 +4,9 @@ Routes (JSON, `Authorization: Bearer <bank API key>` except `/health`):
 
 - `POST /risk/screening` `{"raw_transaction": "0x..."}` (customer: its own payments; staff):
   200 `{"decision": allow|hold|deny, "score", "reasons", "config_version", "tx_hash"}`
-  (hold: it will be held for review if sent; deny: do not send), 400 not a signed WalletToken
-  payment;
+  (hold: it will be held for review if sent, by the chain itself when a party is flagged or
+  the amount is over the payer's review threshold; deny: do not send), 400 not a signed
+  WalletToken payment, 503 the node did not answer;
 - `GET /risk/decisions?account=&limit=` (analyst, compliance): the latest decisions;
 - `GET /risk/cases?state=&limit=` (analyst, compliance): the queue, highest score first;
   `GET /risk/cases/{id}` with its notes; `POST /risk/cases/{id}/assign` `{"assignee"}`,
@@ -37,7 +38,7 @@ from bank.risk.cases import CaseError, Cases, Resolution, decision_view
 from bank.risk.engine import Engine
 from bank.risk.models import CaseState, Decision
 from bank.risk.monitor import Monitor
-from bank.risk.screening import Decoder, NotAPayment
+from bank.risk.screening import Decoder, NotAPayment, chain_hold
 from client.errors import TallyClientError
 
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
@@ -119,7 +120,11 @@ def create_app(engine: Engine, monitor: Monitor | None, cases: Cases, decoder: D
         payer = screened.payment.payer
         if key.role == Role.CUSTOMER.value and (key.account or "").lower() != payer.lower():
             raise HTTPException(403, "a customer screens its own payments only")
-        decision = engine.screen(screened.tx_hash, screened.payment)
+        try:
+            chain = chain_hold(cases.compliance.token, screened.payment)
+        except TallyClientError as exc:
+            raise HTTPException(503, f"the node did not answer: {exc}") from None
+        decision = engine.screen(screened.tx_hash, screened.payment, chain)
         return {
             "decision": decision.outcome.value,
             "score": decision.score,

@@ -130,17 +130,20 @@ class Engine:
             session.commit()
         return len(rows)
 
-    def screen(self, tx_hash: str, payment: Payment) -> Decision:
-        """Judge a payment not yet sent (remembering nothing of it) and store the answer."""
+    def screen(self, tx_hash: str, payment: Payment, chain: Reason | None = None) -> Decision:
+        """Judge a payment not yet sent (remembering nothing of it) and store the answer;
+        `chain` says the chain itself would hold it (at least a hold, then)."""
         with self.lock:
             assessment = self.scorer.assess(payment)
         decisions = self.config.decisions
         if assessment.score >= decisions.deny_score:
             outcome = Outcome.DENY
-        elif assessment.score >= decisions.hold_score:
+        elif assessment.score >= decisions.hold_score or chain is not None:
             outcome = Outcome.HOLD
         else:
             outcome = Outcome.ALLOW
+        if chain is not None:
+            assessment = Assessment(assessment.score, (*assessment.reasons, chain))
         with self.sessions() as session:
             existing = session.scalars(
                 select(Decision).where(

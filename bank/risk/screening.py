@@ -15,8 +15,9 @@ from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 
-from bank.risk.rules import Payment
+from bank.risk.rules import Payment, Reason
 from client.artifacts import contract_abi
+from client.tokens import WalletToken
 
 PAYMENT_FUNCTIONS = ("transfer", "transferExternal", "transferFrom")
 
@@ -69,3 +70,20 @@ class Decoder:
         fields = rlp.decode(raw)  # legacy: nonce, gasPrice, gas, to, value, data, v, r, s
         to, data = fields[3], fields[5]
         return ("0x" + to.hex() if to else None), data
+
+
+def chain_hold(token: WalletToken, payment: Payment) -> Reason | None:
+    """Whether WalletToken itself would hold this payment as things stand (a flagged party, or
+    an amount over the payer's tier review threshold; 0 reviews nothing), as a reason."""
+    found = [
+        f"{role} flagged"
+        for role, address in (("payer", payment.payer), ("payee", payment.payee))
+        if token.is_flagged(address)
+    ]
+    _role, tier = token.call("holderRole", payment.payer)
+    threshold = int(token.call("reviewThreshold", tier))
+    if threshold and payment.amount > threshold:
+        found.append(f"over the review threshold {threshold}")
+    if not found:
+        return None
+    return Reason("held_on_chain", 0, "the chain would hold it: " + ", ".join(found))
