@@ -24,7 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from bank.models import Base, _enum, utcnow
 
@@ -69,7 +69,6 @@ class Decision(Base):
     outcome: Mapped[Outcome] = mapped_column(_enum(Outcome, "risk_outcome"))
     config_version: Mapped[str] = mapped_column(String(32))
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    case: Mapped[Case | None] = relationship(back_populates="decision")
 
 
 class Case(Base):
@@ -86,9 +85,6 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
-    #: Set together with the decision, so a batch's rows are inserted in one round per table.
-    decision: Mapped[Decision] = relationship(back_populates="case")
-    notes: Mapped[list[CaseNote]] = relationship(order_by="CaseNote.id")
 
 
 class CaseNote(Base):
