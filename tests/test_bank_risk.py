@@ -335,3 +335,50 @@ def test_a_restart_after_kill9_resumes_with_its_history(stack: dict[str, Any]) -
     after = get(stack, "/risk/decisions", stack["analyst"], limit=500).json()
     hashes = [(d["source"], d["tx_hash"]) for d in after]
     assert len(hashes) == len(set(hashes)) == len(before) + 1
+
+
+def test_flag_reject_and_refusals(stack: dict[str, Any]) -> None:
+    """Compliance flags an account over REST (the chain then holds its payments), rejects the
+    held payment from its case (refunded on chain), unflags; what the case or the chain
+    refuses changes nothing."""
+    tokens = stack["tokens"]
+    officer, analyst = stack["officer"], stack["analyst"]
+    payer = tokens[9]
+    address = payer.wallet.address
+    queue = get(stack, "/risk/cases", analyst, limit=500).json()
+    unheld = next(c for c in queue if c["decision"]["hold_id"] is None)
+    path = f"/risk/cases/{unheld['id']}"
+    refused = post(stack, path + "/close", officer, {"resolution": "release"})
+    assert refused.status_code == 409 and "not held" in refused.json()["detail"]
+    assert get(stack, path, analyst).json()["state"] == unheld["state"]
+    assert (
+        post(stack, path + "/close", stack["customer8"], {"resolution": "no_action"}).status_code
+        == 403
+    )
+    assert post(stack, "/risk/accounts/0x12/flag", officer, {}).status_code == 400
+    assert post(stack, f"/risk/accounts/{address}/flag", analyst, {}).status_code == 403
+
+    flagged = post(stack, f"/risk/accounts/{address}/flag", officer, {"reason": "mule"})
+    assert flagged.status_code == 200, flagged.text
+    assert payer.is_flagged(address)
+    try:
+        available = payer.call("availableBalanceOf", address)
+        (held,) = pay(tokens, (9, 3, 1_00))
+        assert payer.call("availableBalanceOf", address) == available - 1_00
+        decision = decided(stack, held)
+        assert decision["hold_id"] is not None
+        assert "payer flagged" in str(decision["reasons"])
+        case = next(
+            c
+            for c in get(stack, "/risk/cases", analyst, limit=500).json()
+            if c["decision"]["id"] == decision["id"]
+        )
+        closed = post(stack, f"/risk/cases/{case['id']}/close", officer,
+                      {"resolution": "reject", "reason": "mule account"})  # fmt: skip
+        assert closed.status_code == 200, closed.text
+        assert payer.hold(decision["hold_id"]).status == HoldStatus.REJECTED
+        assert payer.call("availableBalanceOf", address) == available  # refunded
+    finally:
+        unflagged = post(stack, f"/risk/accounts/{address}/unflag", officer, {})
+        assert unflagged.status_code == 200, unflagged.text
+    assert not payer.is_flagged(address)
