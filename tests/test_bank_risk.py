@@ -7,8 +7,11 @@ compliance closes by releasing the hold, signed with the compliance key, on chai
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +36,7 @@ from tests.bank_support import (
     wait_for,
     write_keys,
 )
-from tests.conftest import NodeProcess, free_port
+from tests.conftest import REPO, NodeProcess, free_port
 from tests.test_api_support import TOKEN, admin_key, start_node
 
 LABELS = {
@@ -382,3 +385,21 @@ def test_flag_reject_and_refusals(stack: dict[str, Any]) -> None:
         unflagged = post(stack, f"/risk/accounts/{address}/unflag", officer, {})
         assert unflagged.status_code == 200, unflagged.text
     assert not payer.is_flagged(address)
+
+
+def test_serve_refuses_bad_settings_in_one_line(stack: dict[str, Any], tmp_path: Path) -> None:
+    service: Service = stack["service"]
+    base = {**os.environ, **service.env, "PYTHONPATH": str(REPO)}
+    for env, code, words in (
+        ({"TALLY_NODE_API_KEY": "tk_not_a_key"}, 5, "node event stream: node refused the stream"),
+        ({"TALLY_NODE_API_KEY": ""}, 2, "TALLY_NODE_API_KEY"),
+        ({"TALLY_KEYSTORE_PASSWORD": "wrong"}, 4, "compliance key"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "tally_cli", "bank", "risk", "serve", "--port",
+             str(free_port())],
+            env={**base, **env}, capture_output=True, text=True, timeout=120, cwd=REPO,
+        )  # fmt: skip
+        assert result.returncode == code, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], lines

@@ -90,6 +90,7 @@ def serve(
     TALLY_NODE_API_KEY."""
     import logging
 
+    import httpx
     import uvicorn
 
     from bank.db import sessions
@@ -100,13 +101,12 @@ def serve(
     from bank.risk.screening import Decoder
     from client import FileKeyStore, Pkcs11KeyStore
     from client.errors import TallyClientError
+    from tally_common.keystore.errors import KeyStoreError
 
     rules = load_config(config)
     node_key = os.environ.get("TALLY_NODE_API_KEY", "")
     if monitor and not node_key:
         fail(2, "TALLY_NODE_API_KEY (the node's admin or auditor API key) is not set")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     maker = sessions(open_database(db, data_dir))
     try:
         if keystore is Backend.pkcs11:
@@ -119,7 +119,7 @@ def serve(
             store = FileKeyStore(keystore_dir, password)
         compliance = Compliance(store, key, rpc, token)
         store.sign_digest(key, bytes(32))  # unlock now: a wrong secret fails here, not later
-    except TallyClientError as exc:
+    except (TallyClientError, KeyStoreError) as exc:
         fail(4, f"compliance key: {exc}")
     try:
         if compliance.wallet.rpc("eth_getCode", compliance.token.address, "latest") in ("0x", None):
@@ -133,7 +133,15 @@ def serve(
         if monitor
         else None
     )
+    if follower is not None:
+        try:
+            follower.stream_id()  # a refused node API key fails here, with its reason
+        except (RuntimeError, httpx.HTTPError) as exc:
+            fail(5, f"node event stream: {exc}")
     app = create_app(engine, follower, Cases(maker, compliance), Decoder(compliance.token.address))
+    # Logging from here on: a refusal above is one line on stderr, not a migration's chatter.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     sys.stderr.write(
         f"bank risk on http://{host}:{port} (rules {rules.version}, {replayed} payments "
         f"replayed, compliance {compliance.address})\n"

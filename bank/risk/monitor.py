@@ -59,11 +59,19 @@ class Monitor:
         """The stream this monitor follows, made on the node if it has none yet."""
         with self.engine.sessions() as session:
             state = session.get(RiskState, STREAM_STATE)
-            if state is not None:
-                return state.value
+            stored = state.value if state is not None else None
             last = session.scalar(
                 select(func.max(Decision.block_number)).where(Decision.source == Source.MONITOR)
             )
+        if stored is not None:
+            known = httpx.get(
+                f"{self.node_url}/api/v1/streams/{stored}", headers=self.headers, timeout=30
+            )
+            if known.status_code == 200:
+                return stored
+            if known.status_code != 404:
+                raise RuntimeError(f"node refused the stream: {known.status_code} {known.text}")
+            log.warning("the node has no stream %s any more: making a new one", stored)
         response = httpx.post(
             f"{self.node_url}/api/v1/streams",
             headers=self.headers,
