@@ -31,7 +31,6 @@ from bank.risk.watchlist import entry
 
 DAY = 86_400
 START = 1_780_000_000  # a fixed epoch: the workload never depends on today's date
-PATTERNS = RULES
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,8 @@ class Workload:
 
 @dataclass
 class Generator:
+    """Build once (`build`): the generator's state is the workload being made."""
+
     seed: int = 1
     customers: int = 200
     merchants: int = 40
@@ -66,6 +67,9 @@ class Generator:
     rng: random.Random = field(init=False)
     out: list[Labelled] = field(init=False, default_factory=list)
     episode_ids: int = field(init=False, default=0)
+    merchant_list: list[str] = field(init=False, default_factory=list)
+    typical: dict[str, int] = field(init=False, default_factory=dict)  # a customer's usual
+    regular: dict[str, list[str]] = field(init=False, default_factory=dict)  # their merchants
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -91,8 +95,6 @@ class Generator:
 
     def build(self) -> Workload:
         self.merchant_list = [self.address() for _ in range(self.merchants)]
-        self.typical: dict[str, int] = {}
-        self.regular: dict[str, list[str]] = {}
         people = [self.customer() for _ in range(self.customers)]
         for c in people:
             self.live(c, 0, self.days)
