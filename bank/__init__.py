@@ -1,4 +1,4 @@
-"""The bank's off-chain services: the card top-up and withdrawal gateway, and the card rails.
+"""The bank's off-chain services: the card top-up and withdrawal gateway, the card rails, risk.
 
 Layers: `bank` signs through `client` (its key stores and typed contract wrappers) and reads
 the chain over JSON-RPC; it never imports `node`. Modules:
@@ -8,5 +8,6 @@ the chain over JSON-RPC; it never imports `node`. Modules:
 - `rails/`: the card-rail interface (`rails.base.CardRail`) and the simulator's adapter;
 - `simulator`: a card processor run as its own HTTP process, with fault injection;
 - `topups`, `withdrawals`, `outbox`, `chain`: the money movements and their crash-safe steps;
-- `gateway`, `auth`, `cli`: the gateway's HTTP API, its API keys, and `tally bank`.
+- `gateway`, `auth`, `cli`: the gateway's HTTP API, its API keys, and `tally bank`;
+- `risk/`: the risk monitor (the node's event stream), screening and compliance cases.
 """

@@ -3,8 +3,10 @@
 A key is `tbk_` plus 256 random bits, shown once when made (`tally bank api-key`); the database
 keeps its SHA-256 only (a random 256-bit secret needs no salt or slow hash). Roles:
 `operations` (staff: every record, totals), `credit_officer` (staff: credit evaluations of
-consenting customers, `bank.credit_api`) and `customer` (bound to one wallet address: its own
-top-ups, withdrawals and credit consent only).
+consenting customers, `bank.credit_api`), `customer` (bound to one wallet address: its own
+top-ups, withdrawals and credit consent only), and for the risk service (`bank.risk`)
+`analyst` (the case queue: assign, note, escalate) and `compliance` (also closes cases and
+acts on chain).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ class GatewayRole(StrEnum):
     OPERATIONS = "operations"
     CREDIT_OFFICER = "credit_officer"
     CUSTOMER = "customer"
+    ANALYST = "analyst"
+    COMPLIANCE = "compliance"
 
 
 PREFIX = "tbk_"

@@ -76,6 +76,8 @@ class KeyRole(StrEnum):
     operations = "operations"
     credit_officer = "credit_officer"
     customer = "customer"
+    analyst = "analyst"
+    compliance = "compliance"
 
 
 def fail(code: int, message: str) -> NoReturn:
@@ -267,7 +269,10 @@ def card_simulator(
 
 @bank_app.command("api-key", epilog=EXIT_CODES)
 def api_key(
-    role: Annotated[KeyRole, typer.Option(help="operations, credit_officer or customer.")],
+    role: Annotated[
+        KeyRole,
+        typer.Option(help="operations, credit_officer, customer, analyst or compliance."),
+    ],
     name: Annotated[str, typer.Option(help="Who holds it (for the records).")],
     account: Annotated[str | None, typer.Option(help="A customer's wallet address.")] = None,
     db: DbOption = None,
@@ -330,3 +335,13 @@ def migrate(db: DbOption = None, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> 
     """Bring the database to the latest schema."""
     open_database(db, data_dir)
     print("database at the latest schema")
+
+
+def _add_risk() -> None:
+    """`tally bank risk ...` (bank.risk.cli), added last: it reuses the options above."""
+    from bank.risk.cli import risk_app
+
+    bank_app.add_typer(risk_app, name="risk")
+
+
+_add_risk()

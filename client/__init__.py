@@ -12,7 +12,8 @@ Never imports `node`: an SDK user needs eth-account, web3 and the key-store libr
 Modules: `signing` (transactions and EIP-191/712 messages from a digest-signing store),
 `policy` (limits, allowlist, TOTP, PIN lockout), `wallet` (payments, nonces, finality,
 history), `tokens` and `settlement` (contract wrappers), `rpc` (typed JSON-RPC errors), `tls`
-(a CA bundle and client certificates for nodes serving TLS), `cli`. The key stores (PKCS#11
+(a CA bundle and client certificates for nodes serving TLS), `risk` (the bank's
+pre-submission screening of a signed payment), `cli`. The key stores (PKCS#11
 and Web3 Secret Storage) and EIP-681 payment requests live in `tally_common` (`keystore`,
 `eip681`), shared with the node; the names below export them.
 

@@ -94,6 +94,10 @@ HELP_PAGES = [
     ("bank", "reconcile"),
     ("bank", "credit"),
     ("bank", "credit", "evaluate"),
+    ("bank", "risk"),
+    ("bank", "risk", "serve"),
+    ("bank", "risk", "watch-hash"),
+    ("bank", "risk", "check-config"),
 ]
 
 

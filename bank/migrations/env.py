@@ -6,6 +6,7 @@ from __future__ import annotations
 from alembic import context
 
 from bank.models import Base
+from bank.risk import models as _risk_models  # noqa: F401 - their tables in the metadata
 
 connection = context.config.attributes["connection"]
 context.configure(
