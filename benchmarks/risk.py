@@ -92,7 +92,7 @@ def live(args: argparse.Namespace) -> None:
                 "TALLY_BANK_DB": db,
                 "TALLY_KEYSTORE_DIR": str(keys),
                 "TALLY_KEYSTORE_PASSWORD": PASSWORD,
-                "TALLY_NODE_API_KEY": admin_key(node),
+                "TALLY_BANK_NODE_API_KEY": admin_key(node),
                 "TALLY_BANK_DATA_DIR": str(tmp / "bank-data"),
             }
             service = Service(["risk", "serve"], free_port(), env, tmp / "risk.log").start()

@@ -117,7 +117,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, dev_accounts: list) -> Itera
             "TALLY_BANK_DB": db,
             "TALLY_KEYSTORE_DIR": str(keys),
             "TALLY_KEYSTORE_PASSWORD": PASSWORD,
-            "TALLY_NODE_API_KEY": admin_key(node),
+            "TALLY_BANK_NODE_API_KEY": admin_key(node),
             "TALLY_BANK_DATA_DIR": str(tmp / "bank-data"),
         }
         config = rules_file(tmp / "rules.toml", dev_accounts[5].address)
@@ -391,8 +391,8 @@ def test_serve_refuses_bad_settings_in_one_line(stack: dict[str, Any], tmp_path:
     service: Service = stack["service"]
     base = {**os.environ, **service.env, "PYTHONPATH": str(REPO)}
     for env, code, words in (
-        ({"TALLY_NODE_API_KEY": "tk_not_a_key"}, 5, "node event stream: node refused the stream"),
-        ({"TALLY_NODE_API_KEY": ""}, 2, "TALLY_NODE_API_KEY"),
+        ({"TALLY_BANK_NODE_API_KEY": "tk_not_a_key"}, 5, "node event stream: node refused the stream"),
+        ({"TALLY_BANK_NODE_API_KEY": ""}, 2, "TALLY_BANK_NODE_API_KEY"),
         ({"TALLY_KEYSTORE_PASSWORD": "wrong"}, 4, "compliance key"),
     ):
         result = subprocess.run(

@@ -87,7 +87,7 @@ def serve(
     """Run the risk service: the monitor, screening and the case API.
 
     The node's API key (admin or auditor: the stream is chain-wide) is read from
-    TALLY_NODE_API_KEY."""
+    TALLY_BANK_NODE_API_KEY."""
     import logging
 
     import httpx
@@ -104,9 +104,9 @@ def serve(
     from tally_common.keystore.errors import KeyStoreError
 
     rules = load_config(config)
-    node_key = os.environ.get("TALLY_NODE_API_KEY", "")
+    node_key = os.environ.get("TALLY_BANK_NODE_API_KEY", "")
     if monitor and not node_key:
-        fail(2, "TALLY_NODE_API_KEY (the node's admin or auditor API key) is not set")
+        fail(2, "TALLY_BANK_NODE_API_KEY (the node's admin or auditor API key) is not set")
     maker = sessions(open_database(db, data_dir))
     try:
         if keystore is Backend.pkcs11:
