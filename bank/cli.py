@@ -186,6 +186,7 @@ def gateway(
     from bank.withdrawals import Withdrawals
     from client import FileKeyStore, Pkcs11KeyStore
     from client.errors import TallyClientError
+    from tally_common.keystore import KeyStoreError
     from client.points import Points
 
     try:
@@ -211,7 +212,7 @@ def gateway(
             store = FileKeyStore(keystore_dir, password)
         issuer = Issuer(store, key, rpc, token)
         store.sign_digest(key, bytes(32))  # unlock now: a wrong secret fails here, not later
-    except TallyClientError as exc:
+    except (TallyClientError, KeyStoreError) as exc:
         fail(4, f"issuer key: {exc}")
     try:
         if issuer.wallet.rpc("eth_getCode", issuer.token.address, "latest") in ("0x", None):

@@ -391,7 +391,11 @@ def test_serve_refuses_bad_settings_in_one_line(stack: dict[str, Any], tmp_path:
     service: Service = stack["service"]
     base = {**os.environ, **service.env, "PYTHONPATH": str(REPO)}
     for env, code, words in (
-        ({"TALLY_BANK_NODE_API_KEY": "tk_not_a_key"}, 5, "node event stream: node refused the stream"),
+        (
+            {"TALLY_BANK_NODE_API_KEY": "tk_not_a_key"},
+            5,
+            "node event stream: node refused the stream",
+        ),
         ({"TALLY_BANK_NODE_API_KEY": ""}, 2, "TALLY_BANK_NODE_API_KEY"),
         ({"TALLY_KEYSTORE_PASSWORD": "wrong"}, 4, "compliance key"),
     ):

@@ -86,3 +86,22 @@ def test_the_gateway_refuses_a_node_key_that_cannot_stream(
         result = tally("bank", "gateway", env={**env, "TALLY_BANK_NODE_API_KEY": key})
         assert result.returncode == 5, result.stderr
         assert "withdrawal stream" in result.stderr and reason in result.stderr, result.stderr
+
+
+def test_the_gateway_refuses_a_wrong_keystore_password_in_one_line(
+    tmp_path: Path, shared_node: NodeProcess, dev_accounts: list
+) -> None:
+    """A wrong password for the issuer's keystore is exit 4 with one line, not a traceback
+    (after the migrations' log of a first start)."""
+    keys = write_keys(tmp_path / "keys", dev_accounts, {ISSUER: "issuer"})
+    env = {
+        "TALLY_BANK_DATA_DIR": str(tmp_path / "bank"),
+        "TALLY_RPC_URL": shared_node.url,
+        "TALLY_KEYSTORE_DIR": str(keys),
+        "TALLY_KEYSTORE_PASSWORD": PASSWORD + " but wrong",
+        "TALLY_BANK_NODE_API_KEY": node_api_key(shared_node.url, shared_node.datadir),
+    }
+    result = tally("bank", "gateway", env=env)
+    assert result.returncode == 4, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: issuer key"), result.stderr
