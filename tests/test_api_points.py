@@ -50,9 +50,7 @@ def deploy_look_alike(w3: Web3, deployer: Account) -> str:
     """A second Points ledger (same code, same events) at an address of its own."""
     artifact = load_artifact("Points")
     contract = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    tx = contract.constructor(
-        Web3.to_checksum_address(ACCOUNT_RULES), TOKEN
-    ).build_transaction(
+    tx = contract.constructor(Web3.to_checksum_address(ACCOUNT_RULES), TOKEN).build_transaction(
         {"from": deployer.address, "nonce": w3.eth.get_transaction_count(deployer.address)}
     )
     signed = deployer.sign_transaction(tx)
@@ -112,7 +110,8 @@ def test_points_history_of_customer_and_merchant(
     assert earned["tx_hash"] == paid.tx_hash
     assert (offer["account"], offer["counterparty"]) == (c, m)
     assert offer["tx_hash"] == redeemed.tx_hash
-    assert (burn["contract"], burn["ref"]) == (Web3.to_checksum_address(DEV_POINTS), "0x" + REF.hex())
+    ledger = Web3.to_checksum_address(DEV_POINTS)
+    assert (burn["contract"], burn["ref"]) == (ledger, "0x" + REF.hex())
     assert sum(int(r["change"]) for r in mine) == points[CUSTOMER].balance_of(c)
 
     sold = api.all_pages(f"/accounts/{m}/points")[::-1]
