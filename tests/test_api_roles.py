@@ -153,7 +153,7 @@ CASES = [
             lambda w, part=part: f"/accounts/{w.dev[6].address}/{part}",
             (*EVERYTHING, "customer"),
         )
-        for part in ("transactions", "transfers", "fees", "spending", "export")
+        for part in ("transactions", "transfers", "fees", "points", "spending", "export")
     ],
     *[
         Case(
@@ -162,7 +162,7 @@ CASES = [
             lambda w, part=part: f"/accounts/{w.dev[3].address}/{part}",
             CHAIN,
         )
-        for part in ("transactions", "transfers", "fees", "spending", "export")
+        for part in ("transactions", "transfers", "fees", "points", "spending", "export")
     ],
     Case("settlements", "GET", "/settlements", ALL),
     Case("others' settlements", "GET", "/settlements", EVERYTHING, params={"party": "dev9"}),

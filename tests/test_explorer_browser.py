@@ -331,6 +331,13 @@ def test_account_history_pages_through_every_transfer(
     expect(holds).to_contain_text("held for review")
     expect(holds).to_contain_text("payee flagged")
 
+    auditor.follow(page.get_by_role("link", name="Points", exact=True))
+    earned = page.get_by_test_id("history")
+    expect(earned.locator("tbody tr")).to_have_count(2)  # the newest two of three, 1% of each
+    expect(earned.locator("tbody tr").first).to_contain_text("earned")
+    expect(earned.locator("tbody tr").first).to_contain_text("+20")
+    expect(earned.locator("tbody tr").last).to_contain_text("+5")
+
 
 def test_settlements_list_shows_the_escrow(auditor: ExplorerPage, activity: Activity) -> None:
     page = auditor.open("/settlements")

@@ -1,5 +1,5 @@
-"""An account's history (transactions, token transfers, fees, held payments) read page by page
-from the indexes, with time, counterparty, amount and token filters.
+"""An account's history (transactions, token transfers, fees, held payments, points) read page by
+page from the indexes, with time, counterparty, amount and token filters.
 
 A time range becomes a block range (binary search over header timestamps), and the range
 becomes where the index iteration starts and stops, so a page costs the same on ten blocks or a
@@ -20,7 +20,7 @@ from node.api import views
 from node.api.context import ApiContext
 from node.api.errors import BadRequest
 from node.api.params import encode_cursor
-from node.domain.indexes import FeePayment, HeldPayment, LogPosition, TokenTransfer
+from node.domain.indexes import FeePayment, HeldPayment, LogPosition, PointsEvent, TokenTransfer
 from node.storage.chainstore import TxHashes
 
 P = TypeVar("P")
@@ -244,7 +244,24 @@ class AccountHistory:
             return None
         return views.held(self.address, row) if wanted.value_ok(row.amount) else None
 
+    # points --------------------------------------------------------------------------------
+    def points_rows(self, after: LogPosition | None) -> Iterator[PointsEvent]:
+        if self.range.empty:
+            return iter(())
+        rows = self.ctx.index.points_events(self.address, after=self._log_start(after))
+        low = self.range.low
+        return itertools.takewhile(lambda row: row.position.block_number >= low, rows)
+
+    def load_points(self, row: PointsEvent) -> dict[str, Any] | None:
+        """Counterparty filters match the other account of a redemption or transfer; amount
+        filters apply to the points."""
+        wanted = self.filter
+        other = row.counterparty if row.account == self.address else row.account
+        if wanted.counterparty is not None and other != wanted.counterparty:
+            return None
+        return views.points(self.address, row) if wanted.value_ok(row.points) else None
+
     @staticmethod
-    def log_cursor(row: TokenTransfer | FeePayment | HeldPayment) -> str:
+    def log_cursor(row: TokenTransfer | FeePayment | HeldPayment | PointsEvent) -> str:
         position = row.position
         return encode_cursor("log", position.block_number, position.tx_index, position.log_index)

@@ -262,6 +262,28 @@ class HeldPaymentRow(LogPlace):
     closed_time: str | None
 
 
+class PointsRow(LogPlace):
+    """A points event: `event` earned (on a payment, in the wallet token), awarded, redeemed,
+    offer_redeemed, offer_published, offer_expired, offer_withdrawn or transferred; `account`
+    is whose points moved (the merchant for offer_published/expired/withdrawn), `counterparty`
+    the offer's merchant of a redemption or a transfer's recipient; `change` the signed move
+    of this account's points (0 for a merchant's offer events). `quantity`: items redeemed,
+    stock published or unsold stock closed."""
+
+    contract: str
+    event: str
+    account: str
+    counterparty: str | None
+    points: str
+    change: str
+    offer_id: str | None
+    quantity: str | None
+    price: str | None
+    expiry: int | None
+    payment_amount: str | None
+    ref: str | None
+
+
 class MonthTotal(Model):
     month: str
     total: str

@@ -22,6 +22,7 @@ from node.domain.indexes import (
     FeePayment,
     HeldPayment,
     LogPosition,
+    PointsEvent,
     Settlement,
     SettlementEvent,
     TokenTransfer,
@@ -238,6 +239,26 @@ def held(address: bytes, row: HeldPayment) -> dict[str, Any]:
         "fee": str(row.fee),
         "closed_tx_hash": hexd(row.closed_tx_hash) if row.closed_tx_hash else None,
         "closed_time": iso_time(row.closed_timestamp) if row.closed_tx_hash else None,
+    }
+
+
+def points(address: bytes, row: PointsEvent) -> dict[str, Any]:
+    """A points event as a row of `address`'s points history, with how it moved its points."""
+    offer = row.event.startswith("offer_")
+    return {
+        **_log_place(row.position, row.tx_hash, row.timestamp),
+        "contract": checksum(row.contract),
+        "event": row.event,
+        "account": checksum(row.account),
+        "counterparty": checksum(row.counterparty) if row.counterparty else None,
+        "points": str(row.points),
+        "change": str(row.change(address)),
+        "offer_id": str(row.offer_id) if offer else None,
+        "quantity": str(row.quantity) if offer else None,
+        "price": str(row.price) if row.event == "offer_published" else None,
+        "expiry": row.expiry if row.event == "offer_published" else None,
+        "payment_amount": str(row.payment_amount) if row.event in ("earned", "awarded") else None,
+        "ref": hexd(row.ref) if row.event == "redeemed" else None,
     }
 
 

@@ -1,8 +1,8 @@
 """Turns a block's logs into the auditor indexes of `node.domain.indexes`, in the block's batch.
 
 Token transfers are indexed for any ERC-20 (the `Transfer` signature with two indexed
-addresses); fees, held payments and settlements only from the bank's contracts at their genesis
-addresses, so no other contract can forge one by emitting a look-alike event. Internal
+addresses); fees, held payments, points events and settlements only from the bank's contracts at
+their genesis addresses, so no other contract can forge one by emitting a look-alike event. Internal
 transactions come from execution itself (`node.chain.internal_calls`), not from logs. Settlement
 and hold records are updated in place as their events arrive; reads go through the batch, so several
 events of one settlement in one block see each other.
@@ -20,12 +20,13 @@ from eth_utils import keccak
 from contracts import load_artifact
 from node.chain.event_abi import EventAbi, event_table
 from node.chain.internal_calls import InternalCall
-from node.domain.contracts import BATCH_PAYOUT, ESCROW, NETTING, WALLET_TOKEN
+from node.domain.contracts import BATCH_PAYOUT, ESCROW, NETTING, POINTS, WALLET_TOKEN
 from node.domain.indexes import (
     FeeRecord,
     HoldRecord,
     InternalCallRecord,
     LogPosition,
+    PointsRecord,
     Settlement,
     SettlementEvent,
     TokenTransferRecord,
@@ -35,6 +36,8 @@ from node.domain.indexes import (
     fee_key,
     hold_party_key,
     internal_call_key,
+    points_event_code,
+    points_key,
     settlement_kind_code,
     settlement_order_key,
     settlement_party_key,
@@ -48,7 +51,18 @@ TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")
 _MAX_ID = 2**64
 _HOLD_OUTCOMES = {"HoldReleased": 2, "HoldRejected": 3, "HoldCancelled": 4}
 """WalletToken.HoldStatus after each event that decides a held payment."""
-"""Settlement ids are contract counters; keys hold 8 bytes of them."""
+_POINTS_EVENTS = {
+    "PointsEarned": "earned",
+    "Awarded": "awarded",
+    "Redeemed": "redeemed",
+    "OfferRedeemed": "offer_redeemed",
+    "OfferPublished": "offer_published",
+    "OfferExpired": "offer_expired",
+    "OfferWithdrawn": "offer_withdrawn",
+    "Transferred": "transferred",
+}
+"""Events of a points row (`node.domain.indexes.POINTS_EVENTS`); `Settled` only moves points
+from the token into the ledger, so it is no row."""
 
 
 class TxCalls(Protocol):
@@ -94,7 +108,10 @@ class BlockIndexer:
             ESCROW: _events("Escrow"),
             BATCH_PAYOUT: _events("BatchPayout"),
             NETTING: _events("Netting"),
+            POINTS: _events("Points"),
         }
+        points = self._contracts[POINTS]
+        self._offer_redeemed = next(t for t, e in points.items() if e.name == "OfferRedeemed")
         self._settlement_handlers: dict[bytes, Callable[[StoreBatch, _Log], None]] = {
             ESCROW: self._escrow,
             BATCH_PAYOUT: self._batch,
@@ -128,6 +145,11 @@ class BlockIndexer:
                         self._fee(batch, decoded)
                     elif event.name in _HOLD_OUTCOMES or event.name == "PaymentHeld":
                         self._hold(batch, decoded)
+                    elif event.name == "PointsEarned":
+                        self._points(batch, decoded)
+                elif log.address == POINTS:
+                    if event.name in _POINTS_EVENTS and not self._offer_burn(receipt.logs, offset):
+                        self._points(batch, decoded)
                 else:
                     self._settlement_handlers[log.address](batch, decoded)
 
@@ -246,6 +268,53 @@ class BlockIndexer:
                 closed_timestamp=log.timestamp,
             )
         batch[key] = encode_record(record)
+
+    def _offer_burn(self, logs: Sequence[LogRecord], offset: int) -> bool:
+        """Whether the log at `offset` is the `Redeemed` of an offer redemption: the
+        `OfferRedeemed` right after it (same account, the offer id as its reference) is the row."""
+        log = logs[offset]
+        if offset + 1 >= len(logs) or len(log.topics) != 3:
+            return False
+        following = logs[offset + 1]
+        return (
+            following.address == POINTS
+            and len(following.topics) == 4
+            and following.topics[0] == self._offer_redeemed
+            and following.topics[1] == log.topics[2]
+            and following.topics[2] == log.topics[1]
+        )
+
+    @staticmethod
+    def _points(batch: StoreBatch, log: _Log) -> None:
+        """A points event, under the account whose points moved and its counterparty (or
+        under the merchant, for an offer's own events)."""
+        args = log.args
+        account = _address(args.get("account") or args.get("merchant") or args["from"])
+        counterparty = b""
+        if log.name == "OfferRedeemed":
+            counterparty = _address(args["merchant"])
+        elif log.name == "Transferred":
+            counterparty = _address(args["to"])
+        ref = args.get("ref", b"")
+        encoded = encode_record(
+            PointsRecord(
+                log.contract,
+                points_event_code(_POINTS_EVENTS[log.name]),
+                account,
+                counterparty,
+                args.get("points", 0),
+                args.get("offerId", 0),
+                args.get("quantity", args.get("stock", args.get("unsold", 0))),
+                args.get("price", 0),
+                args.get("expiry", 0),
+                args.get("paymentAmount", 0),
+                ref,
+                log.tx_hash,
+                log.timestamp,
+            )
+        )
+        for party in {account, counterparty} - {b""}:
+            batch[points_key(party, log.position)] = encoded
 
     def _escrow(self, batch: StoreBatch, log: _Log) -> None:
         args = log.args

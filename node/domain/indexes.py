@@ -1,5 +1,5 @@
-"""Auditor indexes: token transfers, fees, settlements, held payments and internal transactions
-by account, read page by page.
+"""Auditor indexes: token transfers, fees, settlements, held payments, points events and internal
+transactions by account, read page by page.
 
 `node.domain.indexer` writes these in each block's own batch (so an index never disagrees with
 the chain after a crash); this module holds their records and the readers the REST API pages
@@ -114,6 +114,58 @@ class HeldPayment:
     fee: int
     closed_tx_hash: bytes
     closed_timestamp: int
+
+
+POINTS_EVENTS = (
+    "earned",
+    "awarded",
+    "redeemed",
+    "offer_redeemed",
+    "offer_published",
+    "offer_expired",
+    "offer_withdrawn",
+    "transferred",
+)
+"""A points row's event by its code (index + 1): `earned` is the wallet token's `PointsEarned`
+on a payment, the others the Points ledger's events (`redeemed` only for a plain `redeem`: an
+offer's burn is its `offer_redeemed` row)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PointsEvent:
+    """A points event as a row of each account it involves.
+
+    `account` is whose points moved (earned, awarded, redeemed, offer_redeemed, the sender of a
+    transfer) or the merchant of an offer event; `counterparty` the offer's merchant of a
+    redemption or the recipient of a transfer (empty otherwise). `quantity` is the items
+    redeemed, the stock published, or the unsold stock of a closed offer; `payment_amount` the
+    payment that earned the points (earned, awarded).
+    """
+
+    position: LogPosition
+    contract: bytes
+    event: str
+    account: bytes
+    counterparty: bytes
+    points: int
+    offer_id: int
+    quantity: int
+    price: int
+    expiry: int
+    payment_amount: int
+    ref: bytes
+    tx_hash: bytes
+    timestamp: int
+
+    def change(self, address: bytes) -> int:
+        """How the event moved `address`'s points (0 for a merchant's offer events)."""
+        if self.event in ("earned", "awarded"):
+            return self.points if address == self.account else 0
+        if self.event in ("redeemed", "offer_redeemed"):
+            return -self.points if address == self.account else 0
+        if self.event == "transferred" and self.account != self.counterparty:
+            return -self.points if address == self.account else self.points
+        return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +331,54 @@ def held_payment(record: HoldRecord) -> HeldPayment:
         record.fee,
         record.closed_tx_hash,
         record.closed_timestamp,
+    )
+
+
+class PointsRecord(rlp.Serializable):
+    """One `PointsEvent`, stored under each account it involves."""
+
+    fields = (
+        ("contract", _address),
+        ("event", big_endian_int),
+        ("account", _address),
+        ("counterparty", Binary(min_length=0, max_length=20)),
+        ("points", big_endian_int),
+        ("offer_id", big_endian_int),
+        ("quantity", big_endian_int),
+        ("price", big_endian_int),
+        ("expiry", big_endian_int),
+        ("payment_amount", big_endian_int),
+        ("ref", Binary(min_length=0, max_length=32)),
+        ("tx_hash", _hash32),
+        ("timestamp", big_endian_int),
+    )
+
+
+def points_key(account: bytes, position: LogPosition) -> bytes:
+    return schema.points_prefix(account) + position.encode()
+
+
+def points_event_code(event: str) -> int:
+    return POINTS_EVENTS.index(event) + 1
+
+
+def _points_event(position: LogPosition, record: PointsRecord) -> PointsEvent:
+    code = record.event
+    return PointsEvent(
+        position,
+        record.contract,
+        POINTS_EVENTS[code - 1] if 0 < code <= len(POINTS_EVENTS) else str(code),
+        record.account,
+        record.counterparty,
+        record.points,
+        record.offer_id,
+        record.quantity,
+        record.price,
+        record.expiry,
+        record.payment_amount,
+        record.ref,
+        record.tx_hash,
+        record.timestamp,
     )
 
 
@@ -500,6 +600,15 @@ class ChainIndex:
             held = self.hold(int.from_bytes(value, "big"))
             if held is not None:
                 yield held
+
+    def points_events(
+        self, account: bytes, *, newest_first: bool = True, after: LogPosition | None = None
+    ) -> Iterator[PointsEvent]:
+        """Points earned, awarded, redeemed or transferred by the account, and the offers it
+        published, sold or closed as a merchant."""
+        rows = self._log_rows(schema.points_prefix(account), PointsRecord, newest_first, after)
+        for position, record in rows:
+            yield _points_event(position, record)
 
     def settlement(self, kind: str, settlement_id: int) -> Settlement | None:
         if settlement_id < 0 or settlement_id >= 2**64:

@@ -25,6 +25,7 @@ so the two key spaces cannot collide.
 | `q` + number (8)                     | block hash: its `i`/`I` entries still to be backfilled |
 | `w` + hold id (8)                    | `HoldRecord`: a payment held for review, as it stands |
 | `W` + party (20) + log position (16) | hold id (8): a held payment from or to the party    |
+| `P` + account (20) + log position (16) | `PointsRecord`: a points event of the account's    |
 | `K` + sha256 of an API key (32)      | REST API credential (JSON: role, label, addresses) |
 | `M` + address (20)                   | merchant registry entry (JSON: name, category) |
 | `S` + stream id (16)                 | event-stream subscription (JSON, `node.api.streams`) |
@@ -32,7 +33,7 @@ so the two key spaces cannot collide.
 
 A log position is block number (8) + transaction index (4) + log index in the block (4), all
 big-endian, so keys sort in chain order (an internal call's position is block, transaction
-index and its order in the transaction). The `x f s o p i I w W` indexes are written in the
+index and its order in the transaction). The `x f s o p i I w W P` indexes are written in the
 block's own batch, except `i I` of a block accepted from its proposer's state diff: its batch
 writes `q` instead, and `node.chain.backfill` later replays the block and swaps `q` for its
 `i I` in one batch. `K`, `M`, `S` and `C` are node-local REST API data, written outside blocks
@@ -62,6 +63,7 @@ _TX_INTERNALS = b"I"
 _INTERNALS_PENDING = b"q"
 _HOLD = b"w"
 _HOLD_PARTY = b"W"
+_POINTS = b"P"
 _API_KEY = b"K"
 _MERCHANT = b"M"
 _STREAM = b"S"
@@ -151,6 +153,10 @@ def hold_key(hold_id: int) -> bytes:
 
 def hold_party_prefix(party: bytes) -> bytes:
     return _HOLD_PARTY + party
+
+
+def points_prefix(account: bytes) -> bytes:
+    return _POINTS + account
 
 
 def api_key_key(digest: bytes) -> bytes:

@@ -1,5 +1,5 @@
 """One account: its state and roles, its history (transactions, token transfers, fees, held
-payments), its
+payments, points), its
 spending by month and merchant category, and exports of the history.
 
 Admins and auditors read any account; enterprises and customers only their own addresses.
@@ -27,6 +27,7 @@ from node.api.models import (
     FeePaid,
     HeldPaymentRow,
     Page,
+    PointsRow,
     Spending,
     Transfer,
 )
@@ -160,6 +161,24 @@ async def account_holds(
 
 
 @router.get(
+    "/{address}/points",
+    response_model=Page[PointsRow],
+    summary="Points earned, redeemed and transferred, and a merchant's offers, newest first",
+)
+async def account_points(
+    account: Address, ctx: Context, history: Filter, limit: Limit = 50, cursor: Cursor = None
+) -> dict:
+    """Only events of the wallet token and Points ledger at their genesis addresses; an
+    offer redemption is one `offer_redeemed` row (under the customer and the merchant)."""
+    reader = AccountHistory(ctx, account, history)
+    after = params.log_cursor(cursor) if cursor else None
+    items, next_cursor = page(
+        reader.points_rows(after), reader.load_points, limit, reader.log_cursor
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get(
     "/{address}/spending",
     response_model=Spending,
     summary="Outgoing wallet-token payments by month and by merchant category",
@@ -217,6 +236,7 @@ class ExportKind(StrEnum):
     TRANSFERS = "transfers"
     FEES = "fees"
     HOLDS = "holds"
+    POINTS = "points"
 
 
 _COLUMNS: dict[ExportKind, list[str]] = {
@@ -226,6 +246,7 @@ _COLUMNS: dict[ExportKind, list[str]] = {
     ExportKind.TRANSFERS: [field.alias or name for name, field in Transfer.model_fields.items()],
     ExportKind.FEES: list(FeePaid.model_fields),
     ExportKind.HOLDS: [field.alias or name for name, field in HeldPaymentRow.model_fields.items()],
+    ExportKind.POINTS: list(PointsRow.model_fields),
 }
 
 
@@ -245,7 +266,9 @@ async def export_history(
         rows = everything(reader.transfer_rows(None), reader.load_transfer)
     elif kind is ExportKind.FEES:
         rows = everything(reader.fee_rows(None), reader.load_fee)
-    else:
+    elif kind is ExportKind.HOLDS:
         rows = everything(reader.hold_rows(None), reader.load_hold)
+    else:
+        rows = everything(reader.points_rows(None), reader.load_points)
     name = f"{params.checksum(account)}-{kind.value}"
     return stream(rows, _COLUMNS[kind], format, name)
