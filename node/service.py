@@ -473,12 +473,17 @@ class Node:
         from node.api.signin import SignIn
         from node.api.streams.manager import StreamManager
         from node.api.streams.webhook import WebhookHosts
+        from node.domain.event_decoding import EventDecoder
 
         keys = ApiKeyStore(self.store)
         bootstrap = keys.ensure_bootstrap_admin(self.config.datadir)
         if bootstrap is not None:
             log.info("REST API: bootstrap admin key written to %s", bootstrap)
         p2p, sync = self.p2p, self.sync
+        events = EventDecoder()
+        self.streams = StreamManager(
+            self.chain, self.events, events, WebhookHosts(self.config.api_webhook_hosts), keys
+        )
         context = ApiContext(
             chain=self.chain,
             pool=self.pool,
@@ -498,13 +503,8 @@ class Node:
             peers=(lambda: p2p.peer_count) if p2p is not None else (lambda: 0),
             syncing=(lambda: sync.is_syncing()) if sync is not None else (lambda: False),
             metrics=self.metrics,
-        )
-        context.streams = self.streams = StreamManager(
-            self.chain,
-            self.events,
-            context.events,
-            WebhookHosts(self.config.api_webhook_hosts),
-            keys,
+            streams=self.streams,
+            events=events,
         )
         routes = rpc_routes(
             self.public_rpc,

@@ -52,18 +52,17 @@ class ApiContext:
     metrics: NodeMetrics | None = None
     max_body_bytes: int = 512 * 1024
     streams: StreamManager | None = None
+    events: EventDecoder = field(default_factory=EventDecoder)
     reader: ChainReader = field(init=False)
     relay: Relay = field(init=False)
     index: ChainIndex = field(init=False)
     bank: BankReader = field(init=False)
-    events: EventDecoder = field(init=False)
 
     def __post_init__(self) -> None:
         self.reader = ChainReader(self.chain)
         self.relay = Relay(self.chain, self.pool)
         self.index = ChainIndex(self.chain.store.store)
         self.bank = BankReader(self.calls, self.call_pool)
-        self.events = EventDecoder()
 
 
 def context(request: Request) -> ApiContext:
