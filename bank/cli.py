@@ -186,8 +186,8 @@ def gateway(
     from bank.withdrawals import Withdrawals
     from client import FileKeyStore, Pkcs11KeyStore
     from client.errors import TallyClientError
-    from tally_common.keystore import KeyStoreError
     from client.points import Points
+    from tally_common.keystore import KeyStoreError
 
     try:
         origins = parse_origins(cors_origins)
