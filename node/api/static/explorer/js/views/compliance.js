@@ -103,7 +103,7 @@ function queueView(cases) {
  * @param {() => unknown} body
  */
 function actionForm(service, item, action, label, fields, body) {
-  const problem = h("div", { "data-testid": `case-${action}-problem` });
+  const problem = h("div", { class: "form-problem", "data-testid": `case-${action}-problem` });
   const button = h("button", { type: "submit" }, label);
   return h(
     "form",
