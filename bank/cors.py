@@ -1,10 +1,12 @@
-"""Cross-origin access to the reconciliation report (`tally bank gateway --cors-origins`).
+"""Cross-origin access for the explorer's bank pages (`--cors-origins` of `tally bank gateway`
+and `tally bank risk serve`).
 
-The explorer's operations page (`#/reconciliation/<day>`) is served by a node, another origin
-than the gateway, so the browser asks the gateway first (a CORS preflight, since the request
-carries `Authorization`). Only `/reconciliation/...` answers cross-origin callers, and only
-for the exact origins configured; every other route stays same-origin only. Starlette's
-`CORSMiddleware` does the protocol; this only picks the routes.
+The explorer's operations and compliance pages (`#/reconciliation/<day>`, `#/compliance`) are
+served by a node, another origin than the bank's services, so the browser asks the service
+first (a CORS preflight, since the request carries `Authorization`). Only the routes under the
+given path prefixes answer cross-origin callers, with the given methods, and only for the exact
+origins configured; every other route stays same-origin only. Starlette's `CORSMiddleware`
+does the protocol; this only picks the routes.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from urllib.parse import urlsplit
 
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
-
-PREFIX = "/reconciliation/"
 
 
 def parse_origins(text: str) -> tuple[str, ...]:
@@ -38,21 +38,29 @@ def parse_origins(text: str) -> tuple[str, ...]:
     return origins
 
 
-class ReconciliationCors:
-    """CORS for the reconciliation routes only: GET with an `Authorization` header."""
+class PrefixCors:
+    """CORS for the routes under `prefixes` only: `methods` with an `Authorization` header
+    (and `Content-Type`, for JSON bodies)."""
 
-    def __init__(self, app: ASGIApp, origins: Iterable[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        origins: Iterable[str],
+        prefixes: Iterable[str],
+        methods: Iterable[str] = ("GET",),
+    ) -> None:
         self.app = app
+        self.prefixes = tuple(prefixes)
         self.cors = CORSMiddleware(
             app,
             allow_origins=list(origins),
-            allow_methods=["GET"],
-            allow_headers=["Authorization"],
+            allow_methods=list(methods),
+            allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+        if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -39,7 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from bank.auth import GatewayRole, authenticate
 from bank.catalog import Catalog, add_catalog_routes
 from bank.chain import Issuer
-from bank.cors import ReconciliationCors
+from bank.cors import PrefixCors
 from bank.credit import Model
 from bank.credit_api import add_credit_routes
 from bank.credit_history import NodeHistory
@@ -184,7 +184,7 @@ def create_app(services: Services, cors_origins: tuple[str, ...] = ()) -> FastAP
     app = FastAPI(title="Tally bank gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.services = services
     if cors_origins:
-        app.add_middleware(ReconciliationCors, origins=cors_origins)
+        app.add_middleware(PrefixCors, origins=cors_origins, prefixes=("/reconciliation/",))
     sessions = services.sessions
     add_credit_routes(app, sessions, caller, services.credit_history, services.credit_model)
     add_catalog_routes(app, caller, services.catalog)

@@ -15,7 +15,8 @@ Routes (JSON, `Authorization: Bearer <bank API key>` except `/health`):
 - `POST /risk/accounts/{address}/flag` `{"reason"}` and `/unflag` (compliance only).
 
 401 no or unknown key, 403 the role may not, 404 no such case, 409 the case is closed or the
-chain refused the action.
+chain refused the action. `cors_origins` (`--cors-origins`) may call `/risk/cases...`
+cross-origin: the explorer's compliance page (`bank.cors`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sqlalchemy import or_, select
 
 from bank.auth import GatewayRole, authenticate
 from bank.chain import reason_bytes
+from bank.cors import PrefixCors
 from bank.models import ApiKey
 from bank.risk.cases import CaseError, Cases, Resolution, decision_view
 from bank.risk.engine import Engine
@@ -83,7 +85,13 @@ def needs(*roles: str) -> Callable[[ApiKey], ApiKey]:
     return check
 
 
-def create_app(engine: Engine, monitor: Monitor | None, cases: Cases, decoder: Decoder) -> FastAPI:
+def create_app(
+    engine: Engine,
+    monitor: Monitor | None,
+    cases: Cases,
+    decoder: Decoder,
+    cors_origins: tuple[str, ...] = (),
+) -> FastAPI:
     stop = threading.Event()
 
     @asynccontextmanager
@@ -99,6 +107,10 @@ def create_app(engine: Engine, monitor: Monitor | None, cases: Cases, decoder: D
 
     app = FastAPI(title="Tally bank risk", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.engine = engine
+    if cors_origins:
+        app.add_middleware(
+            PrefixCors, origins=cors_origins, prefixes=("/risk/cases",), methods=("GET", "POST")
+        )
     staff = Depends(needs(*STAFF))
     officer = Depends(needs(GatewayRole.COMPLIANCE.value))
 

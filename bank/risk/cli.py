@@ -83,6 +83,9 @@ def serve(
         str, typer.Option(envvar="TALLY_BANK_COMPLIANCE_KEY", help="Compliance key label.")
     ] = "compliance",
     monitor: Annotated[bool, typer.Option(help="Follow the chain (off: screening only).")] = True,
+    cors_origins: Annotated[
+        str, typer.Option(help="Web origins (comma-separated) that may work the case queue.")
+    ] = "",
 ) -> None:
     """Run the risk service: the monitor, screening and the case API.
 
@@ -93,6 +96,7 @@ def serve(
     import httpx
     import uvicorn
 
+    from bank.cors import parse_origins
     from bank.db import sessions
     from bank.risk.app import create_app
     from bank.risk.cases import Cases, Compliance
@@ -103,6 +107,10 @@ def serve(
     from client.errors import TallyClientError
     from tally_common.keystore.errors import KeyStoreError
 
+    try:
+        origins = parse_origins(cors_origins)
+    except ValueError as exc:
+        fail(2, f"--cors-origins: {exc}")
     rules = load_config(config)
     node_key = os.environ.get("TALLY_BANK_NODE_API_KEY", "")
     if monitor and not node_key:
@@ -138,7 +146,8 @@ def serve(
             follower.stream_id()  # a refused node API key fails here, with its reason
         except (RuntimeError, httpx.HTTPError) as exc:
             fail(5, f"node event stream: {exc}")
-    app = create_app(engine, follower, Cases(maker, compliance), Decoder(compliance.token.address))
+    cases = Cases(maker, compliance)
+    app = create_app(engine, follower, cases, Decoder(compliance.token.address), origins)
     # Logging from here on: a refusal above is one line on stderr, not a migration's chatter.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)

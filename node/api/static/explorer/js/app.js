@@ -14,6 +14,7 @@ import { current, go, href } from "./router.js";
 import * as session from "./session.js";
 import { accountView } from "./views/account.js";
 import { blocksView, blockView } from "./views/blocks.js";
+import { complianceView } from "./views/compliance.js";
 import { dashboardView } from "./views/dashboard.js";
 import { reconciliationView } from "./views/reconciliation.js";
 import { settlementsView, settlementView } from "./views/settlements.js";
@@ -36,6 +37,8 @@ const ROUTES = [
   ["wallet", 1, walletView, "Wallet"],
   ["reconciliation", 1, reconciliationView, "Operations: reconciliation"],
   ["reconciliation", 2, reconciliationView, "Operations: reconciliation"],
+  ["compliance", 1, complianceView, "Compliance: cases"],
+  ["compliance", 2, complianceView, "Compliance: case"],
 ];
 
 const main = /** @type {HTMLElement} */ (document.getElementById("main"));
