@@ -196,11 +196,7 @@ def gateway(
     node_key = os.environ.get("TALLY_BANK_NODE_API_KEY")
     if not node_key:
         fail(2, "TALLY_BANK_NODE_API_KEY (a node API key, role auditor) is not set")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    engine = open_database(db, data_dir)
-    maker = sessions(engine)
-    rail_secret = os.environ.get("TALLY_BANK_RAIL_SECRET", DEFAULT_RAIL_SECRET)
+    # The key store first: a wrong secret stops the gateway before it migrates or logs.
     try:
         if keystore is Backend.pkcs11:
             pin = os.environ.get("TALLY_PKCS11_PIN") or typer.prompt("Token PIN", hide_input=True)
@@ -214,6 +210,11 @@ def gateway(
         store.sign_digest(key, bytes(32))  # unlock now: a wrong secret fails here, not later
     except (TallyClientError, KeyStoreError) as exc:
         fail(4, f"issuer key: {exc}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    engine = open_database(db, data_dir)
+    maker = sessions(engine)
+    rail_secret = os.environ.get("TALLY_BANK_RAIL_SECRET", DEFAULT_RAIL_SECRET)
     try:
         if issuer.wallet.rpc("eth_getCode", issuer.token.address, "latest") in ("0x", None):
             fail(5, f"no contract at {issuer.token.address} on {rpc}")

@@ -29,8 +29,12 @@ SO_PIN = "87654321"
 USER_PIN = "1234"
 #: main: shared by the client tests; extract: logged out before the raw read-out attempt;
 #: pins: wrong-PIN and lockout tests (never logged in with a right PIN before they run);
-#: cli: the CLI tests; bank-a..d: the four institutions of the genesis ceremony.
-TOKENS = ("sdk-main", "sdk-extract", "sdk-pins", "sdk-cli", "bank-a", "bank-b", "bank-c", "bank-d")
+#: cli: the CLI tests; bank-a..d: the four institutions of the genesis ceremony; bank-issuer:
+#: the gateway's issuer (test_bank_hsm_issuer).
+TOKENS = (
+    *("sdk-main", "sdk-extract", "sdk-pins", "sdk-cli"),
+    *("bank-a", "bank-b", "bank-c", "bank-d", "bank-issuer"),
+)
 
 
 @cache
