@@ -1,0 +1,248 @@
+"""Throughput as the state grows: a chain whose genesis holds N funded accounts and WalletToken
+holders against one with 1,000, in the same run.
+
+Why: a node's cost per transaction should not depend much on how many accounts exist (the
+issue's bar: at least 0.8x the small chain's tx/s with 1,000,000). Both chains are one-validator
+`tally run` nodes from `node.localnet` with the same gas limit and block period; the workloads
+are `benchmarks/throughput.py`'s (pre-signed plain and ERC-20 transfers as batched
+`eth_sendRawTransaction`, timed to each receipt), here paying WalletToken between holders
+written at genesis, so every payment reads and writes holder words in a large storage trie and
+every plain transfer lands on an account in a large account trie.
+
+The genesis generator (`grow`) is seeded and documented: holder i's address is the last 20
+bytes of keccak256(seed || i), its ETH balance 1 ETH and its WalletToken holder word (slot
+keccak256(address || 1), the `_holders` mapping, per the storage order of
+`contracts/src/WalletToken.sol`: `_config` 0, `_holders` 1, `_limits[256]` 2..257,
+`_totalSupply` 258) a CUSTOMER of tier 1-3 with a seeded balance; `--senders` keyed holders
+(keys keccak256(b"sender" || seed || i)) pay at tier 3. The supply slot gets the sum. Genesis
+runs the token's constructor over that storage (deployments do not clear it), and the
+benchmark checks `balanceOf` and `totalSupply` on the started node before timing anything.
+
+    python benchmarks/state_growth.py                       # 100,000 against 1,000
+    python benchmarks/state_growth.py --accounts 1000000 --count 4000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import DEV_MNEMONIC
+from throughput import BenchError, Chain, Result, Rpc, Setup, balances, run_workload
+
+from node import localnet
+from node.chain.genesis import AllocEntry, Genesis
+from node.domain.contracts import WALLET_TOKEN, ChainRole
+
+HOLDERS_SLOT = 1
+TOTAL_SUPPLY_SLOT = 258
+TIER_SHIFT = 136
+ACTIVE = 1 << 147
+ROLE_SHIFT = 148
+HOLDER_ETH = 10**18
+SENDER_ETH = 10**22
+SENDER_TOKENS = 10**10  # cents
+TOKEN_VALUE = 100  # cents per payment: under every tier's per-payment limit
+TOTAL_SUPPLY_SELECTOR = function_signature_to_4byte_selector("totalSupply()")
+
+
+def holder_address(seed: int, index: int) -> bytes:
+    return keccak(seed.to_bytes(8, "big") + index.to_bytes(8, "big"))[12:]
+
+
+def sender_account(seed: int, index: int) -> LocalAccount:
+    return Account.from_key(keccak(b"sender" + seed.to_bytes(8, "big") + index.to_bytes(8, "big")))
+
+
+def holder_slot(address: bytes) -> int:
+    """The storage slot of `_holders[address]` (Solidity: keccak256(key . slot))."""
+    return int.from_bytes(keccak(address.rjust(32, b"\0") + HOLDERS_SLOT.to_bytes(32, "big")))
+
+
+def holder_word(balance: int, tier: int) -> int:
+    """An active CUSTOMER's holder word: balance, tier, active bit, role (WalletToken.sol)."""
+    return balance | tier << TIER_SHIFT | ACTIVE | int(ChainRole.CUSTOMER) << ROLE_SHIFT
+
+
+def grow(
+    genesis: Genesis, accounts: int, senders: int, seed: int
+) -> tuple[Genesis, list[LocalAccount], list[bytes]]:
+    """`genesis` with `accounts` funded holders (of which `senders` keyed, at tier 3).
+
+    Returns the new genesis, the senders, and the unkeyed holders' addresses.
+    """
+    rng = random.Random(seed)
+    keyed = [sender_account(seed, i) for i in range(senders)]
+    alloc = dict(genesis.alloc)
+    token = alloc.get(WALLET_TOKEN, AllocEntry())
+    storage = dict(token.storage)
+    supply = storage.get(TOTAL_SUPPLY_SLOT, 0)
+    others: list[bytes] = []
+    for acct in keyed:
+        address = bytes.fromhex(acct.address[2:])
+        alloc[address] = AllocEntry(balance=SENDER_ETH)
+        storage[holder_slot(address)] = holder_word(SENDER_TOKENS, 3)
+        supply += SENDER_TOKENS
+    for i in range(accounts - senders):
+        address = holder_address(seed, i)
+        others.append(address)
+        alloc[address] = AllocEntry(balance=HOLDER_ETH)
+        balance = rng.randrange(10**7)
+        storage[holder_slot(address)] = holder_word(balance, rng.randint(1, 3))
+        supply += balance
+    storage[TOTAL_SUPPLY_SLOT] = supply
+    alloc[WALLET_TOKEN] = replace(token, storage=storage)
+    return replace(genesis, alloc=alloc), keyed, others
+
+
+class HolderSetup(Setup):
+    """What `run_workload` needs, from a genesis that already funds the senders (no setup txs)."""
+
+    def __init__(self, rpc: Rpc, senders: list[LocalAccount]) -> None:
+        self.rpc = rpc
+        self.dev = Account.from_mnemonic(DEV_MNEMONIC, account_path="m/44'/60'/0'/0/0")
+        self.chain = Chain(int(rpc.call("eth_chainId"), 16), int(rpc.call("eth_gasPrice"), 16))
+        self.senders = senders
+        self.token = to_checksum_address(WALLET_TOKEN)
+
+
+def check_genesis(rpc: Rpc, genesis: Genesis, others: Sequence[bytes], seed: int) -> None:
+    """The node's WalletToken agrees with the generator: sampled balances and the supply."""
+    storage = genesis.alloc[WALLET_TOKEN].storage
+    sample = random.Random(seed + 1).sample(list(others), min(50, len(others)))
+    want = [storage[holder_slot(a)] & ((1 << 80) - 1) for a in sample]
+    got = balances(rpc, to_checksum_address(WALLET_TOKEN), [to_checksum_address(a) for a in sample])
+    if got != want:
+        raise BenchError(f"balanceOf disagrees with the generated genesis: {got[:3]} != {want[:3]}")
+    supply = int(
+        rpc.call(
+            "eth_call",
+            [
+                {
+                    "to": to_checksum_address(WALLET_TOKEN),
+                    "data": "0x" + TOTAL_SUPPLY_SELECTOR.hex(),
+                },
+                "latest",
+            ],
+        ),
+        16,
+    )
+    if supply != storage[TOTAL_SUPPLY_SLOT]:
+        raise BenchError(f"totalSupply {supply} != generated {storage[TOTAL_SUPPLY_SLOT]}")
+
+
+@contextmanager
+def grown_node(
+    directory: Path, accounts: int, args: argparse.Namespace
+) -> Iterator[tuple[str, Genesis, list[LocalAccount], list[bytes]]]:
+    """A one-validator localnet whose genesis `grow` filled; its URL, genesis and holders."""
+    nodes = localnet.create(directory, validators=1, members=0, block_period=args.block_period)
+    path = directory / localnet.GENESIS_FILE
+    t0 = time.monotonic()
+    genesis, senders, others = grow(Genesis.load(path), accounts, args.senders, args.seed)
+    built = time.monotonic() - t0
+    path.write_text(genesis.dumps())
+    written = time.monotonic() - t0
+    size = path.stat().st_size / 2**20
+    print(
+        f"  {accounts:,} accounts: genesis generated in {built:.1f} s, written in "
+        f"{written - built:.1f} s ({size:.0f} MiB)",
+        flush=True,
+    )
+    t0 = time.monotonic()
+    launched = localnet.launch(directory, 1, 0, wait=args.start_timeout)
+    try:
+        url = nodes[0].url
+        if localnet.rpc(launched.nodes[0], "eth_chainId") is None:
+            raise BenchError(f"node did not start: see {directory / 'node0' / 'node.log'}")
+        print(f"  node up in {time.monotonic() - t0:.1f} s (genesis state built)", flush=True)
+        yield url, genesis, senders, others
+    finally:
+        localnet.down(directory)
+
+
+def bench(accounts: int, args: argparse.Namespace, root: Path) -> list[Result]:
+    print(f"chain with {accounts:,} accounts", flush=True)
+    with grown_node(root / f"n{accounts}", accounts, args) as (url, genesis, senders, others):
+        rpc = Rpc(url)
+        try:
+            check_genesis(rpc, genesis, others, args.seed)
+            recipients = [
+                to_checksum_address(a)
+                for a in random.Random(args.seed + 2).sample(others, min(200, len(others)))
+            ]
+            setup = HolderSetup(rpc, senders)
+            results = []
+            for workload in args.workloads.split(","):
+                result = run_workload(
+                    url,
+                    setup,
+                    workload,
+                    args.count,
+                    args.batch,
+                    0.05,
+                    args.timeout,
+                    f"n={accounts}",
+                    recipients=recipients,
+                    token_value=TOKEN_VALUE,
+                )
+                print(
+                    f"  {workload:6} {result.tx_per_s:8.1f} tx/s  p50 {result.p50_ms:6.0f} ms  "
+                    f"p95 {result.p95_ms:6.0f} ms  ({result.blocks} blocks, gas limit "
+                    f"{result.gas_limit:,})",
+                    flush=True,
+                )
+                results.append(result)
+            return results
+        finally:
+            rpc.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--accounts", type=int, default=100_000, help="accounts in the big genesis")
+    ap.add_argument("--baseline", type=int, default=1_000, help="accounts in the small genesis")
+    ap.add_argument("--count", type=int, default=2000, help="transactions per workload")
+    ap.add_argument("--workloads", default="eth,erc20", help="comma list of eth,erc20")
+    ap.add_argument("--senders", type=int, default=50, help="keyed holders that pay")
+    ap.add_argument("--batch", type=int, default=200, help="transactions per JSON-RPC batch")
+    ap.add_argument("--block-period", type=int, default=1, help="seconds between blocks")
+    ap.add_argument("--seed", type=int, default=16, help="the generator's seed")
+    ap.add_argument("--timeout", type=float, default=300.0, help="per-workload receipt timeout")
+    ap.add_argument("--start-timeout", type=float, default=1800.0, help="node start timeout (s)")
+    ap.add_argument("--keep", type=Path, help="keep the networks under this directory")
+    args = ap.parse_args(argv)
+    if set(args.workloads.split(",")) - {"eth", "erc20"}:
+        ap.error("workloads are eth and erc20")
+    if not args.senders < args.baseline <= args.accounts:
+        ap.error("need --senders < --baseline <= --accounts")
+    with tempfile.TemporaryDirectory(prefix="tally-growth-") as tmp:
+        root = args.keep or Path(tmp)
+        try:
+            small = bench(args.baseline, args, root)
+            big = bench(args.accounts, args, root)
+        except BenchError as exc:
+            print(f"FAILED: {exc}", file=sys.stderr)
+            return 1
+    print(f"\nblocks every {args.block_period} s, {args.count} transactions per workload")
+    print(f"{'workload':8}  {args.baseline:>10,} tx/s  {args.accounts:>10,} tx/s  ratio")
+    for s, b in zip(small, big, strict=True):
+        ratio = b.tx_per_s / s.tx_per_s
+        print(f"{s.workload:8}  {s.tx_per_s:15.1f}  {b.tx_per_s:15.1f}  {ratio:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
