@@ -17,6 +17,8 @@ keccak256(address || 1), the `_holders` mapping, per the storage order of
 (keys keccak256(b"sender" || seed || i)) pay at tier 3. The supply slot gets the sum. Genesis
 runs the token's constructor over that storage (deployments do not clear it), and the
 benchmark checks `balanceOf` and `totalSupply` on the started node before timing anything.
+Both nodes run side by side (an idle node costs nothing) and are measured in alternating
+rounds, so that the load of a shared machine falls on both; the table gives medians.
 
     python benchmarks/state_growth.py                       # 100,000 against 1,000
     python benchmarks/state_growth.py --accounts 1000000 --count 4000
@@ -26,12 +28,14 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import replace
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from eth_account import Account
@@ -148,6 +152,7 @@ def grown_node(
     directory: Path, accounts: int, args: argparse.Namespace
 ) -> Iterator[tuple[str, Genesis, list[LocalAccount], list[bytes]]]:
     """A one-validator localnet whose genesis `grow` filled; its URL, genesis and holders."""
+    shutil.rmtree(directory, ignore_errors=True)  # a kept network of an earlier run
     nodes = localnet.create(directory, validators=1, members=0, block_period=args.block_period)
     path = directory / localnet.GENESIS_FILE
     t0 = time.monotonic()
@@ -173,48 +178,59 @@ def grown_node(
         localnet.down(directory)
 
 
-def bench(accounts: int, args: argparse.Namespace, root: Path) -> list[Result]:
+@dataclass
+class Target:
+    """A started chain, checked against its genesis, ready for rounds of workloads."""
+
+    accounts: int
+    url: str
+    setup: HolderSetup
+    recipients: Sequence[str]
+
+
+def prepare(accounts: int, args: argparse.Namespace, root: Path, stack: ExitStack) -> Target:
     print(f"chain with {accounts:,} accounts", flush=True)
-    with grown_node(root / f"n{accounts}", accounts, args) as (url, genesis, senders, others):
-        rpc = Rpc(url)
-        try:
-            check_genesis(rpc, genesis, others, args.seed)
-            recipients = [
-                to_checksum_address(a)
-                for a in random.Random(args.seed + 2).sample(others, min(200, len(others)))
-            ]
-            setup = HolderSetup(rpc, senders)
-            results = []
-            for workload in args.workloads.split(","):
-                result = run_workload(
-                    url,
-                    setup,
-                    workload,
-                    args.count,
-                    args.batch,
-                    0.05,
-                    args.timeout,
-                    f"n={accounts}",
-                    recipients=recipients,
-                    token_value=TOKEN_VALUE,
-                )
-                print(
-                    f"  {workload:6} {result.tx_per_s:8.1f} tx/s  p50 {result.p50_ms:6.0f} ms  "
-                    f"p95 {result.p95_ms:6.0f} ms  ({result.blocks} blocks, gas limit "
-                    f"{result.gas_limit:,})",
-                    flush=True,
-                )
-                results.append(result)
-            return results
-        finally:
-            rpc.close()
+    url, genesis, senders, others = stack.enter_context(
+        grown_node(root / f"n{accounts}", accounts, args)
+    )
+    rpc = Rpc(url)
+    stack.callback(rpc.close)
+    check_genesis(rpc, genesis, others, args.seed)
+    recipients = [
+        to_checksum_address(a)
+        for a in random.Random(args.seed + 2).sample(others, min(200, len(others)))
+    ]
+    return Target(accounts, url, HolderSetup(rpc, senders), recipients)
+
+
+def measure(target: Target, workload: str, args: argparse.Namespace) -> Result:
+    result = run_workload(
+        target.url,
+        target.setup,
+        workload,
+        args.count,
+        args.batch,
+        0.05,
+        args.timeout,
+        f"n={target.accounts}",
+        recipients=target.recipients,
+        token_value=TOKEN_VALUE,
+    )
+    print(
+        f"  {target.accounts:>9,} {workload:6} {result.tx_per_s:8.1f} tx/s  "
+        f"p50 {result.p50_ms:6.0f} ms  p95 {result.p95_ms:6.0f} ms  ({result.blocks} blocks, "
+        f"gas limit {result.gas_limit:,})",
+        flush=True,
+    )
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--accounts", type=int, default=100_000, help="accounts in the big genesis")
     ap.add_argument("--baseline", type=int, default=1_000, help="accounts in the small genesis")
-    ap.add_argument("--count", type=int, default=2000, help="transactions per workload")
+    ap.add_argument("--count", type=int, default=4000, help="transactions per workload")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians)")
     ap.add_argument("--workloads", default="eth,erc20", help="comma list of eth,erc20")
     ap.add_argument("--senders", type=int, default=50, help="keyed holders that pay")
     ap.add_argument("--batch", type=int, default=200, help="transactions per JSON-RPC batch")
@@ -228,19 +244,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("workloads are eth and erc20")
     if not args.senders < args.baseline <= args.accounts:
         ap.error("need --senders < --baseline <= --accounts")
-    with tempfile.TemporaryDirectory(prefix="tally-growth-") as tmp:
+    workloads = args.workloads.split(",")
+    rates: dict[tuple[int, str], list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="tally-growth-") as tmp, ExitStack() as stack:
         root = args.keep or Path(tmp)
         try:
-            small = bench(args.baseline, args, root)
-            big = bench(args.accounts, args, root)
+            targets = [prepare(n, args, root, stack) for n in (args.baseline, args.accounts)]
+            for round_number in range(1, args.rounds + 1):
+                print(f"round {round_number}", flush=True)
+                for target in targets if round_number % 2 else targets[::-1]:
+                    for workload in workloads:
+                        result = measure(target, workload, args)
+                        rates.setdefault((target.accounts, workload), []).append(result.tx_per_s)
         except BenchError as exc:
             print(f"FAILED: {exc}", file=sys.stderr)
             return 1
-    print(f"\nblocks every {args.block_period} s, {args.count} transactions per workload")
+    print(
+        f"\nmedians of {args.rounds} alternating rounds, blocks every {args.block_period} s, "
+        f"{args.count} transactions per workload"
+    )
     print(f"{'workload':8}  {args.baseline:>10,} tx/s  {args.accounts:>10,} tx/s  ratio")
-    for s, b in zip(small, big, strict=True):
-        ratio = b.tx_per_s / s.tx_per_s
-        print(f"{s.workload:8}  {s.tx_per_s:15.1f}  {b.tx_per_s:15.1f}  {ratio:.2f}x")
+    for workload in workloads:
+        small = statistics.median(rates[(args.baseline, workload)])
+        big = statistics.median(rates[(args.accounts, workload)])
+        print(f"{workload:8}  {small:15.1f}  {big:15.1f}  {big / small:.2f}x")
     return 0
 
 
