@@ -22,6 +22,7 @@ rounds, so that the load of a shared machine falls on both; the table gives medi
 
     python benchmarks/state_growth.py                       # 100,000 against 1,000
     python benchmarks/state_growth.py --accounts 1000000 --count 4000
+    python benchmarks/state_growth.py --accounts 1000000 --genesis-only /tmp/net1m
 """
 
 from __future__ import annotations
@@ -147,11 +148,10 @@ def check_genesis(rpc: Rpc, genesis: Genesis, others: Sequence[bytes], seed: int
         raise BenchError(f"totalSupply {supply} != generated {storage[TOTAL_SUPPLY_SLOT]}")
 
 
-@contextmanager
-def grown_node(
+def write_grown(
     directory: Path, accounts: int, args: argparse.Namespace
-) -> Iterator[tuple[str, Genesis, list[LocalAccount], list[bytes]]]:
-    """A one-validator localnet whose genesis `grow` filled; its URL, genesis and holders."""
+) -> tuple[list[localnet.LocalNode], Genesis, list[LocalAccount], list[bytes]]:
+    """A new one-validator localnet whose genesis `grow` filled; prints what it took."""
     shutil.rmtree(directory, ignore_errors=True)  # a kept network of an earlier run
     nodes = localnet.create(directory, validators=1, members=0, block_period=args.block_period)
     path = directory / localnet.GENESIS_FILE
@@ -163,9 +163,18 @@ def grown_node(
     size = path.stat().st_size / 2**20
     print(
         f"  {accounts:,} accounts: genesis generated in {built:.1f} s, written in "
-        f"{written - built:.1f} s ({size:.0f} MiB)",
+        f"{written - built:.1f} s ({size:.0f} MiB, {path})",
         flush=True,
     )
+    return nodes, genesis, senders, others
+
+
+@contextmanager
+def grown_node(
+    directory: Path, accounts: int, args: argparse.Namespace
+) -> Iterator[tuple[str, Genesis, list[LocalAccount], list[bytes]]]:
+    """`write_grown`'s network, started; its URL, genesis and holders."""
+    nodes, genesis, senders, others = write_grown(directory, accounts, args)
     t0 = time.monotonic()
     launched = localnet.launch(directory, 1, 0, wait=args.start_timeout)
     try:
@@ -238,12 +247,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=16, help="the generator's seed")
     ap.add_argument("--timeout", type=float, default=300.0, help="per-workload receipt timeout")
     ap.add_argument("--start-timeout", type=float, default=1800.0, help="node start timeout (s)")
+    ap.add_argument(
+        "--genesis-only",
+        type=Path,
+        metavar="DIR",
+        help="only write the --accounts network into DIR (replaced) and say how long it took",
+    )
     ap.add_argument("--keep", type=Path, help="keep the networks under this directory")
     args = ap.parse_args(argv)
     if set(args.workloads.split(",")) - {"eth", "erc20"}:
         ap.error("workloads are eth and erc20")
     if not args.senders < args.baseline <= args.accounts:
         ap.error("need --senders < --baseline <= --accounts")
+    if args.genesis_only:
+        write_grown(args.genesis_only, args.accounts, args)
+        return 0
     workloads = args.workloads.split(",")
     rates: dict[tuple[int, str], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="tally-growth-") as tmp, ExitStack() as stack:
