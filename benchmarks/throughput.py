@@ -471,7 +471,7 @@ def run_workload(
 
 
 @contextmanager
-def run_tally(workdir: Path, block_period: int) -> Iterator[str]:
+def run_tally(workdir: Path, block_period: int = 1) -> Iterator[str]:
     """Start ``tally dev`` on loopback ports in a temporary datadir; stop it on exit."""
     rpc_port, ws_port = free_port(), free_port()
     cmd = [
