@@ -91,6 +91,33 @@ DbOption = Annotated[
 DataDirOption = Annotated[
     Path, typer.Option(envvar="TALLY_BANK_DATA_DIR", help="Where the SQLite default lives.")
 ]
+HostOption = Annotated[str, typer.Option(help="Listen address.")]
+TokenOption = Annotated[str, typer.Option(envvar="TALLY_BANK_TOKEN", help="WalletToken address.")]
+KeystoreOption = Annotated[Backend, typer.Option(envvar="TALLY_KEYSTORE", help="Key store.")]
+KeystoreDirOption = Annotated[
+    Path, typer.Option(envvar="TALLY_KEYSTORE_DIR", help="File key store directory.")
+]
+Pkcs11ModuleOption = Annotated[
+    str, typer.Option(envvar="TALLY_PKCS11_MODULE", help="PKCS#11 module.")
+]
+Pkcs11TokenOption = Annotated[
+    str, typer.Option(envvar="TALLY_PKCS11_TOKEN", help="PKCS#11 token label.")
+]
+
+
+def open_key_store(backend: Backend, directory: Path, module: str, token_label: str) -> Any:
+    """The key store a service signs with; its secret only from the environment or a prompt.
+
+    Opening it may raise the key stores' own errors: the caller names the key it wanted."""
+    from client import FileKeyStore, Pkcs11KeyStore
+
+    if backend is Backend.pkcs11:
+        pin = os.environ.get("TALLY_PKCS11_PIN") or typer.prompt("Token PIN", hide_input=True)
+        return Pkcs11KeyStore(token_label, pin, module)
+    password = os.environ.get("TALLY_KEYSTORE_PASSWORD") or typer.prompt(
+        "Keystore password", hide_input=True
+    )
+    return FileKeyStore(directory, password)
 
 
 def open_database(db: str | None, data_dir: Path) -> Any:
@@ -111,14 +138,12 @@ def open_database(db: str | None, data_dir: Path) -> Any:
 def gateway(
     db: DbOption = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    host: HostOption = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Listen port.")] = 8600,
     rpc: Annotated[
         str, typer.Option(envvar="TALLY_RPC_URL", help="Node JSON-RPC URL.")
     ] = "http://127.0.0.1:8545",
-    token: Annotated[
-        str, typer.Option(envvar="TALLY_BANK_TOKEN", help="WalletToken address.")
-    ] = DEV_WALLET_TOKEN,
+    token: TokenOption = DEV_WALLET_TOKEN,
     node_api: Annotated[
         str | None,
         typer.Option(envvar="TALLY_BANK_NODE_API", help="Node REST base URL (default: --rpc)."),
@@ -131,18 +156,10 @@ def gateway(
     from_block: Annotated[
         int, typer.Option(min=0, help="First block a new withdrawal stream reads.")
     ] = 0,
-    keystore: Annotated[Backend, typer.Option(envvar="TALLY_KEYSTORE", help="Key store.")] = (
-        Backend.file
-    ),
-    keystore_dir: Annotated[
-        Path, typer.Option(envvar="TALLY_KEYSTORE_DIR", help="File key store directory.")
-    ] = DEFAULT_KEYSTORE_DIR,
-    pkcs11_module: Annotated[
-        str, typer.Option(envvar="TALLY_PKCS11_MODULE", help="PKCS#11 module.")
-    ] = SOFTHSM2_MODULE,
-    pkcs11_token: Annotated[
-        str, typer.Option(envvar="TALLY_PKCS11_TOKEN", help="PKCS#11 token label.")
-    ] = "tally",
+    keystore: KeystoreOption = Backend.file,
+    keystore_dir: KeystoreDirOption = DEFAULT_KEYSTORE_DIR,
+    pkcs11_module: Pkcs11ModuleOption = SOFTHSM2_MODULE,
+    pkcs11_token: Pkcs11TokenOption = "tally",
     key: Annotated[
         str, typer.Option(envvar="TALLY_BANK_ISSUER_KEY", help="Issuer key label.")
     ] = "issuer",
@@ -184,7 +201,6 @@ def gateway(
     from bank.stream import StreamRefused, WithdrawalStream
     from bank.topups import TopUps
     from bank.withdrawals import Withdrawals
-    from client import FileKeyStore, Pkcs11KeyStore
     from client.errors import TallyClientError
     from client.points import Points
     from tally_common.keystore import KeyStoreError
@@ -198,14 +214,7 @@ def gateway(
         fail(2, "TALLY_BANK_NODE_API_KEY (a node API key, role auditor) is not set")
     # The key store first: a wrong secret stops the gateway before it migrates or logs.
     try:
-        if keystore is Backend.pkcs11:
-            pin = os.environ.get("TALLY_PKCS11_PIN") or typer.prompt("Token PIN", hide_input=True)
-            store: Any = Pkcs11KeyStore(pkcs11_token, pin, pkcs11_module)
-        else:
-            password = os.environ.get("TALLY_KEYSTORE_PASSWORD") or typer.prompt(
-                "Keystore password", hide_input=True
-            )
-            store = FileKeyStore(keystore_dir, password)
+        store = open_key_store(keystore, keystore_dir, pkcs11_module, pkcs11_token)
         issuer = Issuer(store, key, rpc, token)
         store.sign_digest(key, bytes(32))  # unlock now: a wrong secret fails here, not later
     except (TallyClientError, KeyStoreError) as exc:
@@ -245,7 +254,7 @@ def gateway(
 
 @bank_app.command("card-simulator", epilog=EXIT_CODES)
 def card_simulator(
-    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    host: HostOption = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Listen port.")] = 8700,
     callback_url: Annotated[
         str | None, typer.Option(help="Where to send signed callbacks.")

@@ -40,8 +40,8 @@ from streams import (  # noqa: E402
     SENDERS,
     Watcher,
     call,
+    fund_senders,
     percentile,
-    rpc,
     send_all,
     signed,
     wait_mined,
@@ -114,25 +114,7 @@ def lag(args: argparse.Namespace, url: str, ws_url: str, db: str) -> None:
     from sqlalchemy import create_engine, text
 
     http = httpx.Client(timeout=120)
-    issuer = DEV[1]
-    nonces = {
-        a.address: int(rpc(http, url, "eth_getTransactionCount", [a.address, "pending"]), 16)
-        for a in [issuer, *SENDERS]
-    }
-    mints = [
-        signed(
-            issuer,
-            nonces[issuer.address] + i,
-            call(
-                "mint(address,uint256,bytes32)",
-                ["address", "uint256", "bytes32"],
-                [a.address, 10**12, (i + 1).to_bytes(32, "big")],
-            ),
-        )
-        for i, a in enumerate(SENDERS)
-    ]
-    send_all(http, url, mints)
-    wait_mined(http, url, "0x" + keccak(bytes.fromhex(mints[-1][2:])).hex())
+    nonces = fund_senders(http, url, 10**12)
     raws = []
     for i in range(args.count):
         payer, payee = SENDERS[i % len(SENDERS)], SENDERS[(i + 1) % len(SENDERS)]

@@ -228,14 +228,9 @@ def main() -> None:
         log.close()
 
 
-def run(args: argparse.Namespace, url: str, ws_url: str, workdir: Path) -> None:
-    http = httpx.Client(timeout=120)
-    key = (workdir / "data" / "api-admin.key").read_text().strip()
-    api = httpx.Client(
-        base_url=url + "/api/v1", headers={"Authorization": f"Bearer {key}"}, timeout=60
-    )
-    receiver = Receiver()
-    hook = f"http://127.0.0.1:{receiver.port}/hook"
+def fund_senders(http: httpx.Client, url: str, amount: int) -> dict[str, int]:
+    """Mint `amount` WalletToken to each of `SENDERS` (the issuer is dev account 1) and wait
+    for the last mint; the senders' next nonces."""
     issuer = DEV[1]
     nonces = {
         a.address: int(rpc(http, url, "eth_getTransactionCount", [a.address, "pending"]), 16)
@@ -248,13 +243,25 @@ def run(args: argparse.Namespace, url: str, ws_url: str, workdir: Path) -> None:
             call(
                 "mint(address,uint256,bytes32)",
                 ["address", "uint256", "bytes32"],
-                [a.address, 10**15, (i + 1).to_bytes(32, "big")],
+                [a.address, amount, (i + 1).to_bytes(32, "big")],
             ),
         )
         for i, a in enumerate(SENDERS)
     ]
     send_all(http, url, mints)
     wait_mined(http, url, "0x" + keccak(bytes.fromhex(mints[-1][2:])).hex())
+    return nonces
+
+
+def run(args: argparse.Namespace, url: str, ws_url: str, workdir: Path) -> None:
+    http = httpx.Client(timeout=120)
+    key = (workdir / "data" / "api-admin.key").read_text().strip()
+    api = httpx.Client(
+        base_url=url + "/api/v1", headers={"Authorization": f"Bearer {key}"}, timeout=60
+    )
+    receiver = Receiver()
+    hook = f"http://127.0.0.1:{receiver.port}/hook"
+    nonces = fund_senders(http, url, 10**15)
 
     print(f"signing {args.count} transfers ...", flush=True)
     raws = []

@@ -32,8 +32,15 @@ from bank.cli import (  # noqa: E402 - after risk_app: bank.cli adds it when imp
     Backend,
     DataDirOption,
     DbOption,
+    HostOption,
+    KeystoreDirOption,
+    KeystoreOption,
+    Pkcs11ModuleOption,
+    Pkcs11TokenOption,
+    TokenOption,
     fail,
     open_database,
+    open_key_store,
 )
 
 risk_app.info.epilog = EXIT_CODES
@@ -58,27 +65,17 @@ def serve(
     config: ConfigOption = None,
     db: DbOption = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    host: HostOption = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Listen port.")] = 8610,
     rpc: Annotated[
         str, typer.Option(envvar="TALLY_RPC_URL", help="Node URL (JSON-RPC and REST).")
     ] = "http://127.0.0.1:8545",
-    token: Annotated[
-        str, typer.Option(envvar="TALLY_BANK_TOKEN", help="WalletToken address.")
-    ] = DEV_WALLET_TOKEN,
+    token: TokenOption = DEV_WALLET_TOKEN,
     from_block: Annotated[int, typer.Option(min=0, help="First block a new stream reads.")] = 0,
-    keystore: Annotated[Backend, typer.Option(envvar="TALLY_KEYSTORE", help="Key store.")] = (
-        Backend.file
-    ),
-    keystore_dir: Annotated[
-        Path, typer.Option(envvar="TALLY_KEYSTORE_DIR", help="File key store directory.")
-    ] = DEFAULT_KEYSTORE_DIR,
-    pkcs11_module: Annotated[
-        str, typer.Option(envvar="TALLY_PKCS11_MODULE", help="PKCS#11 module.")
-    ] = SOFTHSM2_MODULE,
-    pkcs11_token: Annotated[
-        str, typer.Option(envvar="TALLY_PKCS11_TOKEN", help="PKCS#11 token label.")
-    ] = "tally",
+    keystore: KeystoreOption = Backend.file,
+    keystore_dir: KeystoreDirOption = DEFAULT_KEYSTORE_DIR,
+    pkcs11_module: Pkcs11ModuleOption = SOFTHSM2_MODULE,
+    pkcs11_token: Pkcs11TokenOption = "tally",
     key: Annotated[
         str, typer.Option(envvar="TALLY_BANK_COMPLIANCE_KEY", help="Compliance key label.")
     ] = "compliance",
@@ -103,7 +100,6 @@ def serve(
     from bank.risk.engine import Engine
     from bank.risk.monitor import Monitor
     from bank.risk.screening import Decoder
-    from client import FileKeyStore, Pkcs11KeyStore
     from client.errors import TallyClientError
     from tally_common.keystore.errors import KeyStoreError
 
@@ -117,14 +113,7 @@ def serve(
         fail(2, "TALLY_BANK_NODE_API_KEY (the node's admin or auditor API key) is not set")
     maker = sessions(open_database(db, data_dir))
     try:
-        if keystore is Backend.pkcs11:
-            pin = os.environ.get("TALLY_PKCS11_PIN") or typer.prompt("Token PIN", hide_input=True)
-            store: Any = Pkcs11KeyStore(pkcs11_token, pin, pkcs11_module)
-        else:
-            password = os.environ.get("TALLY_KEYSTORE_PASSWORD") or typer.prompt(
-                "Keystore password", hide_input=True
-            )
-            store = FileKeyStore(keystore_dir, password)
+        store = open_key_store(keystore, keystore_dir, pkcs11_module, pkcs11_token)
         compliance = Compliance(store, key, rpc, token)
         store.sign_digest(key, bytes(32))  # unlock now: a wrong secret fails here, not later
     except (TallyClientError, KeyStoreError) as exc:
