@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from eth.abc import AtomicDatabaseAPI, BlockHeaderAPI
-from eth.constants import BLANK_ROOT_HASH, CREATE_CONTRACT_ADDRESS
-from eth.db.account import AccountDB
+import rlp
+from eth._utils.padding import pad32
+from eth.abc import AtomicDatabaseAPI, BlockHeaderAPI, DatabaseAPI
+from eth.constants import BLANK_ROOT_HASH, CREATE_CONTRACT_ADDRESS, EMPTY_SHA3, UINT_256_CEILING
+from eth.rlp.accounts import Account as StateAccount
 from eth.vm.chain_context import ChainContext
 from eth.vm.message import Message
 from eth_account import Account
-from eth_typing import Address
-from eth_utils import to_canonical_address, to_checksum_address
+from eth_hash.auto import keccak
+from eth_typing import Address, Hash32
+from eth_utils import int_to_big_endian, to_canonical_address, to_checksum_address
 
 from node.chain.evm.vm import TallyVM
+from node.chain.trie_updates import apply_updates
 from node.qbftheader.extra_data import genesis_extra_data
 from node.qbftheader.verify import QBFT_MIX_HASH
 
@@ -187,23 +192,14 @@ class Genesis:
 
     def header(self, db: AtomicDatabaseAPI) -> BlockHeaderAPI:
         """Write the allocated state into `db` and return the genesis header."""
-        state = AccountDB(db, BLANK_ROOT_HASH)
-        for raw_address, entry in self.alloc.items():
-            address = Address(raw_address)
-            state.set_balance(address, entry.balance)
-            state.set_nonce(address, entry.nonce)
-            if entry.code:
-                state.set_code(address, entry.code)
-            for slot, value in entry.storage.items():
-                state.set_storage(address, slot, value)
-        state.persist()
+        state_root = _write_alloc(db, self.alloc)
         header = TallyVM.create_header_from_parent(
             None,
             difficulty=0,
             gas_limit=self.gas_limit,
             timestamp=self.timestamp,
             extra_data=genesis_extra_data(list(self.validators), self.vanity),
-            state_root=state.state_root,
+            state_root=state_root,
             base_fee_per_gas=0 if self.zero_base_fee else 10**9,
             mix_hash=QBFT_MIX_HASH,
         )
@@ -235,6 +231,52 @@ class Genesis:
                 )
         state.persist()
         return state.state_root
+
+
+def _write_alloc(db: DatabaseAPI, alloc: Mapping[bytes, AllocEntry]) -> Hash32:
+    """Write `alloc`'s accounts, code and storage into `db`; the state root.
+
+    py-evm's `AccountDB` would write each account and slot into its trie one key at a time,
+    re-reading, re-encoding and re-hashing the path from the root for each: minutes for a
+    genesis of 100,000 WalletToken holders (issue 16). Every trie here starts empty and its
+    contents are known whole, so each is built in one `apply_updates` pass (the merge a block's
+    writes go through), which hashes every node once and keeps only the final trie's nodes. The
+    records and keys are py-evm's (`Account` RLP under keccak(address); RLP values under
+    keccak(pad32(slot)); code under its hash), so the node's `TallyAccountDB` reads them back;
+    `tests/test_genesis_state.py` holds the result to `AccountDB`'s for the same alloc.
+    """
+    accounts: dict[bytes, bytes] = {}
+    for address, entry in alloc.items():
+        _check_alloc_entry(address, entry)
+        code_hash = EMPTY_SHA3
+        if entry.code:
+            code_hash = Hash32(keccak(entry.code))
+            db[code_hash] = entry.code
+        storage = {
+            keccak(pad32(int_to_big_endian(slot))): rlp.encode(value)
+            for slot, value in entry.storage.items()
+            if value  # a zero word is no entry, as `AccountDB.set_storage` deletes it
+        }
+        account = StateAccount(entry.nonce, entry.balance, _write_trie(db, storage), code_hash)
+        accounts[keccak(address)] = rlp.encode(account)
+    return _write_trie(db, accounts)
+
+
+def _write_trie(db: DatabaseAPI, items: dict[bytes, bytes]) -> Hash32:
+    """A new trie of `items` written into `db` by node hash; its root."""
+    root, nodes = apply_updates(db.__getitem__, BLANK_ROOT_HASH, items)
+    for node_hash, encoded in nodes.items():
+        db[node_hash] = encoded
+    return Hash32(root)
+
+
+def _check_alloc_entry(address: bytes, entry: AllocEntry) -> None:
+    """What `AccountDB`'s setters validate: a 20-byte address and 256-bit words."""
+    if len(address) != 20:
+        raise GenesisError(f"alloc address {address.hex()} is not 20 bytes")
+    words = (entry.balance, entry.nonce, *entry.storage.keys(), *entry.storage.values())
+    if not all(0 <= word < UINT_256_CEILING for word in words):
+        raise GenesisError(f"alloc entry {to_checksum_address(address)} has a value out of range")
 
 
 def dev_accounts() -> list[Any]:
