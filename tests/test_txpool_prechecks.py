@@ -122,9 +122,7 @@ def frozen_pair(tmp_path: Any) -> Iterator[tuple[NodeProcess, NodeProcess]]:
     """Two dev nodes with hour-long blocks (so at most block 1, at once, as genesis is dated 0):
     one checks transactions on its loop, the other in one worker process."""
     nodes = [
-        NodeProcess(
-            tmp_path / name, free_port(), free_port(), block_period=3600, extra_args=args
-        )
+        NodeProcess(tmp_path / name, free_port(), free_port(), block_period=3600, extra_args=args)
         for name, args in (
             ("loop", ("--txpool-workers", "0")),
             ("workers", ("--txpool-workers", "1")),
