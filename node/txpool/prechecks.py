@@ -151,13 +151,20 @@ class Prechecks:
 
 
 def _check_chunk(raws: list[bytes], rules: AdmissionRules) -> list[PooledTransaction | None]:
-    """In a worker: each transaction checked, or None if it is refused (for any reason)."""
+    """In a worker: each transaction checked, or None if it is refused (for any reason).
+
+    Each is also encoded once: the block builder encodes every transaction (transactions
+    root, stored record), and py-evm caches the encoding in the object, which carries it back.
+    A typed transaction's decoding leaves that cache empty (~9 us to fill, under the lock)."""
     checked: list[PooledTransaction | None] = []
     for raw in raws:
         try:
-            checked.append(decode_checked(raw, rules))
+            ptx = decode_checked(raw, rules)
+            ptx.tx.encode()
         except Exception:
             checked.append(None)
+        else:
+            checked.append(ptx)
     return checked
 
 
