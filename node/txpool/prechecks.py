@@ -33,8 +33,9 @@ from node.txpool.transaction import PooledTransaction
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WORKERS = min(4, max(1, (os.cpu_count() or 1) - 1))
-"""One core is the node's own (its loop and block builder share one interpreter lock)."""
+DEFAULT_WORKERS = min(4, (os.cpu_count() or 1) - 1)
+"""One core is the node's own (its loop and block builder share one interpreter lock); on a
+single core a worker would only take turns with it, so there are none."""
 CHUNK = 32
 """Transactions per task: small enough that the loop starts admitting a batch after a few
 milliseconds, large enough that pickling and the pipe cost little per transaction."""
