@@ -82,10 +82,7 @@ def test_workers_answer_as_decode_checked(dev_accounts: list) -> None:
         prechecks = Prechecks(workers=1, chunk=4)
         try:
             assert prechecks.check(raws, rules) is None  # not up yet: the caller checks
-            deadline = time.monotonic() + 60
-            while not prechecks.ready:
-                assert time.monotonic() < deadline, "workers did not start"
-                await asyncio.sleep(0.05)
+            await _until_ready(prechecks)
             started = prechecks.check(raws, rules)
             assert started is not None
             return [await precheck.result() for precheck in started]
@@ -108,6 +105,49 @@ def test_workers_answer_as_decode_checked(dev_accounts: list) -> None:
     for raw, checked in zip(raws, results, strict=True):
         assert _outcome(inline, raw, None) == _outcome(prechecked, raw, checked)
     assert list(inline.transactions()) == list(prechecked.transactions())
+
+
+def test_a_dead_worker_is_replaced(dev_accounts: list) -> None:
+    """A worker killed under the node costs nothing but time: its chunks are checked on the
+    loop (their answers are None), and the next batch finds a new worker."""
+    rules = AdmissionRules(chain_id=CHAIN_ID, block_gas_limit=60_000_000)
+    raws = [transfer(dev_accounts[0], nonce) for nonce in range(3)]
+
+    async def run() -> list[Any]:
+        prechecks = Prechecks(workers=1)
+        try:
+            prechecks.start()
+            await _until_ready(prechecks)
+            workers = [
+                child
+                for child in psutil.Process().children()
+                if "spawn_main" in " ".join(child.cmdline())
+            ]
+            assert len(workers) == 1
+            workers[0].kill()
+            workers[0].wait(10)
+            deadline = time.monotonic() + 60
+            while True:
+                assert time.monotonic() < deadline, "no new worker"
+                started = prechecks.check(raws, rules)
+                if started is not None:
+                    results = [await precheck.result() for precheck in started]
+                    if all(result is not None for result in results):
+                        return results
+                    assert all(result is None for result in results)
+                await asyncio.sleep(0.1)
+        finally:
+            prechecks.close()
+
+    results = asyncio.run(run())
+    assert [result.ptx for result in results] == [decode_checked(raw, rules) for raw in raws]
+
+
+async def _until_ready(prechecks: Prechecks) -> None:
+    deadline = time.monotonic() + 60
+    while not prechecks.ready:
+        assert time.monotonic() < deadline, "workers did not start"
+        await asyncio.sleep(0.05)
 
 
 def _outcome(pool: TxPool, raw: bytes, checked: Any) -> str:

@@ -73,8 +73,7 @@ class Precheck:
             if not self._chunk.cancelled():
                 raise  # the awaiting task is cancelled, not the chunk
             return None  # the workers were closed before it ran
-        except Exception:
-            log.warning("transaction pre-check worker failed; checking on the loop", exc_info=True)
+        except Exception:  # logged once for the chunk (`_log_failure`)
             return None
         return None if ptx is None else Checked(ptx, self._rules)
 
@@ -86,7 +85,8 @@ class Precheck:
 class Prechecks:
     """A small pool of worker processes running `decode_checked`.
 
-    `workers` 0 makes `start` a no-op (everything is checked on the loop, as before).
+    `workers` 0 makes `start` a no-op (everything is checked on the loop, as before), and so
+    does `close`, for good.
     """
 
     def __init__(self, workers: int = DEFAULT_WORKERS, chunk: int = CHUNK) -> None:
@@ -94,6 +94,7 @@ class Prechecks:
         self.chunk = chunk
         self._executor: ProcessPoolExecutor | None = None
         self._ready: list[Future[None]] = []
+        self._closed = False
 
     @property
     def ready(self) -> bool:
@@ -102,7 +103,7 @@ class Prechecks:
 
     def start(self) -> None:
         """Spawn the workers in the background (each imports py-evm: about a second)."""
-        if self.workers <= 0 or self._executor is not None:
+        if self.workers <= 0 or self._closed or self._executor is not None:
             return
         self._executor = ProcessPoolExecutor(
             max_workers=self.workers,
@@ -132,23 +133,38 @@ class Prechecks:
         try:
             for start in range(0, len(raws), self.chunk):
                 part = list(raws[start : start + self.chunk])
-                chunk = asyncio.wrap_future(executor.submit(_check_chunk, part, rules))
+                task = executor.submit(_check_chunk, part, rules)
+                task.add_done_callback(_log_failure)
+                chunk = asyncio.wrap_future(task)
                 prechecks += (Precheck(chunk, i, rules) for i in range(len(part)))
         except RuntimeError:  # a broken pool (a worker died): start afresh, check on the loop
             log.warning("transaction pre-check workers lost; starting new ones", exc_info=True)
             for precheck in prechecks:
                 precheck.cancel()
-            self.close()
+            self._shut_down()
             self.start()
             return None
         return prechecks
 
     def close(self) -> None:
-        """Stop the workers without waiting for queued chunks (their callers fall back)."""
+        """Stop the workers for good, without waiting for queued chunks (their callers check
+        on the loop)."""
+        self._closed = True
+        self._shut_down()
+
+    def _shut_down(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
             self._ready = []
+
+
+def _log_failure(task: Future[list[PooledTransaction | None]]) -> None:
+    """Say why a chunk came back without answers (its transactions are checked on the loop)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning(
+            "transaction pre-check worker failed: %r; checking on the loop", task.exception()
+        )
 
 
 def _check_chunk(raws: list[bytes], rules: AdmissionRules) -> list[PooledTransaction | None]:
