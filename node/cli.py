@@ -87,6 +87,15 @@ WsMaxPerAddress = Annotated[
     int, typer.Option(min=1, help="WebSocket connections one client address may hold.")
 ]
 TxpoolJournal = Annotated[bool, typer.Option(help="Keep pending transactions across restarts.")]
+TxpoolWorkers = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        show_default=False,
+        help="Processes decoding batched raw transactions and recovering their senders "
+        "[default: cores - 1, at most 4; 0: on the event loop].",
+    ),
+]
 ApiSwitch = Annotated[bool, typer.Option(help="Serve the REST API (/api/v1, /docs, /explorer/).")]
 ApiRateLimit = Annotated[str, typer.Option(help="REST requests allowed per caller.")]
 ApiAddressRateLimit = Annotated[str, typer.Option(help="REST requests allowed per address.")]
@@ -407,6 +416,7 @@ def listener_settings(
     ws_max_connections: int,
     ws_max_per_address: int,
     txpool_journal: bool,
+    txpool_workers: int | None,
     api: bool,
     api_rate_limit: str,
     api_address_rate_limit: str,
@@ -440,6 +450,7 @@ def listener_settings(
         "ws_max_connections": ws_max_connections,
         "ws_max_per_address": ws_max_per_address,
         "txpool_journal": txpool_journal,
+        "txpool_workers": txpool_workers,
         "api": api,
         "api_rate_limit": api_rate_limit,
         "api_address_rate_limit": api_address_rate_limit,
@@ -502,6 +513,7 @@ def dev(
     ws_max_connections: WsMaxConnections = 1000,
     ws_max_per_address: WsMaxPerAddress = 100,
     txpool_journal: TxpoolJournal = True,
+    txpool_workers: TxpoolWorkers = None,
     api: ApiSwitch = True,
     api_rate_limit: ApiRateLimit = "50/second;1000/minute",
     api_address_rate_limit: ApiAddressRateLimit = "100/second;3000/minute",
@@ -555,6 +567,7 @@ def dev(
                 ws_max_connections=ws_max_connections,
                 ws_max_per_address=ws_max_per_address,
                 txpool_journal=txpool_journal,
+                txpool_workers=txpool_workers,
                 api=api,
                 api_rate_limit=api_rate_limit,
                 api_address_rate_limit=api_address_rate_limit,
@@ -609,6 +622,7 @@ def run(
     ws_max_connections: WsMaxConnections = 1000,
     ws_max_per_address: WsMaxPerAddress = 100,
     txpool_journal: TxpoolJournal = True,
+    txpool_workers: TxpoolWorkers = None,
     api: ApiSwitch = True,
     api_rate_limit: ApiRateLimit = "50/second;1000/minute",
     api_address_rate_limit: ApiAddressRateLimit = "100/second;3000/minute",
@@ -680,6 +694,7 @@ def run(
                 ws_max_connections=ws_max_connections,
                 ws_max_per_address=ws_max_per_address,
                 txpool_journal=txpool_journal,
+                txpool_workers=txpool_workers,
                 api=api,
                 api_rate_limit=api_rate_limit,
                 api_address_rate_limit=api_address_rate_limit,

@@ -80,6 +80,7 @@ from node.txpool.admission import AdmissionRules
 from node.txpool.gossip import TransactionGossip
 from node.txpool.journal import JOURNAL_FILE, JournalGate, TxJournal
 from node.txpool.pool import PoolConfig, TxPool
+from node.txpool.prechecks import DEFAULT_WORKERS, Prechecks
 from node.txpool.transaction import PooledTransaction
 
 if TYPE_CHECKING:
@@ -112,6 +113,9 @@ class NodeConfig:
     txpool_journal: bool = True
     """Keep the pool in `<datadir>/txpool.journal` across restarts and kill -9
     (`node.txpool.journal`); off, a restart starts with an empty pool."""
+    txpool_workers: int | None = None
+    """Processes that decode batched raw transactions and recover their senders off the event
+    loop (`node.txpool.prechecks`); 0: all on the loop; None: `DEFAULT_WORKERS`."""
     api: bool = True
     """Serve the REST API (/api/v1, /openapi.json, /docs, /explorer/) beside JSON-RPC."""
     api_rate_limit: str = DEFAULT_RATE_LIMIT
@@ -251,6 +255,8 @@ class Node:
                 gas_cap=config.rpc_gas_cap,
                 block_work=self.chain.block_work,
             )
+            workers = config.txpool_workers
+            self.prechecks = Prechecks(DEFAULT_WORKERS if workers is None else workers)
             self.permissions = self._setup_permissions(genesis)
             self.journal: TxJournal | None = None
             self.streams: StreamManager | None = None  # made with the REST API's app
@@ -274,7 +280,7 @@ class Node:
             self.events.on_block(self._on_block)
             self.dispatcher = Dispatcher()
             self.dispatcher.register_namespace(
-                EthApi(self.chain, self.pool, self.calls, self.call_pool)
+                EthApi(self.chain, self.pool, self.calls, self.call_pool, self.prechecks)
             )
             self.dispatcher.register_namespace(NodeApi(self.p2p, self.sync, self.chain))
             self.dispatcher.register_namespace(
@@ -622,6 +628,7 @@ class Node:
             for listener in listeners:
                 listener.should_exit = True
             self.call_pool.close()  # ends running calls, whose requests the listeners await
+            self.prechecks.close()  # batches waiting on a worker are checked on the loop
             self.backfill.close()
             await asyncio.gather(*servers, return_exceptions=True)
             for task in background:

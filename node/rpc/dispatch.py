@@ -14,9 +14,10 @@ public HTTP/WS listener serves: only public methods, of the namespaces the opera
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,8 @@ from node.rpc.params import arguments
 log = logging.getLogger(__name__)
 
 Handler = Callable[..., Any]
+BatchHook = Callable[..., contextlib.AbstractContextManager[object]]
+"""Entered with the params of every request of one method in a batch (see `rpc_batch`)."""
 
 NAMESPACES = ("eth", "net", "web3", "qbft", "tally", "debug", "trace", "admin", "rpc")
 """Every namespace Tally serves; registering a method of another is a programming error."""
@@ -88,6 +91,22 @@ def rpc_method(
     return mark
 
 
+def rpc_batch(name: str) -> Callable[[BatchHook], BatchHook]:
+    """Mark a namespace method as the batch hook of JSON-RPC method `name`.
+
+    Before a batch runs, the hook is entered with the params of all its requests of `name`
+    (as sent, unchecked), and left once the batch is answered: it may start work for them all
+    at once (e.g. in other processes) that the handler then finds ready. It must not change
+    any answer, only when work is done; a hook that raises is logged and the batch runs as is.
+    """
+
+    def mark(fn: BatchHook) -> BatchHook:
+        fn.__rpc_batch__ = name  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
 def public_namespaces(names: Iterable[str]) -> frozenset[str]:
     """The namespaces a public listener is to serve, checked before anything starts: one Tally
     does not have, or `admin` (never served publicly), is a `ListenerConfigError`."""
@@ -115,6 +134,7 @@ class Dispatcher:
 
     def __init__(self, max_batch: int = 5000, batch_budget: float = BATCH_BUDGET) -> None:
         self._methods: dict[str, Method] = {}
+        self._batch_hooks: dict[str, BatchHook] = {}
         self.max_batch = max_batch
         self.batch_budget = batch_budget
         self.namespaces: frozenset[str] | None = None
@@ -126,12 +146,16 @@ class Dispatcher:
         less admin ones and those outside `namespaces` (checked by `public_namespaces`)."""
         view = Dispatcher(self.max_batch, self.batch_budget)
         view._methods = self._methods
+        view._batch_hooks = self._batch_hooks
         view.namespaces = public_namespaces(namespaces)
         return view
 
     def register_namespace(self, namespace: object) -> None:
         for attribute in dir(namespace):
             fn = getattr(namespace, attribute)
+            hooked = getattr(fn, "__rpc_batch__", None)
+            if hooked is not None:
+                self._batch_hooks[hooked] = fn
             spec = getattr(fn, "__rpc__", None)
             if spec is not None:
                 name, low, high, needs_connection, admin = spec
@@ -193,13 +217,35 @@ class Dispatcher:
         pool's timeout, but 5,000 of them in one batch would hold a pool thread for hours)."""
         deadline = time.monotonic() + self.batch_budget
         responses = []
-        for item in batch:
-            if time.monotonic() < deadline or not isinstance(item, dict):
-                responses.append(await self.handle_one(item, connection))
-            elif "id" in item:  # a notification past the budget is dropped, unanswered
-                spent = LimitExceeded(f"batch time budget of {self.batch_budget:g}s exceeded")
-                responses.append(_error_response(item.get("id"), spent))
+        with self._hooked(batch):
+            for item in batch:
+                if time.monotonic() < deadline or not isinstance(item, dict):
+                    responses.append(await self.handle_one(item, connection))
+                elif "id" in item:  # a notification past the budget is dropped, unanswered
+                    spent = LimitExceeded(f"batch time budget of {self.batch_budget:g}s exceeded")
+                    responses.append(_error_response(item.get("id"), spent))
         return responses
+
+    @contextlib.contextmanager
+    def _hooked(self, batch: list[Any]) -> Iterator[None]:
+        """The batch hooks (`rpc_batch`) of the methods `batch` calls that this listener
+        serves, entered for the batch's duration."""
+        calls: dict[str, list[Any]] = {}
+        if self._batch_hooks:
+            for item in batch:
+                name = item.get("method") if isinstance(item, dict) else None
+                if isinstance(name, str) and name in self._batch_hooks:
+                    calls.setdefault(name, []).append(item.get("params"))
+        with contextlib.ExitStack() as hooks:
+            for name, params in calls.items():
+                method = self._methods.get(name)
+                if method is None or self._refusal(name, method) is not None:
+                    continue
+                try:
+                    hooks.enter_context(self._batch_hooks[name](params))
+                except Exception:
+                    log.exception("batch hook of %s failed", name)
+            yield
 
     async def handle_one(self, request: Any, connection: object | None) -> dict[str, Any] | None:
         if not isinstance(request, dict):

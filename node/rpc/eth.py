@@ -3,7 +3,8 @@
 Handlers parse their params (`node.rpc.params`), read through `node.query.ChainReader` (the
 read side REST shares), and shape answers with `node.rpc.views`; they never write the store.
 Transactions enter only through `node.query.relay` into the pool, so `eth_sendRawTransaction`
-refusals carry the pool's reason with code -32000.
+refusals carry the pool's reason with code -32000; a batch of them has their stateless checks
+and sender recovery started in worker processes before the first is admitted (`relay.prepare`).
 `eth_call` and `eth_estimateGas` parse and pick their block here, on the loop, and execute on
 `node.query.callpool`'s threads, under its timeout and gas cap.
 """
@@ -11,6 +12,8 @@ refusals carry the pool's reason with code -32000.
 from __future__ import annotations
 
 import string
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import eth_abi
@@ -36,10 +39,11 @@ from node.query.relay import Relay
 from node.rpc import params as p
 from node.rpc import views
 from node.rpc.callparams import call_request, state_overrides
-from node.rpc.dispatch import rpc_method
-from node.rpc.errors import ExecutionReverted, InvalidParams, ServerError
+from node.rpc.dispatch import rpc_batch, rpc_method
+from node.rpc.errors import ExecutionReverted, InvalidParams, RpcError, ServerError
 from node.txpool.errors import TxPoolError
 from node.txpool.pool import TxPool
+from node.txpool.prechecks import Prechecks
 
 MAX_STORAGE_VALUES = 1024
 """Slots one `eth_getStorageValues` may read (geth caps it at 1,024 too)."""
@@ -68,7 +72,12 @@ class EthApi:
     """Standard Ethereum methods; Tally has immediate finality, so safe = finalized = latest."""
 
     def __init__(
-        self, chain: Chain, pool: TxPool, calls: CallExecutor, call_pool: CallPool
+        self,
+        chain: Chain,
+        pool: TxPool,
+        calls: CallExecutor,
+        call_pool: CallPool,
+        prechecks: Prechecks | None = None,
     ) -> None:
         self.chain = chain
         self.pool = pool
@@ -76,7 +85,7 @@ class EthApi:
         self.call_pool = call_pool
         self.blocks = BlockResolver(chain)
         self.reader = self.blocks.reader
-        self.relay = Relay(chain, pool)
+        self.relay = Relay(chain, pool, prechecks)
 
     # web3_ / net_
     @rpc_method("web3_clientVersion")
@@ -227,13 +236,29 @@ class EthApi:
 
     # transactions
     @rpc_method("eth_sendRawTransaction", 1)
-    def send_raw_transaction(self, raw: Any) -> str:
+    async def send_raw_transaction(self, raw: Any) -> str:
         payload = p.data(raw, "transaction")
         try:
-            pooled = self.relay.submit(payload)
+            pooled = await self.relay.submit_prepared(payload)
         except TxPoolError as exc:
             raise ServerError(str(exc)) from exc
         return views.hexd(pooled.hash)
+
+    @rpc_batch("eth_sendRawTransaction")
+    @contextmanager
+    def prepare_raw_transactions(self, calls: list[Any]) -> Iterator[None]:
+        """A batch's raw transactions, checked in worker processes while it runs; params
+        that do not parse are left for the handler to refuse."""
+        raws = []
+        for params in calls:
+            if isinstance(params, list) and len(params) == 1:
+                with suppress(RpcError):
+                    raws.append(p.data(params[0], "transaction"))
+        started = self.relay.prepare(raws)
+        try:
+            yield
+        finally:
+            self.relay.release(started)
 
     @rpc_method("eth_getTransactionByHash", 1)
     def get_transaction_by_hash(self, tx_hash: Any) -> dict[str, Any] | None:

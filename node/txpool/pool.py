@@ -55,6 +55,7 @@ from node.txpool.errors import (
     ReplacementUnderpriced,
     SenderNotPermitted,
 )
+from node.txpool.prechecks import Checked
 from node.txpool.transaction import PooledTransaction
 
 logger = logging.getLogger(__name__)
@@ -199,7 +200,12 @@ class TxPool:
     # --- admission ----------------------------------------------------------------------------
 
     def add(
-        self, raw: bytes, state: AccountStateReader, *, restoring: bool = False
+        self,
+        raw: bytes,
+        state: AccountStateReader,
+        *,
+        restoring: bool = False,
+        checked: Checked | None = None,
     ) -> PooledTransaction:
         """Admit `raw`, or raise the `TxPoolError` saying why not.
 
@@ -216,6 +222,10 @@ class TxPool:
         admitted before a restart (the journal), which the node may again be behind. The
         per-sender and pool limits still bound what is held; once the node catches up,
         `on_new_block` drops what was mined and promotes what became executable.
+
+        `checked` is the stateless part already done elsewhere (`node.txpool.prechecks`); it
+        is used only if it is of these bytes and of the rules in force, else `raw` is checked
+        here, so the answer is the same either way.
         """
         rules = self.rules
         if len(raw) > rules.max_tx_size:
@@ -224,7 +234,10 @@ class TxPool:
         if tx_hash in self._by_hash:
             raise AlreadyKnown()
         self._seq += 1
-        ptx = decode_checked(raw, rules, tx_hash=tx_hash, seq=self._seq)
+        if checked is not None and checked.rules == rules and checked.ptx.raw == raw:
+            ptx = replace(checked.ptx, seq=self._seq)
+        else:
+            ptx = decode_checked(raw, rules, tx_hash=tx_hash, seq=self._seq)
         sender = ptx.sender
         if self.sender_allowed is not None:
             if not self.sender_allowed(sender):
