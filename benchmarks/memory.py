@@ -10,8 +10,9 @@ alternating, always to the same `--recipients` accounts, so that the state stays
 and only the history grows. After each window the node process's VmRSS and VmHWM are read
 from /proc/PID/status. The table gives transactions against RSS, and the growth is the
 least-squares slope of RSS over the second half of the run, in MiB per 100,000 transactions
-(the first half's slope beside it shows the caches filling). Ctrl-C stops early and still
-prints what was measured.
+(the first half's slope beside it shows the caches filling). Ctrl-C or SIGTERM stops early
+and still prints what was measured (also when started in the background, where a shell
+leaves SIGINT ignored).
 
     python benchmarks/memory.py                      # 200,000 transactions
     python benchmarks/memory.py --count 1000000      # the figure
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -104,6 +106,10 @@ def report(samples: Sequence[Sample], rows: int = 20) -> None:
         print(f"growth over the second half: {grow_second:+.1f} MiB per 100,000 transactions")
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--count", type=int, default=200_000, help="transactions in all")
@@ -123,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.count < 1 or not 0 < args.every <= min(args.count, POOL_ROOM):
         ap.error(f"need --count >= 1 and 0 < --every <= min(--count, {POOL_ROOM:,})")
     samples: list[Sample] = []
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     with tempfile.TemporaryDirectory(prefix="tally-memory-") as tmp:
         directory = (args.keep or Path(tmp)) / "net"
         shutil.rmtree(directory, ignore_errors=True)  # a kept network of an earlier run
