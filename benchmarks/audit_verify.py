@@ -17,24 +17,18 @@ how the audit's cost compares with the node's own cost of executing and committi
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
-from eth_utils import to_checksum_address
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from state_growth import grow
-from sync import build_chain, head
+from sync import prebuilt_network, serve_prebuilt
 from throughput import BenchError
 
 from node import localnet
-from node.chain.genesis import Genesis
 
 ISSUE_BAR_S = 300.0
 """Issue 16: 100,000 transactions verified in under five minutes."""
@@ -71,33 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("need --blocks >= 1, --txs >= 1 and 0 < --senders < --holders")
     with tempfile.TemporaryDirectory(prefix="tally-audit-") as tmp:
         directory = (args.keep or Path(tmp)) / "net"
-        shutil.rmtree(directory, ignore_errors=True)  # a kept network of an earlier run
-        (node,) = localnet.create(directory, 1, 0, args.block_period)
-        path = directory / localnet.GENESIS_FILE
-        genesis, senders, others = grow(Genesis.load(path), args.holders, args.senders, args.seed)
-        start = int(time.time()) - (args.blocks + 60) * args.block_period
-        genesis = replace(genesis, timestamp=start)
-        path.write_text(genesis.dumps())
-        recipients = [to_checksum_address(a) for a in others[:200]]
-
-        t0 = time.monotonic()
-        sent = build_chain(
-            directory / node.name, genesis, senders, recipients, args.blocks, args.txs
-        )
-        built = time.monotonic() - t0
-        print(
-            f"built {args.blocks:,} blocks, {sent:,} transactions in process in {built:.1f} s "
-            f"({sent / built:.0f} tx/s)",
-            flush=True,
-        )
+        nodes, sent, built = prebuilt_network(directory, 0, args)
+        (node,) = nodes
         try:
-            localnet.start_node(directory, node)
-            localnet.save(directory, [node])  # `down` stops what the state file names
-            deadline = time.monotonic() + 300
-            while head(node) < args.blocks:
-                if time.monotonic() > deadline or not localnet.is_running(node):
-                    raise BenchError(f"validator did not serve the chain: see {directory}/node0")
-                time.sleep(0.2)
+            serve_prebuilt(directory, nodes, args.blocks, 300)
             runs = [False, True] if args.reexecute else [False]
             for reexecute in runs:
                 took, line = verify(node.url, reexecute, args.timeout)

@@ -110,6 +110,46 @@ def head(node: localnet.LocalNode) -> int:
     return -1 if answer is None else int(str(answer), 16)
 
 
+def prebuilt_network(
+    directory: Path, members: int, args: argparse.Namespace
+) -> tuple[list[localnet.LocalNode], int, float]:
+    """A new one-validator localnet (and `members` members) under `directory` whose validator
+    already holds `args.blocks` blocks of `args.txs` transactions, built in process on a
+    backdated `grow`n genesis; its nodes, the transactions sent and the seconds it took."""
+    shutil.rmtree(directory, ignore_errors=True)  # a kept network of an earlier run
+    nodes = localnet.create(directory, 1, members, args.block_period)
+    path = directory / localnet.GENESIS_FILE
+    genesis, senders, others = grow(Genesis.load(path), args.holders, args.senders, args.seed)
+    start = int(time.time()) - (args.blocks + 60) * args.block_period
+    genesis = replace(genesis, timestamp=start)
+    path.write_text(genesis.dumps())
+    recipients = [to_checksum_address(a) for a in others[:200]]
+    t0 = time.monotonic()
+    sent = build_chain(
+        directory / nodes[0].name, genesis, senders, recipients, args.blocks, args.txs
+    )
+    built = time.monotonic() - t0
+    print(
+        f"built {args.blocks:,} blocks, {sent:,} transactions in process in {built:.1f} s "
+        f"({args.blocks / built:.0f} blocks/s, {sent / built:.0f} tx/s)",
+        flush=True,
+    )
+    return nodes, sent, built
+
+
+def serve_prebuilt(
+    directory: Path, nodes: list[localnet.LocalNode], blocks: int, timeout: float
+) -> None:
+    """Start `prebuilt_network`'s validator and wait until it serves block `blocks`."""
+    localnet.start_node(directory, nodes[0])
+    localnet.save(directory, nodes)  # `down` stops what the state file names
+    deadline = time.monotonic() + timeout
+    while head(nodes[0]) < blocks:
+        if time.monotonic() > deadline or not localnet.is_running(nodes[0]):
+            raise BenchError(f"validator did not serve the chain: see {directory}/node0")
+        time.sleep(0.2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--blocks", type=int, default=2000, help="blocks in the chain to sync")
@@ -125,33 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("need --blocks >= 1, --txs >= 1 and 0 < --senders < --holders")
     with tempfile.TemporaryDirectory(prefix="tally-sync-") as tmp:
         directory = (args.keep or Path(tmp)) / "net"
-        shutil.rmtree(directory, ignore_errors=True)  # a kept network of an earlier run
-        nodes = localnet.create(directory, 1, 1, args.block_period)
-        path = directory / localnet.GENESIS_FILE
-        genesis, senders, others = grow(Genesis.load(path), args.holders, args.senders, args.seed)
-        start = int(time.time()) - (args.blocks + 60) * args.block_period
-        genesis = replace(genesis, timestamp=start)
-        path.write_text(genesis.dumps())
-        recipients = [to_checksum_address(a) for a in others[:200]]
-
-        t0 = time.monotonic()
-        sent = build_chain(
-            directory / nodes[0].name, genesis, senders, recipients, args.blocks, args.txs
-        )
-        built = time.monotonic() - t0
-        print(
-            f"built {args.blocks:,} blocks, {sent:,} transactions in process in {built:.1f} s "
-            f"({args.blocks / built:.0f} blocks/s, {sent / built:.0f} tx/s)",
-            flush=True,
-        )
+        nodes, sent, _ = prebuilt_network(directory, 1, args)
         try:
-            localnet.start_node(directory, nodes[0])
-            localnet.save(directory, nodes)  # `down` stops what the state file names
-            deadline = time.monotonic() + 120
-            while head(nodes[0]) < args.blocks:
-                if time.monotonic() > deadline or not localnet.is_running(nodes[0]):
-                    raise BenchError(f"validator did not serve the chain: see {directory}/node0")
-                time.sleep(0.2)
+            serve_prebuilt(directory, nodes, args.blocks, 120)
             target = head(nodes[0])
             t0 = time.monotonic()
             localnet.start_node(directory, nodes[1])
