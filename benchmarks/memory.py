@@ -124,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=200, help="transactions per JSON-RPC batch")
     ap.add_argument("--block-period", type=int, default=1, help="seconds between blocks")
     ap.add_argument("--timeout", type=float, default=600.0, help="per-window receipt timeout")
+    ap.add_argument("--db-cache-mib", type=int, help="the node's LevelDB block cache (MiB)")
     ap.add_argument("--keep", type=Path, help="keep the network under this directory")
     args = ap.parse_args(argv)
     if args.count < 1 or not 0 < args.every <= min(args.count, POOL_ROOM):
@@ -135,7 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         directory = (args.keep or Path(tmp)) / "net"
         shutil.rmtree(directory, ignore_errors=True)  # a kept network of an earlier run
         (node,) = localnet.create(directory, 1, 0, args.block_period)
-        localnet.start_node(directory, node)
+        cache = [] if args.db_cache_mib is None else ["--db-cache-mib", str(args.db_cache_mib)]
+        localnet.start_node(directory, node, cache)
         localnet.save(directory, [node])  # `down` stops what the state file names
         pid = node.pid
         if pid is None:

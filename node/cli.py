@@ -96,6 +96,15 @@ TxpoolWorkers = Annotated[
         "[default: cores - 1, at most 4; 0: on the event loop].",
     ),
 ]
+DbCacheMib = Annotated[
+    int | None,
+    typer.Option(
+        min=8,
+        show_default=False,
+        help="LevelDB's block cache in MiB, most of a long-running node's memory once full "
+        "[default: 256].",
+    ),
+]
 ApiSwitch = Annotated[bool, typer.Option(help="Serve the REST API (/api/v1, /docs, /explorer/).")]
 ApiRateLimit = Annotated[str, typer.Option(help="REST requests allowed per caller.")]
 ApiAddressRateLimit = Annotated[str, typer.Option(help="REST requests allowed per address.")]
@@ -417,6 +426,7 @@ def listener_settings(
     ws_max_per_address: int,
     txpool_journal: bool,
     txpool_workers: int | None,
+    db_cache_mib: int | None,
     api: bool,
     api_rate_limit: str,
     api_address_rate_limit: str,
@@ -451,6 +461,7 @@ def listener_settings(
         "ws_max_per_address": ws_max_per_address,
         "txpool_journal": txpool_journal,
         "txpool_workers": txpool_workers,
+        "db_cache_mib": db_cache_mib,
         "api": api,
         "api_rate_limit": api_rate_limit,
         "api_address_rate_limit": api_address_rate_limit,
@@ -514,6 +525,7 @@ def dev(
     ws_max_per_address: WsMaxPerAddress = 100,
     txpool_journal: TxpoolJournal = True,
     txpool_workers: TxpoolWorkers = None,
+    db_cache_mib: DbCacheMib = None,
     api: ApiSwitch = True,
     api_rate_limit: ApiRateLimit = "50/second;1000/minute",
     api_address_rate_limit: ApiAddressRateLimit = "100/second;3000/minute",
@@ -568,6 +580,7 @@ def dev(
                 ws_max_per_address=ws_max_per_address,
                 txpool_journal=txpool_journal,
                 txpool_workers=txpool_workers,
+                db_cache_mib=db_cache_mib,
                 api=api,
                 api_rate_limit=api_rate_limit,
                 api_address_rate_limit=api_address_rate_limit,
@@ -623,6 +636,7 @@ def run(
     ws_max_per_address: WsMaxPerAddress = 100,
     txpool_journal: TxpoolJournal = True,
     txpool_workers: TxpoolWorkers = None,
+    db_cache_mib: DbCacheMib = None,
     api: ApiSwitch = True,
     api_rate_limit: ApiRateLimit = "50/second;1000/minute",
     api_address_rate_limit: ApiAddressRateLimit = "100/second;3000/minute",
@@ -695,6 +709,7 @@ def run(
                 ws_max_per_address=ws_max_per_address,
                 txpool_journal=txpool_journal,
                 txpool_workers=txpool_workers,
+                db_cache_mib=db_cache_mib,
                 api=api,
                 api_rate_limit=api_rate_limit,
                 api_address_rate_limit=api_address_rate_limit,

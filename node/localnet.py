@@ -28,6 +28,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -159,7 +160,9 @@ def write_network(directory: Path, nodes: list[LocalNode], *, containers: bool =
     (directory / NETWORK_FILE).write_text(json.dumps(network, indent=2) + "\n")
 
 
-def start_node(directory: Path, node: LocalNode) -> None:
+def start_node(directory: Path, node: LocalNode, extra_args: Sequence[str] = ()) -> None:
+    """Start `node`'s `tally run` in the background; `extra_args` are more `run` options (a
+    benchmark's cache size, say)."""
     log = open(directory / node.name / "node.log", "ab")  # noqa: SIM115 - owned by the child
     process = subprocess.Popen(
         [
@@ -182,6 +185,7 @@ def start_node(directory: Path, node: LocalNode) -> None:
             "--admin-port",
             str(node.admin_port or 0),
             *_tls_args(directory, node),
+            *extra_args,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -74,7 +74,7 @@ from node.rpc.tally import TallyApi
 from node.rpc.trace import TraceApi
 from node.rpc.wslimits import WsLimits
 from node.storage.chainstore import ChainStore
-from node.storage.store import LevelDBStore
+from node.storage.store import DEFAULT_CACHE_MIB, LevelDBStore
 from node.tls import TlsSettings
 from node.txpool.admission import AdmissionRules
 from node.txpool.gossip import TransactionGossip
@@ -116,6 +116,8 @@ class NodeConfig:
     txpool_workers: int | None = None
     """Processes that decode batched raw transactions and recover their senders off the event
     loop (`node.txpool.prechecks`); 0: all on the loop; None: `DEFAULT_WORKERS`."""
+    db_cache_mib: int | None = None
+    """LevelDB's block cache in MiB (`node.storage.store.LevelDBStore`); None: its default."""
     api: bool = True
     """Serve the REST API (/api/v1, /openapi.json, /docs, /explorer/) beside JSON-RPC."""
     api_rate_limit: str = DEFAULT_RATE_LIMIT
@@ -234,7 +236,9 @@ class Node:
         self.admin_token_file = (
             None if config.admin_port is None else load_or_create_token(config.datadir)
         )
-        self.store = LevelDBStore(config.datadir / "chaindata")
+        self.store = LevelDBStore(
+            config.datadir / "chaindata", config.db_cache_mib or DEFAULT_CACHE_MIB
+        )
         try:
             self.chainstore = ChainStore(self.store)
             genesis = resolve_genesis(config, self.chainstore, self._address)

@@ -160,11 +160,12 @@ def _outcome(pool: TxPool, raw: bytes, checked: Any) -> str:
 @pytest.fixture
 def frozen_pair(tmp_path: Any) -> Iterator[tuple[NodeProcess, NodeProcess]]:
     """Two dev nodes with hour-long blocks (so at most block 1, at once, as genesis is dated 0):
-    one checks transactions on its loop, the other in one worker process."""
+    one checks transactions on its loop, the other in one worker process. The first also runs
+    with the smallest LevelDB cache `--db-cache-mib` allows, which must change no answer."""
     nodes = [
         NodeProcess(tmp_path / name, free_port(), free_port(), block_period=3600, extra_args=args)
         for name, args in (
-            ("loop", ("--txpool-workers", "0")),
+            ("loop", ("--txpool-workers", "0", "--db-cache-mib", "8")),
             ("workers", ("--txpool-workers", "1")),
         )
     ]

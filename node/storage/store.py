@@ -92,12 +92,18 @@ class KeyValueStore(BaseAtomicDB):
         """Release the store; further use is an error."""
 
 
-class LevelDBStore(KeyValueStore):
-    """LevelDB through plyvel: the node's durable store."""
+DEFAULT_CACHE_MIB = 256
 
-    def __init__(self, path: Path) -> None:
+
+class LevelDBStore(KeyValueStore):
+    """LevelDB through plyvel: the node's durable store.
+
+    `cache_mib` sizes LevelDB's block cache of uncompressed table blocks. It fills as the
+    chain grows and then stays full, so it bounds most of what a long-running node holds."""
+
+    def __init__(self, path: Path, cache_mib: int = DEFAULT_CACHE_MIB) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        self._db = plyvel.DB(str(path), create_if_missing=True, lru_cache_size=256 * 1024 * 1024)
+        self._db = plyvel.DB(str(path), create_if_missing=True, lru_cache_size=cache_mib * 2**20)
 
     def __getitem__(self, key: bytes) -> bytes:
         value = self._db.get(key)
