@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import rlp
-from eth._utils.padding import pad32
 from eth.abc import AtomicDatabaseAPI, BlockHeaderAPI, DatabaseAPI
 from eth.constants import BLANK_ROOT_HASH, CREATE_CONTRACT_ADDRESS, EMPTY_SHA3, UINT_256_CEILING
 from eth.rlp.accounts import Account as StateAccount
@@ -23,7 +22,7 @@ from eth.vm.message import Message
 from eth_account import Account
 from eth_hash.auto import keccak
 from eth_typing import Address, Hash32
-from eth_utils import int_to_big_endian, to_canonical_address, to_checksum_address
+from eth_utils import to_canonical_address, to_checksum_address
 
 from node.chain.evm.vm import TallyVM
 from node.chain.trie_updates import apply_updates
@@ -242,8 +241,9 @@ def _write_alloc(db: DatabaseAPI, alloc: Mapping[bytes, AllocEntry]) -> Hash32:
     contents are known whole, so each is built in one `apply_updates` pass (the merge a block's
     writes go through), which hashes every node once and keeps only the final trie's nodes. The
     records and keys are py-evm's (`Account` RLP under keccak(address); RLP values under
-    keccak(pad32(slot)); code under its hash), so the node's `TallyAccountDB` reads them back;
-    `tests/test_genesis_state.py` holds the result to `AccountDB`'s for the same alloc.
+    keccak of the slot as 32 bytes; code under its hash), so the node's `TallyAccountDB` reads
+    them back; `tests/test_genesis_state.py` holds the result to `AccountDB`'s for the same
+    alloc.
     """
     accounts: dict[bytes, bytes] = {}
     for address, entry in alloc.items():
@@ -253,7 +253,7 @@ def _write_alloc(db: DatabaseAPI, alloc: Mapping[bytes, AllocEntry]) -> Hash32:
             code_hash = Hash32(keccak(entry.code))
             db[code_hash] = entry.code
         storage = {
-            keccak(pad32(int_to_big_endian(slot))): rlp.encode(value)
+            keccak(slot.to_bytes(32, "big")): rlp.encode(value)
             for slot, value in entry.storage.items()
             if value  # a zero word is no entry, as `AccountDB.set_storage` deletes it
         }
