@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -74,12 +75,10 @@ def slope(samples: Sequence[Sample]) -> float | None:
     if len(samples) < 2:
         return None
     xs = [s.transactions for s in samples]
-    ys = [s.rss / MIB for s in samples]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    var = sum((x - mx) ** 2 for x in xs)
-    if var == 0:
+    if len(set(xs)) < 2:
         return None
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var * 100_000
+    ys = [s.rss / MIB for s in samples]
+    return statistics.linear_regression(xs, ys).slope * 100_000
 
 
 def report(samples: Sequence[Sample], rows: int = 20) -> None:
