@@ -46,6 +46,9 @@ from node.storage import schema
 from node.storage.records import decode_receipt_record, decode_transaction_record
 from tests.conftest import REPO, free_port, web3_for
 
+# Runs alone, after the parallel tests (scripts/test.sh): a four-validator localnet.
+pytestmark = pytest.mark.serial
+
 CHAIN_ID = 1337
 WALLET_TOKEN = to_checksum_address("0x000000000000000000000000000000000000a002")
 ISSUER, CUSTOMER, OTHER_CUSTOMER, SENDER = 1, 6, 7, 5

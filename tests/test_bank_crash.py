@@ -40,6 +40,9 @@ from tests.bank_support import (
 from tests.conftest import NodeProcess, free_port, web3_for
 from tests.test_bank_gateway import balance, request_withdrawal
 
+# Runs alone, after the parallel tests (scripts/test.sh): kill -9 loops of a node and the gateway.
+pytestmark = pytest.mark.serial
+
 
 @pytest.fixture(scope="module")
 def stack(

@@ -231,6 +231,7 @@ class Suite:
     netting: Contract
     spare: list[tuple[LocalAccount, ChainRole, int]]
     queued_proposals: int = 0
+    proposals_before_queue: int = 0
 
     def take(self, role: ChainRole, tier: int) -> LocalAccount:
         """A pre-registered account no other test has used."""
@@ -330,8 +331,12 @@ def propose(suite: Suite, fn_call: Any, approvers: int = 1) -> int:
     """Queue a proposal of `fn_call` (a bound call on any contract) by the first admin and its
     approval by the next `approvers` admins; return the proposal id it will get."""
     group = suite.group
-    pid = group.functions.proposalCount().call() + suite.queued_proposals + 1
+    # The count is read only while none of ours is queued: one of them mined between two
+    # `propose` calls (a block can land at any moment) would otherwise be counted twice.
+    if suite.queued_proposals == 0:
+        suite.proposals_before_queue = group.functions.proposalCount().call()
     suite.queued_proposals += 1
+    pid = suite.proposals_before_queue + suite.queued_proposals
     data = HexBytes(fn_call._encode_transaction_data())
     suite.chain.tx(suite.admins[0], group.functions.propose(fn_call.address, data))
     for admin in suite.admins[1 : 1 + approvers]:

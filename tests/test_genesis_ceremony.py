@@ -45,6 +45,9 @@ from tests.network_files import network_description
 from tests.test_cli_errors import tally
 from tests.test_client_softhsm import USER_PIN, softhsm_tokens
 
+# Runs alone, after the parallel tests (scripts/test.sh): five institutions' nodes.
+pytestmark = pytest.mark.serial
+
 CHAIN_ID = 4242
 INSTITUTIONS = ("a", "b", "c", "d")
 

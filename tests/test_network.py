@@ -3,6 +3,9 @@
 The member forwards transactions to the validator by gossip, imports every block after
 checking its commit seals, serves reads, and a member started on an empty datadir catches up
 from genesis. A node whose key is not in network.json is refused.
+
+# Runs alone, after the parallel tests (scripts/test.sh): p2p links with silence timeouts.
+pytestmark = pytest.mark.serial
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ from eth_account import Account
 from node import localnet
 from tests.conftest import admin_token, rpc_call, web3_for
 
+# Runs alone, after the parallel tests (scripts/test.sh): four validator processes on two cores.
+pytestmark = pytest.mark.serial
+
 
 def heights(nodes: list[localnet.LocalNode]) -> list[int | None]:
     result = []

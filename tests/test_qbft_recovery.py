@@ -46,6 +46,9 @@ from tests.test_qbft_consensus import (
     prepared_in,
 )
 
+# Runs alone, after the parallel tests (scripts/test.sh): four validators, timed restarts.
+pytestmark = pytest.mark.serial
+
 TARGET_SECONDS = 5.0
 """The issue's target: a healed partition or restarted quorum makes a block within 5 s."""
 

@@ -23,6 +23,9 @@ from websockets.sync.client import connect
 from tests.conftest import NodeProcess, RpcFailure, free_port, fresh_funded_account, web3_for
 from tests.rpc_txs import POKED_TOPIC, deploy, poke_tx, send
 
+# Runs alone, after the parallel tests (scripts/test.sh): time budgets of calls and batches.
+pytestmark = pytest.mark.serial
+
 TIMEOUT = 1
 GAS_CAP = 30_000_000
 FILTER_TIMEOUT = 4

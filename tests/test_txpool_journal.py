@@ -46,6 +46,9 @@ from node.txpool.journal import (
 from node.txpool.pool import PoolConfig, TxPool
 from tests.conftest import NodeProcess, RpcFailure
 
+# Runs alone, after the parallel tests (scripts/test.sh): kill -9 and restarts of localnets.
+pytestmark = pytest.mark.serial
+
 CHAIN_ID = 1337
 SINK = to_checksum_address("0x" + "5a" * 20)
 NodeFactory = Callable[..., NodeProcess]
