@@ -203,5 +203,6 @@ def test_a_trie_node_whose_hash_starts_with_q_is_no_marker() -> None:
     """State-trie nodes live under bare 32-byte hashes; one starting with the marker's prefix
     byte must not be read as a block waiting for the backfill."""
     chain = Chain(ChainStore(MemoryStore()), dev_genesis(b"\x11" * 20))
-    chain.store.store.commit({schema.internals_pending_prefix() + b"\x07" * 31: b"trie node"})
+    inside_the_scan = schema.internals_pending_key(0) + b"\x07" * 23  # 32 bytes, as a node's
+    chain.store.store.commit({inside_the_scan: b"trie node", b"q" + b"\x07" * 31: b"trie node"})
     assert pending_blocks(chain) == []

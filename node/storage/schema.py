@@ -38,7 +38,8 @@ block's own batch, except `i I` of a block accepted from its proposer's state di
 writes `q` instead, and `node.chain.backfill` later replays the block and swaps `q` for its
 `i I` in one batch. `K`, `M`, `S` and `C` are node-local REST API data, written outside blocks
 and never hashed into any root. A scan of a whole one-byte prefix also meets state-trie nodes
-whose hash starts with that byte: scans keep only keys of their own length.
+whose hash starts with that byte (one in 256 of them): scans keep only keys of their own
+length, and the `q` scan after every block reads only the range of numbers up to the head.
 """
 
 from __future__ import annotations
@@ -132,10 +133,6 @@ def tx_internals_key(tx_hash: bytes) -> bytes:
 
 def internals_pending_key(number: int) -> bytes:
     return _INTERNALS_PENDING + number.to_bytes(8, "big")
-
-
-def internals_pending_prefix() -> bytes:
-    return _INTERNALS_PENDING
 
 
 INTERNALS_PENDING_KEY_LENGTH = 9
