@@ -13,8 +13,10 @@ import random
 import threading
 import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
+from eth.db.account import AccountDB
 from eth.vm.code_stream import CodeStream
 
 from node.chain.calls import AccountOverride, CallExecutor, CallLimits, CallRequest
@@ -26,7 +28,9 @@ from node.chain.evm.interpreter import (
     analysis_cost,
     instruction_starts,
 )
+from node.chain.evm.state_db import TallyAccountDB
 from node.chain.notifications import ChainEvents
+from node.domain.contracts import WALLET_TOKEN
 from node.rpc.errors import LimitExceeded
 from node.rpc.logquery import parse_criteria
 from node.rpc.subscriptions import SubscriptionsApi
@@ -58,17 +62,17 @@ def test_analysis_cache_is_bounded_in_bytes_least_recently_used_out() -> None:
     codes = [n.to_bytes(4, "big") + b"\x60" * (48 * 1024) for n in range(40)]
     for code in codes:
         assert cache.starts(code) == instruction_starts(code)
-        assert cache.size <= cache.max_bytes
-    fits = cache.max_bytes // analysis_cost(codes[0])
-    assert len(cache) == fits
-    assert cache.size == fits * analysis_cost(codes[0])
+        assert cache.entries.size <= cache.entries.max_bytes
+    fits = cache.entries.max_bytes // analysis_cost(codes[0])
+    assert len(cache.entries) == fits
+    assert cache.entries.size == fits * analysis_cost(codes[0])
     oldest_kept = codes[-fits]
     cache.starts(oldest_kept)  # used again: now the newest
     cache.starts(b"\xff" + codes[0])  # pushes out the least recently used instead
-    assert oldest_kept in cache._entries and codes[-fits + 1] not in cache._entries
-    huge = b"\x5b" * (cache.max_bytes // 8)
+    assert oldest_kept in cache.entries and codes[-fits + 1] not in cache.entries
+    huge = b"\x5b" * (cache.entries.max_bytes // 8)
     assert cache.starts(huge) == b"\x01" * len(huge)
-    assert huge not in cache._entries  # more than an eighth of the budget: not kept
+    assert huge not in cache.entries  # more than an eighth of the budget: not kept
 
 
 def test_analysis_cache_accounting_bounds_the_memory_it_holds() -> None:
@@ -84,8 +88,21 @@ def test_analysis_cache_accounting_bounds_the_memory_it_holds() -> None:
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert cache.size <= cache.max_bytes
-    assert cache.size / 2 <= held <= cache.size
+    assert cache.entries.size <= cache.entries.max_bytes
+    assert cache.entries.size / 2 <= held <= cache.entries.size
+
+
+def test_code_is_read_from_the_store_once_by_its_hash(tmp_path: Path) -> None:
+    """A contract's code read again, by another state object, is the same bytes object (so
+    the analysis cache finds it without hashing 20 KB again), and py-evm's code. (LevelDB
+    returns a new object for every read; a dict in memory would not tell.)"""
+    chain = new_chain(tmp_path)
+    root = chain.head.state_root
+    first = TallyAccountDB(chain.store.store, root).get_code(WALLET_TOKEN)
+    again = TallyAccountDB(chain.store.store, root).get_code(WALLET_TOKEN)
+    assert len(first) > 1000 and first == AccountDB(chain.store.store, root).get_code(WALLET_TOKEN)
+    assert again is first
+    assert TallyAccountDB(chain.store.store, root).get_code(b"\x42" * 20) == b""
 
 
 # A countdown of N turns: PUSH2 N; JUMPDEST; PUSH1 1; SWAP1; SUB; DUP1; PUSH1 3; JUMPI; STOP

@@ -24,8 +24,6 @@ executed here against an unmodified py-evm.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Any, Final, Protocol, Self, cast
@@ -53,6 +51,7 @@ from eth.vm.opcode_values import (
 from eth.vm.stack import Stack, to_int
 
 from node.chain.deadline import Deadline
+from node.chain.evm.bounded_cache import BoundedCache
 
 
 class _Missing(Enum):
@@ -93,40 +92,19 @@ def analysis_cost(code: bytes) -> int:
 
 
 class AnalysisCache:
-    """Instruction-start maps by code, least recently used out first, at most `max_bytes`.
-
-    Shared by every thread that executes (block building and import, client calls), hence
-    the lock; the analysis itself runs outside it. A code too large to keep (more than an
-    eighth of the budget) is analysed for its message and not kept, so one huge code cannot
-    flush everything else.
-    """
+    """Instruction-start maps by code, least recently used out first, at most `max_bytes`
+    (accounted by `analysis_cost`). The analysis itself runs outside the cache's lock."""
 
     def __init__(self, max_bytes: int = ANALYSIS_CACHE_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self.size = 0
-        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
+        self.entries: BoundedCache[bytes, bytes] = BoundedCache(
+            max_bytes, lambda code, _starts: analysis_cost(code)
+        )
 
     def starts(self, code: bytes) -> bytes:
-        with self._lock:
-            starts = self._entries.get(code)
-            if starts is not None:
-                self._entries.move_to_end(code)
-                return starts
-        starts = instruction_starts(code)
-        cost = analysis_cost(code)
-        if cost > self.max_bytes // 8:
-            return starts
-        with self._lock:
-            if code not in self._entries:
-                self._entries[code] = starts
-                self.size += cost
-                while self.size > self.max_bytes:
-                    evicted, _ = self._entries.popitem(last=False)
-                    self.size -= analysis_cost(evicted)
+        starts = self.entries.get(code)
+        if starts is None:
+            starts = instruction_starts(code)
+            self.entries.put(code, starts)
         return starts
 
 

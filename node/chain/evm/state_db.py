@@ -16,7 +16,7 @@ from typing import cast
 
 from eth._utils.padding import pad32
 from eth.abc import AccountStorageDatabaseAPI, AtomicDatabaseAPI, DatabaseAPI
-from eth.constants import BLANK_ROOT_HASH
+from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 from eth.db.account import AccountDB
 from eth.db.backends.base import BaseDB
 from eth.db.backends.memory import MemoryDB
@@ -30,8 +30,16 @@ from eth_utils import ValidationError, encode_hex, to_bytes
 from trie import HexaryTrie
 from trie import exceptions as trie_exceptions
 
+from node.chain.evm.bounded_cache import BoundedCache
 from node.chain.state_diff import StateDiff, StorageChanges
 from node.chain.trie_updates import apply_updates
+
+CODE_CACHE_BYTES = 16 * 1024 * 1024
+"""Contract code kept in memory by its hash: some 650 of the largest deployable contracts."""
+
+_code_by_hash: BoundedCache[bytes, bytes] = BoundedCache(
+    CODE_CACHE_BYTES, lambda code_hash, code: len(code) + 128
+)
 
 _Pending = dict[bytes, bytes]
 """Hashed slot -> new encoded value (b"": deleted) since the starting root."""
@@ -170,6 +178,23 @@ class TallyAccountDB(AccountDB):
     def __init__(self, db: AtomicDatabaseAPI, state_root: Hash32 = BLANK_ROOT_HASH) -> None:
         super().__init__(db, state_root)
         self.state_diff = StateDiff()
+
+    def get_code(self, address: Address) -> bytes:
+        """`AccountDB.get_code`, from memory when this code was read before.
+
+        Code is stored under its own hash, so what was read under a hash stays right for
+        as long as anything names it. Every transaction to a contract reads its code: from
+        LevelDB a fresh copy, whose hash the interpreter's analysis cache must then compute
+        again; from here the same object, its hash already known.
+        """
+        code_hash = self.get_code_hash(address)
+        if code_hash == EMPTY_SHA3:
+            return b""
+        code = _code_by_hash.get(code_hash)
+        if code is None:
+            code = super().get_code(address)
+            _code_by_hash.put(code_hash, code)
+        return code
 
     def _get_address_store(self, address: Address) -> AccountStorageDatabaseAPI:
         store = self._account_stores.get(address)

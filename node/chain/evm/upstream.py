@@ -178,6 +178,13 @@ MIRRORS: tuple[Mirror, ...] = (
         f"{_STATE_DB}.TallyAccountDB._get_address_store",
         "d67a5888f63e0fccc449a227c05155c362d12061cc88ba21c1da5632b5122c0c",
     ),
+    # Code by hash from memory (a hit skips the witness bookkeeping of bytecodes read, which
+    # Tally never asks for).
+    Mirror(
+        "eth.db.account.AccountDB.get_code",
+        f"{_STATE_DB}.TallyAccountDB.get_code",
+        "98c47af7b883165da51fbcf49d8a9284daa6d90b8819711fd7fb098b17e30b42",
+    ),
     Mirror(
         "eth.db.account.AccountDB.make_state_root",
         f"{_STATE_DB}.TallyAccountDB.make_state_root",
