@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
-    from node.chain.genesis import Genesis
+    from node.genesis.kept_report import KeptReport
     from node.keys import NodeKeySource
     from node.service import Node, NodeConfig
     from node.tls import TlsSettings
@@ -287,10 +287,15 @@ def _event_loop(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
-def _serve(config: NodeConfig, announce: Callable[[Node], str]) -> None:
+def _serve(
+    config: NodeConfig,
+    announce: Callable[[Node], str],
+    opened: Callable[[], None] | None = None,
+) -> None:
     """Start a node, print `announce(node)` once every listener is bound, run until stopped.
 
-    Failures before that are one line and an exit code (see the module docstring).
+    Failures before that are one line and an exit code (see the module docstring). `opened`
+    runs once the node has opened its datadir and found its chain there, before it serves.
     """
     from node.chain.genesis import GenesisError
     from node.keys import NodeKeyUsage, PlaintextKeyRefused
@@ -312,6 +317,8 @@ def _serve(config: NodeConfig, announce: Callable[[Node], str]) -> None:
 
     try:
         node = Node(config)
+        if opened is not None:
+            opened()
         _event_loop(node.run(on_ready))
     except (ListenerConfigError, NodeKeyUsage) as exc:  # option values the node cannot use
         if ready:
@@ -325,10 +332,6 @@ def _serve(config: NodeConfig, announce: Callable[[Node], str]) -> None:
         if ready:
             raise
         fail(EXIT_REQUEST, str(exc))
-    except SystemExit as exc:  # resolve_genesis: the datadir holds another chain
-        if ready or not isinstance(exc.code, str):
-            raise
-        fail(EXIT_REQUEST, exc.code)
     except OSError as exc:
         if ready:
             raise
@@ -671,16 +674,19 @@ def run(
 
     On any chain but the dev chain (1337) the genesis must enforce permissioning and give
     the well-known dev keys nothing, unless the --allow-* options say otherwise."""
-    from node.chain.genesis import Genesis, GenesisError
+    from node.chain.genesis import GenesisError
+    from node.chain.genesis_file import GenesisFile
+    from node.genesis.kept_report import KeptReport
     from node.p2p.network import NetworkConfig, NetworkConfigError
     from node.service import NodeConfig
 
     _logging(log_level)
     try:  # read before the datadir is touched, so an unusable file changes nothing
-        document = Genesis.load(genesis)
+        source = GenesisFile.read(genesis)
         if network is not None:
             NetworkConfig.load(network)
-        refusal = _real_network_refusal(document, allow_dev_keys, allow_unpermissioned)
+        kept = KeptReport(datadir, source)
+        refusal = _real_network_refusal(kept, allow_dev_keys, allow_unpermissioned)
     except (OSError, GenesisError, NetworkConfigError) as exc:
         fail(EXIT_REQUEST, str(exc))
     if refusal is not None:
@@ -688,7 +694,7 @@ def run(
     _serve(
         NodeConfig(
             datadir=datadir,
-            genesis=genesis,
+            genesis=source,
             network=network,
             host=host,
             rpc_port=rpc_port,
@@ -737,19 +743,23 @@ def run(
             ),
         ),
         _node_banner,
+        kept.keep,
     )
 
 
 def _real_network_refusal(
-    genesis: Genesis, allow_dev_keys: bool, allow_unpermissioned: bool
+    kept: KeptReport, allow_dev_keys: bool, allow_unpermissioned: bool
 ) -> str | None:
-    """Why `run` declines GENESIS (a non-dev chain open to all, or granting dev keys), or None."""
-    from node.genesis.devkeys import dev_key_refusal, unpermissioned_refusal
-    from node.genesis.inspect import inspect_genesis
+    """Why `run` declines GENESIS (a non-dev chain open to all, or granting dev keys), or None.
 
-    refusal = None if allow_unpermissioned else unpermissioned_refusal(genesis)
+    Decided on every start with its flags; what block 0 grants comes from the report the
+    datadir keeps for this genesis file, and is inspected (block 0 built in memory) only
+    when there is none."""
+    from node.genesis.devkeys import dev_key_refusal, unpermissioned_refusal
+
+    refusal = None if allow_unpermissioned else unpermissioned_refusal(kept.source.genesis)
     if refusal is None and not allow_dev_keys:
-        refusal = dev_key_refusal(inspect_genesis(genesis))
+        refusal = dev_key_refusal(kept.report())
     return refusal
 
 

@@ -35,8 +35,9 @@ from node.api.ratelimit import (
 from node.api.signin import MAX_OPEN_CHALLENGES, SiweOrigin
 from node.chain.backfill import InternalCallBackfill
 from node.chain.calls import CallExecutor
-from node.chain.chain import Chain
-from node.chain.genesis import DEV_CHAIN_ID, Genesis, dev_genesis
+from node.chain.chain import Chain, DifferentChain
+from node.chain.genesis import DEV_CHAIN_ID, Genesis, GenesisError, dev_genesis
+from node.chain.genesis_file import GenesisFile
 from node.chain.notifications import ChainEvents, CommittedBlock
 from node.consensus.engine import ConsensusEngine
 from node.consensus.executed import ExecutedBlocks
@@ -92,7 +93,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     datadir: Path
-    genesis: Path | None = None
+    genesis: GenesisFile | None = None
+    """`run`'s --genesis, read once by the command, which decided its refusals from it; None:
+    the datadir's own genesis, or a new dev chain's."""
     dev_block_period: int = 1
     dev_permissioned: bool = False
     host: str = "127.0.0.1"
@@ -193,15 +196,13 @@ def _serving(
 
 
 def resolve_genesis(config: NodeConfig, store: ChainStore, validator: bytes) -> Genesis:
-    """The datadir's own genesis if it has one, else the configured or dev genesis."""
+    """The configured genesis (`Chain` checks that the datadir holds it), else the datadir's
+    own, else a new dev genesis."""
+    if config.genesis is not None:
+        return config.genesis.genesis
     stored = store.genesis_document()
     if stored is not None:
-        genesis = Genesis.from_json(json.loads(stored))
-        if config.genesis is not None and Genesis.load(config.genesis) != genesis:
-            raise SystemExit("the datadir holds a different chain than --genesis describes")
-        return genesis
-    if config.genesis is not None:
-        return Genesis.load(config.genesis)
+        return Genesis.from_json(json.loads(stored))
     return dev_genesis(
         validator, block_period=config.dev_block_period, permissioned=config.dev_permissioned
     ).dated_now()
@@ -228,7 +229,7 @@ class Node:
         )
         # A plaintext key on a real chain is refused, and a store's secret checked, before the
         # datadir is touched (`PlaintextKeyRefused`, `NodeKeyUsage`, `KeyStoreError`).
-        chain_id = Genesis.load(config.genesis).chain_id if config.genesis else DEV_CHAIN_ID
+        chain_id = config.genesis.genesis.chain_id if config.genesis else DEV_CHAIN_ID
         config.node_key.refuse_plaintext(chain_id, DEV_CHAIN_ID)
         self.key = load_node_signer(config.node_key, config.datadir)
         self._address = self.key.public_key.to_canonical_address()
@@ -244,7 +245,7 @@ class Node:
             genesis = resolve_genesis(config, self.chainstore, self._address)
             self.permissions: PermissionRules | None = None  # read through the chain, below
             self.sync: BlockSync | None = None
-            self.chain = Chain(self.chainstore, genesis, sender_rules=self._sender_rules)
+            self.chain = self._open_chain(genesis)
             self.events = ChainEvents()
             self.backfill = InternalCallBackfill(self.chain, self.events)
             self.pool = TxPool(
@@ -308,6 +309,24 @@ class Node:
         except BaseException:
             self.store.close()
             raise
+
+    def _open_chain(self, genesis: Genesis) -> Chain:
+        """The datadir's chain, block 0 written on a first start; a datadir holding another
+        chain than --genesis is refused in the words of the command line."""
+        source = self.config.genesis
+        try:
+            return Chain(
+                self.chainstore,
+                genesis,
+                sender_rules=self._sender_rules,
+                genesis_sha256=None if source is None else source.sha256,
+            )
+        except DifferentChain as exc:
+            if source is None:
+                raise
+            raise GenesisError(
+                "the datadir holds a different chain than --genesis describes"
+            ) from exc
 
     def _default_siwe_origin(self) -> str | None:
         """With TLS, sign-in names the https origin; without, `SiweOrigin`'s host:port."""

@@ -51,6 +51,10 @@ def _anyone_may_send(parent: BlockHeaderAPI) -> None:
     return None
 
 
+class DifferentChain(GenesisError):
+    """The store holds another chain than the genesis it is opened with describes."""
+
+
 @dataclass(slots=True)
 class PendingBlock:
     """An executed, not yet committed block and the batch holding its state writes."""
@@ -77,7 +81,11 @@ class Chain:
         consensus: ConsensusRules = QBFT_RULES,
         *,
         sender_rules: SenderRules = _anyone_may_send,
+        genesis_sha256: bytes | None = None,
     ) -> None:
+        """`genesis_sha256` is the digest of the file `genesis` was read from, if it was
+        (`node.chain.genesis_file`): recorded with block 0, it spares a restart on the same
+        file the comparison of the stored document with `genesis` (`_check_genesis`)."""
         self.store = store
         self.genesis = genesis
         self.consensus = consensus
@@ -87,9 +95,9 @@ class Chain:
         self._headers: OrderedDict[bytes, BlockHeaderAPI] = OrderedDict()
         head_hash = store.head_hash()
         if head_hash is None:
-            head_hash = self._write_genesis()
+            head_hash = self._write_genesis(genesis_sha256)
         else:
-            self._check_genesis()
+            self._check_genesis(genesis_sha256)
         head = store.header(head_hash)
         if head is None:
             raise GenesisError("database names a head block it does not hold")
@@ -118,11 +126,13 @@ class Chain:
         """The head's hash; take `tip` instead where the header must match it."""
         return self.tip.hash
 
-    def _write_genesis(self) -> bytes:
+    def _write_genesis(self, genesis_sha256: bytes | None) -> bytes:
         batch = self.store.new_batch()
         header = self.genesis.header(batch)
         block_hash = self.block_hash(header)
         self.store.save_genesis_document(batch, self.genesis.dumps().encode())
+        if genesis_sha256 is not None:
+            self.store.save_genesis_sha256(batch, genesis_sha256)
         self.store.save_block(batch, block_hash, header, [])
         self.store.save_validator_tally(
             batch, block_hash, self.consensus.genesis_tally(self.genesis.validators).encode()
@@ -130,10 +140,24 @@ class Chain:
         self.store.commit(batch)
         return block_hash
 
-    def _check_genesis(self) -> None:
+    def _check_genesis(self, genesis_sha256: bytes | None) -> None:
+        """Refuse a store holding another chain (`DifferentChain`).
+
+        The same file bytes as the chain last ran from are the same chain: no parsing. Other
+        bytes (a reformatted file, a datadir older than the digest, no file at all) are
+        parsed and compared with the stored document, which for a 1,000,000-account genesis
+        costs some 15 s each (issue 16); a file found to match is recorded, so the next start
+        on it compares digests only.
+        """
+        if genesis_sha256 is not None and self.store.genesis_sha256() == genesis_sha256:
+            return
         stored = self.store.genesis_document()
         if stored is None or Genesis.from_json(json.loads(stored)) != self.genesis:
-            raise GenesisError("the datadir holds a different chain than this genesis describes")
+            raise DifferentChain("the datadir holds a different chain than this genesis describes")
+        if genesis_sha256 is not None:
+            batch = self.store.new_batch()
+            self.store.save_genesis_sha256(batch, genesis_sha256)
+            self.store.commit(batch)
 
     def header_by_hash(self, block_hash: bytes) -> BlockHeaderAPI | None:
         header = self._headers.get(block_hash)

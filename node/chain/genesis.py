@@ -170,8 +170,13 @@ class Genesis:
 
     @classmethod
     def load(cls, path: Path) -> Genesis:
+        return cls.loads(path.read_bytes(), path)
+
+    @classmethod
+    def loads(cls, data: bytes, path: Path) -> Genesis:
+        """The genesis in `data`, the bytes of the file at `path` (named in the error)."""
         try:
-            return cls.from_json(json.loads(path.read_text()))
+            return cls.from_json(json.loads(data))
         except json.JSONDecodeError as exc:
             raise GenesisError(f"{path}: not JSON: {exc}") from exc
 

@@ -65,6 +65,10 @@ class ChainStore:
     def genesis_document(self) -> bytes | None:
         return self.store.get(schema.GENESIS_KEY)
 
+    def genesis_sha256(self) -> bytes | None:
+        """sha256 of the genesis file this chain last ran from (`node.chain.genesis_file`)."""
+        return self.store.get(schema.GENESIS_SHA256_KEY)
+
     def header(self, block_hash: bytes) -> BlockHeaderAPI | None:
         data = self.store.get(schema.header_key(block_hash))
         return None if data is None else rlp.decode(data, sedes=PragueBlockHeader)
@@ -98,6 +102,10 @@ class ChainStore:
     @staticmethod
     def save_genesis_document(batch: StoreBatch, document: bytes) -> None:
         batch[schema.GENESIS_KEY] = document
+
+    @staticmethod
+    def save_genesis_sha256(batch: StoreBatch, digest: bytes) -> None:
+        batch[schema.GENESIS_SHA256_KEY] = digest
 
     @staticmethod
     def save_block(

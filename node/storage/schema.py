@@ -8,6 +8,7 @@ so the two key spaces cannot collide.
 |--------------------------------------|-----------------------------------------------------|
 | `HEAD`                               | hash of the canonical head block                    |
 | `GENESIS`                            | the genesis document (JSON) this datadir was made of |
+| `GENESIS_SHA256`                     | sha256 of the genesis file (bytes) it last ran from |
 | `n` + number (8, big-endian)         | canonical block hash at that height                 |
 | `h` + block hash (32)                | header RLP                                          |
 | `b` + block hash (32)                | body: the block's transaction hashes, concatenated  |
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 HEAD_KEY = b"HEAD"
 GENESIS_KEY = b"GENESIS"
+GENESIS_SHA256_KEY = b"GENESIS_SHA256"
 
 _CANONICAL = b"n"
 _HEADER = b"h"

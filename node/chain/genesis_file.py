@@ -1,0 +1,32 @@
+"""A genesis file as a node reads it once: the chain it describes and the sha256 of its bytes.
+
+A start needs the parsed genesis more than once (its chain id before the datadir is touched,
+`tally run`'s refusals, block 0 or the check that the datadir holds this chain), and parsing a
+1,000,000-account genesis takes some 15 s (issue 16), so it is read once and handed on. The
+digest names the file cheaply: a datadir records the one its chain was written from
+(`node.chain.chain.Chain`), and keeps the genesis report under it (`node.genesis.kept_report`),
+so a restart on the same bytes compares 32 bytes instead of two parsed documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from node.chain.genesis import Genesis
+
+
+@dataclass(frozen=True, slots=True)
+class GenesisFile:
+    """One genesis file, read and parsed once."""
+
+    sha256: bytes
+    """The digest of the file's bytes as read: other bytes (even of the same chain) differ."""
+    genesis: Genesis = field(repr=False)
+
+    @classmethod
+    def read(cls, path: Path) -> GenesisFile:
+        """Read and parse `path` (raises `OSError`, or `GenesisError` for a bad document)."""
+        data = path.read_bytes()
+        return cls(hashlib.sha256(data).digest(), Genesis.loads(data, path))
