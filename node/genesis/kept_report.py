@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from node.chain.genesis_file import GenesisFile
 from node.genesis.inspect import inspect_genesis
 from node.genesis.report import GenesisReport
+from tally_common.keystore.file import write_atomically
 
 REPORT_FILE = "genesis-report.json"
 
@@ -52,16 +52,14 @@ class KeptReport:
 
     def keep(self) -> None:
         """Write the report inspected on this start, if any, and let it go: it lists every
-        allocation, too much to hold for the node's lifetime. Written whole or not at all
-        (a temporary file renamed), and a failure only logged: the next start inspects."""
+        allocation, too much to hold for the node's lifetime. Written whole or not at all,
+        and a failure only logged: the next start inspects."""
         if self._inspected is None:
             return
         document = {"genesis_sha256": self.source.sha256.hex(), "report": self._inspected.to_json()}
         self._inspected = None
-        partial = self.path.with_name(self.path.name + ".tmp")
         try:
-            partial.write_text(json.dumps(document))
-            os.replace(partial, self.path)
+            write_atomically(self.path, json.dumps(document).encode(), mode=0o644)
         except OSError as exc:
             log.warning(
                 "cannot keep the genesis report in %s (%s): the next start inspects it again",
