@@ -12,6 +12,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+ENTRY_OVERHEAD = 512
+"""What a cost function adds per entry beyond its bytes' contents: the bytes objects' headers,
+the dict slot and the LRU links (an upper bound, so that many tiny entries are accounted too)."""
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 

@@ -51,7 +51,7 @@ from eth.vm.opcode_values import (
 from eth.vm.stack import Stack, to_int
 
 from node.chain.deadline import Deadline
-from node.chain.evm.bounded_cache import BoundedCache
+from node.chain.evm.bounded_cache import ENTRY_OVERHEAD, BoundedCache
 
 
 class _Missing(Enum):
@@ -65,9 +65,6 @@ _NO_RESULT: Final = _Missing.NO_RESULT
 ANALYSIS_CACHE_BYTES = 32 * 1024 * 1024
 """What the analysis cache may hold: code plus its map (two bytes per code byte), so about
 16 MiB of distinct code, some 700 of the largest deployable contracts (EIP-170: 24,576 bytes)."""
-_ENTRY_OVERHEAD = 512
-"""Per cache entry, beyond the code and map bytes: two bytes objects' headers, the dict slot
-and the LRU links (an upper bound, so that many tiny codes are accounted too)."""
 
 
 def instruction_starts(code: bytes) -> bytes:
@@ -88,7 +85,7 @@ def instruction_starts(code: bytes) -> bytes:
 
 def analysis_cost(code: bytes) -> int:
     """The bytes a cache entry for `code` is accounted at (code, its map, overhead)."""
-    return 2 * len(code) + _ENTRY_OVERHEAD
+    return 2 * len(code) + ENTRY_OVERHEAD
 
 
 class AnalysisCache:

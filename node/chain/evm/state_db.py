@@ -30,7 +30,7 @@ from eth_utils import ValidationError, encode_hex, to_bytes
 from trie import HexaryTrie
 from trie import exceptions as trie_exceptions
 
-from node.chain.evm.bounded_cache import BoundedCache
+from node.chain.evm.bounded_cache import ENTRY_OVERHEAD, BoundedCache
 from node.chain.state_diff import StateDiff, StorageChanges
 from node.chain.trie_updates import apply_updates
 
@@ -38,7 +38,7 @@ CODE_CACHE_BYTES = 16 * 1024 * 1024
 """Contract code kept in memory by its hash: some 650 of the largest deployable contracts."""
 
 _code_by_hash: BoundedCache[bytes, bytes] = BoundedCache(
-    CODE_CACHE_BYTES, lambda code_hash, code: len(code) + 128
+    CODE_CACHE_BYTES, lambda code_hash, code: len(code) + ENTRY_OVERHEAD
 )
 
 _Pending = dict[bytes, bytes]
