@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from functools import cache
 from pathlib import Path
 
@@ -30,10 +32,12 @@ USER_PIN = "1234"
 #: main: shared by the client tests; extract: logged out before the raw read-out attempt;
 #: pins: wrong-PIN and lockout tests (never logged in with a right PIN before they run);
 #: cli: the CLI tests; bank-a..d: the four institutions of the genesis ceremony; bank-issuer:
-#: the gateway's issuer (test_bank_hsm_issuer).
+#: the gateway's issuer (test_bank_hsm_issuer); race-1..4: processes logging in together.
+RACING_TOKENS = tuple(f"race-{n}" for n in range(1, 5))
 TOKENS = (
     *("sdk-main", "sdk-extract", "sdk-pins", "sdk-cli"),
     *("bank-a", "bank-b", "bank-c", "bank-d", "bank-issuer"),
+    *RACING_TOKENS,
 )
 
 
@@ -143,3 +147,35 @@ def test_missing_token_and_module_say_what_is_missing() -> None:
         Pkcs11KeyStore("nope", USER_PIN).list()
     with pytest.raises(KeyStoreUnavailable, match=r"scripts/install\.sh"):
         Pkcs11KeyStore("sdk-main", USER_PIN, module="/nonexistent/libpkcs11.so").list()
+
+
+#: Each process logs in to its own token and out again, many times, from the same instant.
+LOG_IN_AND_OUT = """
+import sys, time
+from tally_common.keystore import Pkcs11KeyStore
+label, pin, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+time.sleep(max(0.0, start - time.time()))
+for _ in range(40):
+    Pkcs11KeyStore(label, pin).open().close()
+"""
+
+
+def test_processes_logging_in_to_their_own_tokens_together_all_get_in() -> None:
+    """Validators of one host start together, each logging in to its own token.
+
+    SoftHSM2 rewrites a token's file at each login and a lookup by label reads every token, so
+    without retrying its general errors a third of these lookups failed and a node exited.
+    """
+    softhsm_tokens()
+    start = time.time() + 2.0
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", LOG_IN_AND_OUT, label, USER_PIN, str(start)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for label in RACING_TOKENS
+    ]
+    errors = [racer.communicate(timeout=120)[1] for racer in racers]
+    failed = [error for racer, error in zip(racers, errors, strict=True) if racer.returncode]
+    assert failed == []

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import hmac
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import pkcs11
 from eth_keys.datatypes import PublicKey, Signature
@@ -50,6 +52,14 @@ from tally_common.keystore.errors import (
 SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 SECP256K1_OID = "1.3.132.0.10"
 SECP256K1_PARAMS = encode_named_curve_parameters(SECP256K1_OID)
+
+#: How long finding a token keeps retrying CKR_GENERAL_ERROR. SoftHSM2 rewrites a token's file
+#: at every login, and another process reading that token's info at the same moment (which
+#: finding any token by label does: it reads every slot's) gets a general error. Measured with
+#: eight processes logging in to their own tokens together: 30-50 % of lookups failed, none
+#: needed more than 6 retries 10 ms apart.
+TOKEN_LOOKUP_PATIENCE = 5.0
+_Found = TypeVar("_Found")
 
 
 def decode_ec_point(point: bytes) -> PublicKey:
@@ -119,17 +129,36 @@ class Pkcs11KeyStore(SignCounter):
                 " (for SoftHSM2 run scripts/install.sh, which installs Debian's softhsm2)"
             ) from exc
         try:
-            return library.get_token(token_label=self.token_label)
+            return self._patiently(lambda: library.get_token(token_label=self.token_label))
         except pkcs11.NoSuchToken as exc:
-            labels = sorted(
-                label
-                for slot in library.get_slots(token_present=True)
-                if (label := slot.get_token().label)  # an uninitialised slot has none
+            labels = self._patiently(
+                lambda: sorted(
+                    label
+                    for slot in library.get_slots(token_present=True)
+                    if (label := slot.get_token().label)  # an uninitialised slot has none
+                )
             )
             raise KeyStoreUnavailable(
                 f"no token labelled {self.token_label!r} on {self.module}"
                 f" (tokens present: {', '.join(labels) or 'none'})"
             ) from exc
+
+    def _patiently(self, look: Callable[[], _Found]) -> _Found:
+        """`look` again while the module answers CKR_GENERAL_ERROR, for TOKEN_LOOKUP_PATIENCE."""
+        deadline = time.monotonic() + TOKEN_LOOKUP_PATIENCE
+        pause = 0.005
+        while True:
+            try:
+                return look()
+            except pkcs11.GeneralError as exc:
+                if time.monotonic() >= deadline:
+                    raise KeyStoreUnavailable(
+                        f"{self.module} kept failing (CKR_GENERAL_ERROR) to list its tokens"
+                        f" for {TOKEN_LOOKUP_PATIENCE:.0f} s while looking for"
+                        f" {self.token_label!r}"
+                    ) from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def open(self) -> Pkcs11KeyStore:
         """Log in now (otherwise done on first use); raises `WrongPin` if the PIN is refused."""
