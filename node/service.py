@@ -320,6 +320,7 @@ class Node:
                 genesis,
                 sender_rules=self._sender_rules,
                 genesis_sha256=None if source is None else source.sha256,
+                block_zero=None if source is None else source.take_block_zero(),
             )
         except DifferentChain as exc:
             if source is None:

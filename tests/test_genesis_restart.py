@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,28 +40,39 @@ def _run_args(genesis: Path, datadir: Path, rpc_port: int) -> list[str]:
             "--admin-port", "0", "--insecure-plaintext-key"]  # fmt: skip
 
 
-def block_0_hash(genesis: Path, datadir: Path) -> str:
-    """Start `tally run` until it answers, read block 0's hash, stop it (cleanly)."""
+def start_once(genesis: Path, datadir: Path) -> tuple[str, str]:
+    """Start `tally run` until it answers, read block 0's hash, stop it (cleanly): the hash
+    and what the node logged, debug lines included (into a file: a pipe could fill)."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tally_cli", *_run_args(genesis, datadir, port)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, process.communicate()[1]
-            try:
-                block = rpc_call(f"http://127.0.0.1:{port}", "eth_getBlockByNumber", ["0x0", False])
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "the node did not answer"
-                time.sleep(0.2)
-        assert isinstance(block, dict)
-        return str(block["hash"])
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+    with tempfile.TemporaryFile("w+") as logged:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tally_cli", *_run_args(genesis, datadir, port),
+             "--log-level", "debug"],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=logged, text=True,
+        )  # fmt: skip
+        block: Any = None
+        try:
+            deadline = time.monotonic() + 90
+            while process.poll() is None:
+                try:
+                    block = rpc_call(
+                        f"http://127.0.0.1:{port}", "eth_getBlockByNumber", ["0x0", False]
+                    )
+                    break
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline, "the node did not answer"
+                    time.sleep(0.2)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+            logged.seek(0)
+            log = logged.read()
+    assert process.returncode == 0 and isinstance(block, dict), log
+    return str(block["hash"]), log
+
+
+def block_0_hash(genesis: Path, datadir: Path) -> str:
+    return start_once(genesis, datadir)[0]
 
 
 def refused_run(genesis: Path, datadir: Path) -> subprocess.CompletedProcess[str]:
@@ -85,20 +97,23 @@ def write_genesis(directory: Path, datadir: Path, **grants: Any) -> Path:
     return directory / "genesis.json"
 
 
+Started = tuple[Path, Path, str, str]
+"""A genesis, the datadir its node has run on once, block 0's hash, and that start's log."""
+
+
 @pytest.fixture(scope="module")
-def started(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
-    """A genesis and a datadir its node has run on once: (genesis, datadir, block 0 hash)."""
+def started(tmp_path_factory: pytest.TempPathFactory) -> Started:
     directory = tmp_path_factory.mktemp("restart")
     datadir = directory / "node"
     funded = "0xaAaAaAaaAaAaAaaAaAAAAAAAAaaaAaAaAaaAaaAa"
     genesis = write_genesis(directory, datadir, allocations=((funded, 25 * 10**18),))
-    return genesis, datadir, block_0_hash(genesis, datadir)
+    return genesis, datadir, *start_once(genesis, datadir)
 
 
 @pytest.fixture
-def node(started: tuple[Path, Path, str], tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
+def node(started: Started, tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
     """A copy of `started`'s genesis and stopped datadir, for a test to change."""
-    genesis, datadir, block_hash = started
+    genesis, datadir, block_hash, _ = started
     shutil.copy(genesis, tmp_path / "genesis.json")
     shutil.copytree(datadir, tmp_path / "node")
     yield tmp_path / "genesis.json", tmp_path / "node", block_hash
@@ -113,8 +128,14 @@ def test_the_first_start_keeps_the_report_of_its_genesis_file(
     assert kept["report"]["genesis_hash"] == block_hash and kept["report"]["chain_id"] == 4242
 
 
-def test_the_kept_report_reads_back_as_inspected(started: tuple[Path, Path, str]) -> None:
-    genesis, _, _ = started
+def test_the_first_start_builds_block_0_once(started: Started) -> None:
+    """Built in memory to inspect what it grants, then written as built, not built again."""
+    *_, log = started
+    assert log.count("built block 0 of chain 4242") == 1, log
+
+
+def test_the_kept_report_reads_back_as_inspected(started: Started) -> None:
+    genesis, _, _, _ = started
     report = inspect_genesis(Genesis.load(genesis))
     assert report.token is not None and report.roles and report.allocations  # all filled in
     assert GenesisReport.from_json(json.loads(json.dumps(report.to_json()))) == report
@@ -140,7 +161,9 @@ def test_a_restart_decides_the_dev_key_refusal_from_the_kept_report(
 
     report_file.write_bytes(original)
     written = report_file.stat()
-    assert block_0_hash(genesis, datadir) == block_hash
+    restarted, log = start_once(genesis, datadir)
+    assert restarted == block_hash
+    assert "built block 0" not in log
     kept_now = report_file.stat()  # read, not inspected again and replaced by a new file
     assert (kept_now.st_ino, kept_now.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
 

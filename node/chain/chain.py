@@ -25,7 +25,7 @@ from node.chain.executor import (
     check_reexecuted,
     header_fields_for_reexecution,
 )
-from node.chain.genesis import Genesis, GenesisError
+from node.chain.genesis import Genesis, GenesisBlock, GenesisError
 from node.chain.head import ChainHead
 from node.chain.priority import BlockWork, block_work
 from node.chain.rules import ConsensusRules
@@ -82,10 +82,14 @@ class Chain:
         *,
         sender_rules: SenderRules = _anyone_may_send,
         genesis_sha256: bytes | None = None,
+        block_zero: GenesisBlock | None = None,
     ) -> None:
         """`genesis_sha256` is the digest of the file `genesis` was read from, if it was
         (`node.chain.genesis_file`): recorded with block 0, it spares a restart on the same
-        file the comparison of the stored document with `genesis` (`_check_genesis`)."""
+        file the comparison of the stored document with `genesis` (`_check_genesis`).
+        `block_zero`, `genesis` already built, is written as it is if the store is empty."""
+        if block_zero is not None and block_zero.genesis is not genesis:
+            raise ValueError("block_zero was built from another genesis")
         self.store = store
         self.genesis = genesis
         self.consensus = consensus
@@ -95,7 +99,7 @@ class Chain:
         self._headers: OrderedDict[bytes, BlockHeaderAPI] = OrderedDict()
         head_hash = store.head_hash()
         if head_hash is None:
-            head_hash = self._write_genesis(genesis_sha256)
+            head_hash = self._write_genesis(genesis_sha256, block_zero)
         else:
             self._check_genesis(genesis_sha256)
         head = store.header(head_hash)
@@ -126,9 +130,11 @@ class Chain:
         """The head's hash; take `tip` instead where the header must match it."""
         return self.tip.hash
 
-    def _write_genesis(self, genesis_sha256: bytes | None) -> bytes:
+    def _write_genesis(self, genesis_sha256: bytes | None, built: GenesisBlock | None) -> bytes:
+        built = built or self.genesis.build()
         batch = self.store.new_batch()
-        header = self.genesis.header(batch)
+        batch.pending.update(built.state)
+        header = built.header
         block_hash = self.block_hash(header)
         self.store.save_genesis_document(batch, self.genesis.dumps().encode())
         if genesis_sha256 is not None:

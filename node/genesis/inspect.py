@@ -18,7 +18,7 @@ from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from node.chain.calls import CallExecutor, CallRequest
 from node.chain.chain import Chain
-from node.chain.genesis import Genesis, GenesisError
+from node.chain.genesis import Genesis, GenesisBlock, GenesisError
 from node.domain.contracts import (
     ACCOUNT_RULES,
     ADMIN_GROUP,
@@ -53,9 +53,10 @@ def contract_names() -> dict[str, str]:
     return {to_checksum_address(address): name for address, name in CONTRACT_NAMES.items()}
 
 
-def inspect_genesis(genesis: Genesis) -> GenesisReport:
-    """Build block 0 in memory and read what it grants (raises `GenesisError` if it fails)."""
-    chain = Chain(ChainStore(MemoryStore()), genesis)
+def inspect_genesis(genesis: Genesis, block_zero: GenesisBlock | None = None) -> GenesisReport:
+    """Read what block 0 grants, built in memory unless `block_zero` is given (raises
+    `GenesisError` if building fails)."""
+    chain = Chain(ChainStore(MemoryStore()), genesis, block_zero=block_zero)
     reader = _Reader(CallExecutor(chain, genesis.gas_limit), chain)
     extra = QbftExtraData.decode(chain.head.extra_data)
     report = GenesisReport(

@@ -47,7 +47,7 @@ class KeptReport:
         kept = self._load()
         if kept is not None:
             return kept
-        self._inspected = inspect_genesis(self.source.genesis)
+        self._inspected = inspect_genesis(self.source.genesis, self.source.block_zero())
         return self._inspected
 
     def keep(self) -> None:
