@@ -752,16 +752,16 @@ def _real_network_refusal(
 ) -> str | None:
     """Why `run` declines GENESIS (a non-dev chain open to all, or granting dev keys), or None.
 
-    Decided on every start with its flags; what block 0 grants comes from the report the
-    datadir keeps for this genesis file, and is inspected only when there is none (block 0
+    Decided on every start with its flags; what block 0 grants the dev keys comes from what
+    the datadir keeps for this genesis file, and is inspected only when there is none (block 0
     built in memory, which the node then writes rather than building it again)."""
-    from node.genesis.devkeys import dev_key_refusal, unpermissioned_refusal
+    from node.genesis.devkeys import grants_refusal, unpermissioned_refusal
 
     if kept.source.genesis.chain_id == DEV_CHAIN:
         return None  # the dev chain is meant for the dev keys: nothing to inspect
     refusal = None if allow_unpermissioned else unpermissioned_refusal(kept.source.genesis)
     if refusal is None and not allow_dev_keys:
-        refusal = dev_key_refusal(kept.report())
+        refusal = grants_refusal(kept.dev_key_grants())
     return refusal
 
 

@@ -32,7 +32,13 @@ def dev_key_grants(report: GenesisReport) -> list[str]:
 
 def dev_key_refusal(report: GenesisReport) -> str | None:
     """Why a genesis on a chain other than the dev chain must not run as it is, or None."""
-    grants = dev_key_grants(report) if report.chain_id != DEV_CHAIN_ID else []
+    if report.chain_id == DEV_CHAIN_ID:
+        return None
+    return grants_refusal(dev_key_grants(report))
+
+
+def grants_refusal(grants: list[str]) -> str | None:
+    """The refusal of a non-dev genesis making these `dev_key_grants`, or None if none."""
     if not grants:
         return None
     return (

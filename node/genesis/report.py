@@ -34,19 +34,6 @@ class Token:
     """Per KYC tier from 0, cents: payments above are held for review (0: never)."""
     review_window_seconds: int
 
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Token:
-        """The token of `GenesisReport.to_json`, its pairs and triples tuples again."""
-        return cls(
-            **{
-                **doc,
-                "tier_limits": [(per, daily) for per, daily in doc["tier_limits"]],
-                "fees": {
-                    kind: (bps, fixed, cap) for kind, (bps, fixed, cap) in doc["fees"].items()
-                },
-            }
-        )
-
 
 @dataclass(frozen=True)
 class Allocation:
@@ -76,20 +63,6 @@ class GenesisReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> GenesisReport:
-        """The report `to_json` gave (raises `AttributeError`, `KeyError`, `TypeError` or
-        `ValueError` on a document that is not one)."""
-        token = doc["token"]
-        return cls(
-            **{
-                **doc,
-                "roles": [AccountRole(**role) for role in doc["roles"]],
-                "token": None if token is None else Token.from_json(token),
-                "allocations": [Allocation(**item) for item in doc["allocations"]],
-            }
-        )
 
     def grants(self) -> list[tuple[str, str]]:
         """Every (address, what it gets) pair: the list the dev-key check walks."""
