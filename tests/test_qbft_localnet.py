@@ -48,15 +48,58 @@ def hashes_agree(nodes: list[localnet.LocalNode], upto: int) -> None:
         assert len(seen) == 1, f"nodes disagree at height {number}: {seen}"
 
 
-@pytest.fixture
-def net(tmp_path: Path) -> Iterator[tuple[Path, list[localnet.LocalNode]]]:
-    directory = tmp_path / "qbft"
-    nodes = localnet.up(directory, validators=4, members=1)
+def healthy(nodes: list[localnet.LocalNode], within: float = 15.0) -> bool:
+    """Whether every node runs and all of them reach a height above today's highest."""
+    if not all(localnet.is_running(node) for node in nodes):
+        return False
+    target = max(h or 0 for h in heights(nodes)) + 1
     try:
+        wait_for(lambda: min(h or 0 for h in heights(nodes)) >= target, timeout=within)
+    except AssertionError:
+        return False
+    return True
+
+
+class Networks:
+    """The module's localnet, started again only when a test left it unhealthy.
+
+    Each test ends with every node running and in agreement, so the next one can start from
+    there: starting four validators and a member costs some 12 s a test on two cores."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.started = 0
+        self.current: tuple[Path, list[localnet.LocalNode]] | None = None
+
+    def healthy_one(self) -> tuple[Path, list[localnet.LocalNode]]:
+        if self.current is not None and healthy(self.current[1]):
+            return self.current
+        self.stop()
+        self.started += 1
+        directory = self.root / f"qbft-{self.started}"
+        nodes = localnet.up(directory, validators=4, members=1)
+        self.current = directory, nodes
         wait_for(lambda: min(h or 0 for h in heights(nodes)) >= 2, what="first blocks")
-        yield directory, nodes
+        return self.current
+
+    def stop(self) -> None:
+        if self.current is not None:
+            localnet.down(self.current[0])
+            self.current = None
+
+
+@pytest.fixture(scope="module")
+def networks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Networks]:
+    started = Networks(tmp_path_factory.mktemp("qbft"))
+    try:
+        yield started
     finally:
-        localnet.down(directory)
+        started.stop()
+
+
+@pytest.fixture
+def net(networks: Networks) -> tuple[Path, list[localnet.LocalNode]]:
+    return networks.healthy_one()
 
 
 class Payer(threading.Thread):
