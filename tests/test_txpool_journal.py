@@ -191,8 +191,11 @@ def test_every_answered_transaction_is_pending_after_kill9_then_mined(
     node_factory: NodeFactory, dev_accounts: list
 ) -> None:
     """Hashes answered to single requests from concurrent clients and to batches, kill -9 the
-    moment the last answer arrives: every one is pending after the restart, then mined."""
-    node = node_factory(block_period=30)
+    moment the last answer arrives: every one is pending after the restart, then mined.
+
+    A 10 s block period: the first transaction gets block 1 at once, sending the rest takes a
+    second or two, and the restarted node mines them at block 1's time + 10 s."""
+    node = node_factory(block_period=10)
     singles = [[transfer(dev_accounts[i], nonce) for nonce in range(40)] for i in (1, 2, 3, 4)]
     batched = [transfer(dev_accounts[5], nonce) for nonce in range(400)]
     answered: list[str] = []
@@ -223,7 +226,7 @@ def test_every_answered_transaction_is_pending_after_kill9_then_mined(
     assert len(answered) == 560
     assert len(mined) < len(answered) / 2
 
-    again = node_factory(datadir=node.datadir, block_period=30)
+    again = node_factory(datadir=node.datadir, block_period=10)
     assert pending_state(again.url, answered) == [
         "mined" if h in mined else "pending" for h in answered
     ]
