@@ -7,10 +7,12 @@ validator is started as a `tally run` process of a `node.localnet` dev network, 
 senders, submitted in `eth_sendRawTransaction` batches, each window waited on to its receipts
 and its balances checked) is run in windows of `--every` transactions, plain and ERC-20 windows
 alternating, always to the same `--recipients` accounts, so that the state stays the same size
-and only the history grows. After each window the node process's VmRSS and VmHWM are read
-from /proc/PID/status. The table gives transactions against RSS, and the growth is the
-least-squares slope of RSS over the second half of the run, in MiB per 100,000 transactions
-(the first half's slope beside it shows the caches filling). Ctrl-C or SIGTERM stops early
+and only the history grows. After each window the node process's VmRSS, VmHWM and RssFile
+(file pages: shared libraries, and LevelDB's tables it maps to read them) are read from
+/proc/PID/status.
+The table gives transactions against RSS, and the growth is the least-squares slope of RSS
+over the second half of the run, in MiB per 100,000 transactions (the first half's slope
+beside it shows the caches filling). Ctrl-C or SIGTERM stops early
 and still prints what was measured (also when started in the background, where a shell
 leaves SIGINT ignored).
 
@@ -56,18 +58,21 @@ class Sample:
     """VmRSS, bytes."""
     peak: int
     """VmHWM (the largest RSS so far), bytes."""
+    file: int
+    """RssFile, bytes: the part of RSS that is file pages (shared libraries, and LevelDB's
+    tables, which it maps into memory to read them), which the kernel can drop and read again."""
     seconds: float
     """Since the first transaction was submitted."""
 
 
-def memory(pid: int) -> tuple[int, int]:
-    """(VmRSS, VmHWM) of process `pid` in bytes, from /proc/PID/status."""
+def memory(pid: int) -> tuple[int, int, int]:
+    """(VmRSS, VmHWM, RssFile) of process `pid` in bytes, from /proc/PID/status."""
     fields: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
+        if name in ("VmRSS", "VmHWM", "RssFile"):
             fields[name] = int(value.split()[0]) * 1024
-    return fields["VmRSS"], fields["VmHWM"]
+    return fields["VmRSS"], fields["VmHWM"], fields["RssFile"]
 
 
 def slope(samples: Sequence[Sample]) -> float | None:
@@ -83,11 +88,15 @@ def slope(samples: Sequence[Sample]) -> float | None:
 
 def report(samples: Sequence[Sample], rows: int = 20) -> None:
     """The table (about `rows` of the samples, the last always) and the growth figures."""
-    print(f"\n{'transactions':>12}  {'RSS MiB':>8}  {'peak MiB':>8}  {'elapsed s':>9}")
+    print(
+        f"\n{'transactions':>12}  {'RSS MiB':>8}  {'peak MiB':>8}  {'file MiB':>8}  "
+        f"{'elapsed s':>9}"
+    )
     step = max(1, len(samples) // rows)
     for s in [*samples[:-1:step], samples[-1]] if samples else []:
         print(
-            f"{s.transactions:>12,}  {s.rss / MIB:>8.1f}  {s.peak / MIB:>8.1f}  {s.seconds:>9.0f}"
+            f"{s.transactions:>12,}  {s.rss / MIB:>8.1f}  {s.peak / MIB:>8.1f}  "
+            f"{s.file / MIB:>8.1f}  {s.seconds:>9.0f}"
         )
     if len(samples) < 3:
         return
@@ -97,7 +106,7 @@ def report(samples: Sequence[Sample], rows: int = 20) -> None:
     grow_first, grow_second = slope(first), slope(second)
     print(
         f"RSS after {end:,} transactions: {samples[-1].rss / MIB:.0f} MiB "
-        f"(peak {samples[-1].peak / MIB:.0f} MiB)"
+        f"(peak {samples[-1].peak / MIB:.0f} MiB), file pages {samples[-1].file / MIB:.0f} MiB"
     )
     if grow_first is not None:
         print(f"growth over the first half:  {grow_first:+.1f} MiB per 100,000 transactions")
@@ -168,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 samples.append(Sample(done, *memory(pid), time.monotonic() - t0))
                 print(
                     f"  {done:>9,} tx  RSS {samples[-1].rss / MIB:7.1f} MiB  "
+                    f"(file pages {samples[-1].file / MIB:5.1f})  "
                     f"({workload} window {result.tx_per_s:.0f} tx/s)",
                     flush=True,
                 )
