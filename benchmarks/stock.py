@@ -15,6 +15,7 @@ from eth.abc import BlockHeaderAPI, SignedTransactionAPI
 from eth.consensus.context import ConsensusContext
 from eth.vm.chain_context import ChainContext
 from eth.vm.forks.prague.state import PragueState
+from trie import HexaryTrie
 
 from node.chain.chain import Chain
 from node.chain.evm.vm import TallyVM
@@ -66,4 +67,8 @@ def stock_execution(
     )
     processed = vm.block_postprocessing(filled)
     vm.state.persist()
+    # py-trie memoises a pruning trie's node encodings in an lru_cache on the method, which
+    # keeps every trie py-evm wrote through alive, and with it the chain's LevelDB store, until
+    # the interpreter's exit, where plyvel's clean-up then fails ("Error in sys.excepthook").
+    HexaryTrie._cached_create_node_to_db_mapping.cache_clear()
     return processed.header.copy(state_root=vm.state.state_root)
