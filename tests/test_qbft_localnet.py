@@ -49,7 +49,7 @@ def hashes_agree(nodes: list[localnet.LocalNode], upto: int) -> None:
 
 
 def healthy(nodes: list[localnet.LocalNode], within: float = 15.0) -> bool:
-    """Whether every node runs and all of them reach a height above today's highest."""
+    """Whether every node runs and all of them pass the highest block any of them has now."""
     if not all(localnet.is_running(node) for node in nodes):
         return False
     target = max(h or 0 for h in heights(nodes)) + 1
