@@ -7,6 +7,7 @@ created once, up front, in a private `SOFTHSM2_CONF` with its own token director
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -51,6 +52,7 @@ def softhsm_tokens() -> Path:
             pytrace=False,
         )
     root = Path(tempfile.mkdtemp(prefix="tally-softhsm-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)  # the tokens live as long as the run
     (root / "tokens").mkdir()
     conf = root / "softhsm2.conf"
     conf.write_text(
