@@ -9,10 +9,9 @@ and its balances checked) is run in windows of `--every` transactions, plain and
 alternating, always to the same `--recipients` accounts, so that the state stays the same size
 and only the history grows. After each window the node process's VmRSS, VmHWM and RssFile
 (file pages: shared libraries, and LevelDB's tables it maps to read them) are read from
-/proc/PID/status.
-The table gives transactions against RSS, and the growth is the least-squares slope of RSS
-over the second half of the run, in MiB per 100,000 transactions (the first half's slope
-beside it shows the caches filling). Ctrl-C or SIGTERM stops early
+/proc/PID/status. The table gives transactions against RSS, and the growth is the
+least-squares slope of RSS over the second half of the run, in MiB per 100,000 transactions
+(the first half's slope beside it shows the caches filling). Ctrl-C or SIGTERM stops early
 and still prints what was measured (also when started in the background, where a shell
 leaves SIGINT ignored).
 
