@@ -32,114 +32,57 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from eth_abi import encode
 from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.inprocess import DevChain, admitted, pay, signed, token_deployment
 from benchmarks.stock import stock_execution
-from contracts import load_artifact
 from node.chain.admitted import AdmittedTransaction
-from node.chain.chain import Chain
-from node.chain.genesis import dev_accounts, dev_genesis
-from node.chain.vm import decode_transaction
 from node.consensus.qbft.validators import max_faulty
-from node.qbftheader.extra_data import QbftExtraData
-from node.qbftheader.verify import QBFT_MIX_HASH
-from node.storage.chainstore import ChainStore
 from node.storage.store import LevelDBStore
 
-VALIDATOR = b"\x11" * 20
-EXTRA = QbftExtraData(b"\x00" * 32, (VALIDATOR,), None, 0, ()).encode()
-TRANSFER = function_signature_to_4byte_selector("transfer(address,uint256)")
 WORKLOADS = ("plain", "erc20")
 
 
 class Bench:
-    """A chain on LevelDB with a token and funded senders, and blocks built on its head."""
+    """A dev chain with a token and funded senders, and blocks built on its head."""
 
     def __init__(self, store: LevelDBStore, senders: int) -> None:
-        self.chain = Chain(ChainStore(store), dev_genesis(VALIDATOR))
-        self.timestamp = self.chain.head.timestamp
-        dev = dev_accounts()[0]
-        code = bytes.fromhex(load_artifact("DevToken")["bytecode"][2:])
-        deployed = self.commit([admitted(dev, 0, None, code + encode(["uint256"], [10**30]))])
-        self.token = deployed[0].contract_address
+        self.dev_chain = DevChain(store)
+        deployment = self.dev_chain.sign(None, token_deployment(), 3_000_000)
+        (deployed,) = self.dev_chain.commit(admitted([deployment]))
+        self.token = deployed.contract_address
         self.senders = [Account.create() for _ in range(senders)]
-        funding: list[AdmittedTransaction] = []
+        funding: list[bytes] = []
         for sender in self.senders:
-            nonce = len(funding) + 1
-            funding.append(admitted(dev, nonce, sender.address, value=10**18))
-            funding.append(admitted(dev, nonce + 1, self.token, pay(sender.address, 10**24)))
-        self.commit(funding)
-
-    def commit(self, transactions: list[AdmittedTransaction]) -> list:
-        self.timestamp += 1
-        pending = self.chain.build(
-            transactions, timestamp=self.timestamp, coinbase=VALIDATOR, extra_data=EXTRA
-        )
-        if pending.executed.skipped:
-            raise SystemExit(f"setup transaction skipped: {pending.executed.skipped[0][1]}")
-        self.chain.commit(pending, pending.header)
-        return pending.executed.transactions
+            funding.append(self.dev_chain.sign(sender.address, gas=21_000, value=10**18))
+            funding.append(self.dev_chain.sign(self.token, pay(sender.address, 10**24)))
+        self.dev_chain.commit(admitted(funding))
+        # Stock py-evm takes the fields a proposer chooses (timestamp, coinbase, gas limit,
+        # extra data, base fee) from a header; the head never moves, so one empty block's do.
+        self.template = self.dev_chain.build([]).header
 
     def block(self, workload: str, count: int, recipients: int) -> list[AdmittedTransaction]:
         paid = [Account.create().address for _ in range(recipients)]
         width = len(self.senders)
-        return [
-            admitted(self.senders[i % width], i // width, paid[i % recipients], value=1)
-            if workload == "plain"
-            else admitted(
-                self.senders[i % width], i // width, self.token, pay(paid[i % recipients], 1)
-            )
-            for i in range(count)
-        ]
+        raws = []
+        for i in range(count):
+            sender, nonce, recipient = self.senders[i % width], i // width, paid[i % recipients]
+            if workload == "plain":
+                raws.append(signed(sender, nonce, recipient, gas=21_000, value=1))
+            else:
+                raws.append(signed(sender, nonce, self.token, pay(recipient, 1)))
+        return admitted(raws)
 
     def tally(self, transactions: list[AdmittedTransaction]) -> bytes:
-        pending = self.chain.build(
-            transactions, timestamp=self.timestamp + 1, coinbase=VALIDATOR, extra_data=EXTRA
-        )
+        pending = self.dev_chain.build(transactions)
         if len(pending.executed.transactions) != len(transactions):
             raise SystemExit("Tally's builder left transactions out: raise the gas limit")
         return pending.header.state_root
 
     def stock(self, transactions: list[AdmittedTransaction]) -> bytes:
-        """Stock py-evm on the header Tally's builder starts from (a few microseconds)."""
-        header = self.chain.executor.new_header(
-            self.chain.head,
-            parent_hash=self.chain.head_hash,
-            timestamp=self.timestamp + 1,
-            coinbase=VALIDATOR,
-            gas_limit=self.chain.genesis.gas_limit,
-            extra_data=EXTRA,
-            mix_hash=QBFT_MIX_HASH,
-            base_fee=self.chain.child_base_fee(self.chain.head),
-        )
-        return stock_execution(self.chain, header, [item.tx for item in transactions]).state_root
-
-
-def pay(to: str, amount: int) -> bytes:
-    return TRANSFER + encode(["address", "uint256"], [to, amount])
-
-
-def admitted(
-    account: LocalAccount, nonce: int, to: str | bytes | None, data: bytes = b"", value: int = 0
-) -> AdmittedTransaction:
-    """A signed transaction as the pool hands it over: decoded, its sender recovered."""
-    fields: dict[str, object] = {
-        "nonce": nonce,
-        "gas": 21_000 if not data else 3_000_000 if to is None else 100_000,
-        "gasPrice": 0,
-        "value": value,
-        "data": data,
-        "chainId": 1337,
-    }
-    if to is not None:
-        fields["to"] = to_checksum_address(to)
-    raw = bytes(account.sign_transaction(fields).raw_transaction)
-    tx = decode_transaction(raw)
-    return AdmittedTransaction(tx, tx.sender, keccak(raw))
+        plain = [item.tx for item in transactions]
+        return stock_execution(self.dev_chain.chain, self.template, plain).state_root
 
 
 def timed(run: Callable[[list[AdmittedTransaction]], bytes], block: list) -> tuple[float, bytes]:

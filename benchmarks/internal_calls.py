@@ -27,25 +27,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from eth_abi import encode
 from eth_account import Account
-from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from contracts import load_artifact
+from benchmarks.inprocess import DevChain, admitted, pay, token_deployment
 from node.chain import executor
-from node.chain.admitted import AdmittedTransaction
-from node.chain.chain import Chain
-from node.chain.executor import tx_hash_of
-from node.chain.genesis import dev_accounts, dev_genesis
-from node.chain.vm import decode_transaction
-from node.qbftheader.extra_data import QbftExtraData
-from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore
 
-VALIDATOR = b"\x11" * 20
-EXTRA = QbftExtraData(b"\x00" * 32, (VALIDATOR,), None, 0, ()).encode()
-TRANSFER = function_signature_to_4byte_selector("transfer(address,uint256)")
 FORWARDER = bytes.fromhex(
     "6018 600c 6000 39 6018 6000 f3"  # init code: CODECOPY the 24-byte runtime, RETURN it
     "6000 6000 6020 36 03 80 6020 6000 37 6000 34 6000 35 5a f1 50 00"
@@ -53,64 +41,25 @@ FORWARDER = bytes.fromhex(
 """Forwards the call's value to the address in calldata word 0 (as in the API tests)."""
 
 
-def admitted(raws: list[bytes]) -> list[AdmittedTransaction]:
-    """`raws` decoded with senders recovered before the clock, as the pool admits them."""
-    txs = [decode_transaction(raw) for raw in raws]
-    return [AdmittedTransaction(tx, tx.sender, tx_hash_of(tx)) for tx in txs]
-
-
 class Bench:
     def __init__(self) -> None:
-        self.chain = Chain(ChainStore(MemoryStore()), dev_genesis(VALIDATOR))
-        self.dev = dev_accounts()[0]
-        self.nonce = 0
-        self.timestamp = 10
-        created = self.block([self.sign(None, self.deploy_data(), 3_000_000)])
-        self.token = created[0]
-        self.forwarder = self.block([self.sign(None, FORWARDER, 200_000)])[0]
-
-    @staticmethod
-    def deploy_data() -> bytes:
-        artifact = load_artifact("DevToken")
-        return bytes.fromhex(artifact["bytecode"][2:]) + encode(["uint256"], [10**30])
-
-    def sign(self, to: bytes | None, data: bytes, gas: int, value: int = 0) -> bytes:
-        tx: dict[str, Any] = {
-            "nonce": self.nonce,
-            "gas": gas,
-            "gasPrice": 0,
-            "value": value,
-            "data": data,
-            "chainId": 1337,
-        }
-        if to is not None:
-            tx["to"] = to_checksum_address(to)
-        self.nonce += 1
-        return bytes(self.dev.sign_transaction(tx).raw_transaction)
+        self.dev_chain = DevChain(MemoryStore())
+        self.chain = self.dev_chain.chain
+        self.token = self.block([self.dev_chain.sign(None, token_deployment(), 3_000_000)])[0]
+        self.forwarder = self.block([self.dev_chain.sign(None, FORWARDER, 200_000)])[0]
 
     def block(self, raws: list[bytes]) -> list[bytes]:
         """Build and commit one block; the contracts it created."""
-        txs = admitted(raws)
-        pending = self.chain.build(
-            txs, timestamp=self.timestamp, coinbase=VALIDATOR, extra_data=EXTRA
-        )
-        self.chain.commit(pending, pending.header)
-        self.timestamp += 1
-        return [item.contract_address for item in pending.executed.transactions]
+        return [item.contract_address for item in self.dev_chain.commit(admitted(raws))]
 
     def transfers(self, count: int) -> list[bytes]:
         return [
-            self.sign(
-                self.token,
-                TRANSFER + encode(["address", "uint256"], [Account.create().address, 1]),
-                100_000,
-            )
-            for _ in range(count)
+            self.dev_chain.sign(self.token, pay(Account.create().address, 1)) for _ in range(count)
         ]
 
     def forwards(self, count: int) -> list[bytes]:
         return [
-            self.sign(
+            self.dev_chain.sign(
                 self.forwarder,
                 bytes(12) + bytes.fromhex(Account.create().address[2:]),
                 100_000,
@@ -123,14 +72,8 @@ class Bench:
         """Transactions per second building and committing `raws` as one block."""
         txs = admitted(raws)
         started = time.perf_counter()
-        pending = self.chain.build(
-            txs, timestamp=self.timestamp, coinbase=VALIDATOR, extra_data=EXTRA
-        )
-        self.chain.commit(pending, pending.header)
-        elapsed = time.perf_counter() - started
-        assert len(pending.executed.transactions) == len(raws), pending.executed.skipped[:1]
-        self.timestamp += 1
-        return len(raws) / elapsed
+        self.dev_chain.commit(txs)
+        return len(raws) / (time.perf_counter() - started)
 
 
 def _no_internal_calls(computation: Any) -> tuple[()]:

@@ -18,6 +18,7 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 
+from benchmarks.inprocess import signed
 from benchmarks.stock import stock_execution
 from contracts import load_artifact
 from node.chain.chain import Chain
@@ -48,18 +49,9 @@ class Harness:
         self.timestamp = 10
 
     def sign(self, to: bytes | None, data: bytes = b"", gas: int = 1_000_000, value: int = 0):
-        tx = {
-            "nonce": self.nonce,
-            "gas": gas,
-            "gasPrice": 0,
-            "value": value,
-            "data": data,
-            "chainId": 1337,
-        }
-        if to is not None:
-            tx["to"] = to_checksum_address(to)
+        raw = signed(self.dev, self.nonce, to, data, gas, value)
         self.nonce += 1
-        return bytes(self.dev.sign_transaction(tx).raw_transaction)
+        return raw
 
     def created_address(self, nonce: int) -> bytes:
         import rlp
