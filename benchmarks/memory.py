@@ -10,10 +10,11 @@ alternating, always to the same `--recipients` accounts, so that the state stays
 and only the history grows. After each window the node process's VmRSS, VmHWM and RssFile
 (file pages: shared libraries, and LevelDB's tables it maps to read them) are read from
 /proc/PID/status. The table gives transactions against RSS, and the growth is the
-least-squares slope of RSS over the second half of the run, in MiB per 100,000 transactions
-(the first half's slope beside it shows the caches filling). Ctrl-C or SIGTERM stops early
-and still prints what was measured (also when started in the background, where a shell
-leaves SIGINT ignored).
+least-squares slope over the second half of the run, in MiB per 100,000 transactions (the
+first half's slope beside it shows the caches filling), of RSS, of its file pages and of the
+rest, what the node itself holds. `--db-cache-mib` and `--db-open-files` are handed to the
+node. Ctrl-C or SIGTERM stops early and still prints what was measured (also when started in
+the background, where a shell leaves SIGINT ignored).
 
     python benchmarks/memory.py                      # 200,000 transactions
     python benchmarks/memory.py --count 1000000      # the issue's figure
@@ -28,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,15 +75,29 @@ def memory(pid: int) -> tuple[int, int, int]:
     return fields["VmRSS"], fields["VmHWM"], fields["RssFile"]
 
 
-def slope(samples: Sequence[Sample]) -> float | None:
-    """Least-squares RSS growth over `samples`, in MiB per 100,000 transactions."""
+def slope(samples: Sequence[Sample], part: Callable[[Sample], int]) -> float | None:
+    """Least-squares growth of `part` of the memory over `samples`, in MiB per 100,000
+    transactions."""
     if len(samples) < 2:
         return None
     xs = [s.transactions for s in samples]
     if len(set(xs)) < 2:
         return None
-    ys = [s.rss / MIB for s in samples]
+    ys = [part(s) / MIB for s in samples]
     return statistics.linear_regression(xs, ys).slope * 100_000
+
+
+def _rss(sample: Sample) -> int:
+    return sample.rss
+
+
+def _file(sample: Sample) -> int:
+    return sample.file
+
+
+def _rest(sample: Sample) -> int:
+    """What the node itself holds: RSS less the file pages."""
+    return sample.rss - sample.file
 
 
 def report(samples: Sequence[Sample], rows: int = 20) -> None:
@@ -102,15 +117,18 @@ def report(samples: Sequence[Sample], rows: int = 20) -> None:
     end = samples[-1].transactions
     first = [s for s in samples if s.transactions <= end / 2]
     second = [s for s in samples if s.transactions >= end / 2]
-    grow_first, grow_second = slope(first), slope(second)
     print(
         f"RSS after {end:,} transactions: {samples[-1].rss / MIB:.0f} MiB "
         f"(peak {samples[-1].peak / MIB:.0f} MiB), file pages {samples[-1].file / MIB:.0f} MiB"
     )
-    if grow_first is not None:
-        print(f"growth over the first half:  {grow_first:+.1f} MiB per 100,000 transactions")
-    if grow_second is not None:
-        print(f"growth over the second half: {grow_second:+.1f} MiB per 100,000 transactions")
+    for name, half in (("first half: ", first), ("second half:", second)):
+        growth = [slope(half, part) for part in (_rss, _file, _rest)]
+        if None not in growth:
+            rss, file, rest = growth
+            print(
+                f"growth over the {name} RSS {rss:+.1f}, file pages {file:+.1f}, "
+                f"the rest {rest:+.1f} MiB per 100,000 transactions"
+            )
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -132,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--block-period", type=int, default=1, help="seconds between blocks")
     ap.add_argument("--timeout", type=float, default=600.0, help="per-window receipt timeout")
     ap.add_argument("--db-cache-mib", type=int, help="the node's LevelDB block cache (MiB)")
+    ap.add_argument("--db-open-files", type=int, help="files the node's LevelDB keeps open")
     ap.add_argument("--keep", type=Path, help="keep the network under this directory")
     args = ap.parse_args(argv)
     if args.count < 1 or not 0 < args.every <= min(args.count, POOL_ROOM):
@@ -143,8 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         directory = (args.keep or Path(tmp)) / "net"
         shutil.rmtree(directory, ignore_errors=True)  # a kept network of an earlier run
         (node,) = localnet.create(directory, 1, 0, args.block_period)
-        cache = [] if args.db_cache_mib is None else ["--db-cache-mib", str(args.db_cache_mib)]
-        localnet.start_node(directory, node, cache)
+        options = [
+            *([] if args.db_cache_mib is None else ["--db-cache-mib", str(args.db_cache_mib)]),
+            *([] if args.db_open_files is None else ["--db-open-files", str(args.db_open_files)]),
+        ]
+        localnet.start_node(directory, node, options)
         localnet.save(directory, [node])  # `down` stops what the state file names
         pid = node.pid
         if pid is None:

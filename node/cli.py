@@ -105,6 +105,15 @@ DbCacheMib = Annotated[
         "[default: 256].",
     ),
 ]
+DbOpenFiles = Annotated[
+    int | None,
+    typer.Option(
+        min=74,  # LevelDB raises anything less to 64 tables and the 10 files it keeps itself
+        show_default=False,
+        help="Files LevelDB keeps open: its tables, memory-mapped, are the rest of the memory "
+        "that grows with the store [default: 1000].",
+    ),
+]
 ApiSwitch = Annotated[bool, typer.Option(help="Serve the REST API (/api/v1, /docs, /explorer/).")]
 ApiRateLimit = Annotated[str, typer.Option(help="REST requests allowed per caller.")]
 ApiAddressRateLimit = Annotated[str, typer.Option(help="REST requests allowed per address.")]
@@ -430,6 +439,7 @@ def listener_settings(
     txpool_journal: bool,
     txpool_workers: int | None,
     db_cache_mib: int | None,
+    db_open_files: int | None,
     api: bool,
     api_rate_limit: str,
     api_address_rate_limit: str,
@@ -465,6 +475,7 @@ def listener_settings(
         "txpool_journal": txpool_journal,
         "txpool_workers": txpool_workers,
         "db_cache_mib": db_cache_mib,
+        "db_open_files": db_open_files,
         "api": api,
         "api_rate_limit": api_rate_limit,
         "api_address_rate_limit": api_address_rate_limit,
@@ -529,6 +540,7 @@ def dev(
     txpool_journal: TxpoolJournal = True,
     txpool_workers: TxpoolWorkers = None,
     db_cache_mib: DbCacheMib = None,
+    db_open_files: DbOpenFiles = None,
     api: ApiSwitch = True,
     api_rate_limit: ApiRateLimit = "50/second;1000/minute",
     api_address_rate_limit: ApiAddressRateLimit = "100/second;3000/minute",
@@ -584,6 +596,7 @@ def dev(
                 txpool_journal=txpool_journal,
                 txpool_workers=txpool_workers,
                 db_cache_mib=db_cache_mib,
+                db_open_files=db_open_files,
                 api=api,
                 api_rate_limit=api_rate_limit,
                 api_address_rate_limit=api_address_rate_limit,
@@ -640,6 +653,7 @@ def run(
     txpool_journal: TxpoolJournal = True,
     txpool_workers: TxpoolWorkers = None,
     db_cache_mib: DbCacheMib = None,
+    db_open_files: DbOpenFiles = None,
     api: ApiSwitch = True,
     api_rate_limit: ApiRateLimit = "50/second;1000/minute",
     api_address_rate_limit: ApiAddressRateLimit = "100/second;3000/minute",
@@ -716,6 +730,7 @@ def run(
                 txpool_journal=txpool_journal,
                 txpool_workers=txpool_workers,
                 db_cache_mib=db_cache_mib,
+                db_open_files=db_open_files,
                 api=api,
                 api_rate_limit=api_rate_limit,
                 api_address_rate_limit=api_address_rate_limit,

@@ -75,7 +75,7 @@ from node.rpc.tally import TallyApi
 from node.rpc.trace import TraceApi
 from node.rpc.wslimits import WsLimits
 from node.storage.chainstore import ChainStore
-from node.storage.store import DEFAULT_CACHE_MIB, LevelDBStore
+from node.storage.store import DEFAULT_CACHE_MIB, DEFAULT_OPEN_FILES, LevelDBStore
 from node.tls import TlsSettings
 from node.txpool.admission import AdmissionRules
 from node.txpool.gossip import TransactionGossip
@@ -121,6 +121,9 @@ class NodeConfig:
     loop (`node.txpool.prechecks`); 0: all on the loop; None: `DEFAULT_WORKERS`."""
     db_cache_mib: int | None = None
     """LevelDB's block cache in MiB (`node.storage.store.LevelDBStore`); None: its default."""
+    db_open_files: int | None = None
+    """Tables LevelDB keeps open and mapped (`node.storage.store.LevelDBStore`); None: its
+    default."""
     api: bool = True
     """Serve the REST API (/api/v1, /openapi.json, /docs, /explorer/) beside JSON-RPC."""
     api_rate_limit: str = DEFAULT_RATE_LIMIT
@@ -238,7 +241,9 @@ class Node:
             None if config.admin_port is None else load_or_create_token(config.datadir)
         )
         self.store = LevelDBStore(
-            config.datadir / "chaindata", config.db_cache_mib or DEFAULT_CACHE_MIB
+            config.datadir / "chaindata",
+            config.db_cache_mib or DEFAULT_CACHE_MIB,
+            config.db_open_files or DEFAULT_OPEN_FILES,
         )
         try:
             self.chainstore = ChainStore(self.store)

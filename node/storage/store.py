@@ -93,6 +93,8 @@ class KeyValueStore(BaseAtomicDB):
 
 
 DEFAULT_CACHE_MIB = 256
+DEFAULT_OPEN_FILES = 1000
+"""LevelDB's own default for `max_open_files`."""
 BLOOM_FILTER_BITS = 10
 """Bits per key of each table's Bloom filter (LevelDB's recommended figure, and geth's): a
 read of a key a table does not hold skips it without reading its blocks. Without them, a
@@ -105,14 +107,24 @@ class LevelDBStore(KeyValueStore):
 
     `cache_mib` sizes LevelDB's block cache of uncompressed table blocks. It fills as the
     chain grows and then stays full, so it bounds most of what a long-running node holds.
+    `open_files` bounds the rest that grows with the store: LevelDB keeps up to that many
+    tables (less 10) open, each memory-mapped (about 2 MiB, whose pages count in RSS once
+    read) with its index and Bloom filter in memory; past it, the least recently read are
+    closed and opened again when needed.
     Tables written before Bloom filters were on get theirs when compaction rewrites them."""
 
-    def __init__(self, path: Path, cache_mib: int = DEFAULT_CACHE_MIB) -> None:
+    def __init__(
+        self,
+        path: Path,
+        cache_mib: int = DEFAULT_CACHE_MIB,
+        open_files: int = DEFAULT_OPEN_FILES,
+    ) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self._db = plyvel.DB(
             str(path),
             create_if_missing=True,
             lru_cache_size=cache_mib * 2**20,
+            max_open_files=open_files,
             bloom_filter_bits=BLOOM_FILTER_BITS,
         )
 
