@@ -23,10 +23,14 @@ from eth.db.backends.memory import MemoryDB
 from eth.db.cache import CacheDB
 from eth.db.journal import JournalDB
 from eth.db.storage import CLEAR_COUNT_KEY_NAME, AccountStorageDB
+from eth.rlp.accounts import Account
+from eth.validation import validate_canonical_address, validate_uint64, validate_uint256
 from eth.vm.interrupt import MissingStorageTrieNode
 from eth_hash.auto import keccak
 from eth_typing import Address, Hash32
 from eth_utils import ValidationError, encode_hex, to_bytes
+from rlp.codec import encode_raw
+from rlp.sedes import big_endian_int
 from trie import HexaryTrie
 from trie import exceptions as trie_exceptions
 
@@ -195,6 +199,40 @@ class TallyAccountDB(AccountDB):
             code = super().get_code(address)
             _code_by_hash.put(code_hash, code)
         return code
+
+    def set_balance(self, address: Address, balance: int) -> None:
+        """`AccountDB.set_balance` without `Account.copy`, which deep-copies every field it
+        keeps: a third of the cost of the three or four balance and nonce changes every
+        transaction makes."""
+        validate_canonical_address(address, title="Storage Address")
+        validate_uint256(balance, title="Account Balance")
+        account = self._get_account(address)
+        self._set_account(
+            address, Account(account.nonce, balance, account.storage_root, account.code_hash)
+        )
+
+    def set_nonce(self, address: Address, nonce: int) -> None:
+        """`AccountDB.set_nonce` without `Account.copy` (see `set_balance`)."""
+        validate_canonical_address(address, title="Storage Address")
+        validate_uint64(nonce, title="Nonce")
+        account = self._get_account(address)
+        self._set_account(
+            address, Account(nonce, account.balance, account.storage_root, account.code_hash)
+        )
+
+    def _set_account(self, address: Address, account: Account) -> None:
+        """`AccountDB._set_account`, encoding the four fields straight: `rlp.encode` with the
+        `Account` sedes walks rlp's generic serializers and takes three times as long for the
+        same bytes."""
+        self._account_cache[address] = account
+        self._journaltrie[address] = encode_raw(
+            [
+                big_endian_int.serialize(account.nonce),
+                big_endian_int.serialize(account.balance),
+                account.storage_root,
+                account.code_hash,
+            ]
+        )
 
     def _get_address_store(self, address: Address) -> AccountStorageDatabaseAPI:
         store = self._account_stores.get(address)
