@@ -224,6 +224,80 @@ def test_stack_limits_match_stock_py_evm() -> None:
     assert statuses[8:] == [0, 0, 0, 1, 0, 1, 1, 1, 1]
 
 
+_OPERANDS = [
+    b"",
+    b"\x00",
+    b"\x00\x00",
+    b"\x01",
+    b"\x02",
+    b"\xff",
+    b"\x01\x00",
+    b"\x01\x2c",
+    b"\x80" + b"\x00" * 31,
+]
+_OPERANDS.append(b"\xff" * 32)
+_AS_INT = b"\x5f\x01"  # PUSH0 ADD: the top item, as an integer (PUSH leaves bytes)
+_TWO_OPERAND = [0x01, 0x03, 0x02, 0x10, 0x11, 0x14, 0x16, 0x17, 0x18, 0x1B, 0x1C]
+"""ADD SUB MUL LT GT EQ AND OR XOR SHL SHR: the two-operand opcodes the loop runs inline."""
+
+
+def test_inlined_arithmetic_jumps_and_memory_match_stock_py_evm() -> None:
+    """Each opcode the interpreter loop runs itself instead of calling py-evm's function, on
+    edge operands pushed as bytes and as integers, with too few stack items, jumping to
+    JUMPDESTs, into PUSH data, past the code and to huge targets, and touching memory at
+    small, unaligned and unaffordable offsets; every result is stored, so the state root
+    compares them."""
+    programs = []
+    rng = random.Random(7)
+    for opcode in _TWO_OPERAND:
+        code = bytearray()
+        for slot in range(12):
+            first, second = rng.choice(_OPERANDS), rng.choice(_OPERANDS)
+            code += _push(second) + (_AS_INT if slot % 3 == 0 else b"")
+            code += _push(first) + (_AS_INT if slot % 3 == 1 else b"")
+            code += bytes([opcode]) + _push(bytes([slot])) + b"\x55"  # SSTORE(slot, result)
+        programs.append(bytes(code))
+        programs.append(b"\x60\x01\x60\x00\x55" + _push(b"\x01") + bytes([opcode]))  # underflow
+    for value in _OPERANDS:
+        programs.append(_push(value) + b"\x15" + _push(b"\x00") + b"\x55")  # ISZERO
+    programs.append(b"\x60\x01\x60\x00\x55\x15")  # ISZERO on an empty stack
+    jumps = [
+        b"\x60\x04\x56\xfe\x5b\x60\x01\x60\x00\x55",  # JUMP to a JUMPDEST
+        b"\x60\x03\x56\x60\x5b\x60\x01\x60\x00\x55",  # into PUSH data holding 0x5b
+        b"\x60\x63\x56",  # past the end of the code
+        b"\x7f" + b"\xff" * 32 + b"\x56",  # to 2**256 - 1
+        b"\x60\x00\x60\x00\x57\x60\x01\x60\x00\x55",  # JUMPI not taken: 0 as bytes
+        b"\x60\x00\x5f\x01\x60\x63\x57\x60\x01\x60\x00\x55",  # not taken: 0 as an integer
+        b"\x60\x01\x60\x08\x57\xfe\xfe\xfe\x5b\x60\x02\x60\x00\x55",  # taken
+        b"\x60\x01\x60\x63\x57",  # taken, past the end
+        b"\x60\x01\x56",  # JUMP to the PUSH1 at 1's data: not a JUMPDEST
+        b"\x60\x01\x60\x00\x55\x56",  # JUMP on an empty stack
+        b"\x60\x01\x60\x00\x55\x60\x00\x57",  # JUMPI with one item
+    ]
+    programs += jumps
+    for offset in (b"", b"\x01", b"\x1f", b"\x03\xe8", b"\x01" + b"\x00" * 8):
+        for value in (b"\x2a", b"\xff" * 32, b"\x07" + _AS_INT):
+            code = _push(value) if len(value) < 3 else value
+            code += _push(offset) + b"\x52"  # MSTORE(offset, value)
+            code += _push(offset) + b"\x51" + _push(b"\x00") + b"\x55"  # SSTORE(0, MLOAD)
+            code += _push(b"\x00") + b"\x51" + _push(b"\x01") + b"\x55"  # SSTORE(1, word 0)
+            code += b"\x59" + _push(b"\x02") + b"\x55"  # SSTORE(2, MSIZE)
+            programs.append(code)
+    programs += [b"\x60\x01\x60\x00\x55\x51", b"\x60\x01\x60\x00\x55\x60\x00\x52"]
+    h = Harness()
+    first = h.nonce
+    h.block([h.sign(None, deploy_code(code), gas=3_000_000) for code in programs])
+    receipts = h.block(
+        [h.sign(h.created_address(first + i), gas=400_000) for i in range(len(programs))]
+    )
+    statuses = [int.from_bytes(receipt.state_root, "big") for receipt in receipts]
+    assert statuses[: 2 * len(_TWO_OPERAND)] == [1, 0] * len(_TWO_OPERAND)
+    jumps_at = 2 * len(_TWO_OPERAND) + len(_OPERANDS) + 1
+    assert statuses[jumps_at - 1] == 0
+    assert statuses[jumps_at : jumps_at + len(jumps)] == [1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0]
+    assert statuses[-2:] == [0, 0]
+
+
 def test_storage_wipes_reverts_and_deletions_match_stock_py_evm() -> None:
     """CREATE2 over wiped storage that succeeds, fails, reverts, self-destructs or collides,
     and slots written in one block and cleared in a later one."""

@@ -29,24 +29,46 @@ from enum import Enum
 from typing import Any, Final, Protocol, Self, cast
 
 from eth.abc import ComputationAPI, MessageAPI, StateAPI, TransactionContextAPI
-from eth.exceptions import FullStack, Halt, InsufficientStack, OutOfGas
+from eth.exceptions import (
+    FullStack,
+    Halt,
+    InsufficientStack,
+    InvalidInstruction,
+    InvalidJumpDestination,
+    OutOfGas,
+)
 from eth.vm.code_stream import CodeStream
 from eth.vm.forks.prague.computation import PragueComputation
 from eth.vm.logic.invalid import InvalidOpcode
+from eth.vm.memory import Memory
 from eth.vm.opcode import _FastOpcode
 from eth.vm.opcode_values import (
+    ADD,
+    AND,
     DUP1,
     DUP16,
+    EQ,
+    GT,
+    ISZERO,
     JUMP,
     JUMPDEST,
     JUMPI,
+    LT,
+    MLOAD,
+    MSTORE,
+    MUL,
+    OR,
     POP,
     PUSH0,
     PUSH1,
     PUSH32,
+    SHL,
+    SHR,
     STOP,
+    SUB,
     SWAP1,
     SWAP16,
+    XOR,
 )
 from eth.vm.stack import Stack, to_int
 
@@ -127,8 +149,54 @@ OpcodeFunction = Callable[[ComputationAPI], None]
 OpcodeWrapper = Callable[[int, OpcodeFunction], OpcodeFunction]
 """(opcode, its function) -> the function to run in its place."""
 
-_INLINE = {"PUSH": range(PUSH0, PUSH32 + 1), "DUP": range(DUP1, DUP16 + 1)}
-_INLINE["SWAP"] = range(SWAP1, SWAP16 + 1)
+_UINT256 = 2**256 - 1
+
+
+def _shl(shift: int, value: int) -> int:
+    return 0 if shift >= 256 else (value << shift) & _UINT256
+
+
+def _shr(shift: int, value: int) -> int:
+    return 0 if shift >= 256 else value >> shift
+
+
+_BINARY: dict[int, tuple[str, Callable[[int, int], int]]] = {
+    ADD: ("ADD", lambda a, b: (a + b) & _UINT256),
+    SUB: ("SUB", lambda a, b: (a - b) & _UINT256),
+    MUL: ("MUL", lambda a, b: (a * b) & _UINT256),
+    LT: ("LT", lambda a, b: 1 if a < b else 0),
+    GT: ("GT", lambda a, b: 1 if a > b else 0),
+    EQ: ("EQ", lambda a, b: 1 if a == b else 0),
+    AND: ("AND", lambda a, b: a & b),
+    OR: ("OR", lambda a, b: a | b),
+    XOR: ("XOR", lambda a, b: a ^ b),
+    SHL: ("SHL", _shl),
+    SHR: ("SHR", _shr),
+}
+"""Two-operand integer opcodes `_run` executes inline: mnemonic, and the result of py-evm's
+function (`eth.vm.logic.arithmetic`, `.comparison`) from the first and second item popped."""
+
+_binary: list[Callable[[int, int], int] | None] = [None] * 256
+for _value, (_mnemonic, _function) in _BINARY.items():
+    _binary[_value] = _function
+
+_INLINE: dict[str, Iterable[int]] = {
+    "PUSH": range(PUSH0, PUSH32 + 1),
+    "DUP": range(DUP1, DUP16 + 1),
+    "SWAP": range(SWAP1, SWAP16 + 1),
+}
+"""Families of opcodes `_run` executes inline, by mnemonic prefix."""
+_INLINE_SINGLE: dict[str, int] = {
+    "POP": POP,
+    "JUMPDEST": JUMPDEST,
+    "ISZERO": ISZERO,
+    "JUMP": JUMP,
+    "JUMPI": JUMPI,
+    "MLOAD": MLOAD,
+    "MSTORE": MSTORE,
+    **{mnemonic: value for value, (mnemonic, _function) in _BINARY.items()},
+}
+"""Single opcodes `_run` executes inline, by mnemonic."""
 
 
 def _dispatch_table(opcodes: dict[int, Any]) -> dict[int, _Entry]:
@@ -143,19 +211,33 @@ def _dispatch_table(opcodes: dict[int, Any]) -> dict[int, _Entry]:
 
 
 def _inline_gas(opcodes: dict[int, Any]) -> list[int]:
-    """Gas of the stack opcodes `_run` executes inline (PUSH0-32, DUP1-16, SWAP1-16, POP,
-    JUMPDEST), indexed by opcode; -1 for every other opcode.
+    """Constant gas of the opcodes `_run` executes inline (the stack opcodes, the jumps,
+    MLOAD and MSTORE, and the integer opcodes of `_BINARY`), indexed by opcode; -1 for every
+    other opcode.
 
     Taken from the fork's table, and checked to be the plain opcodes `_run` reproduces.
     """
+    expected = [
+        *((prefix, value) for prefix, values in _INLINE.items() for value in values),
+        *((mnemonic, value) for mnemonic, value in _INLINE_SINGLE.items()),
+    ]
     gas = [-1] * 256
-    for prefix, values in (*_INLINE.items(), ("POP", (POP,)), ("JUMPDEST", (JUMPDEST,))):
-        for value in values:
-            opcode = opcodes[value]
-            if type(opcode) is not _FastOpcode or not opcode.mnemonic.startswith(prefix):
-                raise TypeError(f"opcode 0x{value:02x} is not the plain {prefix} `_run` inlines")
-            gas[value] = opcode.gas_cost
+    for name, value in expected:
+        opcode = opcodes[value]
+        mnemonic = getattr(opcode, "mnemonic", "")
+        plain = mnemonic.startswith(name) if name in _INLINE else mnemonic == name
+        if type(opcode) is not _FastOpcode or not plain:
+            raise TypeError(f"opcode 0x{value:02x} is not the plain {name} `_run` inlines")
+        gas[value] = opcode.gas_cost
     return gas
+
+
+def _not_inline(inline: list[int], opcodes: Iterable[int]) -> list[int]:
+    """`inline` with `opcodes` left to the dispatch table (whose entries a subclass wraps)."""
+    table = list(inline)
+    for opcode in opcodes:
+        table[opcode] = -1
+    return table
 
 
 class _Stack(Stack):
@@ -246,8 +328,10 @@ class TallyComputation(PragueComputation):
     def wrapping(cls, opcodes: Iterable[int], wrap: OpcodeWrapper) -> type[Self]:
         """A subclass whose `opcodes` run `wrap(opcode, function)` in place of `function`
         (same constant gas, charged first)."""
-        table = _wrapped(cls._dispatch, opcodes, wrap)
-        return type(cls.__name__, (cls,), {"_dispatch": table})
+        wrapped = tuple(opcodes)
+        table = _wrapped(cls._dispatch, wrapped, wrap)
+        inline = _not_inline(cls._inline, wrapped)
+        return type(cls.__name__, (cls,), {"_dispatch": table, "_inline": inline})
 
 
 class _BoundedState(Protocol):
@@ -282,6 +366,7 @@ class BoundedComputation(TallyComputation):
 
     # JUMP and JUMPI check the deadline first: every loop passes one.
     _dispatch = _wrapped(TallyComputation._dispatch, (JUMP, JUMPI), _checking_deadline)
+    _inline = _not_inline(TallyComputation._inline, (JUMP, JUMPI))
 
     @classmethod
     def apply_computation(
@@ -302,13 +387,17 @@ def _out_of_gas(needed: int, remaining: int, mnemonic: str) -> OutOfGas:
 def _run(computation: TallyComputation, dispatch: dict[int, _Entry], inline: list[int]) -> None:
     """Execute opcodes until one halts; past the end of the code is STOP, as in py-evm.
 
-    PUSH, DUP, SWAP, POP and JUMPDEST (two thirds of the opcodes a Solidity contract
-    executes) run inline, with py-evm's checks and errors; the rest call py-evm's functions.
+    The opcodes `inline` gives a gas for (the stack opcodes, the jumps, MLOAD, MSTORE and the
+    integer opcodes of `_BINARY`: most of what a Solidity contract executes) run here, with
+    py-evm's checks, errors and gas; the rest call py-evm's functions.
     """
     code = computation.code
     raw = code._raw_code_bytes
+    starts = code._starts
+    length = len(raw)
     meter = computation._gas_meter
     values = computation._stack.values
+    memory = cast(Memory, computation._memory)
     while True:
         pc = code.program_counter
         try:
@@ -321,8 +410,8 @@ def _run(computation: TallyComputation, dispatch: dict[int, _Entry], inline: lis
             if gas > meter.gas_remaining:
                 raise _out_of_gas(gas, meter.gas_remaining, dispatch[opcode][2])
             meter.gas_remaining -= gas
-            if opcode <= PUSH32:
-                if opcode >= PUSH0:
+            if opcode >= PUSH0:
+                if opcode <= PUSH32:
                     end = pc + opcode - PUSH0
                     data = raw[pc:end]
                     if len(data) != end - pc:
@@ -331,22 +420,86 @@ def _run(computation: TallyComputation, dispatch: dict[int, _Entry], inline: lis
                     if len(values) > 1023:
                         raise FullStack("Stack limit reached")
                     values.append(data)
-                elif opcode == POP:
+                elif opcode <= DUP16:
+                    position = opcode - DUP1 + 1
+                    if len(values) > 1023:
+                        raise FullStack("Stack limit reached")
+                    if position > len(values):
+                        raise InsufficientStack(f"Insufficient stack items for DUP{position}")
+                    values.append(values[-position])
+                else:
+                    position = opcode - SWAP1 + 1
+                    if position >= len(values):
+                        raise InsufficientStack(f"Insufficient stack items for SWAP{position}")
+                    values[-1], values[-position - 1] = values[-position - 1], values[-1]
+            elif opcode == JUMPDEST:
+                pass
+            elif opcode == POP:
+                if not values:
+                    raise InsufficientStack("Wanted 1 stack item, had none")
+                values.pop()
+            elif (binary := _binary[opcode]) is not None:
+                if len(values) < 2:
+                    raise InsufficientStack(f"Wanted 2 stack items, only had {len(values)}")
+                first = values.pop()
+                second = values.pop()
+                values.append(
+                    binary(
+                        first if isinstance(first, int) else int.from_bytes(first, "big"),
+                        second if isinstance(second, int) else int.from_bytes(second, "big"),
+                    )
+                )
+            elif opcode == ISZERO:
+                if not values:
+                    raise InsufficientStack("Wanted 1 stack item, had none")
+                top = values[-1]
+                values[-1] = 0 if (top if isinstance(top, int) else any(top)) else 1
+            elif opcode in (JUMPI, JUMP):
+                if opcode == JUMP:
                     if not values:
                         raise InsufficientStack("Wanted 1 stack item, had none")
-                    values.pop()
-            elif opcode <= DUP16:
-                position = opcode - DUP1 + 1
-                if len(values) > 1023:
-                    raise FullStack("Stack limit reached")
-                if position > len(values):
-                    raise InsufficientStack(f"Insufficient stack items for DUP{position}")
-                values.append(values[-position])
-            else:
-                position = opcode - SWAP1 + 1
-                if position >= len(values):
-                    raise InsufficientStack(f"Insufficient stack items for SWAP{position}")
-                values[-1], values[-position - 1] = values[-position - 1], values[-1]
+                    destination = values.pop()
+                else:
+                    if len(values) < 2:
+                        raise InsufficientStack(f"Wanted 2 stack items, only had {len(values)}")
+                    destination = values.pop()
+                    condition = values.pop()
+                    if not (condition if isinstance(condition, int) else any(condition)):
+                        code.program_counter = pc
+                        continue
+                if not isinstance(destination, int):
+                    destination = int.from_bytes(destination, "big")
+                if destination >= length or raw[destination] != JUMPDEST:
+                    code.program_counter = destination
+                    raise InvalidJumpDestination("Invalid Jump Destination")
+                if not starts[destination]:
+                    code.program_counter = destination
+                    raise InvalidInstruction("Jump resulted in invalid instruction")
+                pc = destination
+            elif opcode == MLOAD:
+                if not values:
+                    raise InsufficientStack("Wanted 1 stack item, had none")
+                start = values.pop()
+                if not isinstance(start, int):
+                    start = int.from_bytes(start, "big")
+                computation.extend_memory(start, 32)
+                values.append(bytes(memory._bytes[start : start + 32]))
+            elif opcode == MSTORE:
+                if not values:
+                    raise InsufficientStack("Wanted 1 stack item, had none")
+                start = values.pop()
+                if not values:
+                    raise InsufficientStack("Wanted 1 stack item, had none")
+                value = values.pop()
+                if not isinstance(start, int):
+                    start = int.from_bytes(start, "big")
+                word = (
+                    value.to_bytes(32, "big")
+                    if isinstance(value, int)
+                    else value.rjust(32, b"\x00")
+                )
+                computation.extend_memory(start, 32)
+                memory._bytes[start : start + 32] = word
             code.program_counter = pc
             continue
         code.program_counter = pc
