@@ -15,8 +15,10 @@ The chain: a dev genesis, an OpenZeppelin ERC-20 (`DevToken`), `--senders` fresh
 ETH and tokens. The block: `--count` plain transfers or ERC-20 `transfer`s from those senders
 (their nonces in turn) to `--recipients` fresh accounts, as the pool hands them to the builder
 (decoded, sender recovered and cached, `AdmittedTransaction`), to new recipients each round.
-Both paths execute each round's block, which goes first alternating, and must reach the same
-state root, or the run stops. Nothing is committed, so every round starts on the same head.
+Both paths execute each round's block on the head, which goes first alternating, and must
+reach the same state root, or the run stops. Tally's block is then committed, so every round
+runs on a new head, as on a live chain: its reads start from roots no earlier round read
+under, and the caches (Tally's decoded trie nodes, code) hold only what a node's would.
 
     python benchmarks/execution.py                      # 1,000 of each, 5 rounds
     python benchmarks/execution.py --count 1000 --rounds 9 --workloads erc20
@@ -31,13 +33,16 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
+from eth.abc import BlockHeaderAPI
 from eth_account import Account
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.inprocess import DevChain, admitted, pay, signed, token_deployment
 from benchmarks.stock import stock_execution
 from node.chain.admitted import AdmittedTransaction
+from node.chain.chain import PendingBlock
 from node.consensus.qbft.validators import max_faulty
 from node.storage.store import LevelDBStore
 
@@ -58,37 +63,46 @@ class Bench:
             funding.append(self.dev_chain.sign(sender.address, gas=21_000, value=10**18))
             funding.append(self.dev_chain.sign(self.token, pay(sender.address, 10**24)))
         self.dev_chain.commit(admitted(funding))
-        # Stock py-evm takes the fields a proposer chooses (timestamp, coinbase, gas limit,
-        # extra data, base fee) from a header; the head never moves, so one empty block's do.
-        self.template = self.dev_chain.build([]).header
+        self.nonces = [0] * senders
 
     def block(self, workload: str, count: int, recipients: int) -> list[AdmittedTransaction]:
         paid = [Account.create().address for _ in range(recipients)]
         width = len(self.senders)
         raws = []
         for i in range(count):
-            sender, nonce, recipient = self.senders[i % width], i // width, paid[i % recipients]
+            sender, recipient = self.senders[i % width], paid[i % recipients]
+            nonce = self.nonces[i % width]
+            self.nonces[i % width] += 1
             if workload == "plain":
                 raws.append(signed(sender, nonce, recipient, gas=21_000, value=1))
             else:
                 raws.append(signed(sender, nonce, self.token, pay(recipient, 1)))
         return admitted(raws)
 
-    def tally(self, transactions: list[AdmittedTransaction]) -> bytes:
+    def tally(self, transactions: list[AdmittedTransaction]) -> PendingBlock:
         pending = self.dev_chain.build(transactions)
         if len(pending.executed.transactions) != len(transactions):
             raise SystemExit("Tally's builder left transactions out: raise the gas limit")
-        return pending.header.state_root
+        return pending
 
-    def stock(self, transactions: list[AdmittedTransaction]) -> bytes:
+    def stock(self, transactions: list[AdmittedTransaction]) -> BlockHeaderAPI:
+        """The header stock py-evm reaches on the head, taking the fields a proposer chooses
+        (timestamp, coinbase, gas limit, extra data, base fee) from an empty block's."""
+        template = self.dev_chain.build([]).header
         plain = [item.tx for item in transactions]
-        return stock_execution(self.dev_chain.chain, self.template, plain).state_root
+        return stock_execution(self.dev_chain.chain, template, plain)
+
+    def commit(self, pending: PendingBlock) -> None:
+        self.dev_chain.chain.commit(pending, pending.header)
 
 
-def timed(run: Callable[[list[AdmittedTransaction]], bytes], block: list) -> tuple[float, bytes]:
+T = TypeVar("T")
+
+
+def timed(run: Callable[[list[AdmittedTransaction]], T], block: list) -> tuple[float, T]:
     started = time.perf_counter()
-    root = run(block)
-    return len(block) / (time.perf_counter() - started), root
+    result = run(block)
+    return len(block) / (time.perf_counter() - started), result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,15 +136,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             for round_number in range(args.rounds):
                 block = bench.block(workload, args.count, args.recipients)
                 if round_number % 2:
-                    stock_rate, stock_root = timed(bench.stock, block)
-                    rate, root = timed(bench.tally, block)
+                    stock_rate, stock_header = timed(bench.stock, block)
+                    rate, pending = timed(bench.tally, block)
                 else:
-                    rate, root = timed(bench.tally, block)
-                    stock_rate, stock_root = timed(bench.stock, block)
+                    rate, pending = timed(bench.tally, block)
+                    stock_rate, stock_header = timed(bench.stock, block)
                 ours.append(rate)
                 theirs.append(stock_rate)
-                if stock_root != root:
+                if stock_header.state_root != pending.header.state_root:
                     raise SystemExit(f"{workload}: Tally and stock py-evm reach different roots")
+                bench.commit(pending)
             tally, stock = statistics.median(ours), statistics.median(theirs)
             bound = args.cores * tally / executing
             print(f"{workload:10} {tally:11.0f} {stock:11.0f} {tally / stock:6.2f}x {bound:11.0f}")

@@ -3,12 +3,14 @@ the values they replaced."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from trie import HexaryTrie
 from trie.constants import BLANK_NODE_HASH
+from trie.exceptions import MissingTrieNode
 
-from node.chain.trie_updates import apply_updates
+from node.chain.trie_updates import apply_updates, lookup
 
 # Keys drawn so that many share long prefixes (extensions, deep branches, tiny embedded
 # leaves) and values from one byte (embedded nodes) to long (hashed nodes).
@@ -71,3 +73,32 @@ def test_deleting_everything_gives_the_blank_root() -> None:
     db, start_root, _ = reference({key: b"v" for key in keys}, {})
     root, _ = apply_updates(db.__getitem__, start_root, {key: b"" for key in keys})
     assert root == BLANK_NODE_HASH
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_keys, _values, max_size=60), st.lists(_keys, max_size=20))
+def test_lookup_reads_what_hexary_trie_reads(contents, others) -> None:
+    """Present keys, absent ones (sharing prefixes with present ones, so the walk ends in a
+    branch, a leaf or an extension), embedded and hashed nodes."""
+    db: dict[bytes, bytes] = {}
+    trie = HexaryTrie(db)
+    for key, value in contents.items():
+        trie[key] = value
+    for key in [*contents, *others]:
+        assert lookup(db.__getitem__, trie.root_hash, key) == trie.get(key)
+
+
+def test_lookup_of_a_missing_node_raises_as_hexary_trie_does() -> None:
+    db: dict[bytes, bytes] = {}
+    trie = HexaryTrie(db)
+    keys = [bytes([i]) + b"\x00" * 31 for i in range(0, 256, 16)]
+    for key in keys:
+        trie[key] = b"v" * 40
+    root = trie.root_hash
+    partial = {root: db[root]}  # the root only: its children are missing
+    with pytest.raises(MissingTrieNode) as raised:
+        lookup(partial.__getitem__, root, keys[3])
+    with pytest.raises(MissingTrieNode) as expected:
+        HexaryTrie(partial, root)[keys[3]]
+    assert raised.value.missing_node_hash == expected.value.missing_node_hash
+    assert raised.value.root_hash == root

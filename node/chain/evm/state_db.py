@@ -31,12 +31,11 @@ from eth_typing import Address, Hash32
 from eth_utils import ValidationError, encode_hex, to_bytes
 from rlp.codec import encode_raw
 from rlp.sedes import big_endian_int
-from trie import HexaryTrie
 from trie import exceptions as trie_exceptions
 
 from node.chain.evm.bounded_cache import ENTRY_OVERHEAD, BoundedCache
 from node.chain.state_diff import StateDiff, StorageChanges
-from node.chain.trie_updates import apply_updates
+from node.chain.trie_updates import apply_updates, lookup
 
 CODE_CACHE_BYTES = 16 * 1024 * 1024
 """Contract code kept in memory by its hash: some 650 of the largest deployable contracts."""
@@ -74,7 +73,7 @@ class BufferedStorageLookup(BaseDB):
         if self._pending is not None and hashed_slot in self._pending:
             return self._pending[hashed_slot]
         try:
-            return HexaryTrie(self._db, root_hash=self._starting_root_hash)[hashed_slot]
+            return lookup(self._db.__getitem__, self._starting_root_hash, hashed_slot)
         except trie_exceptions.MissingTrieNode as exc:
             raise MissingStorageTrieNode(
                 Hash32(exc.missing_node_hash),
@@ -170,6 +169,28 @@ class BufferedAccountStorageDB(AccountStorageDB):
         self._clear_count = JournalDB(MemoryDB({CLEAR_COUNT_KEY_NAME: to_bytes(0)}))
 
 
+class AccountReads(BaseDB):
+    """The account trie as py-evm's account database reads it (address -> encoded account,
+    b"" if none), walked by `lookup` at the database's current root; never written through,
+    since `TallyAccountDB.make_state_root` applies the block's changes itself."""
+
+    def __init__(self, accounts: AccountDB, nodes: DatabaseAPI) -> None:
+        self._accounts = accounts
+        self._nodes = nodes
+
+    def __getitem__(self, address: bytes) -> bytes:
+        return lookup(self._nodes.__getitem__, self._accounts.state_root, keccak(address))
+
+    def __setitem__(self, address: bytes, value: bytes) -> None:
+        raise TypeError("the account trie is written by make_state_root, not key by key")
+
+    def __delitem__(self, address: bytes) -> None:
+        raise TypeError("the account trie is written by make_state_root, not key by key")
+
+    def _exists(self, address: bytes) -> bool:
+        return self[address] != b""
+
+
 class TallyAccountDB(AccountDB):
     """py-evm's `AccountDB` with storage written as above, the account trie updated the same
     way, and every change it makes to the state recorded as a `StateDiff`.
@@ -181,6 +202,10 @@ class TallyAccountDB(AccountDB):
 
     def __init__(self, db: AtomicDatabaseAPI, state_root: Hash32 = BLANK_ROOT_HASH) -> None:
         super().__init__(db, state_root)
+        # Reads under the journal go to `AccountReads` instead of py-evm's HexaryTrie (and
+        # its access log, which nothing here reads).
+        self._trie_cache = CacheDB(AccountReads(self, self._batchtrie))
+        self._journaltrie = JournalDB(self._trie_cache)
         self.state_diff = StateDiff()
 
     def get_code(self, address: Address) -> bytes:
