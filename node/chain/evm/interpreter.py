@@ -5,7 +5,10 @@ a four-validator network. py-evm's loop (`BaseComputation.apply_computation`) sp
 dispatch than many opcodes cost: a generator step for each opcode, then `_FastOpcode.__call__`
 -> `computation.consume_gas` -> `GasMeter.consume_gas` (three Python calls) before the opcode's
 own function runs. `TallyComputation` runs the same opcode functions over the same code with
-the same gas rules, charging an opcode's constant gas inline.
+the same gas rules, charging an opcode's constant gas inline; and the opcodes a Solidity
+contract runs most (the stack opcodes, the jumps, MLOAD, MSTORE, ISZERO and the two-operand
+integer opcodes of `_BINARY`) it executes itself, with py-evm's checks and errors, instead of
+calling their functions, which pop and push through three more calls and validate each item.
 
 Jump destinations: py-evm's `CodeStream` works out lazily, per message, whether a JUMP target
 is an instruction rather than PUSH data, and forgets it when the message ends, so a contract
