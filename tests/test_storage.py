@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,3 +67,27 @@ def test_leveldb_keeps_committed_batches_across_reopen(tmp_path: Path) -> None:
     second = LevelDBStore(tmp_path)
     assert second[b"durable"] == b"yes"
     second.close()
+
+
+def _mapped_tables(path: Path) -> set[str]:
+    """The table files of the store at `path` mapped into this process's memory."""
+    lines = Path("/proc/self/maps").read_text().splitlines()
+    return {line.split()[-1] for line in lines if line.endswith(".ldb") and str(path) in line}
+
+
+def _incompressible(key: bytes) -> bytes:
+    return random.Random(key).randbytes(128 * 1024)
+
+
+def test_open_files_bounds_the_tables_mapped_into_memory(tmp_path: Path) -> None:
+    """LevelDB maps every table it keeps open into memory, and those pages count in a node's
+    RSS; `open_files` (LevelDB's least, 74: 64 tables) bounds them once the store outgrows
+    it. 325 MiB of incompressible values make some 80 tables, each read back."""
+    store = LevelDBStore(tmp_path, cache_mib=8, open_files=74)
+    keys = [index.to_bytes(4, "big") for index in range(2600)]
+    for key in keys:
+        store.commit({key: _incompressible(key)})
+    assert all(store[key] == _incompressible(key) for key in keys)
+    assert len(list(tmp_path.glob("*.ldb"))) > 64
+    assert 0 < len(_mapped_tables(tmp_path)) <= 64
+    store.close()
