@@ -144,6 +144,24 @@ def test_an_aborted_deadline_ends_the_call_at_once() -> None:
         )
 
 
+@pytest.mark.parametrize("loop", ["5b5f56", "5b60016000575f56"])  # JUMP; JUMPI then JUMP
+def test_a_deadline_stops_a_loop_of_jumps_inside_one_frame(loop: str) -> None:
+    """The interpreter runs JUMP and JUMPI itself in blocks, but under a deadline they stay
+    the checked ones: a loop inside one frame ends at the deadline, long before its gas (25
+    million: over a million turns) runs out."""
+    chain = new_chain()
+    calls = CallExecutor(chain, chain.genesis.gas_limit)
+    started = time.perf_counter()
+    with pytest.raises(ExecutionTimeout):
+        calls.call(
+            CallRequest(CALLER, TARGET, b"", 0, None),
+            chain.head,
+            {TARGET: AccountOverride(code=bytes.fromhex(loop))},
+            limits=CallLimits(25_000_000, Deadline(0.2)),
+        )
+    assert time.perf_counter() - started < 2
+
+
 def endless_call_cpu_seconds(block_work_held: bool) -> float:
     """CPU time an endless call's thread used in its 1 s, with or without block work held."""
     chain = new_chain()

@@ -1,4 +1,5 @@
-"""Apply a block's worth of writes to a Merkle-Patricia trie in one pass, each node hashed once.
+"""Apply a block's worth of writes to a Merkle-Patricia trie in one pass, each node hashed once;
+and read a key in one lean walk (`lookup`).
 
 py-evm hands storage writes to `HexaryTrie` one key at a time: every write reads, decodes,
 re-encodes and re-hashes the whole path from the root, so the root node of a busy contract's
@@ -7,7 +8,8 @@ writes are sorted and merged into the trie top-down: a node is read once, and ea
 encoded and hashed once, when its parent needs its reference.
 
 Keys must all have the same length (storage and account tries key by 32-byte hashes), so no
-key is a prefix of another and branch nodes never hold a value. The trie shape is canonical
+key is a prefix of another, branch nodes never hold a value, and a leaf reached along a key's
+path ends it. The trie shape is canonical
 for its contents, so the root equals `HexaryTrie`'s for the same writes; `tests/
 test_trie_updates.py` checks that against `HexaryTrie` over random write sets.
 """
@@ -116,8 +118,6 @@ def lookup(load: Callable[[bytes], bytes], root_hash: bytes, key: bytes) -> byte
                 _decoded.put(ref, cached)
             node = cached
         if len(node) == 17:
-            if position == len(nibbles):
-                return node[16]
             ref = node[nibbles[position]]
             position += 1
             continue
@@ -126,7 +126,7 @@ def lookup(load: Callable[[bytes], bytes], root_hash: bytes, key: bytes) -> byte
         if nibbles[position:end] != path:
             return BLANK_NODE
         if leaf:
-            return node[1]  # keys have one length: a leaf whose path matches ends the key
+            return node[1]
         ref = node[1]
         position = end
 

@@ -179,9 +179,9 @@ _BINARY: dict[int, tuple[str, Callable[[int, int], int]]] = {
 """Two-operand integer opcodes `_run` executes inline: mnemonic, and the result of py-evm's
 function (`eth.vm.logic.arithmetic`, `.comparison`) from the first and second item popped."""
 
-_binary: list[Callable[[int, int], int] | None] = [None] * 256
-for _value, (_mnemonic, _function) in _BINARY.items():
-    _binary[_value] = _function
+_binary: list[Callable[[int, int], int] | None] = [
+    _BINARY[value][1] if value in _BINARY else None for value in range(256)
+]
 
 _INLINE: dict[str, Iterable[int]] = {
     "PUSH": range(PUSH0, PUSH32 + 1),
@@ -197,7 +197,7 @@ _INLINE_SINGLE: dict[str, int] = {
     "JUMPI": JUMPI,
     "MLOAD": MLOAD,
     "MSTORE": MSTORE,
-    **{mnemonic: value for value, (mnemonic, _function) in _BINARY.items()},
+    **{mnemonic: value for value, (mnemonic, _) in _BINARY.items()},
 }
 """Single opcodes `_run` executes inline, by mnemonic."""
 

@@ -1,11 +1,14 @@
-"""py-evm's account database with contract storage written to its trie once per block.
+"""py-evm's account database with contract storage written to its trie once per block, and
+the state read through `node.chain.trie_updates.lookup`.
 
 py-evm's `StorageLookup` applies each storage write to a `HexaryTrie` as it is flushed, which
 re-reads, re-encodes and re-hashes the path from the root for every slot: a block of ERC-20
 transfers rebuilds the token's storage root node once per balance written. Here the writes are
 kept (reads see them) until the root is asked for, then merged into the trie in one pass
-(`node.chain.trie_updates`). Everything else is py-evm's: the journals, checkpoints, reverts,
-storage wipes (EIP-6780, CREATE2 re-creation) and the rules for when a root has changed.
+(`node.chain.trie_updates`). Account and storage reads walk the trie there too, over decoded
+nodes kept by hash, rather than through `HexaryTrie`. Everything else is py-evm's: the
+journals, checkpoints, reverts, storage wipes (EIP-6780, CREATE2 re-creation) and the rules
+for when a root has changed.
 `tests/test_stock_equivalence.py` runs blocks through both and compares their state roots.
 """
 
