@@ -84,6 +84,15 @@ class Harness:
         self.timestamp += 1
         return [item.receipt for item in pending.executed.transactions]
 
+    def call_each(self, programs: list[bytes]) -> list[int]:
+        """Deploy `programs` in one block, call each once in the next: the calls' statuses."""
+        first = self.nonce
+        self.block([self.sign(None, deploy_code(code), gas=3_000_000) for code in programs])
+        receipts = self.block(
+            [self.sign(self.created_address(first + i), gas=400_000) for i in range(len(programs))]
+        )
+        return [int.from_bytes(receipt.state_root, "big") for receipt in receipts]
+
 
 def test_genesis_contracts_deploy_to_the_same_state_as_stock_py_evm(monkeypatch) -> None:
     ours = Chain(ChainStore(MemoryStore()), dev_genesis(VALIDATOR)).head.state_root
@@ -203,23 +212,20 @@ def test_random_bytecode_matches_stock_py_evm(seed: int) -> None:
     h.block([h.sign(None, code, gas=rng.choice([60_000, 500_000])) for code in programs[:4]])
 
 
+_MARK = b"\x60\x01\x60\x00\x55"
+"""SSTORE(0, 1): kept only if the call succeeds."""
+
+
 def test_stack_limits_match_stock_py_evm() -> None:
     """Overflow at 1,024 items and underflow by one, for each inlined stack opcode."""
-    mark = b"\x60\x01\x60\x00\x55"  # SSTORE(0, 1): kept only if the call succeeds
     programs = []
     for depth in (1023, 1024):
         for last in (b"\x60\x07", b"\x80", b"\x5f", b"\x58"):  # PUSH1, DUP1, PUSH0, PC
-            programs.append(mark + b"\x5f" * depth + last)
+            programs.append(_MARK + b"\x5f" * depth + last)
     for items in (15, 16, 17):
         for op in (b"\x8f", b"\x9f", b"\x50" * 16):  # DUP16, SWAP16, 16 POPs
-            programs.append(mark + b"\x60\x02" * items + op)
-    h = Harness()
-    first = h.nonce
-    h.block([h.sign(None, deploy_code(code), gas=3_000_000) for code in programs])
-    receipts = h.block(
-        [h.sign(h.created_address(first + i), gas=400_000) for i in range(len(programs))]
-    )
-    statuses = [int.from_bytes(receipt.state_root, "big") for receipt in receipts]
+            programs.append(_MARK + b"\x60\x02" * items + op)
+    statuses = Harness().call_each(programs)
     assert statuses[:8] == [1, 1, 1, 1, 0, 0, 0, 0]
     assert statuses[8:] == [0, 0, 0, 1, 0, 1, 1, 1, 1]
 
@@ -257,10 +263,10 @@ def test_inlined_arithmetic_jumps_and_memory_match_stock_py_evm() -> None:
             code += _push(first) + (_AS_INT if slot % 3 == 1 else b"")
             code += bytes([opcode]) + _push(bytes([slot])) + b"\x55"  # SSTORE(slot, result)
         programs.append(bytes(code))
-        programs.append(b"\x60\x01\x60\x00\x55" + _push(b"\x01") + bytes([opcode]))  # underflow
+        programs.append(_MARK + _push(b"\x01") + bytes([opcode]))  # underflow
     for value in _OPERANDS:
         programs.append(_push(value) + b"\x15" + _push(b"\x00") + b"\x55")  # ISZERO
-    programs.append(b"\x60\x01\x60\x00\x55\x15")  # ISZERO on an empty stack
+    programs.append(_MARK + b"\x15")  # ISZERO on an empty stack
     jumps = [
         b"\x60\x04\x56\xfe\x5b\x60\x01\x60\x00\x55",  # JUMP to a JUMPDEST
         b"\x60\x03\x56\x60\x5b\x60\x01\x60\x00\x55",  # into PUSH data holding 0x5b
@@ -271,8 +277,8 @@ def test_inlined_arithmetic_jumps_and_memory_match_stock_py_evm() -> None:
         b"\x60\x01\x60\x08\x57\xfe\xfe\xfe\x5b\x60\x02\x60\x00\x55",  # taken
         b"\x60\x01\x60\x63\x57",  # taken, past the end
         b"\x60\x01\x56",  # JUMP to the PUSH1 at 1's data: not a JUMPDEST
-        b"\x60\x01\x60\x00\x55\x56",  # JUMP on an empty stack
-        b"\x60\x01\x60\x00\x55\x60\x00\x57",  # JUMPI with one item
+        _MARK + b"\x56",  # JUMP on an empty stack
+        _MARK + b"\x60\x00\x57",  # JUMPI with one item
     ]
     programs += jumps
     for offset in (b"", b"\x01", b"\x1f", b"\x03\xe8", b"\x01" + b"\x00" * 8):
@@ -283,14 +289,8 @@ def test_inlined_arithmetic_jumps_and_memory_match_stock_py_evm() -> None:
             code += _push(b"\x00") + b"\x51" + _push(b"\x01") + b"\x55"  # SSTORE(1, word 0)
             code += b"\x59" + _push(b"\x02") + b"\x55"  # SSTORE(2, MSIZE)
             programs.append(code)
-    programs += [b"\x60\x01\x60\x00\x55\x51", b"\x60\x01\x60\x00\x55\x60\x00\x52"]
-    h = Harness()
-    first = h.nonce
-    h.block([h.sign(None, deploy_code(code), gas=3_000_000) for code in programs])
-    receipts = h.block(
-        [h.sign(h.created_address(first + i), gas=400_000) for i in range(len(programs))]
-    )
-    statuses = [int.from_bytes(receipt.state_root, "big") for receipt in receipts]
+    programs += [_MARK + b"\x51", _MARK + b"\x60\x00\x52"]
+    statuses = Harness().call_each(programs)
     assert statuses[: 2 * len(_TWO_OPERAND)] == [1, 0] * len(_TWO_OPERAND)
     jumps_at = 2 * len(_TWO_OPERAND) + len(_OPERANDS) + 1
     assert statuses[jumps_at - 1] == 0
