@@ -53,6 +53,18 @@ _decoded: BoundedCache[bytes, list[Any]] = BoundedCache(DECODED_NODE_CACHE_BYTES
 """Nodes by hash, so never stale: what a hash names cannot change."""
 
 
+def _stored(load: Callable[[bytes], bytes], node_hash: bytes) -> list[Any]:
+    """The node stored under `node_hash`, decoded: from `_decoded`, or loaded (a KeyError if
+    `load` has none) and kept there. The lists are shared, so nothing may change them: an
+    update builds new nodes (`_Builder` copies a branch before it changes it), and the nodes a
+    block's writes pass through are mostly the ones its reads decoded."""
+    node = _decoded.get(node_hash)
+    if node is None:
+        node = rlp.decode(load(node_hash))
+        _decoded.put(node_hash, node)
+    return node
+
+
 def apply_updates(
     load: Callable[[bytes], bytes],
     root_hash: bytes,
@@ -107,16 +119,12 @@ def lookup(load: Callable[[bytes], bytes], root_hash: bytes, key: bytes) -> byte
         elif ref == BLANK_NODE:
             return BLANK_NODE
         else:
-            cached = _decoded.get(ref)
-            if cached is None:
-                try:
-                    cached = rlp.decode(load(ref))
-                except KeyError:
-                    raise MissingTrieNode(
-                        Hash32(ref), Hash32(root_hash), key, cast(Nibbles, nibbles[:position])
-                    ) from None
-                _decoded.put(ref, cached)
-            node = cached
+            try:
+                node = _stored(load, ref)
+            except KeyError:
+                raise MissingTrieNode(
+                    Hash32(ref), Hash32(root_hash), key, cast(Nibbles, nibbles[:position])
+                ) from None
         if len(node) == 17:
             ref = node[nibbles[position]]
             position += 1
@@ -174,7 +182,7 @@ class _Builder:
             return ref
         if ref == BLANK_NODE:
             return BLANK_NODE
-        return rlp.decode(self._load(ref))
+        return _stored(self._load, ref)
 
     def ref(self, node: Node) -> Ref:
         """A parent's reference to `node` (embedded below 32 bytes, else hashed and kept)."""
