@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Protocol, cast
 
 from eth.abc import BlockHeaderAPI, SignedTransactionAPI, TransactionBuilderAPI
-from eth_typing import Hash32
+from eth_typing import Address, Hash32
 
 from node.chain.evm.vm import TallyVM
 
@@ -50,6 +50,19 @@ def decode_transaction(raw: bytes) -> SignedTransactionAPI:
     ValueError); callers at the edge translate that into a user-facing rejection.
     """
     return TRANSACTION_BUILDER.decode(raw)
+
+
+def decode_recorded(raw: bytes, sender: Address) -> SignedTransactionAPI:
+    """A stored transaction, decoded with the sender its record holds (recovered here when
+    its block was accepted), so that replaying it recovers no signature again.
+
+    py-evm caches a transaction's `sender` in the object's `__dict__` (a `cached_property`,
+    which instance attributes override), which is where the recorded one is put; left
+    empty, reading `sender` recovers it (about 100 us).
+    """
+    tx = decode_transaction(raw)
+    tx.__dict__["sender"] = sender
+    return tx
 
 
 def transaction_fields(tx: SignedTransactionAPI) -> dict[str, Any]:
