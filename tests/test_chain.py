@@ -15,6 +15,7 @@ from node.chain.vm import decode_transaction
 from node.domain.indexes import ChainIndex
 from node.qbftheader.extra_data import QbftExtraData
 from node.qbftheader.hashing import onchain_hash
+from node.storage import schema
 from node.storage.chainstore import ChainStore
 from node.storage.store import LevelDBStore, MemoryStore
 
@@ -191,3 +192,31 @@ def test_genesis_deploys_contracts_by_running_their_init_code() -> None:
     result = calls.call(CallRequest(VALIDATOR, address, balance_of, 0, None), first.head)
     assert int.from_bytes(result.output, "big") == 777
     assert dev_genesis(VALIDATOR).header(MemoryStore()).state_root != first.head.state_root
+
+
+def test_the_latest_records_stay_decoded_and_equal_what_the_store_holds(tmp_path: Path) -> None:
+    store = LevelDBStore(tmp_path)
+    try:
+        chain = Chain(ChainStore(store, recent_records=3), dev_genesis(VALIDATOR))
+        txs = transfers(4)
+        built = build_and_commit(chain, txs[:2], timestamp=10)
+        assert chain.store.receipt(built.executed.transactions[0].tx_hash) is not None
+        later = build_and_commit(chain, txs[2:], timestamp=11)
+        hashes = [t.tx_hash for t in built.executed.transactions + later.executed.transactions]
+        on_disk = ChainStore(store)  # a second reader of the same LevelDB: decodes every read
+        for tx_hash in hashes:
+            assert chain.store.receipt(tx_hash) == on_disk.receipt(tx_hash) is not None
+            assert chain.store.transaction(tx_hash) == on_disk.transaction(tx_hash) is not None
+        # With the stored records gone, only the latest three are still answered, from memory.
+        for tx_hash in hashes:
+            del store[schema.receipt_key(tx_hash)]
+            del store[schema.transaction_key(tx_hash)]
+        assert [chain.store.receipt(h) is not None for h in hashes] == [False, True, True, True]
+        assert [chain.store.transaction(h) is not None for h in hashes] == [False, True, True, True]
+        # A block built but not committed leaves nothing to read.
+        pending = chain.build(
+            transfers(1, first_nonce=1), timestamp=12, coinbase=VALIDATOR, extra_data=EXTRA
+        )
+        assert chain.store.receipt(pending.executed.transactions[0].tx_hash) is None
+    finally:
+        store.close()

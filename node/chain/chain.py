@@ -344,6 +344,7 @@ class Chain:
         )
         self.store.save_validator_tally(pending.batch, block_hash, tally.encode())
         self.store.commit(pending.batch)
+        self.store.remember(records)
         self._remember(block_hash, sealed_header)
         self.tip = ChainHead(sealed_header, block_hash)
         return block_hash
