@@ -106,7 +106,8 @@ class Bench:
         self.dev_chain.chain.commit(pending, pending.header)
 
     def replay(self, transactions: list[AdmittedTransaction]) -> None:
-        """The head block replayed as the internal-call backfill replays it."""
+        """The head block replayed as the internal-call backfill replays it (`transactions`,
+        the block's, only size the rate `timed` reports)."""
         chain = self.dev_chain.chain
         replay_block(
             chain,

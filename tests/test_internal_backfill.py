@@ -214,7 +214,7 @@ def test_the_backfill_replays_with_the_recorded_senders_and_recovers_no_signatur
 ) -> None:
     """A stored transaction was checked when its block was accepted, and its record holds
     the sender recovered then: the replay recovers no signature (py-evm's full validation
-    recovered each three times, 43 % of a block's replay)."""
+    recovered each twice, 43 % of a block's replay with the check that follows)."""
     recoveries: list[bytes] = []
     recover = keys.Signature.recover_public_key_from_msg_hash
 

@@ -8,8 +8,9 @@ the replay stops after the last one asked for.
 
 A stored transaction was checked when its block was accepted, and its record holds the
 sender recovered then, so it is applied as admitted (`TallyState.apply_admitted`) with that
-sender: py-evm's full validation recovered each signature three times, which was 43 % of
-the internal-call backfill's replay of a block (py-spy, four validators, ERC-20 transfers).
+sender: py-evm's full validation recovered each signature twice and verified it once more,
+43 % of the internal-call backfill's replay of a block (py-spy, four validators, ERC-20
+transfers).
 """
 
 from __future__ import annotations
