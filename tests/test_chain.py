@@ -213,9 +213,21 @@ def test_the_latest_records_stay_decoded_and_equal_what_the_store_holds(tmp_path
             del store[schema.transaction_key(tx_hash)]
         assert [chain.store.receipt(h) is not None for h in hashes] == [False, True, True, True]
         assert [chain.store.transaction(h) is not None for h in hashes] == [False, True, True, True]
+        # The kept `to` is the transaction's own: the recipient, and None for a creation.
+        create = dev_accounts()[1].sign_transaction(
+            {"nonce": 1, "gas": 100_000, "gasPrice": 0, "data": "0x600080fd", "chainId": 1337}
+        )
+        made = build_and_commit(chain, [decode_transaction(bytes(create.raw_transaction))], 12)
+        for tx_hash in [*hashes[-2:], made.executed.transactions[0].tx_hash]:
+            kept = chain.store.kept(tx_hash)
+            assert kept is not None
+            assert kept.to == (decode_transaction(kept.transaction.raw).to or None)
+        assert kept.to is None and kept.receipt.contract_address
+        transfer = chain.store.kept(hashes[-1])
+        assert transfer is not None and transfer.to == bytes.fromhex(RECIPIENT[2:])
         # A block built but not committed leaves nothing to read.
         pending = chain.build(
-            transfers(1, first_nonce=1), timestamp=12, coinbase=VALIDATOR, extra_data=EXTRA
+            transfers(1, first_nonce=1), timestamp=13, coinbase=VALIDATOR, extra_data=EXTRA
         )
         assert chain.store.receipt(pending.executed.transactions[0].tx_hash) is None
     finally:

@@ -16,6 +16,7 @@ from eth.abc import BlockHeaderAPI
 
 from node.chain.chain import Chain
 from node.chain.head import ChainHead
+from node.chain.vm import decode_transaction
 from node.query.proofs import AccountProof, prove
 from node.storage.chainstore import TxHashes
 from node.storage.records import ReceiptRecord, TransactionRecord
@@ -83,6 +84,14 @@ class ChainReader:
 
     def receipt(self, tx_hash: bytes) -> ReceiptRecord | None:
         return self.store.receipt(tx_hash)
+
+    def recipient(self, tx_hash: bytes, record: TransactionRecord) -> bytes | None:
+        """The `to` of the stored transaction `record` (None for a creation): kept for the
+        latest transactions, decoded from the raw transaction for older ones (~30 us)."""
+        kept = self.store.kept(tx_hash)
+        if kept is not None:
+            return kept.to
+        return decode_transaction(record.raw).to or None
 
     def proof(self, header: BlockHeaderAPI, address: bytes, slots: Sequence[bytes]) -> AccountProof:
         """EIP-1186 proof of `address` and its 32-byte `slots` after block `header`

@@ -282,7 +282,7 @@ class EthApi:
         record = self.reader.transaction(key)
         if record is None:
             return None
-        return views.receipt_json(key, record, receipt, _recipient(record.raw))
+        return views.receipt_json(key, record, receipt, self.reader.recipient(key, record))
 
     # blocks
     def _block_json(self, header: BlockHeaderAPI | None, full: Any) -> dict[str, Any] | None:
@@ -376,12 +376,6 @@ class EthApi:
             if receipt is not None:
                 receipts.append(receipt)
         return receipts
-
-
-def _recipient(raw: bytes) -> bytes | None:
-    from node.chain.vm import decode_transaction
-
-    return decode_transaction(raw).to or None
 
 
 def _storage_slot(value: Any) -> int:

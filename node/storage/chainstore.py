@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import overload
 
 import rlp
@@ -50,6 +51,18 @@ class TxHashes(Sequence[bytes]):
 
 BlockRecords = list[tuple[bytes, TransactionRecord, ReceiptRecord, bytes]]
 """A block's (tx hash, tx record, receipt record, recipient or created address) in order."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeptRecords:
+    """A recent transaction's records, and its `to` (None: a creation), which a receipt
+    answer needs and the records hold only inside the raw transaction."""
+
+    transaction: TransactionRecord
+    receipt: ReceiptRecord
+    to: bytes | None
+
+
 RECENT_RECORDS = 5_000
 """Transactions whose records are kept decoded after their block commits (an ERC-20 transfer's
 two records: about 1.2 KB, so 6 MiB in all)."""
@@ -69,7 +82,7 @@ class ChainStore:
     def __init__(self, store: KeyValueStore, recent_records: int = RECENT_RECORDS) -> None:
         self.store = store
         self.recent_records = recent_records
-        self._recent: dict[bytes, tuple[TransactionRecord, ReceiptRecord]] = {}
+        self._recent: dict[bytes, KeptRecords] = {}
         self._recent_order: deque[bytes] = deque()
 
     def new_batch(self) -> StoreBatch:
@@ -105,16 +118,20 @@ class ChainStore:
     def transaction(self, tx_hash: bytes) -> TransactionRecord | None:
         recent = self._recent.get(tx_hash)
         if recent is not None:
-            return recent[0]
+            return recent.transaction
         data = self.store.get(schema.transaction_key(tx_hash))
         return None if data is None else decode_transaction_record(data)
 
     def receipt(self, tx_hash: bytes) -> ReceiptRecord | None:
         recent = self._recent.get(tx_hash)
         if recent is not None:
-            return recent[1]
+            return recent.receipt
         data = self.store.get(schema.receipt_key(tx_hash))
         return None if data is None else decode_receipt_record(data)
+
+    def kept(self, tx_hash: bytes) -> KeptRecords | None:
+        """The records of a transaction among the latest `recent_records`, else None."""
+        return self._recent.get(tx_hash)
 
     def remember(self, transactions: BlockRecords) -> None:
         """Keep a committed block's records (`save_block`'s list) as the latest; call it only
@@ -122,8 +139,10 @@ class ChainStore:
 
         One writer (the thread committing blocks); readers on other threads only look up.
         """
-        for tx_hash, tx_record, receipt_record, _ in transactions:
-            self._recent[tx_hash] = (tx_record, receipt_record)
+        for tx_hash, tx_record, receipt_record, counterparty in transactions:
+            # The counterparty is the recipient, or the created address for a creation.
+            to = None if receipt_record.contract_address else counterparty or None
+            self._recent[tx_hash] = KeptRecords(tx_record, receipt_record, to)
             self._recent_order.append(tx_hash)
         while len(self._recent_order) > self.recent_records:
             self._recent.pop(self._recent_order.popleft(), None)
