@@ -5,6 +5,7 @@ signed WalletToken mints and transfers."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +23,15 @@ from eth_utils import keccak
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from node.api.credentials import ApiKeyStore
+from node.api.streams.manager import StreamManager
 from node.api.streams.webhook import TargetRefused, WebhookHosts, check_url
+from node.chain.chain import Chain
+from node.chain.genesis import dev_genesis
+from node.chain.notifications import ChainEvents
+from node.domain.event_decoding import EventDecoder
+from node.storage.chainstore import ChainStore
+from node.storage.store import LevelDBStore
 from tests.conftest import NodeProcess, free_port
 from tests.test_api_support import (
     TOKEN,
@@ -538,3 +548,44 @@ def test_webhook_host_policy() -> None:
     with pytest.raises(TargetRefused, match="not in --api-webhook-hosts"):
         WebhookHosts(["erp.bank.internal"]).check_host("other.example")
     assert check_url("https://erp.example/hook") == ("erp.example", 443)
+
+
+def test_a_takeover_during_a_slow_takeover_stops_the_middle_session(tmp_path: Path) -> None:
+    """Connections A, B, C in turn: B's takeover waits while A winds down, and C arrives then.
+    C must be the session left, and B stopped (once B registered only after A had ended, so C
+    found nothing to stop and B, never stopped, took the stream back)."""
+    store = LevelDBStore(tmp_path)
+    chain = Chain(ChainStore(store), dev_genesis(b"\x11" * 20))
+    manager = StreamManager(
+        chain, ChainEvents(), EventDecoder(), WebhookHosts(), ApiKeyStore(store)
+    )
+    stream_id = "ab" * 16
+
+    async def takeovers() -> None:
+        a_winding_down = asyncio.Event()
+        a_may_end = asyncio.Event()
+
+        async def session_a() -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                a_winding_down.set()
+                await a_may_end.wait()
+                raise
+
+        async def session() -> None:
+            await asyncio.Event().wait()
+
+        a, b, c = (asyncio.create_task(s()) for s in (session_a, session, session))
+        await manager.attach(stream_id, a)
+        b_takes_over = asyncio.create_task(manager.attach(stream_id, b))
+        await a_winding_down.wait()
+        await manager.attach(stream_id, c)
+        a_may_end.set()
+        await b_takes_over
+        assert a.cancelled() and b.cancelled() and not c.done()
+        await manager.stop(stream_id)
+        assert c.cancelled()
+
+    asyncio.run(takeovers())
+    store.close()

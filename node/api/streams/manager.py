@@ -71,6 +71,14 @@ def position(event: dict[str, Any]) -> Position:
     return event["block_number"], event["log_index"]
 
 
+async def _cancel(task: asyncio.Task | None) -> None:
+    """Cancel `task` (unless it is the caller) and wait until it has ended."""
+    if task is not None and task is not asyncio.current_task():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class StreamManager:
     """Subscriptions, cursors and delivery tasks of one node."""
 
@@ -151,16 +159,15 @@ class StreamManager:
 
     async def stop(self, stream_id: str) -> None:
         """Stop the stream's worker or WebSocket session, if one runs."""
-        task = self._tasks.pop(stream_id, None)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _cancel(self._tasks.pop(stream_id, None))
 
     async def attach(self, stream_id: str, session: asyncio.Task) -> None:
-        """`session` becomes the stream's WebSocket session (an older one is stopped)."""
-        await self.stop(stream_id)
+        """`session` becomes the stream's WebSocket session, then an older one is stopped.
+        It is registered before the wait: a third connection arriving while the older one
+        winds down must find, and stop, this one."""
+        older = self._tasks.get(stream_id)
         self._tasks[stream_id] = session
+        await _cancel(older)
 
     def detach(self, stream_id: str, session: asyncio.Task) -> None:
         if self._tasks.get(stream_id) is session:
