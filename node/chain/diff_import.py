@@ -14,10 +14,12 @@ from collections.abc import Sequence
 
 import rlp
 from eth.abc import BlockHeaderAPI, ReceiptAPI
+from eth.db.account import AccountDB
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError
 
 from node.chain.admitted import Executable, unwrap
+from node.chain.call_free import index_is_empty
 from node.chain.chain import Chain, PendingBlock
 from node.chain.evm.internals import generate_contract_address
 from node.chain.evm.vm import TallyVM
@@ -127,8 +129,17 @@ def import_with_diff(
     )
     for key, value in writes.items():
         batch[key] = value
+    replay_needed = not index_is_empty(
+        AccountDB(chain.store.store, chain.head.state_root),
+        AccountDB(batch, header.state_root),
+        transactions,
+        receipts,
+    )
     return PendingBlock(
-        chain.head_hash, ExecutedBlock(header, executed), batch, internal_calls_pending=True
+        chain.head_hash,
+        ExecutedBlock(header, executed),
+        batch,
+        internal_calls_pending=replay_needed,
     )
 
 
