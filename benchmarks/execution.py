@@ -8,9 +8,10 @@ validator pays for every transaction, executing it, and compares Tally's path
 store, in alternating rounds. It also bounds a network: a block is executed by every validator
 except the f that check the proposer's state diff (`node/consensus/scheduling.py`), and those
 replay it afterwards to index its internal calls (`node/chain/backfill.py`, through
-`node.chain.tracing.replay`, timed here on each committed block), so on `--cores` cores
-`--validators` validators can finalise at most
-cores / ((validators - f) / rate + f / replay rate) transactions a second, before ingest,
+`node.chain.tracing.replay`, timed here on each committed block) unless its index is provably
+empty (`node.chain.call_free`, printed as "replayed"), so on `--cores` cores `--validators`
+validators can finalise at most cores / ((validators - f) / rate + f / replay rate)
+transactions a second, or cores / ((validators - f) / rate) without the replay, before ingest,
 gossip and consensus take their share.
 
 The chain: a dev genesis, an OpenZeppelin ERC-20 (`DevToken`), `--senders` fresh accounts given
@@ -39,12 +40,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from eth.abc import BlockHeaderAPI
+from eth.db.account import AccountDB
 from eth_account import Account
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.inprocess import DevChain, admitted, pay, signed, token_deployment
 from benchmarks.stock import stock_execution
 from node.chain.admitted import AdmittedTransaction
+from node.chain.call_free import index_is_empty
 from node.chain.chain import PendingBlock
 from node.chain.deadline import Deadline
 from node.chain.tracing.replay import replay_block
@@ -102,6 +105,16 @@ class Bench:
         plain = [item.tx for item in transactions]
         return stock_execution(self.dev_chain.chain, template, plain)
 
+    def replayed(self, pending: PendingBlock) -> bool:
+        """Whether the validators that take this block from its state diff replay it."""
+        chain = self.dev_chain.chain
+        return not index_is_empty(
+            AccountDB(chain.store.store, chain.head.state_root),
+            AccountDB(pending.batch, pending.header.state_root),
+            [item.tx for item in pending.executed.transactions],
+            [item.receipt for item in pending.executed.transactions],
+        )
+
     def commit(self, pending: PendingBlock) -> None:
         self.dev_chain.chain.commit(pending, pending.header)
 
@@ -151,12 +164,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(
             f"{'workload':10} {'Tally tx/s':>11} {'stock tx/s':>11} {'ratio':>7} "
-            f"{'replay tx/s':>12} {'bound tx/s':>11}"
+            f"{'replay tx/s':>12} {'replayed':>9} {'bound tx/s':>11}"
         )
         for workload in workloads:
             ours: list[float] = []
             theirs: list[float] = []
             replays: list[float] = []
+            replayed = False
             for round_number in range(args.rounds):
                 block = bench.block(workload, args.count, args.recipients)
                 run_stock = partial(bench.stock, bench.template())  # built before the clock
@@ -170,14 +184,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 theirs.append(stock_rate)
                 if stock_header.state_root != pending.header.state_root:
                     raise SystemExit(f"{workload}: Tally and stock py-evm reach different roots")
+                replayed = replayed or bench.replayed(pending)
                 bench.commit(pending)
                 replays.append(timed(bench.replay, block)[0])
             tally, stock = statistics.median(ours), statistics.median(theirs)
             replay = statistics.median(replays)
-            bound = args.cores / (executing / tally + (args.validators - executing) / replay)
+            replaying = (args.validators - executing) / replay if replayed else 0.0
+            bound = args.cores / (executing / tally + replaying)
             print(
                 f"{workload:10} {tally:11.0f} {stock:11.0f} {tally / stock:6.2f}x "
-                f"{replay:12.0f} {bound:11.0f}"
+                f"{replay:12.0f} {'yes' if replayed else 'no':>9} {bound:11.0f}"
             )
         store.close()
     return 0
