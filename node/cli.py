@@ -28,6 +28,7 @@ numbers `tally wallet` and `tally audit` use where they overlap:
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import socket
@@ -285,7 +286,25 @@ def _cannot_start(exc: OSError, config: NodeConfig) -> str:
     return f"cannot start: {exc}"
 
 
+YOUNG_COLLECTION_THRESHOLD = 10_000
+"""Allocations between two collections of the youngest generation (CPython's default: 700)."""
+
+
+def _tune_collector() -> None:
+    """Collect cycles less often than CPython's defaults, which suit short scripts.
+
+    A node under load allocates tens of thousands of container objects a block (decoded
+    transactions, trie nodes, receipts), almost all freed by reference counting. At 700 the
+    collector ran several hundred times a run and visited each survivor again in the older
+    generations: on four validators at an offered 400 ERC-20 tx/s, 0.24-0.37 s of CPU per
+    validator a run (3-4 %), 0.08-0.09 s at 10,000. Cyclic garbage is rare here (a few
+    hundred objects a run), so waiting longer to find it costs no memory that shows.
+    """
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, 10, 10)
+
+
 def _event_loop(main: Coroutine[Any, Any, None]) -> None:
+    _tune_collector()
     try:
         import uvloop
     except ImportError:

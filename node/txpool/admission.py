@@ -25,7 +25,7 @@ from eth_typing import Address
 from eth_utils import ValidationError
 
 from node.chain.setcode import authorities_of
-from node.chain.vm import decode_transaction
+from node.chain.vm import decode_transaction, recover_sender
 from node.txpool.errors import (
     FloorDataGasTooLow,
     GasLimitExceeded,
@@ -173,7 +173,7 @@ def decode_checked(
     if not (0 < r < SECPK1_N and 0 < s <= _HALF_N):
         raise InvalidSender("invalid transaction v, r, s values")
     try:
-        sender = tx.sender
+        sender = recover_sender(tx)
     except _RECOVERY_ERRORS as exc:
         raise InvalidSender(str(exc)) from exc
     if nonce == _UINT64_MAX:
