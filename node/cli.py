@@ -297,7 +297,7 @@ def _tune_collector() -> None:
     transactions, trie nodes, receipts), almost all freed by reference counting. At 700 the
     collector ran several hundred times a run and visited each survivor again in the older
     generations: on four validators at an offered 400 ERC-20 tx/s, 0.24-0.37 s of CPU per
-    validator a run (3-4 %), 0.08-0.09 s at 10,000. Cyclic garbage is rare here (a few
+    validator a run (3-4 %), 0.08-0.15 s at 10,000. Cyclic garbage is rare here (a few
     hundred objects a run), so waiting longer to find it costs no memory that shows.
     """
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, 10, 10)

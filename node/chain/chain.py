@@ -205,9 +205,10 @@ class Chain:
         The head's state object is kept until the head moves (or for `_HEAD_STATE_READS`
         reads), so that its account cache serves the many nonce and balance reads of
         transaction admission. Its reads walk the trie as execution's do, over the shared
-        cache of decoded nodes (`TallyAccountDB`): the pool re-reads every sender of a new
-        block and admission every new sender, and through py-evm's `HexaryTrie` each such
-        read cost some 120 us, a sixth of a validator's event loop at saturation.
+        cache of decoded nodes (`TallyAccountDB`), not through py-evm's `HexaryTrie`, which
+        decodes every node of the walk again: the pool re-reads every sender of each new
+        block, and its re-checks took a third less CPU this way (four validators at an
+        offered 400 ERC-20 tx/s: 0.11-0.12 s per validator and run before, 0.07-0.08 after).
         """
         if header is self.head:
             state = self._head_state
