@@ -68,7 +68,10 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                length = int(self.headers["Content-Length"])
+                body = self.rfile.read(length)
+                if len(body) < length:  # its sender died mid-request: nothing was delivered
+                    return
                 status = receiver.status
                 if status == 200:
                     with receiver.lock:
