@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import rlp
 from eth.constants import SECPK1_N
 from eth_account import Account
 from eth_keys import keys
@@ -21,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.chain.vm import decode_transaction, recover_sender
+from tests.test_rpc_rejections import flipped_r, with_signature
 
 CHAIN_ID = 1337
 KINDS = ("unprotected", "legacy", "2930", "1559", "7702")
@@ -78,15 +78,7 @@ def test_recovers_what_py_evm_recovers(
 
 def test_both_refuse_a_signature_that_recovers_nothing() -> None:
     raw = signed(7, "1559", 0, 1, b"", to_checksum_address(b"\x11" * 20))
-    fields = rlp.decode(raw[1:])
-    for r in range(1, 200):  # an r that is the x coordinate of no curve point
-        try:
-            keys.Signature(vrs=(0, r, 1)).recover_public_key_from_msg(b"x")
-        except BadSignature:
-            break
-    else:
-        pytest.fail("no unrecoverable r found")
-    bad = raw[:1] + rlp.encode([*fields[:-3], 0, r, 1])
+    bad = with_signature(raw, r=flipped_r(raw, on_curve=False))
     with pytest.raises(BadSignature):
         _ = decode_transaction(bad).sender
     with pytest.raises(ValueError):
