@@ -24,10 +24,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sync import prebuilt_network, serve_prebuilt
-from throughput import BenchError
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.sync import prebuilt_network, serve_prebuilt
+from benchmarks.throughput import BenchError
 from node import localnet
 
 ISSUE_BAR_S = 300.0

@@ -30,9 +30,8 @@ from pathlib import Path
 import httpx
 from eth_account import Account
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import DEV_MNEMONIC, free_port, wait_for_rpc
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.peers import DEV_MNEMONIC, free_port, wait_for_rpc
 from node import localnet
 
 LOOP_CODE = "0x5b5f56"

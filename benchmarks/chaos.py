@@ -45,9 +45,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import Sender, Watcher, rpc
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.load import Sender, Watcher, rpc
 from node import localnet
 
 SUBNET = "10.77.0"

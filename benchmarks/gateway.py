@@ -33,11 +33,9 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
 
-from throughput import run_tally  # noqa: E402
-
+from benchmarks.throughput import run_tally  # noqa: E402
 from client import FileKeyStore  # noqa: E402
 from client.tokens import WalletToken  # noqa: E402
 from client.wallet import Wallet  # noqa: E402

@@ -34,8 +34,8 @@ import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import DEV_MNEMONIC, REPO_ROOT, free_port, stop_process, wait_for_rpc
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.peers import DEV_MNEMONIC, REPO_ROOT, free_port, stop_process, wait_for_rpc
 
 Account.enable_unaudited_hdwallet_features()
 
@@ -113,7 +113,13 @@ def build_chain(url: str, count: int, target: str) -> None:
 
 
 def _sign(account: LocalAccount, to: str, value: int, nonce: int) -> str:
-    tx = {"chainId": CHAIN_ID, "nonce": nonce, "gasPrice": 0, "gas": 21_000, "to": to}
+    tx: dict[str, Any] = {
+        "chainId": CHAIN_ID,
+        "nonce": nonce,
+        "gasPrice": 0,
+        "gas": 21_000,
+        "to": to,
+    }
     return "0x" + bytes(account.sign_transaction({**tx, "value": value}).raw_transaction).hex()
 
 
@@ -171,7 +177,9 @@ def _at(cursor: str | None) -> dict[str, str]:
 def measure(pages: dict[int, Pages]) -> dict[int, dict[str, list[float]]]:
     """Latencies (ms) per chain and page shape, the chains alternating request by request so
     that whatever else the machine does weighs on both alike."""
-    figures = {count: {"newest": [], "deep": [], "walk": []} for count in pages}
+    figures: dict[int, dict[str, list[float]]] = {
+        count: {"newest": [], "deep": [], "walk": []} for count in pages
+    }
     for _ in range(20):  # warm caches and connections alike on both chains
         for chain in pages.values():
             chain.timed("newest")

@@ -36,10 +36,9 @@ from pathlib import Path
 import httpx
 from eth_account import Account
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import wait_for_rpc
-from throughput import BenchError, Rpc, Setup, run_workload
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.peers import wait_for_rpc
+from benchmarks.throughput import BenchError, Rpc, Setup, run_workload
 from node import localnet
 from node.txpool.pool import PoolConfig
 

@@ -34,17 +34,17 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eth.abc import BlockHeaderAPI
 from eth.db.atomic import AtomicDB
 from eth_hash.auto import keccak
 from eth_utils import to_canonical_address
-from peers import stop_process, wait_for_rpc
-from throughput import Result, bench_target
 
+from benchmarks.peers import stop_process, wait_for_rpc
+from benchmarks.throughput import Result, bench_target
 from node import localnet
 from node.chain.genesis import DEV_CHAIN_ID, Genesis, dev_genesis
 from node.keys import NodeKeySource, load_node_signer
@@ -166,7 +166,7 @@ def store_network(
         ]
     }
     (directory / "network.json").write_text(json.dumps(network))
-    processes = []
+    processes: list[subprocess.Popen[bytes]] = []
     try:
         for index, (rpc, ws, p2p) in enumerate(ports):
             log = open(directory / f"node{index}.log", "wb")  # noqa: SIM115 - the child's
@@ -189,7 +189,7 @@ def store_network(
             )
         url = f"http://127.0.0.1:{ports[0][0]}"
         for process, (rpc, _, _) in zip(processes, ports, strict=True):
-            wait_for_rpc(f"http://127.0.0.1:{rpc}", timeout=90, proc=process)  # type: ignore[arg-type]
+            wait_for_rpc(f"http://127.0.0.1:{rpc}", timeout=90, proc=process)
         yield url, [process.pid for process in processes]
     finally:
         for process in processes:
@@ -219,7 +219,7 @@ def file_keys(directory: Path) -> list[tuple[bytes, list[str]]]:
     """Four encrypted keystore files (standard scrypt), and the options that use them."""
     from tally_common.keystore.file import FileKeyStore
 
-    keys = []
+    keys: list[tuple[bytes, list[str]]] = []
     for index in range(VALIDATORS):
         info = FileKeyStore(directory / f"validator-{index}", "benchmark").create("node")
         path = directory / f"validator-{index}" / "node.json"
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                     idle[name].append(idle_cpu_per_block(url, pids))
                     print(f"  idle: {idle[name][-1]:.0f} ms CPU per block, 4 nodes", flush=True)
                     results, blocks_per_s = heights_per_second(
-                        url, lambda url=url, name=name: bench_target(name, url, workload)
+                        url, partial(bench_target, name, url, workload)
                     )
                 rows[name] += [(result, blocks_per_s) for result in results]
     print(f"\nmedians of {args.rounds} rounds, {args.count} transfers each")

@@ -31,11 +31,14 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
 
 from eth_utils import keccak  # noqa: E402
-from streams import (  # noqa: E402
+from websockets.sync.client import connect  # noqa: E402
+
+from bank.risk.config import load  # noqa: E402
+from bank.risk.workload import Generator, evaluate  # noqa: E402
+from benchmarks.streams import (  # noqa: E402
     DEV,
     SENDERS,
     Watcher,
@@ -46,10 +49,6 @@ from streams import (  # noqa: E402
     signed,
     wait_mined,
 )
-from websockets.sync.client import connect  # noqa: E402
-
-from bank.risk.config import load  # noqa: E402
-from bank.risk.workload import Generator, evaluate  # noqa: E402
 from tests.bank_support import (  # noqa: E402
     PASSWORD,
     PostgresCluster,

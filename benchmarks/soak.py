@@ -27,10 +27,9 @@ from pathlib import Path
 import httpx
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import Sender, Watcher, dev_accounts, rpc
-from peers import free_port, wait_for_rpc
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.load import Sender, Watcher, dev_accounts, rpc
+from benchmarks.peers import free_port, wait_for_rpc
 from node import localnet
 
 WARMUP = 60.0

@@ -43,10 +43,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import DEV_MNEMONIC
-from throughput import BenchError, Chain, Result, Rpc, Setup, balances, run_workload
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.peers import DEV_MNEMONIC
+from benchmarks.throughput import BenchError, Chain, Result, Rpc, Setup, balances, run_workload
 from node import localnet
 from node.chain.genesis import AllocEntry, Genesis
 from node.domain.contracts import WALLET_TOKEN, ChainRole

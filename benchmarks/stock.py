@@ -10,8 +10,9 @@ through `VM.apply_transaction` as py-evm's own chain does.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
-from eth.abc import BlockHeaderAPI, SignedTransactionAPI
+from eth.abc import BlockHeaderAPI, ChainDatabaseAPI, SignedTransactionAPI, StateAPI
 from eth.consensus.context import ConsensusContext
 from eth.vm.chain_context import ChainContext
 from eth.vm.forks.prague.state import PragueState
@@ -21,12 +22,17 @@ from node.chain.chain import Chain
 from node.chain.evm.vm import TallyVM
 from node.chain.executor import HeaderSource, header_fields_for_reexecution
 from node.chain.roots import ordered_trie_root
+from node.chain.vm import prague_header
 
 
 class StockVM(TallyVM):
     """Tally's block bookkeeping hooks with py-evm's unmodified Prague execution."""
 
-    _state_class = PragueState
+    @classmethod
+    def get_state_class(cls) -> type[StateAPI]:
+        """py-evm's `PragueState` instead of `TallyVM`'s `TallyState`: py-evm builds a VM's state
+        from this, and `_state_class`, which it reads, is typed `type[TallyState]` by `TallyVM`."""
+        return PragueState
 
 
 def stock_execution(
@@ -38,13 +44,14 @@ def stock_execution(
     template = chain.executor.new_header(
         chain.head,
         parent_hash=chain.head_hash,
-        base_fee=claimed.base_fee_per_gas,
+        base_fee=prague_header(claimed).base_fee_per_gas,
         **header_fields_for_reexecution(claimed),
     )
     batch = chain.store.new_batch()
     vm = StockVM(
         header=template,
-        chaindb=HeaderSource(batch, chain._require_header),
+        # The VM reads only `db` and `get_block_header_by_hash` of its chain database.
+        chaindb=cast(ChainDatabaseAPI, HeaderSource(batch, chain._require_header)),
         chain_context=ChainContext(chain.chain_id),
         consensus_context=ConsensusContext(batch),
     )

@@ -37,8 +37,8 @@ from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import DEV_MNEMONIC, REPO_ROOT, free_port, stop_process, wait_for_rpc
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.peers import DEV_MNEMONIC, REPO_ROOT, free_port, stop_process, wait_for_rpc
 
 Account.enable_unaudited_hdwallet_features()
 DEV = [Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(10)]

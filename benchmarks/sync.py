@@ -28,10 +28,9 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from state_growth import TOKEN_VALUE, grow
-from throughput import GAS_ERC20, GAS_ETH, BenchError, Chain, erc20_transfer_data, sign
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.state_growth import TOKEN_VALUE, grow
+from benchmarks.throughput import GAS_ERC20, GAS_ETH, BenchError, Chain, erc20_transfer_data, sign
 from node import localnet
 from node.chain.chain import Chain as NodeChain
 from node.chain.genesis import Genesis

@@ -49,21 +49,17 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.peers import (
     DEV_MNEMONIC,
-    REPO_ROOT,
     free_port,
     run_anvil,
     stop_process,
     wait_for_rpc,
 )
-
+from contracts import load_artifact
 from node import localnet
 from node.chain.genesis import DEFAULT_GAS_LIMIT
-
-sys.path.insert(0, str(REPO_ROOT))
-from contracts import load_artifact
 
 Account.enable_unaudited_hdwallet_features()
 

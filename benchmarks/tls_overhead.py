@@ -25,10 +25,8 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from peers import REPO_ROOT, free_port, stop_process
-
+from benchmarks.peers import REPO_ROOT, free_port, stop_process
 from node.certs import write_local_pki
 
 REQUEST = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}

@@ -43,9 +43,8 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from rlp import encode as rlp_encode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: node, contracts
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
+from benchmarks.throughput import (
     DEV_MNEMONIC,
     BenchError,
     Chain,
@@ -57,7 +56,6 @@ from throughput import (
     sign,
     wait_receipts,
 )
-
 from contracts import load_artifact
 from node.domain.contracts import FEES, POINTS_RATE_BPS, TIER_LIMITS, ChainRole
 

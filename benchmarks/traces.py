@@ -24,9 +24,8 @@ import httpx
 from eth_account import Account
 from web3 import Web3
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import DEV_MNEMONIC, find_foundry_binary, free_port, wait_for_rpc
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.peers import DEV_MNEMONIC, find_foundry_binary, free_port, wait_for_rpc
 from contracts import load_artifact
 
 USER = Account.from_key(b"\x42" * 32)
