@@ -393,6 +393,11 @@ def _run(computation: TallyComputation, dispatch: dict[int, _Entry], inline: lis
     The opcodes `inline` gives a gas for (the stack opcodes, the jumps, MLOAD, MSTORE and the
     integer opcodes of `_BINARY`: most of what a Solidity contract executes) run here, with
     py-evm's checks, errors and gas; the rest call py-evm's functions.
+
+    The program counter and the gas left live in locals, written back before anything else
+    reads them (a dispatched opcode, memory growth) and read back after. An error raised
+    inline leaves them stale, which nothing observes: the frame ends and burns all its gas
+    whatever the meter says, and the tracer runs its own loop (`.tracing`).
     """
     code = computation.code
     raw = code._raw_code_bytes
@@ -401,8 +406,9 @@ def _run(computation: TallyComputation, dispatch: dict[int, _Entry], inline: lis
     meter = computation._gas_meter
     values = computation._stack.values
     memory = cast(Memory, computation._memory)
+    pc = code.program_counter
+    remaining = meter.gas_remaining
     while True:
-        pc = code.program_counter
         try:
             opcode = raw[pc]
         except IndexError:
@@ -410,9 +416,9 @@ def _run(computation: TallyComputation, dispatch: dict[int, _Entry], inline: lis
         pc += 1
         gas = inline[opcode]
         if gas >= 0:
-            if gas > meter.gas_remaining:
-                raise _out_of_gas(gas, meter.gas_remaining, dispatch[opcode][2])
-            meter.gas_remaining -= gas
+            if gas > remaining:
+                raise _out_of_gas(gas, remaining, dispatch[opcode][2])
+            remaining -= gas
             if opcode >= PUSH0:
                 if opcode <= PUSH32:
                     end = pc + opcode - PUSH0
@@ -468,7 +474,6 @@ def _run(computation: TallyComputation, dispatch: dict[int, _Entry], inline: lis
                     destination = values.pop()
                     condition = values.pop()
                     if not (condition if isinstance(condition, int) else any(condition)):
-                        code.program_counter = pc
                         continue
                 if not isinstance(destination, int):
                     destination = int.from_bytes(destination, "big")
@@ -485,7 +490,10 @@ def _run(computation: TallyComputation, dispatch: dict[int, _Entry], inline: lis
                 start = values.pop()
                 if not isinstance(start, int):
                     start = int.from_bytes(start, "big")
-                computation.extend_memory(start, 32)
+                if start + 32 > len(memory._bytes):
+                    meter.gas_remaining = remaining
+                    computation.extend_memory(start, 32)
+                    remaining = meter.gas_remaining
                 values.append(bytes(memory._bytes[start : start + 32]))
             elif opcode == MSTORE:
                 if not values:
@@ -501,11 +509,14 @@ def _run(computation: TallyComputation, dispatch: dict[int, _Entry], inline: lis
                     if isinstance(value, int)
                     else value.rjust(32, b"\x00")
                 )
-                computation.extend_memory(start, 32)
+                if start + 32 > len(memory._bytes):
+                    meter.gas_remaining = remaining
+                    computation.extend_memory(start, 32)
+                    remaining = meter.gas_remaining
                 memory._bytes[start : start + 32] = word
-            code.program_counter = pc
             continue
         code.program_counter = pc
+        meter.gas_remaining = remaining
         entry = dispatch.get(opcode)
         try:
             if entry is None:
@@ -521,3 +532,5 @@ def _run(computation: TallyComputation, dispatch: dict[int, _Entry], inline: lis
                     function(computation)
         except Halt:
             break
+        pc = code.program_counter
+        remaining = meter.gas_remaining
