@@ -7,13 +7,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.middleware import ExtraDataToPOAMiddleware
 
@@ -92,11 +94,11 @@ class NodeProcess:
     def log_text(self) -> str:
         return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
 
-    def rpc(self, method: str, params: list | None = None) -> object:
+    def rpc(self, method: str, params: list | None = None) -> Any:
         """One JSON-RPC call; returns the result or raises with the error object."""
         return rpc_call(self.url, method, params)
 
-    def admin(self, method: str, params: list | None = None) -> object:
+    def admin(self, method: str, params: list | None = None) -> Any:
         """One JSON-RPC call on the admin listener, with the node's admin token."""
         return rpc_call(self.admin_url, method, params, self.admin_token)
 
@@ -120,7 +122,7 @@ def admin_token(datadir: Path) -> str:
     return (datadir / "admin-rpc.token").read_text().strip()
 
 
-def rpc_call(url: str, method: str, params: list | None = None, token: str | None = None) -> object:
+def rpc_call(url: str, method: str, params: list | None = None, token: str | None = None) -> Any:
     """One JSON-RPC call over HTTP (with a bearer token if given): the result, or RpcFailure."""
     response = httpx.post(
         url,
@@ -143,7 +145,7 @@ class RpcFailure(Exception):
 
 
 @pytest.fixture
-def node_factory(tmp_path: Path) -> Iterator:
+def node_factory(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
     """Start nodes on fresh datadirs (or given ones); every node is stopped at teardown."""
     started: list[NodeProcess] = []
 
@@ -192,14 +194,14 @@ def w3(shared_node: NodeProcess) -> Web3:
 
 
 @pytest.fixture(scope="session")
-def dev_accounts() -> list:
+def dev_accounts() -> list[LocalAccount]:
     Account.enable_unaudited_hdwallet_features()
     return [
         Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(10)
     ]
 
 
-def fresh_funded_account(w3: Web3, funder, amount_wei: int = 10**20):
+def fresh_funded_account(w3: Web3, funder: LocalAccount, amount_wei: int = 10**20) -> LocalAccount:
     """A new account funded by `funder` (a dev account), so tests never share nonces."""
     account = Account.create()
     tx = funder.sign_transaction(

@@ -32,7 +32,7 @@ def network_description(
     validator of `validator`'s key; roles not given get fresh addresses nobody will use."""
     if nodes is None:
         assert validator is not None
-        address = validator.public_key.to_checksum_address()
+        address: str = validator.public_key.to_checksum_address()
         nodes = [("Bank A", address, f"127.0.0.1:{free_port()}", True)]
     admins = admins or [_random_address() for _ in range(3)]
     lines = [

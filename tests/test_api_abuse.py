@@ -265,7 +265,10 @@ def test_explorer_runs_under_its_policy(node: NodeProcess) -> None:
             page = browser.new_page()
             page.on(
                 "console",
-                lambda m: violations.append(m.text) if "Content Security Policy" in m.text else 0,
+                # playwright types listeners as returning None (it ignores what they return)
+                lambda m: (
+                    violations.append(m.text) if "Content Security Policy" in m.text else None
+                ),
             )
             page.goto(f"{node.url}/explorer/#/signin")
             page.get_by_label("API key", exact=True).fill(admin_key(node))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -163,7 +163,9 @@ def test_json_rpc_on_the_root_is_unchanged(shared_node: NodeProcess) -> None:
             assert json.loads(websocket.recv(timeout=30))["result"] == "0x539"
 
 
-def test_root_without_the_rest_api_has_no_page_to_redirect_to(node_factory) -> None:
+def test_root_without_the_rest_api_has_no_page_to_redirect_to(
+    node_factory: Callable[..., NodeProcess],
+) -> None:
     node = node_factory(extra_args=("--no-api",))
     response = httpx.get(node.url + "/", headers={"Accept": BROWSER_ACCEPT}, timeout=30)
     assert response.status_code == 405

@@ -9,7 +9,7 @@ envelope."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,7 +139,7 @@ def mined(node: NodeProcess, hashes: list[str]) -> list[dict[str, Any]]:
             if h not in receipts:
                 found = node.rpc("eth_getTransactionReceipt", [h])
                 if found:
-                    receipts[h] = found  # type: ignore[assignment]
+                    receipts[h] = found
         time.sleep(0.2)
     return [receipts[h] for h in hashes]
 
@@ -477,7 +477,7 @@ def test_txlistinternal_lists_value_moving_calls_and_creations(chain: Chain) -> 
 
     # By block range (no address): every internal transaction of those blocks, in order.
     blocks = [int(r["blockNumber"]) for r in rows + into_revert + created]
-    span = {"startblock": min(blocks), "endblock": max(blocks)}
+    span: dict[str, Any] = {"startblock": min(blocks), "endblock": max(blocks)}
     in_range = chain.ok(module="account", action="txlistinternal", **span)
     assert in_range == rows + into_revert + created
     backwards = chain.ok(
@@ -676,7 +676,7 @@ def test_roles_and_credentials(chain: Chain) -> None:
 
 def test_bad_parameters_are_refused_in_the_envelope(chain: Chain) -> None:
     address = chain.alice.address
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"module": "account", "action": "txlist", "address": "0x1234"}, "Invalid address"),
         ({"module": "account", "action": "txlist"}, "address"),
         ({"module": "accounts", "action": "txlist", "address": address}, "Module"),
@@ -722,7 +722,9 @@ def test_bad_parameters_are_refused_in_the_envelope(chain: Chain) -> None:
     assert chain.ok(module="account", action="balance", address=address) == before
 
 
-def test_rate_limit_answers_in_the_envelope(node_factory, dev_accounts: list) -> None:
+def test_rate_limit_answers_in_the_envelope(
+    node_factory: Callable[..., NodeProcess], dev_accounts: list[LocalAccount]
+) -> None:
     node = node_factory(extra_args=("--api-rate-limit", "3/minute"))
     key = admin_key(node)
     params = {
@@ -740,9 +742,12 @@ def test_rate_limit_answers_in_the_envelope(node_factory, dev_accounts: list) ->
 
 
 @pytest.mark.filterwarnings("ignore:path is deprecated:DeprecationWarning")
-def test_a_stock_etherscan_client_reads_the_node(chain: Chain, monkeypatch) -> None:
+def test_a_stock_etherscan_client_reads_the_node(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """etherscan-python (PyPI), written for etherscan.io, pointed at the node: only its base
     URL changes; it sends the key as `apikey` and raises on any status "0"."""
+    # etherscan-python ships no type information (and pyproject lists no override for it).
     from etherscan import Etherscan
     from etherscan.enums.fields_enum import FieldsEnum
 

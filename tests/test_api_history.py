@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,7 +53,7 @@ def _block_timestamps(node: NodeProcess, numbers: set[int]) -> dict[int, int]:
     result = {}
     for number in numbers:
         block = node.rpc("eth_getBlockByNumber", [hex(number), False])
-        result[number] = int(block["timestamp"], 16)  # type: ignore[index]
+        result[number] = int(block["timestamp"], 16)
     return result
 
 
@@ -127,7 +127,9 @@ def history(shared_node: NodeProcess, dev_accounts: list) -> History:
     )
 
 
-def _expected(history: History, keep=lambda h, s: True) -> list[str]:
+def _expected(
+    history: History, keep: Callable[[str, dict[str, Any]], bool] = lambda h, s: True
+) -> list[str]:
     """The target's transactions that pass `keep`, newest first, from JSON-RPC receipts."""
     chosen = [(h, s) for h, s in history.sent.items() if keep(h, s)]
     chosen.sort(
@@ -240,8 +242,7 @@ def test_token_transfers_fees_and_decoded_events(history: History) -> None:
     assert charged["args"]["fee"] == fee["fee"] and charged["args"]["from"] == customer
     receipt = history.node.rpc("eth_getTransactionReceipt", [fee["tx_hash"]])
     assert [e["log_index"] for e in detail["events"]] == [
-        int(log["logIndex"], 16)
-        for log in receipt["logs"]  # type: ignore[index]
+        int(log["logIndex"], 16) for log in receipt["logs"]
     ]
 
     account = api.ok(f"/accounts/{customer}")
@@ -336,14 +337,14 @@ def test_block_pages_and_export_match_json_rpc(history: History) -> None:
     assert [b["number"] for b in exported] == list(range(low, high + 1))
     for block in exported:
         rpc = node.rpc("eth_getBlockByNumber", [hex(block["number"]), False])
-        assert block["hash"] == rpc["hash"] and block["parent_hash"] == rpc["parentHash"]  # type: ignore[index]
-        assert block["timestamp"] == int(rpc["timestamp"], 16)  # type: ignore[index]
-        assert block["tx_count"] == len(rpc["transactions"])  # type: ignore[index]
-        assert block["gas_used"] == int(rpc["gasUsed"], 16)  # type: ignore[index]
-        assert block["state_root"] == rpc["stateRoot"]  # type: ignore[index]
-        assert block["proposer"] == to_checksum_address(rpc["miner"])  # type: ignore[index]
+        assert block["hash"] == rpc["hash"] and block["parent_hash"] == rpc["parentHash"]
+        assert block["timestamp"] == int(rpc["timestamp"], 16)
+        assert block["tx_count"] == len(rpc["transactions"])
+        assert block["gas_used"] == int(rpc["gasUsed"], 16)
+        assert block["state_root"] == rpc["stateRoot"]
+        assert block["proposer"] == to_checksum_address(rpc["miner"])
         detail = api.ok(f"/blocks/{block['number']}")
-        assert detail["transactions"] == rpc["transactions"]  # type: ignore[index]
+        assert detail["transactions"] == rpc["transactions"]
         assert detail["commit_seals"]["valid"] is True
         assert detail["commit_seals"]["count"] == (1 if block["number"] else 0)
         assert api.ok(f"/blocks/{block['hash']}") == detail

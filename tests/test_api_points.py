@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from client import FileKeyStore
@@ -46,7 +47,7 @@ def head_time(w3: Web3) -> int:
     return int(w3.eth.get_block("latest")["timestamp"])
 
 
-def deploy_look_alike(w3: Web3, deployer: Account) -> str:
+def deploy_look_alike(w3: Web3, deployer: LocalAccount) -> str:
     """A second Points ledger (same code, same events) at an address of its own."""
     artifact = load_artifact("Points")
     contract = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 import rlp
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from trie import HexaryTrie
 from trie.exceptions import BadTrieProof
@@ -62,8 +63,8 @@ def test_proof_is_eth_get_proof_with_its_header(
     assert answer["proof"] == rpc
     block = shared_node.rpc("eth_getBlockByNumber", [hex(head), False])
     assert answer["block"]["number"] == head
-    assert answer["block"]["hash"] == block["hash"]  # type: ignore[index]
-    assert answer["block"]["state_root"] == block["stateRoot"]  # type: ignore[index]
+    assert answer["block"]["hash"] == block["hash"]
+    assert answer["block"]["state_root"] == block["stateRoot"]
     # The proof walks from the header's state root, independently of any SDK.
     state_root = bytes.fromhex(answer["block"]["state_root"][2:])
     nodes = [rlp.decode(bytes.fromhex(n[2:])) for n in answer["proof"]["accountProof"]]
@@ -114,7 +115,7 @@ def test_proof_refusals(api: Api) -> None:
 
 
 def test_relay_accepts_a_signed_transaction(
-    api: Api, shared_node: NodeProcess, dev_accounts
+    api: Api, shared_node: NodeProcess, dev_accounts: list[LocalAccount]
 ) -> None:
     sender = Sender(shared_node)
     customer = api.as_(api.new_key("customer", [dev_accounts[7].address]))
@@ -130,7 +131,7 @@ def test_relay_accepts_a_signed_transaction(
     assert mined["status"] == "success" and mined["value"] == "123"
     assert mined["block"]["number"] == int(
         shared_node.rpc("eth_getTransactionReceipt", [tx_hash])["blockNumber"],
-        16,  # type: ignore[index]
+        16,
     )
     # The same transaction again: the node's own reason, as eth_sendRawTransaction gives it.
     again = customer.post("/transactions", {"raw": "0x" + raw.hex()})
@@ -139,7 +140,7 @@ def test_relay_accepts_a_signed_transaction(
 
 
 def test_bad_relays_are_refused_with_the_nodes_reason_and_change_nothing(
-    api: Api, shared_node: NodeProcess, dev_accounts
+    api: Api, shared_node: NodeProcess, dev_accounts: list[LocalAccount]
 ) -> None:
     customer = api.as_(api.new_key("customer", [dev_accounts[8].address]))
     address = dev_accounts[8].address
@@ -190,7 +191,7 @@ def test_validators_and_status(api: Api, shared_node: NodeProcess) -> None:
     assert api.get("/validators", block="nope").status_code == 400
 
 
-def test_merchant_registry(api: Api, dev_accounts) -> None:
+def test_merchant_registry(api: Api, dev_accounts: list[LocalAccount]) -> None:
     shop = dev_accounts[5].address
     assert api.put(f"/merchants/{shop}", {"name": "Café", "category": "dining"}).json() == {
         "address": shop,
@@ -205,7 +206,9 @@ def test_merchant_registry(api: Api, dev_accounts) -> None:
     assert all(m["address"] != shop for m in api.ok("/merchants")["items"])
 
 
-def test_payment_requests_are_eip681_with_a_qr_code(api: Api, dev_accounts) -> None:
+def test_payment_requests_are_eip681_with_a_qr_code(
+    api: Api, dev_accounts: list[LocalAccount]
+) -> None:
     to = dev_accounts[6].address
     coin = api.ok("/payment-requests", to=to.lower(), amount=5 * 10**15, memo="lunch")
     parsed = parse_payment_request(coin["uri"])

@@ -6,19 +6,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
 
 from tests.conftest import NodeProcess
 from tests.test_api_support import Api, sign_in
 
 
-def _sign(account, message: str) -> str:
+def _sign(account: LocalAccount, message: str) -> str:
     return "0x" + account.sign_message(encode_defunct(text=message)).signature.hex()
 
 
-def _refused(response, fragment: str) -> None:
+def _refused(response: httpx.Response, fragment: str) -> None:
     assert response.status_code == 401, response.text
     error = response.json()["error"]
     assert error["code"] == "unauthenticated"
@@ -116,7 +118,9 @@ def test_garbage_tokens_and_bad_requests(api: Api) -> None:
     _refused(unknown, "unknown or already used")
 
 
-def test_expired_challenge_and_expired_token(node_factory, dev_accounts: list) -> None:
+def test_expired_challenge_and_expired_token(
+    node_factory: Callable[..., NodeProcess], dev_accounts: list[LocalAccount]
+) -> None:
     """A node whose challenges and sessions live 0 s: both are expired as soon as issued."""
     node = node_factory(extra_args=("--api-challenge-ttl", "0"))
     api = Api(node)
@@ -132,7 +136,9 @@ def test_expired_challenge_and_expired_token(node_factory, dev_accounts: list) -
     _refused(Api(short, answer["token"]).get("/me"), "expired")
 
 
-def test_permissioned_chain_refuses_unknown_wallets(node_factory, dev_accounts: list) -> None:
+def test_permissioned_chain_refuses_unknown_wallets(
+    node_factory: Callable[..., NodeProcess], dev_accounts: list[LocalAccount]
+) -> None:
     node = node_factory(extra_args=("--permissioned",))
     api = Api(node)
     stranger = Account.create()

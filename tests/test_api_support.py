@@ -91,7 +91,7 @@ class Api:
         items: list[dict[str, Any]] = []
         cursor = None
         while True:
-            extra = {"cursor": cursor} if cursor else {}
+            extra: dict[str, Any] = {"cursor": cursor} if cursor else {}
             body = self.ok(path, limit=limit, **params, **extra)
             items += body["items"]
             cursor = body["next_cursor"]
@@ -150,7 +150,7 @@ class Sender:
         data: bytes = b"",
         gas: int = 21_000,
     ) -> bytes:
-        tx = {
+        tx: dict[str, Any] = {
             "chainId": CHAIN_ID,
             "nonce": self.nonce(account),
             "gasPrice": 0,

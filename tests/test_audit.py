@@ -17,17 +17,21 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import eth_abi
 import httpx
 import plyvel
 import pytest
 import rlp
+from eth.abc import BlockHeaderAPI
 from eth.vm.forks.prague.blocks import PragueBlockHeader
+from eth_account.signers.local import LocalAccount
 from eth_keys import keys
+from eth_typing import Address, BlockNumber, Hash32, HexStr
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 from web3 import Web3
 
@@ -54,7 +58,7 @@ WALLET_TOKEN = to_checksum_address("0x000000000000000000000000000000000000a002")
 ISSUER, CUSTOMER, OTHER_CUSTOMER, SENDER = 1, 6, 7, 5
 
 
-def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -162,7 +166,9 @@ def send_traffic(w3: Web3, dev: list) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory, dev_accounts) -> Iterator[Net]:
+def net(
+    tmp_path_factory: pytest.TempPathFactory, dev_accounts: list[LocalAccount]
+) -> Iterator[Net]:
     directory = tmp_path_factory.mktemp("audit") / "net"
     nodes = localnet.up(directory, validators=4, members=0)
     try:
@@ -252,7 +258,9 @@ def test_the_cli_exit_codes(net: Net, tmp_path: Path) -> None:
     assert unreachable.returncode == 5 and "cannot read the chain" in unreachable.stderr
 
 
-def test_every_validator_indexes_the_same_internal_transactions(net: Net, dev_accounts) -> None:
+def test_every_validator_indexes_the_same_internal_transactions(
+    net: Net, dev_accounts: list[LocalAccount]
+) -> None:
     """Each round-0 block is accepted by f validators from its proposer's state diff, without
     running it; the backfill (`node.chain.backfill`) replays it there, so every validator gives
     auditors the same internal transactions and the same reason for a failed transaction."""
@@ -282,12 +290,12 @@ def test_every_validator_indexes_the_same_internal_transactions(net: Net, dev_ac
         for n, fields in enumerate(plan)
     ]
     for tx_hash in hashes:
-        w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+        w3.eth.wait_for_transaction_receipt(HexStr(tx_hash), timeout=60)
 
     def answers(node: localnet.LocalNode) -> tuple:
         key = (net.directory / node.name / "api-admin.key").read_text().strip()
 
-        def get(**params: str) -> object:
+        def get(**params: str) -> Any:
             body = httpx.get(node.url + "/api", params={**params, "apikey": key}, timeout=30)
             return body.json()["result"]
 
@@ -323,12 +331,12 @@ def corrupt(chaindata: Path, net: Net, seal_block: int, field_block: int) -> Non
         receipt = decode_receipt_record(db.get(schema.receipt_key(mint_hash)))
         db.put(schema.receipt_key(mint_hash), rlp.encode(receipt.copy(status=0)))
 
-        def rewrite(number: int, change) -> None:
+        def rewrite(number: int, change: Callable[[BlockHeaderAPI], BlockHeaderAPI]) -> None:
             block_hash = db.get(schema.canonical_hash_key(number))
             header = rlp.decode(db.get(schema.header_key(block_hash)), sedes=PragueBlockHeader)
             db.put(schema.header_key(block_hash), rlp.encode(change(header)))
 
-        def forge_seal(header):
+        def forge_seal(header: BlockHeaderAPI) -> BlockHeaderAPI:
             extra = decode_extra_data(header.extra_data)
             stranger = keys.PrivateKey(keccak(b"not a validator"))
             forged = stranger.sign_msg_hash(commit_seal_hash(header, extra.round)).to_bytes()
@@ -345,7 +353,7 @@ def corrupt(chaindata: Path, net: Net, seal_block: int, field_block: int) -> Non
 
 def empty_blocks_after(url: str, start: int, count: int) -> list[int]:
     w3 = web3_for(url)
-    found = []
+    found: list[int] = []
     number = start + 1
     while len(found) < count:
         if not w3.eth.get_block(number)["transactions"]:
@@ -435,16 +443,18 @@ VALIDATORS = sorted(k.public_key.to_canonical_address() for k in KEYS)
 BY_ADDRESS = {k.public_key.to_canonical_address(): k for k in KEYS}
 
 
-def sealed_header(signers: list[bytes], coinbase: bytes, round_number: int = 0):
+def sealed_header(
+    signers: list[bytes], coinbase: bytes, round_number: int = 0
+) -> tuple[BlockHeaderAPI, ExtraData]:
     extra = ExtraData(b"\0" * 32, tuple(VALIDATORS), None, round_number, ())
     header = PragueBlockHeader(
         difficulty=0,
-        block_number=5,
+        block_number=BlockNumber(5),
         gas_limit=30_000_000,
         timestamp=100,
-        coinbase=coinbase,
+        coinbase=Address(coinbase),
         extra_data=extra.encode(),
-        mix_hash=MIX_HASH,
+        mix_hash=Hash32(MIX_HASH),
     )
     digest = commit_seal_hash(header, round_number)
     seals = tuple(BY_ADDRESS[s].sign_msg_hash(digest).to_bytes() for s in signers)
@@ -452,9 +462,13 @@ def sealed_header(signers: list[bytes], coinbase: bytes, round_number: int = 0):
     return header.copy(extra_data=sealed.encode()), sealed
 
 
-def parent_by(coinbase: bytes):
+def parent_by(coinbase: bytes) -> BlockHeaderAPI:
     return PragueBlockHeader(
-        difficulty=0, block_number=4, gas_limit=1, timestamp=99, coinbase=coinbase
+        difficulty=0,
+        block_number=BlockNumber(4),
+        gas_limit=1,
+        timestamp=99,
+        coinbase=Address(coinbase),
     )
 
 
@@ -484,14 +498,16 @@ def test_seal_quorum_and_proposer_rules() -> None:
     assert [c for c, _ in check_consensus(header, extra, smaller, parent)] == ["validators"]
 
 
-def vote_header(number: int, voter: bytes, subject: bytes, add: bool, listed=VALIDATORS):
+def vote_header(
+    number: int, voter: bytes, subject: bytes, add: bool, listed: list[bytes] = VALIDATORS
+) -> BlockHeaderAPI:
     extra = ExtraData(b"\0" * 32, tuple(listed), (subject, add), 0, ())
     return PragueBlockHeader(
         difficulty=0,
-        block_number=number,
+        block_number=BlockNumber(number),
         gas_limit=1,
         timestamp=number,
-        coinbase=voter,
+        coinbase=Address(voter),
         extra_data=extra.encode(),
     )
 

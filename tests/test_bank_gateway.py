@@ -9,10 +9,13 @@ import datetime
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
+from eth_typing import ChecksumAddress
 from web3 import Web3
+from web3.contract import Contract
 
 from bank.rails.base import RailUnavailable, SettlementUnavailable
 from bank.rails.simulator import SimulatorRail
@@ -85,11 +88,15 @@ def chain(shared_node: NodeProcess) -> Web3:
     return web3_for(shared_node.url)
 
 
-def balance(chain: Web3, account: str) -> int:
+def wallet_token(chain: Web3) -> Contract:
     from contracts import load_artifact
 
-    token = chain.eth.contract(address=TOKEN, abi=load_artifact("WalletToken")["abi"])
-    return int(token.functions.balanceOf(account).call())
+    address = cast(ChecksumAddress, TOKEN)  # a checksummed literal, typed str
+    return chain.eth.contract(address=address, abi=load_artifact("WalletToken")["abi"])
+
+
+def balance(chain: Web3, account: str) -> int:
+    return int(wallet_token(chain).functions.balanceOf(account).call())
 
 
 def test_a_topup_is_captured_then_minted_once(stack: Stack, chain: Web3) -> None:
@@ -262,11 +269,10 @@ def test_a_failed_payout_ends_in_reject_with_the_reason(stack: Stack, chain: Web
     view = stack.wait_withdrawal(withdrawal_id, "rejected")
     assert view["reason"] == "payout-declined"
     assert balance(chain, stack.customer) == before  # the locked funds came back
-    from contracts import load_artifact
-
-    token = chain.eth.contract(address=TOKEN, abi=load_artifact("WalletToken")["abi"])
-    (event,) = token.events.WithdrawalRejected().get_logs(
-        from_block=0, argument_filters={"id": withdrawal_id}
+    (event,) = (
+        wallet_token(chain)
+        .events.WithdrawalRejected()
+        .get_logs(from_block=0, argument_filters={"id": withdrawal_id})
     )
     assert event["args"]["reason"].rstrip(b"\0") == b"payout-declined"
     assert stack.ledger()[f"wd-{withdrawal_id}"]["status"] == "failed"

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eth_typing import ChecksumAddress, HexAddress, HexStr
 from web3 import Web3
 
 from client import FileKeyStore, Pkcs11KeyStore
@@ -39,7 +40,8 @@ from tests.test_client_softhsm import USER_PIN, softhsm_tokens
 
 HSM_TOKEN = "bank-issuer"
 ADMIN_GROUP = "0x0000000000000000000000000000000000007777"
-ACCOUNT_RULES = "0x0000000000000000000000000000000000008888"
+# web3.py takes a ChecksumAddress, a str NewType
+ACCOUNT_RULES = ChecksumAddress(HexAddress(HexStr("0x0000000000000000000000000000000000008888")))
 ISSUER_TIER = 3  # as the dev issuer's
 WITHDRAWAL_REQUESTED = Web3.keccak(text="WithdrawalRequested(uint256,address,uint256,bytes32)")
 

@@ -15,7 +15,7 @@ def test_the_budget_starts_at_its_share_and_stays_there_when_heights_are_quick()
 
 
 @pytest.mark.parametrize(("decided_in", "round_number"), [(1.7, 0), (0.9, 1)])
-def test_a_slow_height_or_a_round_change_shrinks_it(decided_in, round_number) -> None:
+def test_a_slow_height_or_a_round_change_shrinks_it(decided_in: float, round_number: int) -> None:
     budget = BuildBudget(block_period=1.0, round_timeout=2.0, share=0.5)
     budget.observe(decided_in, round_number)
     assert budget.seconds < 0.5

@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from eth.abc import SignedTransactionAPI
 from eth_account import Account as EthAccount
+from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from contracts import load_artifact
@@ -79,7 +81,9 @@ def test_the_bank_tokens_cannot_and_the_payout_contracts_can() -> None:
         assert can_open_recorded_frames(runtime(name)), name
 
 
-def set_code(nonce: int, authority: EthAccount, delegate: bytes, authority_nonce: int):
+def set_code(
+    nonce: int, authority: LocalAccount, delegate: bytes, authority_nonce: int
+) -> SignedTransactionAPI:
     authorization = authority.sign_authorization(
         {"chainId": 1337, "address": to_checksum_address(delegate), "nonce": authority_nonce}
     )
@@ -137,6 +141,7 @@ def test_only_blocks_with_an_empty_index_skip_the_backfill(tmp_path: Path) -> No
         )
         assert len(pending.executed.transactions) == len(transactions), number
         receipts = [item.receipt.encode() for item in pending.executed.transactions]
+        assert pending.executed.state_diff is not None
         imported = import_with_diff(
             follower, pending.header, transactions, pending.executed.state_diff, receipts
         )

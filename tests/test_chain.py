@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from eth.abc import BlockHeaderAPI
 from eth_account import Account
+from eth_typing import Address
 
 from contracts import load_artifact
-from node.chain.chain import Chain
+from node.chain.chain import Chain, PendingBlock
 from node.chain.executor import BlockRejected
 from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.vm import decode_transaction
@@ -49,7 +51,7 @@ def new_chain(tmp_path: Path | None = None) -> Chain:
     return Chain(ChainStore(store), dev_genesis(VALIDATOR))
 
 
-def build_and_commit(chain: Chain, txs: list, timestamp: int):
+def build_and_commit(chain: Chain, txs: list, timestamp: int) -> PendingBlock:
     pending = chain.build(txs, timestamp=timestamp, coinbase=VALIDATOR, extra_data=EXTRA)
     chain.commit(pending, pending.header)
     return pending
@@ -67,7 +69,7 @@ def test_a_built_block_re_executes_to_the_same_hash_elsewhere(
     replay = follower.reexecute(pending.header, [decode_transaction(t.encode()) for t in txs])
     follower.commit(replay, pending.header)
     assert follower.head_hash == builder.head_hash == onchain_hash(pending.header)
-    recipient = bytes.fromhex(RECIPIENT[2:])
+    recipient = Address(bytes.fromhex(RECIPIENT[2:]))
     assert follower.state_at(follower.head).get_balance(recipient) == sum(10 + i for i in range(40))
 
 
@@ -166,7 +168,7 @@ def test_deploy_and_call_a_compiled_contract() -> None:
     pending = build_and_commit(chain, [decode_transaction(bytes(raw))], timestamp=5)
     created = pending.executed.transactions[0].contract_address
     assert len(created) == 20
-    assert chain.state_at(chain.head).get_code(created) != b""
+    assert chain.state_at(chain.head).get_code(Address(created)) != b""
 
 
 def test_genesis_deploys_contracts_by_running_their_init_code() -> None:
@@ -222,6 +224,7 @@ def test_the_latest_records_stay_decoded_and_equal_what_the_store_holds(tmp_path
             kept = chain.store.kept(tx_hash)
             assert kept is not None
             assert kept.to == (decode_transaction(kept.transaction.raw).to or None)
+        assert kept is not None
         assert kept.to is None and kept.receipt.contract_address
         transfer = chain.store.kept(hashes[-1])
         assert transfer is not None and transfer.to == bytes.fromhex(RECIPIENT[2:])
@@ -254,7 +257,7 @@ def _token_block() -> list:
     return [decode_transaction(bytes(raw)), *transfers(4)]
 
 
-def _sealed(header, vanity: bytes = b"\x00" * 32):
+def _sealed(header: BlockHeaderAPI, vanity: bytes = b"\x00" * 32) -> BlockHeaderAPI:
     """`header` as its commit would seal it (the seal's bytes are not checked on commit)."""
     return header.copy(
         extra_data=QbftExtraData(vanity, (VALIDATOR,), None, 0, (b"\x01" * 65,)).encode()

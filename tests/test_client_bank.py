@@ -15,11 +15,15 @@ import itertools
 import json
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress, HexStr
 from web3 import Web3
 from web3.logs import DISCARD
+from web3.types import TxParams
 
 from client.errors import ExecutionReverted, TransactionFailed
 from client.policy import Payment, asset_key
@@ -80,11 +84,11 @@ def token_of(wallet: Wallet) -> WalletToken:
     return wallet.wallet_token(TOKEN_ADDRESS)
 
 
-def events(w3: Web3, sent: Submitted, artifact: str, address: str, name: str) -> list:
+def events(w3: Web3, sent: Submitted, artifact: str, address: ChecksumAddress, name: str) -> list:
     """The decoded `name` events `address` emitted in the transaction."""
     assert sent.receipt is not None and sent.receipt.status == 1
     contract = w3.eth.contract(address=address, abi=load_artifact(artifact)["abi"])
-    receipt = w3.eth.get_transaction_receipt(sent.tx_hash)
+    receipt = w3.eth.get_transaction_receipt(HexStr(sent.tx_hash))
     return [
         dict(log["args"])
         for log in contract.events[name]().process_receipt(receipt, errors=DISCARD)
@@ -101,7 +105,9 @@ def top_up(w3: Web3, wallets: dict[int, Wallet], to: int, amount: int) -> None:
     ]
 
 
-def test_fee_quote_then_internal_and_external_payments(w3: Web3, wallets) -> None:  # type: ignore[no-untyped-def]
+def test_fee_quote_then_internal_and_external_payments(
+    w3: Web3, wallets: dict[int, Wallet]
+) -> None:
     payer, payee, collector = wallets[7], wallets[8], wallets[0]
     token = token_of(payer)
     assert (token.symbol(), token.decimals()) == ("TEUR", 2)
@@ -147,19 +153,24 @@ def test_fee_quote_then_internal_and_external_payments(w3: Web3, wallets) -> Non
     assert token.call("spentToday", payer.address) >= 2 * amount
 
 
-def test_payment_over_the_tier_limit_is_refused_with_a_decoded_error(w3: Web3, wallets) -> None:  # type: ignore[no-untyped-def]
+def test_payment_over_the_tier_limit_is_refused_with_a_decoded_error(
+    w3: Web3, wallets: dict[int, Wallet]
+) -> None:
     payer = wallets[6]  # tier 1: 1,000.00 per payment
     top_up(w3, wallets, 6, 1_500 * CENTS)
     token = token_of(payer)
-    nonce = w3.eth.get_transaction_count(payer.address, "pending")
+    payer_address = cast(ChecksumAddress, payer.address)  # Wallet.address is typed a plain str
+    nonce = w3.eth.get_transaction_count(payer_address, "pending")
     with pytest.raises(
         ExecutionReverted, match=r"OverPaymentLimit\(payer=0x.*100001, limit=100000"
     ):
         token.transfer(wallets[9].address, 100_001)
-    assert w3.eth.get_transaction_count(payer.address, "pending") == nonce  # nothing was sent
+    assert w3.eth.get_transaction_count(payer_address, "pending") == nonce  # nothing was sent
 
 
-def test_withdrawal_request_locks_funds_until_the_issuer_burns_them(w3: Web3, wallets) -> None:  # type: ignore[no-untyped-def]
+def test_withdrawal_request_locks_funds_until_the_issuer_burns_them(
+    w3: Web3, wallets: dict[int, Wallet]
+) -> None:
     holder = wallets[9]
     top_up(w3, wallets, 9, 300 * CENTS)
     token = token_of(holder)
@@ -201,8 +212,8 @@ def _no_payment(binding: ContractBinding) -> Payment:
 
 
 def open_deal(
-    w3: Web3, wallets, milestones: list[int], deadline: int, arbiter: int = 2
-) -> tuple[int, Escrow]:  # type: ignore[no-untyped-def]
+    w3: Web3, wallets: dict[int, Wallet], milestones: list[int], deadline: int, arbiter: int = 2
+) -> tuple[int, Escrow]:
     """Enterprise 3 approves the escrow and opens a deal for enterprise 4; returns its id."""
     payer = wallets[3]
     token_of(payer).approve(ESCROW_ADDRESS, sum(milestones))
@@ -224,7 +235,7 @@ def latest_timestamp(w3: Web3) -> int:
     return int(w3.eth.get_block("latest")["timestamp"])
 
 
-def test_escrow_milestones_released_to_the_payee(w3: Web3, wallets) -> None:  # type: ignore[no-untyped-def]
+def test_escrow_milestones_released_to_the_payee(w3: Web3, wallets: dict[int, Wallet]) -> None:
     top_up(w3, wallets, 3, 5_000 * CENTS)
     token = token_of(wallets[3])
     payer, payee = wallets[3].address, wallets[4].address
@@ -258,7 +269,7 @@ def test_escrow_milestones_released_to_the_payee(w3: Web3, wallets) -> None:  # 
     assert token.balance_of(ESCROW_ADDRESS) == held
 
 
-def test_escrow_dispute_resolved_by_the_arbiter(w3: Web3, wallets) -> None:  # type: ignore[no-untyped-def]
+def test_escrow_dispute_resolved_by_the_arbiter(w3: Web3, wallets: dict[int, Wallet]) -> None:
     top_up(w3, wallets, 3, 1_000 * CENTS)
     token = token_of(wallets[3])
     payer, payee = wallets[3].address, wallets[4].address
@@ -287,7 +298,7 @@ def test_escrow_dispute_resolved_by_the_arbiter(w3: Web3, wallets) -> None:  # t
     assert token.balance_of(payer) == start_payer + 150 * CENTS
 
 
-def test_escrow_refund_after_the_deadline(w3: Web3, wallets) -> None:  # type: ignore[no-untyped-def]
+def test_escrow_refund_after_the_deadline(w3: Web3, wallets: dict[int, Wallet]) -> None:
     top_up(w3, wallets, 3, 1_000 * CENTS)
     token = token_of(wallets[3])
     payer = wallets[3].address
@@ -316,7 +327,9 @@ def test_escrow_refund_after_the_deadline(w3: Web3, wallets) -> None:  # type: i
     assert escrow.call("deal", deal)[4] == 3  # Closed
 
 
-def test_batch_payout_pays_everyone_or_no_one(w3: Web3, wallets, dev_accounts) -> None:  # type: ignore[no-untyped-def]
+def test_batch_payout_pays_everyone_or_no_one(
+    w3: Web3, wallets: dict[int, Wallet], dev_accounts: list[LocalAccount]
+) -> None:
     enterprise = wallets[3]
     top_up(w3, wallets, 3, 2_000 * CENTS)
     token = token_of(enterprise)
@@ -354,15 +367,20 @@ def test_batch_payout_pays_everyone_or_no_one(w3: Web3, wallets, dev_accounts) -
     # Mined anyway (fixed gas, signed outside the SDK): it reverts and nobody is paid.
     signer = dev_accounts[3]
     tx = batch.contract.functions.pay(bad_payees, bad_amounts, b"\x00" * 32).build_transaction(
-        {
-            "from": signer.address,
-            "gas": 2_000_000,
-            "gasPrice": 0,
-            "chainId": w3.eth.chain_id,
-            "nonce": w3.eth.get_transaction_count(signer.address, "pending"),
-        }
+        cast(  # web3.py's TxParams wants Wei, a NewType of int, for gasPrice
+            TxParams,
+            {
+                "from": signer.address,
+                "gas": 2_000_000,
+                "gasPrice": 0,
+                "chainId": w3.eth.chain_id,
+                "nonce": w3.eth.get_transaction_count(signer.address, "pending"),
+            },
+        )
     )
-    tx_hash = w3.eth.send_raw_transaction(signer.sign_transaction(tx).raw_transaction)
+    # eth-account types the transaction as a plain dict, web3.py's answer is a TypedDict
+    signed = signer.sign_transaction(cast(dict[str, Any], tx))
+    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     enterprise.nonces.forget()
     with pytest.raises(TransactionFailed):
         enterprise.wait_for_finality("0x" + tx_hash.hex().removeprefix("0x"))

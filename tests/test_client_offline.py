@@ -308,7 +308,7 @@ def test_contract_helpers_encode_against_the_shipped_abis(tmp_path: Path) -> Non
     store.create("k")
     wallet = Wallet(store, "k", "http://127.0.0.1:9")
     sent: list[tuple[str, bytes, Payment]] = []
-    wallet.send = lambda to, value, data, payment, **kw: sent.append((to, data, payment))  # type: ignore[method-assign,assignment,misc]
+    wallet.send = lambda to, value, data, payment, **kw: sent.append((to, data, payment))  # type: ignore[method-assign,assignment]
 
     token = WalletToken(wallet, TOKEN)
     token.call = lambda function, *args: 3  # type: ignore[method-assign]

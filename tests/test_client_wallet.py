@@ -7,9 +7,13 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress, HexStr
+from web3 import Web3
 
 from client.errors import (
     ContractUnavailable,
@@ -32,7 +36,7 @@ ETH = 10**18
 
 
 @pytest.fixture(scope="module")
-def funder(dev_accounts: list) -> object:
+def funder(dev_accounts: list[LocalAccount]) -> LocalAccount:
     return dev_accounts[6]
 
 
@@ -45,12 +49,14 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KeyStore]:
     }
 
 
-def funded_wallet(w3, funder, store: KeyStore, label: str, **kwargs) -> Wallet:  # type: ignore[no-untyped-def]
+def funded_wallet(
+    w3: Web3, funder: LocalAccount, store: KeyStore, label: str, **kwargs: Any
+) -> Wallet:
     """A new key in `store`, funded with 100 ETH by a dev account."""
     address = store.create(label).address
     tx = funder.sign_transaction(
         {
-            "to": address,
+            "to": HexStr(address),
             "value": 100 * ETH,
             "gas": 21000,
             "gasPrice": 0,
@@ -64,8 +70,8 @@ def funded_wallet(w3, funder, store: KeyStore, label: str, **kwargs) -> Wallet: 
 
 @pytest.mark.parametrize("backend", ["pkcs11", "file"])
 def test_payments_from_both_stores_are_mined_in_every_tx_type(
-    w3, funder, stores: dict[str, KeyStore], backend: str
-) -> None:  # type: ignore[no-untyped-def]
+    w3: Web3, funder: LocalAccount, stores: dict[str, KeyStore], backend: str
+) -> None:
     wallet = funded_wallet(w3, funder, stores[backend], f"pay-{backend}")
     payee = Account.create().address
     blocks = []
@@ -73,7 +79,7 @@ def test_payments_from_both_stores_are_mined_in_every_tx_type(
         wallet.tx_type = tx_type  # type: ignore[assignment]
         sent = wallet.transfer(payee, number * ETH)
         assert sent.receipt is not None and sent.receipt.status == 1
-        mined = w3.eth.get_transaction(sent.tx_hash)
+        mined = w3.eth.get_transaction(HexStr(sent.tx_hash))
         assert mined["from"] == wallet.address and mined["type"] == number - 1
         blocks.append(sent.receipt.block_number)
     assert wallet.balance(address=payee) == 6 * ETH
@@ -84,15 +90,18 @@ def test_payments_from_both_stores_are_mined_in_every_tx_type(
     ]
 
 
-def test_policy_refuses_before_the_store_signs(w3, funder, stores) -> None:  # type: ignore[no-untyped-def]
-    store = stores["pkcs11"]
+def test_policy_refuses_before_the_store_signs(
+    w3: Web3, funder: LocalAccount, stores: dict[str, KeyStore]
+) -> None:
+    store = cast(Pkcs11KeyStore, stores["pkcs11"])  # the fixture's "pkcs11" store is one
     factor = TotpFactor.new()
     friend = Account.create().address
     policy = SpendingPolicy(
         {"ETH": AssetLimits(per_payment=5 * ETH, totp_above=ETH)}, allowlist=[friend], totp=factor
     )
     wallet = funded_wallet(w3, funder, store, "policed", policy=policy)
-    nonce = w3.eth.get_transaction_count(wallet.address)
+    address = cast(ChecksumAddress, wallet.address)  # Wallet.address is typed a plain str
+    nonce = w3.eth.get_transaction_count(address)
     before = store.signatures_made
     with pytest.raises(PerPaymentLimitExceeded):
         wallet.transfer(friend, 6 * ETH)
@@ -101,15 +110,18 @@ def test_policy_refuses_before_the_store_signs(w3, funder, stores) -> None:  # t
     with pytest.raises(SecondFactorRequired):
         wallet.transfer(friend, 2 * ETH)
     assert store.signatures_made == before  # the token was never asked
-    assert w3.eth.get_transaction_count(wallet.address, "pending") == nonce
+    assert w3.eth.get_transaction_count(address, "pending") == nonce
     sent = wallet.transfer(friend, 2 * ETH, totp=factor.code(time.time()))
     assert sent.receipt is not None and store.signatures_made == before + 1
     assert policy.spent_today() == 2 * ETH
 
 
-def test_concurrent_sends_from_one_account_get_consecutive_nonces(w3, funder, stores) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_sends_from_one_account_get_consecutive_nonces(
+    w3: Web3, funder: LocalAccount, stores: dict[str, KeyStore]
+) -> None:
     wallet = funded_wallet(w3, funder, stores["pkcs11"], "busy")
-    start = w3.eth.get_transaction_count(wallet.address)
+    address = cast(ChecksumAddress, wallet.address)  # Wallet.address is typed a plain str
+    start = w3.eth.get_transaction_count(address)
     payee = Account.create().address
     sent, errors = [], []
 
@@ -129,11 +141,11 @@ def test_concurrent_sends_from_one_account_get_consecutive_nonces(w3, funder, st
     assert sorted(s.nonce for s in sent) == list(range(start, start + 24))
     for submitted in sent:
         assert wallet.wait_for_finality(submitted.tx_hash).status == 1
-    assert w3.eth.get_transaction_count(wallet.address) == start + 24
+    assert w3.eth.get_transaction_count(address) == start + 24
     assert wallet.balance(address=payee) == 24
 
 
-def test_node_errors_are_typed(w3, funder, stores) -> None:  # type: ignore[no-untyped-def]
+def test_node_errors_are_typed(w3: Web3, funder: LocalAccount, stores: dict[str, KeyStore]) -> None:
     store = stores["file"]
     store.create("broke")
     broke = Wallet(store, "broke", w3)
@@ -159,13 +171,18 @@ def test_node_errors_are_typed(w3, funder, stores) -> None:  # type: ignore[no-u
 
 
 def test_token_payments_reverts_and_missing_contracts(
-    w3, funder, stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    w3: Web3,
+    funder: LocalAccount,
+    stores: dict[str, KeyStore],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     wallet = funded_wallet(w3, funder, stores["pkcs11"], "treasurer")
     artifact = load_artifact("DevToken")
     constructor = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"]).constructor
     deployed = wallet.send(None, 0, bytes.fromhex(constructor(1_000_000).data_in_transaction[2:]))
-    token_address = deployed.receipt.raw["contractAddress"]  # type: ignore[union-attr]
+    assert deployed.receipt is not None
+    token_address = deployed.receipt.raw["contractAddress"]
     token = wallet.token(token_address)
     assert (token.symbol(), token.decimals()) == ("TDT", 18)
     payee = Account.create().address
@@ -174,7 +191,8 @@ def test_token_payments_reverts_and_missing_contracts(
     with pytest.raises(ExecutionReverted, match=r"ERC20InsufficientBalance\(sender=0x") as info:
         wallet.pay_token(token_address, payee, 10**9)
     assert info.value.reason.startswith("ERC20InsufficientBalance")
-    history = wallet.history(from_block=sent.receipt.block_number)  # type: ignore[union-attr]
+    assert sent.receipt is not None
+    history = wallet.history(from_block=sent.receipt.block_number)
     assert [(e.asset, e.direction, e.counterparty, e.amount) for e in history] == [
         (token.address, "out", payee, 250)
     ]

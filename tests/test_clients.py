@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def run_client(command: list[str], node: NodeProcess) -> dict:
 
 
 @pytest.fixture(scope="module")
-def client_node(tmp_path_factory: pytest.TempPathFactory):
+def client_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     from tests.conftest import free_port
 
     node = NodeProcess(tmp_path_factory.mktemp("clients") / "node", free_port(), free_port())

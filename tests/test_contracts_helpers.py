@@ -22,6 +22,7 @@ from typing import Any
 import eth_abi
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
 from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
@@ -93,7 +94,7 @@ def decode_error(data: str | bytes) -> tuple[str, tuple[Any, ...]]:
     return name, tuple(to_checksum_address(a) if isinstance(a, str) else a for a in args)
 
 
-def create_address(sender: str, nonce: int) -> str:
+def create_address(sender: str, nonce: int) -> ChecksumAddress:
     from rlp import encode as rlp_encode
 
     return to_checksum_address(keccak(rlp_encode([bytes.fromhex(sender[2:]), nonce]))[12:])

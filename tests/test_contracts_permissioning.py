@@ -102,7 +102,9 @@ def test_group_change_needs_m_approvals_and_m_minus_1_does_not_apply(
     assert group.functions.approvals(raise_id).call() == 2  # a and b
 
 
-def test_group_constructor_refuses_a_bad_threshold(w3: Web3, dev_accounts) -> None:
+def test_group_constructor_refuses_a_bad_threshold(
+    w3: Web3, dev_accounts: list[LocalAccount]
+) -> None:
     art = load_artifact("AdminGroup")
     factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
     admins = [dev_accounts[0].address, dev_accounts[1].address]
@@ -177,7 +179,9 @@ def test_account_rules_refusals_inside_proposals(suite: Suite) -> None:
     assert rules.functions.isAllowed(admin).call()
 
 
-def test_node_rules_add_remove_and_last_node(suite: Suite, dev_accounts) -> None:
+def test_node_rules_add_remove_and_last_node(
+    suite: Suite, dev_accounts: list[LocalAccount]
+) -> None:
     nodes, group = suite.node_rules, suite.group
     first = dev_accounts[0].address
     (node_b,) = new_accounts(1)
@@ -204,7 +208,9 @@ def test_node_rules_add_remove_and_last_node(suite: Suite, dev_accounts) -> None
         assert decode_error(reason) == (expected, (node_b.address,))
 
 
-def test_account_rules_push_every_change_to_its_listeners(suite: Suite, dev_accounts) -> None:
+def test_account_rules_push_every_change_to_its_listeners(
+    suite: Suite, dev_accounts: list[LocalAccount]
+) -> None:
     """A token deployed later copies the list at deployment; what changed before the group adds
     it as a listener reaches it then (AccountRules sends it every account ever listed, removed
     ones as None), and every change after that as it happens, until the group removes it."""

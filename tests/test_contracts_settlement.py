@@ -252,7 +252,9 @@ def test_netting_model_conserves_value_and_keeps_balances_non_negative(
         assert min(end) >= 0
 
 
-def record_all(suite: Suite, parties: Sequence[LocalAccount], obligations) -> None:
+def record_all(
+    suite: Suite, parties: Sequence[LocalAccount], obligations: Sequence[tuple[int, int, int]]
+) -> None:
     for debtor, creditor, amount in obligations:
         fn = suite.netting.functions.record(parties[creditor].address, amount, REF)
         suite.chain.tx(parties[debtor], fn)
@@ -268,7 +270,7 @@ def enterprises(suite: Suite) -> list[LocalAccount]:
     return parties
 
 
-def test_netting_settles_net_positions_only(suite: Suite, enterprises) -> None:
+def test_netting_settles_net_positions_only(suite: Suite, enterprises: list[LocalAccount]) -> None:
     netting, chain = suite.netting, suite.chain
     a, b, c = enterprises[:3]
     addrs = [a.address, b.address, c.address]
@@ -314,7 +316,7 @@ def test_netting_settles_net_positions_only(suite: Suite, enterprises) -> None:
     assert_reverts(settle([], []), a.address, "EmptyCycle", cycle + 1)
 
 
-def test_netting_refusals(suite: Suite, enterprises) -> None:
+def test_netting_refusals(suite: Suite, enterprises: list[LocalAccount]) -> None:
     netting, token, chain = suite.netting, suite.token, suite.chain
     a, b = enterprises[:2]
     customer = suite.take(ChainRole.CUSTOMER, 2)
@@ -365,7 +367,10 @@ def test_netting_refusals(suite: Suite, enterprises) -> None:
 )
 @example(obligations=[(0, 1, 10**9), (2, 3, 1_00), (3, 0, 2_00)], funding=[0, 0, 0, 0])
 def test_netting_on_chain_matches_the_model(
-    suite: Suite, enterprises, obligations: list[tuple[int, int, int]], funding: list[int]
+    suite: Suite,
+    enterprises: list[LocalAccount],
+    obligations: list[tuple[int, int, int]],
+    funding: list[int],
 ) -> None:
     parties = enterprises[:4]
     addrs = [p.address for p in parties]
@@ -382,7 +387,9 @@ def test_netting_on_chain_matches_the_model(
     if expected is None:
         name = "PartyLacksFunds"
         assert_reverts(settle, suite.issuer.address, name)
-        short = {a: -n - s for a, n, s in zip(addrs, want, start, strict=True) if s + n < 0}
+        short: dict[str, int] = {
+            a: -n - s for a, n, s in zip(addrs, want, start, strict=True) if s + n < 0
+        }
         top_up(suite, short)
         mine(suite)
         start = balances(suite, addrs)

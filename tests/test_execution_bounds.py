@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from eth.db.account import AccountDB
 from eth.vm.code_stream import CodeStream
+from eth_typing import Address
 
 from node.chain.calls import AccountOverride, CallExecutor, CallLimits, CallRequest
 from node.chain.chain import _HEAD_STATE_READS
@@ -98,11 +99,12 @@ def test_code_is_read_from_the_store_once_by_its_hash(tmp_path: Path) -> None:
     returns a new object for every read; a dict in memory would not tell.)"""
     chain = new_chain(tmp_path)
     root = chain.head.state_root
-    first = TallyAccountDB(chain.store.store, root).get_code(WALLET_TOKEN)
-    again = TallyAccountDB(chain.store.store, root).get_code(WALLET_TOKEN)
-    assert len(first) > 1000 and first == AccountDB(chain.store.store, root).get_code(WALLET_TOKEN)
+    token = Address(WALLET_TOKEN)  # the contract's fixed address, as py-evm types it
+    first = TallyAccountDB(chain.store.store, root).get_code(token)
+    again = TallyAccountDB(chain.store.store, root).get_code(token)
+    assert len(first) > 1000 and first == AccountDB(chain.store.store, root).get_code(token)
     assert again is first
-    assert TallyAccountDB(chain.store.store, root).get_code(b"\x42" * 20) == b""
+    assert TallyAccountDB(chain.store.store, root).get_code(Address(b"\x42" * 20)) == b""
 
 
 # A countdown of N turns: PUSH2 N; JUMPDEST; PUSH1 1; SWAP1; SUB; DUP1; PUSH1 3; JUMPI; STOP

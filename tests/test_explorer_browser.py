@@ -22,7 +22,7 @@ import httpx
 import pytest
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect, sync_playwright
 from web3 import Web3
 
 from contracts import load_artifact
@@ -145,7 +145,9 @@ class ExplorerPage:
     """One browser tab on the explorer; fails the test on any uncaught script error."""
 
     def __init__(self, browser: Browser, node: NodeProcess, shots: Path, phone: bool = False):
-        size = {"width": 390, "height": 844} if phone else {"width": 1280, "height": 900}
+        size: ViewportSize = (
+            {"width": 390, "height": 844} if phone else {"width": 1280, "height": 900}
+        )
         self.context = browser.new_context(viewport=size)
         self.page: Page = self.context.new_page()
         self.errors: list[str] = []

@@ -161,7 +161,8 @@ class RunNode:
                 self.process.wait()
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+# `...`: a lambda binding a loop variable as a default has parameters, though none is passed.
+def wait_for(check: Callable[..., Any], what: str, timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -113,7 +113,9 @@ def test_localnet_block_0_is_the_dated_genesis_and_audits(
         localnet.down(directory)
 
 
-def test_dev_chain_dates_block_0_at_first_start_and_keeps_it(node_factory) -> None:
+def test_dev_chain_dates_block_0_at_first_start_and_keeps_it(
+    node_factory: Callable[..., NodeProcess],
+) -> None:
     before = int(time.time())
     node: NodeProcess = node_factory()
     block_0 = node.rpc("eth_getBlockByNumber", ["0x0", False])

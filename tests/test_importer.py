@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-from eth_keys import keys
+from collections.abc import Sequence
 
-from node.chain.chain import Chain
+import pytest
+from eth.abc import BlockHeaderAPI
+from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
+
+from node.chain.chain import Chain, PendingBlock
 from node.chain.executor import BlockRejected
 from node.chain.genesis import Genesis, dev_genesis
 from node.chain.importer import import_block, verify_seals
@@ -27,14 +31,19 @@ def genesis() -> Genesis:
     return Genesis(chain_id=base.chain_id, validators=VALIDATORS, alloc=base.alloc)
 
 
-def proposal(chain: Chain, txs: list, round_number: int = 0):
+def proposal(chain: Chain, txs: list, round_number: int = 0) -> PendingBlock:
     extra = QbftExtraData(b"\x00" * 32, VALIDATORS, None, round_number, ())
     return chain.build(
         txs, timestamp=chain.head.timestamp + 1, coinbase=VALIDATORS[1], extra_data=extra.encode()
     )
 
 
-def sealed(header, signers, round_number: int = 0, seals=None):
+def sealed(
+    header: BlockHeaderAPI,
+    signers: Sequence[PrivateKey],
+    round_number: int = 0,
+    seals: Sequence[bytes] | None = None,
+) -> BlockHeaderAPI:
     extra = QbftExtraData.decode(header.extra_data)
     seals = (
         seals
@@ -71,7 +80,9 @@ def test_a_quorum_sealed_block_imports_with_the_same_hash() -> None:
         ([KEYS[0], KEYS[0], KEYS[1]], "duplicate commit seal"),
     ],
 )
-def test_insufficient_or_foreign_seals_are_rejected(signers, message) -> None:
+def test_insufficient_or_foreign_seals_are_rejected(
+    signers: list[PrivateKey], message: str
+) -> None:
     builder = Chain(ChainStore(MemoryStore()), genesis())
     follower = Chain(ChainStore(MemoryStore()), genesis())
     header = sealed(proposal(builder, []).header, signers)

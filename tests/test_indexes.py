@@ -8,6 +8,7 @@ answers are compared with what JSON-RPC said about the same transactions (receip
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -68,10 +69,13 @@ class Bank:
         return receipt
 
 
+IndexedChain = tuple[ChainIndex, dict[str, Any], Bank]
+
+
 @pytest.fixture(scope="module")
 def indexed_chain(
     tmp_path_factory: pytest.TempPathFactory, dev_accounts: list[LocalAccount]
-) -> tuple[ChainIndex, dict[str, Any], Bank]:
+) -> Iterator[IndexedChain]:
     """Run the settlement tour on a fresh dev node, stop it, open its LevelDB."""
     datadir = tmp_path_factory.mktemp("indexed")
     node = NodeProcess(datadir, free_port(), free_port()).start()
@@ -124,7 +128,7 @@ def indexed_chain(
     store.close()
 
 
-def test_token_transfers_by_account_match_the_chain_logs(indexed_chain) -> None:
+def test_token_transfers_by_account_match_the_chain_logs(indexed_chain: IndexedChain) -> None:
     index, receipts, bank = indexed_chain
     customer = bytes.fromhex(bank.address(CUSTOMER_A)[2:])
     expected = [
@@ -140,7 +144,7 @@ def test_token_transfers_by_account_match_the_chain_logs(indexed_chain) -> None:
     assert list(index.token_transfers(customer)) == rows[::-1]
 
 
-def test_pages_resume_strictly_after_their_cursor(indexed_chain) -> None:
+def test_pages_resume_strictly_after_their_cursor(indexed_chain: IndexedChain) -> None:
     index, _, bank = indexed_chain
     enterprise = bytes.fromhex(bank.address(ENTERPRISE_A)[2:])
     for newest_first in (True, False):
@@ -162,7 +166,7 @@ def test_pages_resume_strictly_after_their_cursor(indexed_chain) -> None:
     assert list(index.account_transactions(enterprise, after=transactions[2])) == transactions[3:]
 
 
-def test_fee_payments_come_only_from_the_wallet_token(indexed_chain) -> None:
+def test_fee_payments_come_only_from_the_wallet_token(indexed_chain: IndexedChain) -> None:
     index, receipts, bank = indexed_chain
     payer = bytes.fromhex(bank.address(CUSTOMER_A)[2:])
     (fee,) = index.fee_payments(payer)
@@ -173,7 +177,7 @@ def test_fee_payments_come_only_from_the_wallet_token(indexed_chain) -> None:
     assert list(index.fee_payments(bytes.fromhex(bank.address(CUSTOMER_B)[2:]))) == []
 
 
-def test_settlements_by_party_and_state(indexed_chain) -> None:
+def test_settlements_by_party_and_state(indexed_chain: IndexedChain) -> None:
     index, receipts, bank = indexed_chain
     a, b = (bytes.fromhex(bank.address(i)[2:]) for i in (ENTERPRISE_A, ENTERPRISE_B))
     escrow = index.settlement("escrow", 1)
@@ -203,7 +207,7 @@ def test_settlements_by_party_and_state(indexed_chain) -> None:
     assert index.settlement("escrow", 99) is None
 
 
-def test_time_range_maps_to_blocks(indexed_chain) -> None:
+def test_time_range_maps_to_blocks(indexed_chain: IndexedChain) -> None:
     index, receipts, _ = indexed_chain
     block = receipts["batch"]["blockNumber"]
     first = index.block_at_or_after(0)

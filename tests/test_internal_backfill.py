@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 import rlp
+from eth.abc import SignedTransactionAPI
 from eth_account import Account as EthAccount
 from eth_keys import keys
+from eth_keys.datatypes import PublicKey, Signature
 from eth_utils import keccak, to_checksum_address
 
 from node.chain.backfill import InternalCallBackfill, pending_blocks
@@ -39,7 +41,9 @@ SENDER_ADDRESS = bytes.fromhex(SENDER.address[2:])
 BOB = bytes.fromhex(EthAccount.create().address[2:])
 
 
-def signed(nonce: int, to: bytes | None, value: int = 0, data: bytes = b"", gas: int = 300_000):
+def signed(
+    nonce: int, to: bytes | None, value: int = 0, data: bytes = b"", gas: int = 300_000
+) -> SignedTransactionAPI:
     tx = {"nonce": nonce, "gas": gas, "gasPrice": 0, "value": value, "data": data, "chainId": 1337}
     if to is not None:
         tx["to"] = to_checksum_address(to)
@@ -100,6 +104,7 @@ def diverged(tmp_path: Path) -> Diverged:
     pending = leader.build(calls, timestamp=6, coinbase=VALIDATOR, extra_data=EXTRA)
     assert len(pending.executed.transactions) == len(calls)
     receipts = [item.receipt.encode() for item in pending.executed.transactions]
+    assert pending.executed.state_diff is not None
     imported = import_with_diff(
         follower, pending.header, calls, pending.executed.state_diff, receipts
     )
@@ -148,7 +153,7 @@ def test_backfill_after_a_restart_writes_what_execution_wrote(
         assert internal_entries(reopened.store.store) == expected
         # Parked until a block commits; a block marked again (as if replayed twice) is taken
         # up on the next block and rewrites the very same keys and bytes.
-        while not backfill._wake._waiters:  # type: ignore[attr-defined]
+        while not backfill._wake._waiters:
             await asyncio.sleep(0.005)
         batch = reopened.store.new_batch()
         batch[schema.internals_pending_key(2)] = diverged.block_hash
@@ -218,7 +223,7 @@ def test_the_backfill_replays_with_the_recorded_senders_and_recovers_no_signatur
     recoveries: list[bytes] = []
     recover = keys.Signature.recover_public_key_from_msg_hash
 
-    def counted(signature: keys.Signature, message_hash: bytes) -> keys.PublicKey:
+    def counted(signature: Signature, message_hash: bytes) -> PublicKey:
         recoveries.append(message_hash)
         return recover(signature, message_hash)
 

@@ -11,11 +11,12 @@ pytestmark = pytest.mark.serial
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
 from node import localnet
 from node.ports import free_ports
@@ -31,7 +32,7 @@ def network(tmp_path: Path) -> Iterator[list[localnet.LocalNode]]:
         localnet.down(tmp_path / "net")
 
 
-def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -48,7 +49,7 @@ def admin_peers(directory: Path, node: localnet.LocalNode) -> list[str]:
 
 
 def test_member_forwards_transactions_and_follows_the_chain(
-    network, dev_accounts, tmp_path: Path
+    network: list[localnet.LocalNode], dev_accounts: list[LocalAccount], tmp_path: Path
 ) -> None:
     validator, member = (web3_for(node.url) for node in network)
     wait_for(lambda: member.net.peer_count == 1 and validator.net.peer_count == 1, what="the link")
@@ -76,7 +77,9 @@ def test_member_forwards_transactions_and_follows_the_chain(
     assert admin_peers(tmp_path / "net", network[1]) == [network[0].address]
 
 
-def test_a_member_with_an_empty_datadir_catches_up(network, dev_accounts, tmp_path: Path) -> None:
+def test_a_member_with_an_empty_datadir_catches_up(
+    network: list[localnet.LocalNode], dev_accounts: list[LocalAccount], tmp_path: Path
+) -> None:
     validator = web3_for(network[0].url)
     sender = dev_accounts[4]
     for nonce in range(3):
@@ -107,9 +110,12 @@ def test_a_member_with_an_empty_datadir_catches_up(network, dev_accounts, tmp_pa
         assert fresh.eth.get_block(number)["hash"] == validator.eth.get_block(number)["hash"]
 
 
-def test_a_node_with_an_unknown_key_is_refused(network, tmp_path: Path) -> None:
+def test_a_node_with_an_unknown_key_is_refused(
+    network: list[localnet.LocalNode], tmp_path: Path
+) -> None:
     directory = tmp_path / "net"
-    intruder = localnet.LocalNode("intruder", "0x" + "00" * 20, False, *free_ports(3))
+    rpc_port, ws_port, p2p_port = free_ports(3)  # named: mypy cannot count a starred list
+    intruder = localnet.LocalNode("intruder", "0x" + "00" * 20, False, rpc_port, ws_port, p2p_port)
     (directory / "intruder").mkdir()
     localnet.start_node(directory, intruder)
     try:

@@ -19,12 +19,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from eth_keys.datatypes import PrivateKey, PublicKey
 from eth_utils import to_canonical_address
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 from client.qbft import commit_seal_hash, decode_extra_data, header_from_json, seal_signer
 from node.chain.genesis import AllocEntry, Genesis
@@ -77,7 +80,7 @@ class Identity:
 
 def identity(output: str) -> Identity:
     rows = dict(line.strip().split(maxsplit=1) for line in output.splitlines()[1:])
-    found = {
+    found: dict[str, Any] = {
         "address": rows["address"],
         "public_key": rows["public"].removeprefix("key").strip(),
         "run_options": rows["tally"].removeprefix("run").split(),
@@ -245,7 +248,7 @@ def write_genesis(path: Path, validators: list[str], funded: str) -> Path:
     return path
 
 
-def pay(w3: Web3, payer, nonce: int) -> int:
+def pay(w3: Web3, payer: LocalAccount, nonce: int) -> int:
     """One signed transfer, waited for; the number of the block that holds it."""
     signed = payer.sign_transaction(
         {"nonce": nonce, "to": Account.create().address, "value": 1, "gas": 21_000,
@@ -259,7 +262,9 @@ def pay(w3: Web3, payer, nonce: int) -> int:
 
 def seal_signers(w3: Web3, number: int) -> set[str]:
     """Who sealed block `number`, recovered by the SDK's verifier from the JSON-RPC header."""
-    block = w3.provider.make_request("eth_getBlockByNumber", [hex(number), False])["result"]
+    block = w3.provider.make_request(RPCEndpoint("eth_getBlockByNumber"), [hex(number), False])[
+        "result"
+    ]
     header = header_from_json(block)
     extra = decode_extra_data(header.extra_data)
     digest = commit_seal_hash(header, extra.round)

@@ -7,14 +7,21 @@ In-process tests use real chains with the bank contracts deployed at genesis and
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+from eth.abc import SignedTransactionAPI
 from eth_abi import encode
 from eth_account import Account
+from eth_account.datastructures import SignedMessage
+from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector
+from web3.types import TxReceipt
 
 from contracts import load_artifact
 from node.chain.calls import CallExecutor
-from node.chain.chain import Chain
+from node.chain.chain import Chain, PendingBlock
 from node.chain.executor import BlockRejected
 from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.vm import decode_transaction
@@ -23,7 +30,7 @@ from node.permissions.rules import PermissionRules
 from node.qbftheader.extra_data import QbftExtraData
 from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore
-from tests.conftest import RpcFailure, web3_for
+from tests.conftest import NodeProcess, RpcFailure, web3_for
 
 VALIDATOR = b"\x11" * 20
 EXTRA = QbftExtraData(b"\x00" * 32, (VALIDATOR,), None, 0, ()).encode()
@@ -46,22 +53,23 @@ def permissioned_chain(*, enforce: bool = True) -> Chain:
     return chain
 
 
-def signed(account, nonce: int, to: bytes, data: bytes = b"", value: int = 0):
-    raw = account.sign_transaction(
-        {
-            "nonce": nonce,
-            "gas": 500_000,
-            "gasPrice": 0,
-            "to": "0x" + to.hex(),
-            "value": value,
-            "data": data,
-            "chainId": 1337,
-        }
-    ).raw_transaction
+def signed(
+    account: LocalAccount, nonce: int, to: bytes, data: bytes = b"", value: int = 0
+) -> SignedTransactionAPI:
+    tx: dict[str, Any] = {  # eth-account's TransactionDictType wants HexStr for "to"
+        "nonce": nonce,
+        "gas": 500_000,
+        "gasPrice": 0,
+        "to": "0x" + to.hex(),
+        "value": value,
+        "data": data,
+        "chainId": 1337,
+    }
+    raw = account.sign_transaction(tx).raw_transaction
     return decode_transaction(bytes(raw))
 
 
-def commit(chain: Chain, txs: list):
+def commit(chain: Chain, txs: list[SignedTransactionAPI]) -> PendingBlock:
     pending = chain.build(
         txs, timestamp=chain.head.timestamp + 1, coinbase=VALIDATOR, extra_data=EXTRA
     )
@@ -69,7 +77,7 @@ def commit(chain: Chain, txs: list):
     return pending
 
 
-def admin_call(name: str, *args) -> bytes:
+def admin_call(name: str, *args: Any) -> bytes:
     abi = load_artifact("AccountRules")["abi"]
     (entry,) = [item for item in abi if item.get("name") == name]
     types = [item["type"] for item in entry["inputs"]]
@@ -120,22 +128,23 @@ def test_a_validator_rejects_a_block_with_a_forbidden_transaction() -> None:
     assert honest.head.block_number == 0
 
 
-def set_code(account, nonce: int, authorization) -> object:
-    raw = account.sign_transaction(
-        {
-            "type": 4,
-            "chainId": 1337,
-            "nonce": nonce,
-            "maxFeePerGas": 0,
-            "maxPriorityFeePerGas": 0,
-            "gas": 100_000,
-            "to": DEV[0].address,
-            "value": 0,
-            "data": b"",
-            "accessList": [],
-            "authorizationList": [authorization],
-        }
-    ).raw_transaction
+def set_code(
+    account: LocalAccount, nonce: int, authorization: SignedMessage
+) -> SignedTransactionAPI:
+    tx: dict[str, Any] = {  # eth-account's TransactionDictType has no authorization lists
+        "type": 4,
+        "chainId": 1337,
+        "nonce": nonce,
+        "maxFeePerGas": 0,
+        "maxPriorityFeePerGas": 0,
+        "gas": 100_000,
+        "to": DEV[0].address,
+        "value": 0,
+        "data": b"",
+        "accessList": [],
+        "authorizationList": [authorization],
+    }
+    raw = account.sign_transaction(tx).raw_transaction
     return decode_transaction(bytes(raw))
 
 
@@ -190,7 +199,9 @@ def test_history_made_before_a_removal_still_syncs() -> None:
     assert newcomer.head_hash == source.head_hash
 
 
-def test_permissioned_dev_node_enforces_account_rules(node_factory) -> None:
+def test_permissioned_dev_node_enforces_account_rules(
+    node_factory: Callable[..., NodeProcess],
+) -> None:
     node = node_factory(extra_args=("--permissioned",))
     w3 = web3_for(node.url)
     stranger = Account.create()
@@ -228,7 +239,7 @@ def test_permissioned_dev_node_enforces_account_rules(node_factory) -> None:
         == "0x" + "00" * 32
     )
 
-    def send(account, to: bytes, data: bytes) -> dict:
+    def send(account: LocalAccount, to: bytes, data: bytes) -> TxReceipt:
         tx = account.sign_transaction(
             {
                 "nonce": w3.eth.get_transaction_count(account.address, "pending"),

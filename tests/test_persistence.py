@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
+from eth_typing import HexStr
 from eth_utils import to_checksum_address
 
 from contracts import load_artifact
@@ -72,7 +73,7 @@ def signed_transfer(account: LocalAccount, nonce: int, to: str, value: int) -> t
             "type": 2,
             "chainId": CHAIN_ID,
             "nonce": nonce,
-            "to": to,
+            "to": HexStr(to),
             "value": value,
             "gas": 21_000,
             "maxFeePerGas": 0,
@@ -392,7 +393,7 @@ def wait_until_pool_empty(rpc: Rpc, senders: list[LocalAccount], timeout: float 
 def _assert_balances(
     rpc: Rpc,
     senders: list[LocalAccount],
-    sinks: list[str],
+    sinks: Sequence[str],
     mined_values: dict[str, int],
     plan: dict[str, tuple[int, int]],
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import rlp
 
@@ -34,7 +36,7 @@ def test_a_proposal_decodes_as_the_general_decoder_decodes_it(with_typed: bool) 
     data = Proposal.create(KEYS[1], 7, 0, sample_block(with_typed)).encode()
     fast = decode_proposal(data, lambda tx_hash: None)
     assert fast is not None
-    same(fast, decode_message(PROPOSAL, data))
+    same(fast, cast(Proposal, decode_message(PROPOSAL, data)))  # a PROPOSAL is a Proposal
 
 
 def test_pooled_transactions_are_reused_not_decoded_again() -> None:
@@ -45,7 +47,7 @@ def test_pooled_transactions_are_reused_not_decoded_again() -> None:
     assert fast is not None
     assert fast.block.transactions[0] not in pooled.values()
     assert fast.block.transactions[1:] == block.transactions[1:]
-    same(fast, decode_message(PROPOSAL, data))
+    same(fast, cast(Proposal, decode_message(PROPOSAL, data)))  # a PROPOSAL is a Proposal
 
 
 def test_other_shapes_and_bad_input_are_left_to_the_general_decoder() -> None:

@@ -15,12 +15,15 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import pytest
+from eth.abc import BlockHeaderAPI
 from eth_hash.auto import keccak
 from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,16 +36,20 @@ from node.consensus.qbft.messages import (
     Commit,
     Prepare,
     PreparedRoundMetadata,
+    PreparePayload,
     Proposal,
     QbftBlock,
     QbftMessage,
     RoundChange,
+    RoundChangePayload,
+    Signed,
 )
 from node.consensus.qbft.state_machine import (
     Action,
     BlockTimerExpired,
     Broadcast,
     CommitBlock,
+    Event,
     Log,
     MessageReceived,
     NewChainHead,
@@ -69,7 +76,7 @@ ALL_KEYS = [keys.PrivateKey(keccak(b"tally-qbft-validator-%d" % i)) for i in ran
 OUTSIDER = keys.PrivateKey(keccak(b"tally-qbft-outsider"))
 
 
-def validator_keys(n: int) -> list[keys.PrivateKey]:
+def validator_keys(n: int) -> list[PrivateKey]:
     """The n validators' keys, sorted by address (the order proposer rotation uses)."""
     return sorted(ALL_KEYS[:n], key=lambda k: k.public_key.to_canonical_address())
 
@@ -98,10 +105,10 @@ class ChainPort:
         self.pool = pool if pool is not None else []
         self.validations = 0
 
-    def validators_after(self, header):
+    def validators_after(self, header: BlockHeaderAPI) -> Sequence[bytes]:
         return self.chain.validator_tally(onchain_hash(header)).validators
 
-    def create_block(self, parent, round_number: int, timestamp: int) -> QbftBlock:
+    def create_block(self, parent: BlockHeaderAPI, round_number: int, timestamp: int) -> QbftBlock:
         assert onchain_hash(parent) == self.chain.head_hash
         return build_block(self.chain, self.address, round_number, timestamp, self.pool)
 
@@ -137,7 +144,7 @@ def build_block(
 @dataclass
 class SimNode:
     index: int
-    key: keys.PrivateKey
+    key: PrivateKey
     chain: Chain
     port: ChainPort
     machine: QbftStateMachine
@@ -189,7 +196,7 @@ class Network:
         self.decided: dict[int, bytes] = {}
         self.nodes = [self._node(i, key, pool) for i, key in enumerate(validator_keys(n))]
 
-    def _node(self, index: int, key: keys.PrivateKey, pool: list | None) -> SimNode:
+    def _node(self, index: int, key: PrivateKey, pool: list | None) -> SimNode:
         chain = new_chain(self.genesis)
         port = ChainPort(chain, key.public_key.to_canonical_address(), pool)
         return SimNode(index, key, chain, port, QbftStateMachine(key, port, self.config))
@@ -235,7 +242,8 @@ class Network:
             if kind == "msg":
                 self.feed(node, MessageReceived(payload, self.now))  # type: ignore[arg-type]
             elif kind == "timer":
-                timer_kind, height, round_number, generation = payload  # type: ignore[misc]
+                timer = cast(tuple[str, int, int, int], payload)  # as perform() pushes it
+                timer_kind, height, round_number, generation = timer
                 if self.timers.get((index, timer_kind)) != generation:
                     continue
                 if timer_kind == "block":
@@ -250,14 +258,16 @@ class Network:
                 self.feed(node, PeerDisconnected(payload, self.now))  # type: ignore[arg-type]
         self.now = max(self.now, until)
 
-    def run_until_height(self, height: int, limit: float, nodes: list[SimNode] | None = None):
+    def run_until_height(
+        self, height: int, limit: float, nodes: list[SimNode] | None = None
+    ) -> list[int]:
         targets = nodes if nodes is not None else [n for n in self.nodes if n.alive and n.honest]
         self.run(self.now + limit, stop=lambda: all(n.head >= height for n in targets))
         return [n.head for n in targets]
 
     # -- actions -------------------------------------------------------------------------------
 
-    def feed(self, node: SimNode, event) -> None:
+    def feed(self, node: SimNode, event: Event) -> None:
         for action in node.machine.handle(event):
             self.perform(node, action)
 
@@ -332,8 +342,15 @@ class Network:
     def assert_consistent(self) -> None:
         honest = [n for n in self.nodes if n.honest]
         for number in range(1, max(n.head for n in honest) + 1):
-            hashes = {n.chain.header_by_number(number) for n in honest if n.head >= number}
+            hashes = {header_at(n.chain, number) for n in honest if n.head >= number}
             assert len({onchain_hash(h) for h in hashes}) == 1, f"fork at height {number}"
+
+
+def header_at(chain: Chain, number: int) -> BlockHeaderAPI:
+    """The header at `number`, which the caller knows is at or below the chain's head."""
+    header = chain.header_by_number(number)
+    assert header is not None
+    return header
 
 
 def check_sealed(block: QbftBlock, validators: tuple[bytes, ...]) -> list[bytes]:
@@ -437,21 +454,30 @@ class Lab:
     def address(self) -> bytes:
         return self.key.public_key.to_canonical_address()
 
-    def proposer_key(self, round_number: int) -> keys.PrivateKey:
+    def proposer_key(self, round_number: int) -> PrivateKey:
         address = proposer(self.validators, b"\x00" * 20, round_number)
         return next(k for k in self.keys if k.public_key.to_canonical_address() == address)
 
-    def others(self, count: int) -> list[keys.PrivateKey]:
+    def others(self, count: int) -> list[PrivateKey]:
         return [k for k in self.keys if k != self.key][:count]
 
-    def block(self, coinbase: keys.PrivateKey, round_number: int, timestamp: int = 1, txs=None):
+    def block(
+        self, coinbase: PrivateKey, round_number: int, timestamp: int = 1, txs: list | None = None
+    ) -> QbftBlock:
         address = coinbase.public_key.to_canonical_address()
         return build_block(self.builder, address, round_number, timestamp, txs)
 
-    def prepares(self, block: QbftBlock, round_number: int, signers) -> list:
+    def prepares(
+        self, block: QbftBlock, round_number: int, signers: Iterable[PrivateKey]
+    ) -> list[Signed[PreparePayload]]:
         return [Prepare.create(k, 1, round_number, digest(block)).signed for k in signers]
 
-    def round_changes(self, target: int, signers, prepared=None) -> list:
+    def round_changes(
+        self,
+        target: int,
+        signers: Iterable[PrivateKey],
+        prepared: tuple[int, bytes] | None = None,
+    ) -> list[Signed[RoundChangePayload]]:
         meta = None if prepared is None else PreparedRoundMetadata(prepared[0], prepared[1])
         return [RoundChange.create(k, 1, target, meta).signed for k in signers]
 
@@ -655,7 +681,7 @@ def test_future_round_prepares_and_commits_are_adopted_when_the_round_starts() -
     p1 = lab.proposer_key(1)
     block = lab.block(p1, 1, timestamp=2)
     others = lab.others(lab.q - 1)
-    early = [
+    early: list[QbftMessage] = [
         *[Prepare.create(k, 1, 1, digest(block)) for k in others],
         *[
             Commit.create(k, 1, 1, digest(block), k.sign_msg_hash(digest(block)).to_bytes())
@@ -763,7 +789,7 @@ def equivocate(net: Network, byzantine: SimNode, groups: tuple[set[int], set[int
             twin["b"] = build_block(
                 node.chain, node.address, 0, message.block.header.timestamp, transfers(1)
             )
-        variants = {}
+        variants: dict[str, QbftMessage] = {}
         for name, block in twin.items():
             d = digest(block)
             if isinstance(message, Proposal):
@@ -820,7 +846,9 @@ def test_f_plus_one_partitioned_stalls_then_recovers_when_healed() -> None:
     net.run(until=600.0)
     assert [node.head for node in net.nodes] == [0, 0, 0, 0]
     rounds = {node.machine.round for node in net.nodes}
-    assert len(rounds) == 1 and rounds.pop() > 10  # timers capped, still in lockstep
+    assert len(rounds) == 1  # timers capped, still in lockstep
+    round_number = rounds.pop()
+    assert round_number is not None and round_number > 10
     net.heal()
     healed_at = net.now
     assert net.run_until_height(2, limit=120) == [2] * 4
@@ -830,7 +858,9 @@ def test_f_plus_one_partitioned_stalls_then_recovers_when_healed() -> None:
 
 
 @pytest.mark.parametrize("early", [False, True])
-def test_a_restarted_laggard_rejoins_capped_rounds_only_with_early_round_change(early) -> None:
+def test_a_restarted_laggard_rejoins_capped_rounds_only_with_early_round_change(
+    early: bool,
+) -> None:
     genesis = make_genesis(4)
     net = Network(4, config=QbftConfig.from_genesis(genesis, early_round_change=early))
     net.partition({2, 3})
@@ -853,14 +883,15 @@ def test_a_restarted_laggard_rejoins_capped_rounds_only_with_early_round_change(
     ("seed", "n", "gossip", "drop"),
     [(11, 4, True, 0.3), (44, 4, False, 0.3), (55, 4, False, 0.3), (7, 7, False, 0.2)],
 )
-def test_liveness_and_safety_on_a_lossy_reordering_network(seed, n, gossip, drop) -> None:
+def test_liveness_and_safety_on_a_lossy_reordering_network(
+    seed: int, n: int, gossip: bool, drop: float
+) -> None:
     net = Network(n, seed=seed, delay=(0.0, 1.0), drop=drop, duplicate=0.1, gossip=gossip)
     net.start()
     assert net.run_until_height(4, limit=600) == [4] * n
     net.assert_consistent()
     rounds = [
-        QbftExtraData.decode(net.nodes[0].chain.header_by_number(h).extra_data).round
-        for h in range(1, 5)
+        QbftExtraData.decode(header_at(net.nodes[0].chain, h).extra_data).round for h in range(1, 5)
     ]
     assert max(rounds) > 0  # these schedules do exercise round changes
 

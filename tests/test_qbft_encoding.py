@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import rlp
+from eth.abc import BlockHeaderAPI
 from eth_keys import keys
 
 from node.chain.genesis import dev_genesis
@@ -58,7 +59,7 @@ def test_unknown_vote_type_and_bad_shapes_are_rejected() -> None:
         QbftExtraData.decode(rlp.encode([b"\x00" * 32, [], [], 0, [b"\x01" * 64]]))
 
 
-def _child_header(round_number: int, seals: tuple[bytes, ...] = ()):
+def _child_header(round_number: int, seals: tuple[bytes, ...] = ()) -> BlockHeaderAPI:
     genesis = dev_genesis(ADDRESSES[0]).header(MemoryStore())
     extra = QbftExtraData(b"\x00" * 32, (ADDRESSES[0],), None, round_number, seals)
     return genesis.copy(block_number=1, extra_data=extra.encode(), timestamp=5)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
 
 from node.chain.chain import Chain
 from node.chain.notifications import ChainEvents
@@ -32,7 +32,7 @@ from tests.test_p2p import FAST, LOCAL, link, recorder, run, started, wait_until
 from tests.test_qbft_consensus import OUTSIDER, make_genesis, validator_keys
 
 
-def address(key: keys.PrivateKey) -> bytes:
+def address(key: PrivateKey) -> bytes:
     return key.public_key.to_canonical_address()
 
 
@@ -47,7 +47,7 @@ def test_only_messages_the_machine_accepted_are_relayed(tmp_path: Path) -> None:
     chain = Chain(ChainStore(store), genesis)
     allowed = AllowList([*genesis.validators, address(OUTSIDER)])
 
-    def host(key: keys.PrivateKey) -> P2PHost:
+    def host(key: PrivateKey) -> P2PHost:
         return P2PHost(key, LOCAL, 0, genesis.chain_id, chain.head_hash, allowed, FAST)
 
     a, b, c = host(key_a), host(key_b), host(key_c)

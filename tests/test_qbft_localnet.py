@@ -11,11 +11,15 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from web3.types import RPCEndpoint
 
 from node import localnet
 from tests.conftest import admin_token, rpc_call, web3_for
@@ -28,11 +32,19 @@ def heights(nodes: list[localnet.LocalNode]) -> list[int | None]:
     result = []
     for node in nodes:
         value = localnet.rpc(node, "eth_blockNumber")
-        result.append(None if value is None else int(value, 16))
+        result.append(None if value is None else int(cast(str, value), 16))  # a hex quantity
     return result
 
 
-def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
+def answered_heights(nodes: list[localnet.LocalNode]) -> list[int]:
+    """`heights(nodes)` where the test relies on every node answering (a None would fail it)."""
+    return cast(list[int], heights(nodes))
+
+
+# `...`: a lambda binding a loop variable as a default has parameters, though none is passed.
+def wait_for(
+    condition: Callable[..., bool], timeout: float = 60.0, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -105,17 +117,17 @@ def net(networks: Networks) -> tuple[Path, list[localnet.LocalNode]]:
 class Payer(threading.Thread):
     """Sends a transfer through the member every ~0.2 s and records the receipts it sees."""
 
-    def __init__(self, url: str, account) -> None:
+    def __init__(self, url: str, account: LocalAccount) -> None:
         super().__init__(daemon=True)
         self.w3 = web3_for(url)
         self.account = account
         self.recipient = Account.create().address
         self.stop = threading.Event()
-        self.sent: list[bytes] = []
+        self.sent: list[HexBytes] = []
         self.errors: list[str] = []
 
     def run(self) -> None:
-        nonce = self.w3.eth.get_transaction_count(self.account.address, "pending")
+        nonce: int = self.w3.eth.get_transaction_count(self.account.address, "pending")
         while not self.stop.is_set():
             signed = self.account.sign_transaction(
                 {
@@ -142,16 +154,20 @@ class Payer(threading.Thread):
         return len(self.sent)
 
 
-def test_faults_halt_safely_and_recover(net, dev_accounts) -> None:
+def test_faults_halt_safely_and_recover(
+    net: tuple[Path, list[localnet.LocalNode]], dev_accounts: list[LocalAccount]
+) -> None:
     directory, nodes = net
     payer = Payer(nodes[4].url, dev_accounts[5])
     payer.start()
+    assert nodes[3].pid is not None
     os.kill(nodes[3].pid, signal.SIGKILL)
     start = max(h or 0 for h in heights(nodes[:3]))
-    wait_for(lambda: min(heights(nodes[:3])) >= start + 3, what="progress with f=1 down")
+    wait_for(lambda: min(answered_heights(nodes[:3])) >= start + 3, what="progress with f=1 down")
+    assert nodes[2].pid is not None
     os.kill(nodes[2].pid, signal.SIGKILL)
     time.sleep(3)
-    stalled = heights(nodes[:2])
+    stalled = answered_heights(nodes[:2])
     time.sleep(6)
     assert heights(nodes[:2]) == stalled, "the chain advanced without a quorum"
     hashes_agree([nodes[0], nodes[1], nodes[4]], max(stalled))
@@ -165,11 +181,13 @@ def test_faults_halt_safely_and_recover(net, dev_accounts) -> None:
     )
     sent = payer.finish()
     assert sent > 10
-    top = min(heights(nodes))
+    top = min(answered_heights(nodes))
     hashes_agree(nodes, top)
 
 
-def test_a_validator_restarted_with_an_empty_datadir_rejoins(net) -> None:
+def test_a_validator_restarted_with_an_empty_datadir_rejoins(
+    net: tuple[Path, list[localnet.LocalNode]],
+) -> None:
     directory, nodes = net
     victim = nodes[1]
     localnet.stop_node(victim)
@@ -189,7 +207,9 @@ def test_a_validator_restarted_with_an_empty_datadir_rejoins(net) -> None:
     hashes_agree(nodes, target)
 
 
-def test_a_validator_is_voted_out_and_back_in(net, dev_accounts) -> None:
+def test_a_validator_is_voted_out_and_back_in(
+    net: tuple[Path, list[localnet.LocalNode]], dev_accounts: list[LocalAccount]
+) -> None:
     directory, nodes = net
     validators = [web3_for(node.url) for node in nodes[:4]]
     subject = nodes[3].address
@@ -204,26 +224,30 @@ def test_a_validator_is_voted_out_and_back_in(net, dev_accounts) -> None:
     payer.start()
 
     def current() -> list[str]:
-        return validators[0].provider.make_request("qbft_getValidatorsByBlockNumber", ["latest"])[
-            "result"
-        ]
+        return validators[0].provider.make_request(
+            RPCEndpoint("qbft_getValidatorsByBlockNumber"), ["latest"]
+        )["result"]
 
     vote("qbft_proposeValidatorVote", False)
     wait_for(lambda: subject not in current(), timeout=60, what="the vote out")
     vote("qbft_discardValidatorVote")
     assert len(current()) == 3
-    base = min(heights(nodes))
-    wait_for(lambda: min(heights(nodes)) >= base + 3, what="progress with three validators")
+    base = min(answered_heights(nodes))
+    wait_for(
+        lambda: min(answered_heights(nodes)) >= base + 3, what="progress with three validators"
+    )
     vote("qbft_proposeValidatorVote", True)
     wait_for(lambda: subject in current(), timeout=60, what="the vote back in")
     vote("qbft_discardValidatorVote")
-    base = min(heights(nodes))
-    wait_for(lambda: min(heights(nodes)) >= base + 3, what="progress with four validators")
+    base = min(answered_heights(nodes))
+    wait_for(lambda: min(answered_heights(nodes)) >= base + 3, what="progress with four validators")
     assert payer.finish() > 5
-    hashes_agree(nodes, min(heights(nodes)))
+    hashes_agree(nodes, min(answered_heights(nodes)))
 
 
-def test_a_kill9_loop_of_one_validator_loses_no_transaction(net, dev_accounts) -> None:
+def test_a_kill9_loop_of_one_validator_loses_no_transaction(
+    net: tuple[Path, list[localnet.LocalNode]], dev_accounts: list[LocalAccount]
+) -> None:
     """benchmarks/chaos.py's kill9-one, short: two rounds of kill -9 of one validator (another
     each round) while transfers flow through the member; each restart carries on from its own
     datadir and pool journal, every transaction given a hash is final, every node agrees."""
@@ -231,6 +255,7 @@ def test_a_kill9_loop_of_one_validator_loses_no_transaction(net, dev_accounts) -
     payer = Payer(nodes[4].url, dev_accounts[6])
     payer.start()
     for victim in (nodes[1], nodes[2]):
+        assert victim.pid is not None
         os.kill(victim.pid, signal.SIGKILL)
         start = max(h or 0 for h in heights(nodes))
         wait_for(lambda s=start: max(h or 0 for h in heights(nodes)) >= s + 2, what="3 of 4 go on")
@@ -239,4 +264,4 @@ def test_a_kill9_loop_of_one_validator_loses_no_transaction(net, dev_accounts) -
         top = max(h or 0 for h in heights(nodes))
         wait_for(lambda t=top: min(h or 0 for h in heights(nodes)) >= t + 1, what="the victim back")
     assert payer.finish() > 5
-    hashes_agree(nodes, min(heights(nodes)))
+    hashes_agree(nodes, min(answered_heights(nodes)))

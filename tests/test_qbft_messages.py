@@ -6,6 +6,7 @@ import pytest
 import rlp
 from eth_hash.auto import keccak
 from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
 
 from node.chain.chain import Chain
 from node.chain.evm.vm import TallyVM
@@ -41,7 +42,7 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 DIGEST = b"\x11" * 32
 
 
-def address(key: keys.PrivateKey) -> bytes:
+def address(key: PrivateKey) -> bytes:
     return key.public_key.to_canonical_address()
 
 
@@ -153,6 +154,7 @@ def test_every_message_round_trips_with_its_author() -> None:
         assert decoded.encode() == message.encode()
         assert decoded.key == message.key
         if isinstance(decoded, RoundChange | Proposal):
+            assert isinstance(message, RoundChange | Proposal)  # same type, asserted above
             assert [p.author for p in decoded.prepares] == [p.author for p in message.prepares]
     rc = decode_message(ROUND_CHANGE, messages[3].encode())
     assert isinstance(rc, RoundChange) and rc.block is not None

@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,7 +58,12 @@ class RecoveringNetwork(Network):
     """`Network` whose links announce themselves when they come back (as the p2p host does)."""
 
     def __init__(
-        self, n: int, *, connect_events: bool = True, absent_timeout: float | None = 1.0, **kwargs
+        self,
+        n: int,
+        *,
+        connect_events: bool = True,
+        absent_timeout: float | None = 1.0,
+        **kwargs: Any,
     ) -> None:
         # The engine's configuration: capped round timers, the f+1 early round change, and
         # rounds of an absent proposer cut to half the request timeout.
@@ -312,6 +318,7 @@ def test_localnet_restarting_two_killed_validators_makes_a_block_within_seconds(
     try:
         wait_for(lambda: min(h or 0 for h in heights(nodes)) >= 2, what="first blocks")
         for node in nodes[2:]:
+            assert node.pid is not None
             os.kill(node.pid, signal.SIGKILL)
         time.sleep(20)
         stalled = max(h or 0 for h in heights(nodes[:2]))

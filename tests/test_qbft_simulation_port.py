@@ -22,8 +22,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import rlp
@@ -31,7 +32,8 @@ from eth.abc import BlockHeaderAPI
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 from eth.rlp.accounts import Account
 from eth_hash.auto import keccak
-from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
+from eth_typing import Address
 
 from node.chain.chain import Chain, PendingBlock
 from node.chain.diff_import import encode_diff_message
@@ -53,9 +55,9 @@ from node.txpool.admission import AdmissionRules
 from node.txpool.pool import PoolConfig, TxPool
 from node.txpool.transaction import PooledTransaction
 from tests.test_chain import transfers
-from tests.test_qbft_consensus import Network, SimNode, validator_keys
+from tests.test_qbft_consensus import ChainPort, Network, SimNode, validator_keys
 
-THIEF = b"\x7e" * 20
+THIEF = Address(b"\x7e" * 20)
 """The account the Byzantine proposer's diff credits."""
 STOLEN = 10**21
 TRANSACTIONS = 24
@@ -71,12 +73,12 @@ class WrongDiffPort(ChainBlockPort):
     shows that the credit came from nowhere.
     """
 
-    def __init__(self, *args, forged: list[BlockHeaderAPI]) -> None:
+    def __init__(self, *args: Any, forged: list[BlockHeaderAPI]) -> None:
         super().__init__(*args)
         self.forged = forged
         """Every forged header, in the order proposed."""
 
-    def create_block(self, parent, round_number: int, timestamp: int) -> QbftBlock:
+    def create_block(self, parent: BlockHeaderAPI, round_number: int, timestamp: int) -> QbftBlock:
         honest = super().create_block(parent, round_number, timestamp)
         pending = self.executed.pop(onchain_hash(honest.header))
         assert pending is not None and pending.executed.state_diff is not None
@@ -101,7 +103,7 @@ class WrongDiffPort(ChainBlockPort):
 class PortNetwork(Network):
     """The simulation with `ChainBlockPort`s over LevelDB chains and real pools."""
 
-    def __init__(self, n: int, datadir: Path, byzantine: int | None = None, **kwargs) -> None:
+    def __init__(self, n: int, datadir: Path, byzantine: int | None = None, **kwargs: Any) -> None:
         self.datadir = datadir
         self.byzantine = byzantine
         self.stores: list[LevelDBStore] = []
@@ -109,7 +111,7 @@ class PortNetwork(Network):
         self.forged: list[BlockHeaderAPI] = []
         super().__init__(n, **kwargs)
 
-    def _node(self, index: int, key: keys.PrivateKey, pool: list | None) -> SimNode:
+    def _node(self, index: int, key: PrivateKey, pool: list | None) -> SimNode:
         store = LevelDBStore(self.datadir / f"node{index}")
         self.stores.append(store)
         chain = Chain(ChainStore(store), self.genesis)
@@ -135,7 +137,10 @@ class PortNetwork(Network):
             if index == self.byzantine
             else ChainBlockPort(*args)
         )
-        node = SimNode(index, key, chain, port, QbftStateMachine(key, port, self.config))
+        # SimNode types its port as the test's ChainPort; both serve the state machine's BlockPort
+        node = SimNode(
+            index, key, chain, cast(ChainPort, port), QbftStateMachine(key, port, self.config)
+        )
         node.honest = index != self.byzantine
         return node
 
@@ -150,19 +155,19 @@ class PortNetwork(Network):
     def perform(self, node: SimNode, action: Action) -> None:
         """As `QbftEngine._perform`: a proposal's state diff goes out first, on each link."""
         if isinstance(action, Broadcast):
-            outgoing = node.port.take_outgoing_diff(action.message)
+            outgoing = cast(ChainBlockPort, node.port).take_outgoing_diff(action.message)
             if outgoing is not None:
                 payload, recipients = outgoing
                 for recipient in recipients:
                     target = self.node_of(recipient)
                     if (node.index, target.index) not in self.blocked and target.alive:
-                        target.port.receive_diff(payload)
+                        cast(ChainBlockPort, target.port).receive_diff(payload)
         super().perform(node, action)
 
     def import_sealed(self, node: SimNode, block: QbftBlock, *, via_sync: bool) -> None:
         """A decided block written as the engine writes it (from the kept execution), a synced
         one as block sync does (seals verified, the kept execution reused if any)."""
-        port: ChainBlockPort = node.port
+        port = cast(ChainBlockPort, node.port)
         header = block.header
         if via_sync:
             import_block(node.chain, header, block.transactions, executed=port.executed.get)
@@ -182,10 +187,10 @@ class PortNetwork(Network):
 
 
 @pytest.fixture
-def network_factory(tmp_path: Path) -> Iterator:
+def network_factory(tmp_path: Path) -> Iterator[Callable[..., PortNetwork]]:
     made: list[PortNetwork] = []
 
-    def make(n: int, **kwargs) -> PortNetwork:
+    def make(n: int, **kwargs: Any) -> PortNetwork:
         net = PortNetwork(n, tmp_path / f"net{len(made)}", **kwargs)
         made.append(net)
         return net
@@ -216,10 +221,11 @@ def diff_validations(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_honest_validators_check_proposals_against_diffs_and_commit_from_them(
-    network_factory, caplog: pytest.LogCaptureFixture
+    network_factory: Callable[..., PortNetwork], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=ENGINE_LOG)
-    net = network_factory(4, seed=7, delay=(0.02, 0.08)).start()
+    # `Network.start` returns the network it started, typed as the base class
+    net = cast(PortNetwork, network_factory(4, seed=7, delay=(0.02, 0.08)).start())
     assert net.run_until_height(4, limit=30) == [4] * 4
     net.assert_consistent()
     # The diff shortcut was taken (one designated checker per height of four validators)...
@@ -235,7 +241,7 @@ def test_honest_validators_check_proposals_against_diffs_and_commit_from_them(
 
 @pytest.mark.parametrize("seed", [3, 11])
 def test_a_consistent_but_wrong_state_diff_never_commits(
-    network_factory, caplog: pytest.LogCaptureFixture, seed: int
+    network_factory: Callable[..., PortNetwork], caplog: pytest.LogCaptureFixture, seed: int
 ) -> None:
     caplog.set_level(logging.INFO, logger=ENGINE_LOG)
     net = network_factory(4, seed=seed, delay=(0.02, 0.08), byzantine=round0_proposer_of_one(4))
@@ -269,6 +275,7 @@ def test_a_consistent_but_wrong_state_diff_never_commits(
     # The chain moved on: the forged height was decided in a later round by another proposer.
     first = honest[0].sealed[1].header
     assert QbftExtraData.decode(first.extra_data).round >= 1
+    assert net.byzantine is not None
     assert first.coinbase != net.nodes[net.byzantine].address
 
 

@@ -9,13 +9,18 @@ slot, less the 2,100 the warm slot saves) and its transaction ran out of gas.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import pytest
 import rlp
 from eth.vm.forks.prague.blocks import PragueBlock, PragueBlockHeader
-from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
+from hexbytes import HexBytes
 from trie import HexaryTrie
 from web3 import Web3
+from web3.contract import Contract
 
 from node.chain.vm import decode_transaction
 from tests.conftest import NodeProcess, RpcFailure, fresh_funded_account
@@ -25,12 +30,12 @@ SLOT0 = "0x" + "00" * 32
 
 
 @pytest.fixture(scope="module")
-def owner(w3: Web3, dev_accounts) -> Account:
+def owner(w3: Web3, dev_accounts: list[LocalAccount]) -> LocalAccount:
     return fresh_funded_account(w3, dev_accounts[0])
 
 
 @pytest.fixture(scope="module")
-def probe(w3: Web3, owner):
+def probe(w3: Web3, owner: LocalAccount) -> Contract:
     contract = deploy(w3, owner, "Probe")
     assert send(w3, owner, poke_tx(contract, 1))["status"] == 1  # slot 0 non-zero from here
     return contract
@@ -43,7 +48,7 @@ def rpc_error(node: NodeProcess, method: str, params: list) -> RpcFailure:
 
 
 def test_estimate_with_access_list_is_the_gas_the_transaction_needs(
-    w3: Web3, shared_node: NodeProcess, owner, probe
+    w3: Web3, shared_node: NodeProcess, owner: LocalAccount, probe: Contract
 ) -> None:
     call = {"from": owner.address, "to": probe.address, "data": probe.encode_abi("poke", [7])}
     listed = {**call, "accessList": [{"address": probe.address, "storageKeys": [SLOT0]}]}
@@ -61,7 +66,9 @@ def test_estimate_with_access_list_is_the_gas_the_transaction_needs(
     assert mined["status"] == 1 and mined["gasUsed"] <= with_list
 
 
-def test_eth_call_sees_the_access_list(shared_node: NodeProcess, owner, probe) -> None:
+def test_eth_call_sees_the_access_list(
+    shared_node: NodeProcess, owner: LocalAccount, probe: Contract
+) -> None:
     """A GAS-sensitive outcome: the call is given only the no-list estimate's gas."""
     call = {"from": owner.address, "to": probe.address, "data": probe.encode_abi("poke", [9])}
     plain = int(shared_node.rpc("eth_estimateGas", [call]), 16)
@@ -73,7 +80,7 @@ def test_eth_call_sees_the_access_list(shared_node: NodeProcess, owner, probe) -
 
 
 def test_create_access_list_matches_geth_and_the_mined_receipt(
-    w3: Web3, shared_node: NodeProcess, owner, probe
+    w3: Web3, shared_node: NodeProcess, owner: LocalAccount, probe: Contract
 ) -> None:
     call = {"from": owner.address, "to": probe.address, "data": probe.encode_abi("poke", [5])}
     answer = shared_node.rpc("eth_createAccessList", [call, "latest"])
@@ -87,7 +94,7 @@ def test_create_access_list_matches_geth_and_the_mined_receipt(
 
 
 def test_create_access_list_reports_a_revert_in_error(
-    shared_node: NodeProcess, owner, probe
+    shared_node: NodeProcess, owner: LocalAccount, probe: Contract
 ) -> None:
     call = {"from": owner.address, "to": probe.address, "data": probe.encode_abi("failRequire")}
     answer = shared_node.rpc("eth_createAccessList", [call])
@@ -100,7 +107,7 @@ def test_create_access_list_reports_a_revert_in_error(
 
 
 def test_get_block_receipts_every_block_id(
-    w3: Web3, shared_node: NodeProcess, probe, owner
+    w3: Web3, shared_node: NodeProcess, probe: Contract, owner: LocalAccount
 ) -> None:
     receipt = send(w3, owner, poke_tx(probe, 2))
     block = w3.eth.get_block(receipt["blockNumber"])
@@ -109,9 +116,8 @@ def test_get_block_receipts_every_block_id(
     by_hash = shared_node.rpc("eth_getBlockReceipts", [block_hash])
     by_object = shared_node.rpc("eth_getBlockReceipts", [{"blockHash": block_hash}])
     assert by_number == by_hash == by_object
-    assert [r["transactionHash"] for r in by_number] == [
-        h.to_0x_hex() for h in block["transactions"]
-    ]
+    hashes = cast(Sequence[HexBytes], block["transactions"])  # get_block without full txs: hashes
+    assert [r["transactionHash"] for r in by_number] == [h.to_0x_hex() for h in hashes]
     assert receipt["transactionHash"].to_0x_hex() in [r["transactionHash"] for r in by_number]
     latest = shared_node.rpc("eth_getBlockReceipts", ["latest"])
     assert all(int(r["blockNumber"], 16) >= block["number"] for r in latest)
@@ -122,7 +128,7 @@ def test_get_block_receipts_every_block_id(
 
 
 def test_storage_values_blob_fee_and_storage_key_errors(
-    shared_node: NodeProcess, probe, owner
+    shared_node: NodeProcess, probe: Contract, owner: LocalAccount
 ) -> None:
     values = shared_node.rpc(
         "eth_getStorageValues", [{probe.address: ["0x0", SLOT0, "0x1"], owner.address: []}]
@@ -166,7 +172,7 @@ def test_get_logs_refuses_a_range_past_the_head(shared_node: NodeProcess) -> Non
 
 
 def test_raw_reads_decode_to_the_same_block_and_transactions(
-    w3: Web3, shared_node: NodeProcess, probe, owner
+    w3: Web3, shared_node: NodeProcess, probe: Contract, owner: LocalAccount
 ) -> None:
     receipt = send(w3, owner, poke_tx(probe, 3))
     number = hex(receipt["blockNumber"])

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from websockets.sync.client import connect
 
@@ -96,7 +97,7 @@ def test_an_endless_call_ends_with_the_timeout_error(node: NodeProcess, method: 
 
 
 def test_blocks_keep_coming_while_endless_calls_run(
-    node: NodeProcess, w3: Web3, dev_accounts
+    node: NodeProcess, w3: Web3, dev_accounts: list[LocalAccount]
 ) -> None:
     stop = threading.Event()
     answers: list[dict] = []
@@ -149,10 +150,10 @@ def test_gas_above_the_cap_is_lowered_to_it(node: NodeProcess) -> None:
     override = {TARGET: {"code": GAS_LEFT}}
     intrinsic, gas_opcode = 21_000, 2
     for request in ({"to": TARGET}, {"to": TARGET, "gas": hex(10**12)}):
-        left = int(node.rpc("eth_call", [request, "latest", override]), 16)  # type: ignore[arg-type]
+        left = int(node.rpc("eth_call", [request, "latest", override]), 16)
         assert left == GAS_CAP - intrinsic - gas_opcode
     low = {"to": TARGET, "gas": hex(100_000)}
-    left = int(node.rpc("eth_call", [low, "latest", override]), 16)  # type: ignore[arg-type]
+    left = int(node.rpc("eth_call", [low, "latest", override]), 16)
     assert left == 100_000 - intrinsic - gas_opcode
 
 
@@ -183,7 +184,7 @@ def _estimates_up_to_the_cap(node: NodeProcess) -> None:
     override = {TARGET: {"code": gas_above(threshold)}}
     for request in ({"to": TARGET}, {"to": TARGET, "gas": hex(10**12)}):
         estimate = node.rpc("eth_estimateGas", [request, "latest", override])
-        assert int(estimate, 16) == threshold + 21_003  # type: ignore[arg-type]
+        assert int(estimate, 16) == threshold + 21_003
     beyond = {TARGET: {"code": gas_above(GAS_CAP)}}  # fails even at the cap
     with pytest.raises(RpcFailure) as failure:
         node.rpc("eth_estimateGas", [{"to": TARGET}, "latest", beyond])
@@ -309,7 +310,7 @@ def test_filters_are_capped_in_number_and_in_what_they_name(node: NodeProcess) -
 
 
 def test_log_filters_page_through_the_blocks_since_their_last_poll(
-    node: NodeProcess, w3: Web3, dev_accounts
+    node: NodeProcess, w3: Web3, dev_accounts: list[LocalAccount]
 ) -> None:
     """Each poll scans at most --max-log-range (2) blocks; the next goes on from there."""
     poker = fresh_funded_account(w3, dev_accounts[0])
@@ -321,14 +322,16 @@ def test_log_filters_page_through_the_blocks_since_their_last_poll(
     polls: list[list[int]] = []
     while sum(map(len, polls)) < 3 and len(polls) < 10:
         changes = node.rpc("eth_getFilterChanges", [filter_id])
-        polls.append([int(log["data"], 16) for log in changes])  # type: ignore[union-attr]
+        polls.append([int(log["data"], 16) for log in changes])
     assert [value for poll in polls for value in poll] == [1, 2, 3]
     assert len(polls[0]) < 3  # three blocks did not fit one poll's two-block window
     assert node.rpc("eth_getFilterChanges", [filter_id]) == []
     assert node.rpc("eth_uninstallFilter", [filter_id]) is True
 
 
-def test_subscriptions_still_get_their_logs(node: NodeProcess, w3: Web3, dev_accounts) -> None:
+def test_subscriptions_still_get_their_logs(
+    node: NodeProcess, w3: Web3, dev_accounts: list[LocalAccount]
+) -> None:
     poker = fresh_funded_account(w3, dev_accounts[0])
     probe = deploy(w3, poker, "Probe")
     with connect(node.ws_url, open_timeout=10, close_timeout=5) as ws:

@@ -14,7 +14,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from node import localnet
 from tests.conftest import (
@@ -129,7 +130,7 @@ def test_the_admin_token_is_written_once_for_the_owner_only(node: NodeProcess) -
 
 
 def test_rpc_api_chooses_the_public_namespaces_and_restarts_keep_the_token(
-    node_factory, tmp_path: Path
+    node_factory: Callable[..., NodeProcess], tmp_path: Path
 ) -> None:
     narrow = node_factory(tmp_path / "narrow", extra_args=("--rpc-api", "eth,net"))
     assert narrow.rpc("rpc_modules") == {"eth": "1.0", "net": "1.0", "rpc": "1.0"}
@@ -202,7 +203,7 @@ def test_a_foreign_origin_is_refused_unless_listed(node: NodeProcess) -> None:
     preflight = {"Origin": evil, "Access-Control-Request-Method": "POST"}
     assert httpx.options(node.url, headers=preflight, timeout=30).status_code == 403
     with pytest.raises(InvalidStatus) as handshake:
-        connect(node.ws_url, origin=evil, open_timeout=10)
+        connect(node.ws_url, origin=Origin(evil), open_timeout=10)
     assert handshake.value.response.status_code == 403
 
     listed = post(node.url, body("eth_blockNumber"), Origin=WALLET_ORIGIN)
@@ -218,7 +219,7 @@ def test_a_foreign_origin_is_refused_unless_listed(node: NodeProcess) -> None:
     assert answer.status_code == 204
     assert answer.headers["access-control-allow-origin"] == WALLET_ORIGIN
     assert "POST" in answer.headers["access-control-allow-methods"]
-    with connect(node.ws_url, origin=WALLET_ORIGIN, open_timeout=10) as ws:
+    with connect(node.ws_url, origin=Origin(WALLET_ORIGIN), open_timeout=10) as ws:
         ws.send(json.dumps(body("eth_chainId")))
         assert json.loads(ws.recv(timeout=10))["result"] == "0x539"
 
@@ -231,7 +232,7 @@ def test_the_nodes_own_pages_are_not_foreign(node: NodeProcess) -> None:
     assert "access-control-allow-origin" not in response.headers  # same origin: no CORS needed
     status = httpx.get(node.url + "/api/v1/status", headers={"Origin": own}, timeout=30)
     assert status.status_code == 200
-    with connect(node.ws_url, origin=own, open_timeout=10) as ws:
+    with connect(node.ws_url, origin=Origin(own), open_timeout=10) as ws:
         ws.send(json.dumps(body("eth_chainId")))
         assert json.loads(ws.recv(timeout=10))["result"] == "0x539"
     other_port = post(node.url, body("eth_chainId"), Origin=f"http://127.0.0.1:{free_port()}")

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
+from eth_account.signers.local import LocalAccount
 from eth_bloom import BloomFilter
 from web3 import Web3
+from web3.contract import Contract
 
 from node.chain.notifications import ChainEvents, CommittedBlock
 from node.rpc.errors import RpcError
@@ -24,16 +26,16 @@ from tests.rpc_txs import POKED_TOPIC, address_topic, deploy, poke_tx, send, sig
 
 @dataclass
 class Pokes:
-    alice: object
-    bob: object
-    probe: object
-    other: object
+    alice: LocalAccount
+    bob: LocalAccount
+    probe: Contract
+    other: Contract
     deploy_block: int
     receipts: list[dict]  # raw JSON receipts: alice 11 on probe, bob 22 on probe, alice 33 other
 
 
 @pytest.fixture(scope="module")
-def pokes(w3: Web3, shared_node: NodeProcess, dev_accounts) -> Pokes:
+def pokes(w3: Web3, shared_node: NodeProcess, dev_accounts: list[LocalAccount]) -> Pokes:
     alice = fresh_funded_account(w3, dev_accounts[0])
     bob = fresh_funded_account(w3, dev_accounts[0])
     probe = deploy(w3, alice, "Probe")
@@ -53,7 +55,7 @@ def logs_of(*receipts: dict) -> list[dict]:
 
 
 def get_logs(node: NodeProcess, **query: object) -> list[dict]:
-    return node.rpc("eth_getLogs", [query])  # type: ignore[return-value]
+    return node.rpc("eth_getLogs", [query])
 
 
 def values(logs: list[dict]) -> list[int]:
@@ -104,7 +106,7 @@ def test_logs_by_block_range(shared_node: NodeProcess, pokes: Pokes) -> None:
     assert values(
         get_logs(shared_node, fromBlock=hex(pokes.deploy_block), toBlock=hex(second - 1))
     ) == [11]
-    head = int(shared_node.rpc("eth_blockNumber"), 16)  # type: ignore[arg-type]
+    head = int(shared_node.rpc("eth_blockNumber"), 16)
     with pytest.raises(RpcFailure) as failure:  # execution-apis: a range past the head
         get_logs(shared_node, fromBlock=hex(head + 5), toBlock=hex(head + 9))
     assert (failure.value.code, failure.value.message) == (
@@ -175,7 +177,7 @@ def test_web3_decodes_the_logs(w3: Web3, pokes: Pokes) -> None:
 
 def test_header_bloom_admits_what_the_block_holds(shared_node: NodeProcess, pokes: Pokes) -> None:
     block = shared_node.rpc("eth_getBlockByHash", [pokes.receipts[1]["blockHash"], False])
-    bloom = int(block["logsBloom"], 16)  # type: ignore[index]
+    bloom = int(block["logsBloom"], 16)
     assert bloom == int(pokes.receipts[1]["logsBloom"], 16) != 0
 
     def may_match(criteria: dict) -> bool:
@@ -236,11 +238,11 @@ def test_log_filter_collects_matching_logs_of_new_blocks(
     send(w3, pokes.alice, poke_tx(pokes.other, 55))
     receipt = shared_node.rpc("eth_getTransactionReceipt", [mine["transactionHash"].to_0x_hex()])
     changes = shared_node.rpc("eth_getFilterChanges", [filter_id])
-    assert changes == receipt["logs"]  # type: ignore[index]
-    assert values(changes) == [44]  # type: ignore[arg-type]
+    assert changes == receipt["logs"]
+    assert values(changes) == [44]
     assert shared_node.rpc("eth_getFilterChanges", [filter_id]) == []
     # getFilterLogs re-runs the whole query, from the filter's fromBlock
-    assert values(shared_node.rpc("eth_getFilterLogs", [filter_id])) == [11, 22, 44]  # type: ignore[arg-type]
+    assert values(shared_node.rpc("eth_getFilterLogs", [filter_id])) == [11, 22, 44]
     # a filter bounded by toBlock never sees later blocks
     assert shared_node.rpc("eth_getFilterChanges", [bounded]) == []
     for each in (filter_id, bounded):

@@ -9,6 +9,7 @@ import rlp
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 from eth.rlp.accounts import Account as AccountRlp
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from rlp.sedes import big_endian_int
 from trie import HexaryTrie
@@ -32,7 +33,7 @@ def proven(root: bytes, key: bytes, proof: list[str]) -> bytes:
 
 def state_root(node: NodeProcess, block: str) -> bytes:
     header = node.rpc("eth_getBlockByNumber", [block, False])
-    return raw(header["stateRoot"])  # type: ignore[index]
+    return raw(header["stateRoot"])
 
 
 def proven_account(node: NodeProcess, address: str, answer: dict, block: str) -> AccountRlp:
@@ -42,12 +43,12 @@ def proven_account(node: NodeProcess, address: str, answer: dict, block: str) ->
 
 
 @pytest.fixture(scope="module")
-def owner(w3: Web3, dev_accounts) -> Account:
+def owner(w3: Web3, dev_accounts: list[LocalAccount]) -> LocalAccount:
     return fresh_funded_account(w3, dev_accounts[0], FUNDING)
 
 
 @pytest.fixture(scope="module")
-def poked(w3: Web3, owner) -> dict:
+def poked(w3: Web3, owner: LocalAccount) -> dict:
     """A Probe whose slot 0 holds 12345 since block `after`; `before` is the block before."""
     probe = deploy(w3, owner, "Probe")
     receipt = send(w3, owner, poke_tx(probe, 12345))
@@ -58,7 +59,9 @@ def poked(w3: Web3, owner) -> dict:
 # --- eth_getProof --------------------------------------------------------------------------------
 
 
-def test_eoa_proof_verifies_against_state_root(shared_node: NodeProcess, owner) -> None:
+def test_eoa_proof_verifies_against_state_root(
+    shared_node: NodeProcess, owner: LocalAccount
+) -> None:
     block = shared_node.rpc("eth_blockNumber")
     answer = shared_node.rpc("eth_getProof", [owner.address, [], block])
     assert answer["address"] == owner.address.lower()
@@ -115,7 +118,9 @@ def test_absent_account_has_an_exclusion_proof(shared_node: NodeProcess) -> None
     )
 
 
-def test_tampered_proofs_fail_verification(shared_node: NodeProcess, owner, poked: dict) -> None:
+def test_tampered_proofs_fail_verification(
+    shared_node: NodeProcess, owner: LocalAccount, poked: dict
+) -> None:
     block = poked["after"]
     answer = shared_node.rpc("eth_getProof", [owner.address, [], block])
     root, key = state_root(shared_node, block), keccak(raw(owner.address))
@@ -131,8 +136,9 @@ def test_tampered_proofs_fail_verification(shared_node: NodeProcess, owner, poke
         proven(state_root(shared_node, "0x0"), key, proof)  # another block's root
 
 
-def test_web3_reads_the_proof(w3: Web3, owner) -> None:
-    proof = w3.eth.get_proof(owner.address, [0], "latest")
+def test_web3_reads_the_proof(w3: Web3, owner: LocalAccount) -> None:
+    # web3.py types `get_proof` as taking its munger's output tuple, not the munger's arguments
+    proof = w3.eth.get_proof(owner.address, [0], "latest")  # type: ignore[call-arg, arg-type]
     assert proof["balance"] == FUNDING
     assert int.from_bytes(proof["storageProof"][0]["value"], "big") == 0
 
@@ -188,7 +194,9 @@ def test_fee_history_shape(shared_node: NodeProcess, poked: dict) -> None:
     assert "reward" not in everything
 
 
-def test_fee_history_rewards_are_effective_tips(w3: Web3, shared_node: NodeProcess, owner) -> None:
+def test_fee_history_rewards_are_effective_tips(
+    w3: Web3, shared_node: NodeProcess, owner: LocalAccount
+) -> None:
     tip = 3 * 10**9
     receipt = send(
         w3,
@@ -213,7 +221,7 @@ def test_web3_reads_fee_history(w3: Web3) -> None:
 
 
 @pytest.mark.parametrize("percentiles", [[50, 10], [10, 10], [101], [-1], ["50"], [True], "50"])
-def test_fee_history_rejects_bad_percentiles(shared_node: NodeProcess, percentiles) -> None:
+def test_fee_history_rejects_bad_percentiles(shared_node: NodeProcess, percentiles: object) -> None:
     with pytest.raises(RpcFailure) as failure:
         shared_node.rpc("eth_feeHistory", ["0x2", "latest", percentiles])
     assert failure.value.code == -32602

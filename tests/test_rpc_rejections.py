@@ -16,12 +16,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 import rlp
 from eth.constants import SECPK1_N
+from eth.vm.forks.prague.transactions import PragueTransactionBuilder
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
@@ -85,7 +86,7 @@ def rpc(tmp_path_factory: pytest.TempPathFactory, dev_accounts: list) -> Iterato
 
 def transfer(account: LocalAccount, nonce: int, **fields: Any) -> bytes:
     """A signed EIP-1559 transfer that the node accepts unless `fields` break it."""
-    tx = {
+    tx: dict[str, Any] = {
         "type": 2,
         "chainId": CHAIN_ID,
         "nonce": nonce,
@@ -301,7 +302,9 @@ def test_set_code_without_authorizations_and_blob_types(rpc: Rpc, dev_accounts: 
     """EIP-7702 transactions are accepted (tests/test_set_code.py), but not one without an
     authorization (geth's words); blob transactions (0x03) are not accepted at all."""
     account = dev_accounts[MINED]
-    unsigned = TallyVM.get_transaction_builder().new_unsigned_set_code_transaction(
+    # TallyVM is a Prague VM; py-evm types get_transaction_builder with the base API.
+    builder = cast(type[PragueTransactionBuilder], TallyVM.get_transaction_builder())
+    unsigned = builder.new_unsigned_set_code_transaction(
         CHAIN_ID, 1, 0, 0, 100_000, Address(bytes.fromhex(SINK[2:])), 0, b"", [], []
     )
     raw = unsigned.as_signed_transaction(keys.PrivateKey(bytes(account.key))).encode()

@@ -40,13 +40,14 @@ def _calls_with_bad_quantity(bad: str) -> list[tuple[str, list[Any]]]:
 
 def _calls_with_bad_data(bad: str) -> list[tuple[str, list[Any]]]:
     """Storage keys are the exception to even length: geth left-pads `0x1` to slot 1."""
-    return [
+    calls: list[tuple[str, list[Any]]] = [
         ("eth_sendRawTransaction", [bad]),
         ("eth_getCode", [bad, "latest"]),
         ("eth_getTransactionByHash", [bad]),
         ("eth_getBlockByHash", [bad, False]),
         ("eth_call", [{"to": ADDRESS, "data": bad}, "latest"]),
-    ] + ([] if bad == "0x1" else [("eth_getProof", [ADDRESS, [bad], "latest"])])
+    ]
+    return calls + ([] if bad == "0x1" else [("eth_getProof", [ADDRESS, [bad], "latest"])])
 
 
 def _error(node: NodeProcess, method: str, params: list[Any]) -> dict[str, Any] | None:

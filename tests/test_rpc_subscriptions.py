@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import websockets
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from node.rpc.subscriptions import SubscriptionsApi
@@ -65,7 +66,7 @@ def run_ws(node: NodeProcess, scenario: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def actors(w3: Web3, dev_accounts) -> dict:
+def actors(w3: Web3, dev_accounts: list[LocalAccount]) -> dict:
     alice = fresh_funded_account(w3, dev_accounts[0])
     bob = fresh_funded_account(w3, dev_accounts[0])
     return {"alice": alice, "bob": bob, "probe": deploy(w3, alice, "Probe")}
@@ -89,7 +90,7 @@ def test_new_heads_logs_and_pending_transactions(
             for r in raws
         ]
         receipts = [
-            await asyncio.to_thread(lambda h=h: w3.eth.wait_for_transaction_receipt(h, timeout=30))
+            await asyncio.to_thread(w3.eth.wait_for_transaction_receipt, h, timeout=30)
             for h in hashes
         ]
         blocks = {receipt["blockHash"].to_0x_hex() for receipt in receipts}

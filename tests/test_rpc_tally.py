@@ -6,9 +6,10 @@ from node.chain.genesis import Genesis
 from node.qbftheader.hashing import onchain_hash
 from node.storage.chainstore import ChainStore
 from node.storage.store import MemoryStore
+from tests.conftest import NodeProcess
 
 
-def test_genesis_document_rebuilds_block_zero(shared_node) -> None:
+def test_genesis_document_rebuilds_block_zero(shared_node: NodeProcess) -> None:
     document = shared_node.rpc("tally_getGenesis")
     genesis = Genesis.from_json(document)
     header = genesis.header(ChainStore(MemoryStore()).new_batch())

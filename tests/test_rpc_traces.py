@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 from benchmarks.peers import find_foundry_binary, wait_for_rpc
 from contracts import load_artifact
@@ -126,7 +127,7 @@ def chains(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 
 
 def _trace(w3: Web3, method: str, params: list) -> Any:
-    response = w3.provider.make_request(method, params)
+    response = w3.provider.make_request(RPCEndpoint(method), params)
     assert "error" not in response, response
     return response["result"]
 
@@ -353,7 +354,7 @@ def test_web3_clients(chains: dict) -> None:
 def test_errors(chains: dict) -> None:
     url = chains["node"].url
     tx = _hash(chains["tally"][1]["exercise"])
-    cases = [
+    cases: list[tuple[str, list[Any], int, str]] = [
         ("debug_traceTransaction", ["0x" + "ab" * 32], -32000, "transaction not found"),
         ("debug_traceTransaction", ["0x1234"], -32602, ""),
         ("debug_traceTransaction", [tx, {"tracer": "jsTracer"}], -32602, "tracer not found"),

@@ -14,15 +14,19 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import rlp
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from hexbytes import HexBytes
 from trie import HexaryTrie
 from web3 import Web3
+from web3.contract import Contract
 
 from benchmarks.peers import free_port, run_anvil
 from client import FileKeyStore
@@ -41,7 +45,9 @@ def designator(delegate: str) -> str:
     return "0xef0100" + delegate[2:].lower()
 
 
-def set_code_tx(w3: Web3, sender, to: str, data: str, authorizations: list, gas: int) -> dict:
+def set_code_tx(
+    w3: Web3, sender: LocalAccount, to: str, data: str, authorizations: list, gas: int
+) -> dict:
     return {
         "type": 4,
         "chainId": CHAIN_ID,
@@ -58,20 +64,21 @@ def set_code_tx(w3: Web3, sender, to: str, data: str, authorizations: list, gas:
 
 
 @pytest.fixture(scope="module")
-def sponsor(w3: Web3, dev_accounts) -> Account:
+def sponsor(w3: Web3, dev_accounts: list[LocalAccount]) -> LocalAccount:
     return fresh_funded_account(w3, dev_accounts[0])
 
 
 @pytest.fixture(scope="module")
-def probe(w3: Web3, sponsor):
+def probe(w3: Web3, sponsor: LocalAccount) -> Contract:
     return deploy(w3, sponsor, "Probe")
 
 
 def test_sdk_wallet_delegates_itself_and_runs_the_delegates_code(
-    w3: Web3, shared_node: NodeProcess, sponsor, probe, tmp_path: Path
+    w3: Web3, shared_node: NodeProcess, sponsor: LocalAccount, probe: Contract, tmp_path: Path
 ) -> None:
     store = FileKeyStore(tmp_path / "keys", "pw", scrypt_n=2**12)
-    address = store.create("eoa").address
+    # Key stores list checksummed addresses (typed str).
+    address = cast(ChecksumAddress, store.create("eoa").address)
     fund = sponsor.sign_transaction(
         {
             "to": address,
@@ -135,7 +142,7 @@ def test_sdk_wallet_delegates_itself_and_runs_the_delegates_code(
 
 
 def test_invalid_authorizations_are_skipped_and_the_transaction_included(
-    w3: Web3, shared_node: NodeProcess, sponsor, probe
+    w3: Web3, shared_node: NodeProcess, sponsor: LocalAccount, probe: Contract
 ) -> None:
     good, wrong_chain, wrong_nonce = Account.create(), Account.create(), Account.create()
     authorizations = [
@@ -189,7 +196,7 @@ def test_invalid_authorizations_are_skipped_and_the_transaction_included(
 
 
 def test_pool_refusals_carry_geths_messages(
-    w3: Web3, shared_node: NodeProcess, sponsor, probe
+    w3: Web3, shared_node: NodeProcess, sponsor: LocalAccount, probe: Contract
 ) -> None:
     authority = Account.create()
     auth = authority.sign_authorization({"chainId": CHAIN_ID, "address": probe.address, "nonce": 0})
@@ -214,7 +221,7 @@ def test_pool_refusals_carry_geths_messages(
 
 @pytest.mark.parametrize("script", ["viem_7702.mjs", "ethers_7702.mjs"])
 def test_viem_and_ethers_send_set_code_transactions(
-    w3: Web3, shared_node: NodeProcess, dev_accounts, script: str
+    w3: Web3, shared_node: NodeProcess, dev_accounts: list[LocalAccount], script: str
 ) -> None:
     """Clients no one here wrote: each signs authorizations its own way and must find the
     delegation, the receipts and the raw reads as geth would show them."""
@@ -223,7 +230,12 @@ def test_viem_and_ethers_send_set_code_transactions(
     done = subprocess.run(
         ["node", str(REPO / "tests" / "clients" / script)],
         cwd=REPO,
-        env={**os.environ, "RPC_URL": shared_node.url, "PRIVATE_KEY": account.key.to_0x_hex()},
+        env={
+            **os.environ,
+            "RPC_URL": shared_node.url,
+            # LocalAccount.key is typed bytes but is HexBytes at run time.
+            "PRIVATE_KEY": cast(HexBytes, account.key).to_0x_hex(),
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -277,7 +289,7 @@ def deploy_probe(w3: Web3, owner: Any) -> Any:
 
 
 def test_create_access_list_agrees_with_anvil(
-    w3: Web3, anvil: Web3, shared_node: NodeProcess, dev_accounts
+    w3: Web3, anvil: Web3, shared_node: NodeProcess, dev_accounts: list[LocalAccount]
 ) -> None:
     answers = []
     for chain, owner in ((w3, fresh_funded_account(w3, dev_accounts[2])), (anvil, None)):
@@ -296,7 +308,9 @@ def test_create_access_list_agrees_with_anvil(
     assert tally["accessList"] == [{"address": "probe", "storageKeys": ["0x" + "00" * 32]}]
 
 
-def test_a_set_code_transaction_reads_as_on_anvil(w3: Web3, anvil: Web3, dev_accounts) -> None:
+def test_a_set_code_transaction_reads_as_on_anvil(
+    w3: Web3, anvil: Web3, dev_accounts: list[LocalAccount]
+) -> None:
     seen = []
     for chain, sender in (
         (w3, fresh_funded_account(w3, dev_accounts[3])),
@@ -389,7 +403,9 @@ def test_the_auditor_re_executes_set_code_blocks(shared_node: NodeProcess) -> No
     assert f"{head} re-executed" in done.stdout
 
 
-def test_pool_reserves_authorities_as_geth_does(node_factory, dev_accounts) -> None:
+def test_pool_reserves_authorities_as_geth_does(
+    node_factory: Callable[..., NodeProcess], dev_accounts: list[LocalAccount]
+) -> None:
     """On a node whose next block is far off, so everything below meets in the pool: an
     account a pooled authorization names may hold one transaction, and a set-code transaction
     cannot name an account that already holds several."""

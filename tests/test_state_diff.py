@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import pytest
 import rlp
@@ -12,7 +13,7 @@ from eth_account import Account as EthAccount
 from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 
 from contracts import load_artifact
-from node.chain.chain import Chain
+from node.chain.chain import Chain, PendingBlock
 from node.chain.diff_import import import_with_diff
 from node.chain.genesis import dev_accounts, dev_genesis
 from node.chain.state_diff import DiffRejected, StateDiff
@@ -33,8 +34,12 @@ def signed(nonce: int, to: bytes | None, data: bytes = b"", gas: int = 200_000) 
     return bytes(dev_accounts()[0].sign_transaction(tx).raw_transaction)
 
 
+Blocks = tuple[Chain, PendingBlock, list[bytes]]
+"""The `blocks` fixture: (follower, pending, raws)."""
+
+
 @pytest.fixture(scope="module")
-def blocks():
+def blocks() -> Blocks:
     """Two chains at the same head, and the next block built on one: (follower, pending, raws)."""
     leader = Chain(ChainStore(MemoryStore()), dev_genesis(VALIDATOR))
     follower = Chain(ChainStore(MemoryStore()), dev_genesis(VALIDATOR))
@@ -64,7 +69,7 @@ def blocks():
     return follower, pending, raws
 
 
-def attempt(blocks, diff: StateDiff, receipts=None):
+def attempt(blocks: Blocks, diff: StateDiff, receipts: list[bytes] | None = None) -> PendingBlock:
     follower, pending, raws = blocks
     encoded = [item.receipt.encode() for item in pending.executed.transactions]
     return import_with_diff(
@@ -76,7 +81,8 @@ def attempt(blocks, diff: StateDiff, receipts=None):
     )
 
 
-def test_the_untouched_diff_applies(blocks) -> None:
+def test_the_untouched_diff_applies(blocks: Blocks) -> None:
+    assert blocks[1].executed.state_diff is not None
     pending = attempt(blocks, blocks[1].executed.state_diff)
     assert pending.header.state_root == blocks[1].header.state_root
 
@@ -132,22 +138,25 @@ def wipe_instead(diff: StateDiff) -> None:
         wipe_instead,
     ],
 )
-def test_a_tampered_diff_is_rejected(blocks, tamper) -> None:
+def test_a_tampered_diff_is_rejected(blocks: Blocks, tamper: Callable[[StateDiff], None]) -> None:
+    assert blocks[1].executed.state_diff is not None
     diff = copy.deepcopy(blocks[1].executed.state_diff)
     tamper(diff)
     with pytest.raises(DiffRejected):
         attempt(blocks, diff)
 
 
-def test_receipts_must_match_the_header(blocks) -> None:
+def test_receipts_must_match_the_header(blocks: Blocks) -> None:
+    assert blocks[1].executed.state_diff is not None
     receipts = [item.receipt.encode() for item in blocks[1].executed.transactions]
     receipts[0], receipts[1] = receipts[1], receipts[0]
     with pytest.raises(DiffRejected, match="receipt"):
         attempt(blocks, blocks[1].executed.state_diff, receipts)
 
 
-def test_a_diff_survives_its_wire_encoding(blocks) -> None:
+def test_a_diff_survives_its_wire_encoding(blocks: Blocks) -> None:
     diff = blocks[1].executed.state_diff
+    assert diff is not None
     assert StateDiff.from_rlp(rlp.decode(rlp.encode(diff.to_rlp()))) == diff
     with pytest.raises(DiffRejected):
         StateDiff.from_rlp([[[b"short", b""]], [], []])

@@ -48,7 +48,9 @@ class Harness:
         self.nonce = 0
         self.timestamp = 10
 
-    def sign(self, to: bytes | None, data: bytes = b"", gas: int = 1_000_000, value: int = 0):
+    def sign(
+        self, to: bytes | None, data: bytes = b"", gas: int = 1_000_000, value: int = 0
+    ) -> bytes:
         raw = signed(self.dev, self.nonce, to, data, gas, value)
         self.nonce += 1
         return raw
@@ -94,7 +96,9 @@ class Harness:
         return [int.from_bytes(receipt.state_root, "big") for receipt in receipts]
 
 
-def test_genesis_contracts_deploy_to_the_same_state_as_stock_py_evm(monkeypatch) -> None:
+def test_genesis_contracts_deploy_to_the_same_state_as_stock_py_evm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     ours = Chain(ChainStore(MemoryStore()), dev_genesis(VALIDATOR)).head.state_root
     monkeypatch.setattr(TallyVM, "_state_class", PragueState)
     stock = Chain(ChainStore(MemoryStore()), dev_genesis(VALIDATOR)).head.state_root
@@ -256,7 +260,7 @@ def test_inlined_arithmetic_jumps_and_memory_match_stock_py_evm() -> None:
     programs = []
     rng = random.Random(7)
     for opcode in _TWO_OPERAND:
-        code = bytearray()
+        code: bytes | bytearray = bytearray()
         for slot in range(12):
             first, second = rng.choice(_OPERANDS), rng.choice(_OPERANDS)
             code += _push(second) + (_AS_INT if slot % 3 == 0 else b"")

@@ -162,8 +162,8 @@ def test_the_cli_copies_of_library_constants_are_equal() -> None:
         defaults = {param.name: param.default for param in params}
         assert defaults["pkcs11_module"] == SOFTHSM2_MODULE
         assert defaults["node_key_label"] == keys.DEFAULT_LABEL
-    for command in get_group(keys_app).commands.values():
-        defaults = {param.name: param.default for param in command.params}
+    for keys_command in get_group(keys_app).commands.values():  # a Command, not a name
+        defaults = {param.name: param.default for param in keys_command.params}
         assert defaults["pkcs11_module"] == SOFTHSM2_MODULE
     assert cli.DEV_CHAIN_ID == DEV_CHAIN_ID
     assert cli.DevFaucet().address("") == dev_accounts()[0].address

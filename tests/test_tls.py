@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from eth_typing import ChecksumAddress, HexAddress, HexStr
 from web3 import AsyncWeb3, Web3, WebSocketProvider
 
 from client.rpc import connect
@@ -30,7 +31,8 @@ from node.tls import TlsConfigError, TlsSettings
 from tests.conftest import REPO, NodeProcess, free_port
 from tests.test_cli_errors import assert_refused, tally
 
-RECIPIENT = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"  # dev account 2
+# dev account 2 (web3.py takes a ChecksumAddress, a str NewType)
+RECIPIENT = ChecksumAddress(HexAddress(HexStr("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC")))
 DEV_KEY_1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 
@@ -217,7 +219,7 @@ def keystore_with(directory: Path, label: str, private_key: str) -> None:
     from eth_account import Account
 
     directory.mkdir(parents=True, exist_ok=True)
-    keyfile = Account.encrypt(private_key, "pw", kdf="scrypt", iterations=4096)
+    keyfile = Account.encrypt(HexStr(private_key), "pw", kdf="scrypt", iterations=4096)
     (directory / f"{label}.json").write_text(json.dumps(keyfile))
 
 

@@ -23,7 +23,9 @@ _keys = st.builds(
 _values = st.one_of(st.binary(min_size=1, max_size=2), st.binary(min_size=1, max_size=60))
 
 
-def reference(initial: dict[bytes, bytes], updates: dict[bytes, bytes]) -> tuple[dict, bytes]:
+def reference(
+    initial: dict[bytes, bytes], updates: dict[bytes, bytes]
+) -> tuple[dict[bytes, bytes], bytes, bytes]:
     db: dict[bytes, bytes] = {}
     trie = HexaryTrie(db)
     for key, value in initial.items():
@@ -43,7 +45,9 @@ def reference(initial: dict[bytes, bytes], updates: dict[bytes, bytes]) -> tuple
     st.dictionaries(_keys, st.one_of(st.just(b""), _values), max_size=40),
     st.data(),
 )
-def test_batched_updates_match_hexary_trie(initial, updates, data) -> None:
+def test_batched_updates_match_hexary_trie(
+    initial: dict[bytes, bytes], updates: dict[bytes, bytes], data: st.DataObject
+) -> None:
     # Also delete and rewrite some of the keys already present.
     for key in data.draw(
         st.lists(st.sampled_from(sorted(initial)), max_size=10) if initial else st.just([])
@@ -65,7 +69,10 @@ def test_batched_updates_match_hexary_trie(initial, updates, data) -> None:
 
 
 def test_no_updates_keep_the_root() -> None:
-    assert apply_updates({}.__getitem__, BLANK_NODE_HASH, {}) == (BLANK_NODE_HASH, {})
+    assert apply_updates(dict[bytes, bytes]().__getitem__, BLANK_NODE_HASH, {}) == (
+        BLANK_NODE_HASH,
+        {},
+    )
 
 
 def test_deleting_everything_gives_the_blank_root() -> None:
@@ -77,7 +84,9 @@ def test_deleting_everything_gives_the_blank_root() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(_keys, _values, max_size=60), st.lists(_keys, max_size=20))
-def test_lookup_reads_what_hexary_trie_reads(contents, others) -> None:
+def test_lookup_reads_what_hexary_trie_reads(
+    contents: dict[bytes, bytes], others: list[bytes]
+) -> None:
     """Present keys, absent ones (sharing prefixes with present ones, so the walk ends in a
     branch, a leaf or an extension), embedded and hashed nodes."""
     db: dict[bytes, bytes] = {}

@@ -4,13 +4,14 @@ block selection and block updates, with real signed transactions and py-evm acco
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import rlp
 from eth.constants import SECPK1_N
 from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
+from eth.vm.forks.prague.transactions import PragueTransactionBuilder
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
@@ -51,8 +52,8 @@ class ChainState:
         return self.db.get_code(Address(address))
 
 
-def address(account: LocalAccount) -> bytes:
-    return bytes.fromhex(account.address[2:])
+def address(account: LocalAccount) -> Address:
+    return Address(bytes.fromhex(account.address[2:]))
 
 
 def sign(
@@ -272,7 +273,9 @@ def test_set_code_stateless_rules(state: ChainState, pool: TxPool) -> None:
     """geth's words: no authorization, no recipient; an authorization for another chain or a
     stale nonce is admitted (execution skips it, EIP-7702)."""
     alice, bob = funded(state), funded(state)
-    empty = TallyVM.get_transaction_builder().new_unsigned_set_code_transaction(
+    # py-evm types the builder as the base API, which lacks the Prague (EIP-7702) constructor.
+    builder = cast(type[PragueTransactionBuilder], TallyVM.get_transaction_builder())
+    empty = builder.new_unsigned_set_code_transaction(
         CHAIN_ID, 0, 1, 1, 100_000, Address(bytes.fromhex(TO[2:])), 0, b"", [], []
     )
     signed = empty.as_signed_transaction(keys.PrivateKey(bytes(alice.key)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from eth.abc import BlockHeaderAPI
+
 from node.chain.genesis import dev_genesis
 from node.consensus.voting import choose_vote, vote_hazard
 from node.qbftheader.extra_data import QbftExtraData, Vote
@@ -12,7 +14,12 @@ A, B, C, D, E = (bytes([value]) * 20 for value in (0x0A, 0x0B, 0x0C, 0x0D, 0x0E)
 GENESIS = dev_genesis(A).header(MemoryStore())
 
 
-def header(number: int, coinbase: bytes, vote: Vote | None, validators=(A, B, C, D)):
+def header(
+    number: int,
+    coinbase: bytes,
+    vote: Vote | None,
+    validators: tuple[bytes, ...] = (A, B, C, D),
+) -> BlockHeaderAPI:
     extra = QbftExtraData(b"\x00" * 32, tuple(sorted(validators)), vote, 0, ())
     return GENESIS.copy(block_number=number, coinbase=coinbase, extra_data=extra.encode())
 

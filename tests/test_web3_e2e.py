@@ -7,13 +7,18 @@ eth-account and sent raw (the node holds no keys).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any, cast
 
 import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from web3 import AsyncWeb3, Web3
+from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.middleware import ExtraDataToPOAMiddleware
 from web3.providers.persistent import WebSocketProvider
+from web3.types import TxData, TxParams, TxReceipt
 
 from contracts import load_artifact
 from tests.conftest import NodeProcess, fresh_funded_account
@@ -21,7 +26,7 @@ from tests.conftest import NodeProcess, fresh_funded_account
 INITIAL_SUPPLY = 1_000_000 * 10**18
 
 
-def send(w3: Web3, account, tx: dict) -> dict:
+def send(w3: Web3, account: LocalAccount, tx: dict[str, Any] | TxParams) -> TxReceipt:
     fee = {} if "maxFeePerGas" in tx else {"gasPrice": w3.eth.gas_price}
     tx = {
         "chainId": w3.eth.chain_id,
@@ -31,14 +36,16 @@ def send(w3: Web3, account, tx: dict) -> dict:
     }
     if "gas" not in tx:
         tx["gas"] = w3.eth.estimate_gas(
-            {k: v for k, v in tx.items() if k != "nonce"} | {"from": account.address}
+            cast(
+                TxParams, {k: v for k, v in tx.items() if k != "nonce"} | {"from": account.address}
+            )
         )
     signed = account.sign_transaction(tx)
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
 
 
-def deploy(w3: Web3, account, name: str, *args):
+def deploy(w3: Web3, account: LocalAccount, name: str, *args: Any) -> Contract:
     artifact = load_artifact(name)
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
     receipt = send(
@@ -56,11 +63,13 @@ def deploy(w3: Web3, account, name: str, *args):
         | {"nonce": w3.eth.get_transaction_count(account.address, "pending")},
     )
     assert receipt["status"] == 1
-    return w3.eth.contract(address=receipt["contractAddress"], abi=artifact["abi"])
+    address = receipt["contractAddress"]
+    assert address is not None
+    return w3.eth.contract(address=address, abi=artifact["abi"])
 
 
 @pytest.fixture(scope="module")
-def payer(w3: Web3, dev_accounts):
+def payer(w3: Web3, dev_accounts: list[LocalAccount]) -> LocalAccount:
     return fresh_funded_account(w3, dev_accounts[0], 10**21)
 
 
@@ -70,7 +79,7 @@ def test_chain_identity(w3: Web3) -> None:
     assert w3.eth.get_block("finalized")["hash"] == w3.eth.get_block("latest")["hash"]
 
 
-def test_plain_transfer_moves_value_and_is_final(w3: Web3, payer) -> None:
+def test_plain_transfer_moves_value_and_is_final(w3: Web3, payer: LocalAccount) -> None:
     recipient = Account.create().address
     before = w3.eth.get_balance(payer.address)
     receipt = send(w3, payer, {"to": recipient, "value": 12345, "gas": 21000})
@@ -79,12 +88,13 @@ def test_plain_transfer_moves_value_and_is_final(w3: Web3, payer) -> None:
     assert w3.eth.get_balance(payer.address) == before - 12345  # zero base fee, zero price
     block = w3.eth.get_block(receipt["blockNumber"], full_transactions=True)
     assert block["hash"] == receipt["blockHash"]
-    assert any(tx["hash"] == receipt["transactionHash"] for tx in block["transactions"])
+    full = cast(Sequence[TxData], block["transactions"])  # full_transactions=True
+    assert any(tx["hash"] == receipt["transactionHash"] for tx in full)
     tx = w3.eth.get_transaction(receipt["transactionHash"])
     assert tx["from"] == payer.address and tx["to"] == recipient and tx["value"] == 12345
 
 
-def test_eip1559_and_eip2930_transactions(w3: Web3, payer) -> None:
+def test_eip1559_and_eip2930_transactions(w3: Web3, payer: LocalAccount) -> None:
     recipient = Account.create().address
     dynamic = send(
         w3,
@@ -115,14 +125,17 @@ def test_eip1559_and_eip2930_transactions(w3: Web3, payer) -> None:
     assert w3.eth.get_balance(recipient) == 3
 
 
-def test_erc20_deploy_transfer_balances_and_events(w3: Web3, payer) -> None:
+def test_erc20_deploy_transfer_balances_and_events(w3: Web3, payer: LocalAccount) -> None:
     token = deploy(w3, payer, "DevToken", INITIAL_SUPPLY)
     assert token.functions.totalSupply().call() == INITIAL_SUPPLY
     assert w3.eth.get_code(token.address) != b""
     holder = Account.create().address
     start = w3.eth.block_number
     tx = token.functions.transfer(holder, 500).build_transaction(
-        {"from": payer.address, "gasPrice": 0, "nonce": 0, "chainId": 1337, "gas": 100_000}
+        cast(
+            TxParams,  # web3's TxParams wants Wei/Nonce for the plain ints
+            {"from": payer.address, "gasPrice": 0, "nonce": 0, "chainId": 1337, "gas": 100_000},
+        )
     )
     receipt = send(
         w3, payer, tx | {"nonce": w3.eth.get_transaction_count(payer.address, "pending")}
@@ -136,7 +149,7 @@ def test_erc20_deploy_transfer_balances_and_events(w3: Web3, payer) -> None:
     assert [log["transactionHash"] for log in logs] == [receipt["transactionHash"]]
 
 
-def test_revert_reasons_reach_web3(w3: Web3, payer) -> None:
+def test_revert_reasons_reach_web3(w3: Web3, payer: LocalAccount) -> None:
     probe = deploy(w3, payer, "Probe")
     with pytest.raises(ContractLogicError, match="probe: nope"):
         probe.functions.failRequire().call()
@@ -146,10 +159,13 @@ def test_revert_reasons_reach_web3(w3: Web3, payer) -> None:
         probe.functions.failCustom(7).call()
 
 
-def test_a_reverted_transaction_is_mined_with_status_zero(w3: Web3, payer) -> None:
+def test_a_reverted_transaction_is_mined_with_status_zero(w3: Web3, payer: LocalAccount) -> None:
     probe = deploy(w3, payer, "Probe")
     tx = probe.functions.failRequire().build_transaction(
-        {"from": payer.address, "gasPrice": 0, "nonce": 0, "chainId": 1337, "gas": 100_000}
+        cast(
+            TxParams,  # web3's TxParams wants Wei/Nonce for the plain ints
+            {"from": payer.address, "gasPrice": 0, "nonce": 0, "chainId": 1337, "gas": 100_000},
+        )
     )
     receipt = send(
         w3, payer, tx | {"nonce": w3.eth.get_transaction_count(payer.address, "pending")}
@@ -157,11 +173,14 @@ def test_a_reverted_transaction_is_mined_with_status_zero(w3: Web3, payer) -> No
     assert receipt["status"] == 0 and receipt["gasUsed"] < 100_000
 
 
-def test_log_filter_sees_new_events(w3: Web3, payer) -> None:
+def test_log_filter_sees_new_events(w3: Web3, payer: LocalAccount) -> None:
     probe = deploy(w3, payer, "Probe")
     event_filter = probe.events.Poked.create_filter(from_block="latest")
     tx = probe.functions.poke(42).build_transaction(
-        {"from": payer.address, "gasPrice": 0, "nonce": 0, "chainId": 1337, "gas": 100_000}
+        cast(
+            TxParams,  # web3's TxParams wants Wei/Nonce for the plain ints
+            {"from": payer.address, "gasPrice": 0, "nonce": 0, "chainId": 1337, "gas": 100_000},
+        )
     )
     send(w3, payer, tx | {"nonce": w3.eth.get_transaction_count(payer.address, "pending")})
     changes = event_filter.get_new_entries()
@@ -171,7 +190,7 @@ def test_log_filter_sees_new_events(w3: Web3, payer) -> None:
 
 
 def test_websocket_subscription_receives_new_heads_and_logs(
-    w3: Web3, payer, shared_node: NodeProcess
+    w3: Web3, payer: LocalAccount, shared_node: NodeProcess
 ) -> None:
     probe = deploy(w3, payer, "Probe")
 
@@ -181,13 +200,16 @@ def test_websocket_subscription_receives_new_heads_and_logs(
             heads = await aw3.eth.subscribe("newHeads")
             logs = await aw3.eth.subscribe("logs", {"address": probe.address})
             tx = probe.functions.poke(7).build_transaction(
-                {
-                    "from": payer.address,
-                    "gasPrice": 0,
-                    "chainId": 1337,
-                    "gas": 100_000,
-                    "nonce": w3.eth.get_transaction_count(payer.address, "pending"),
-                }
+                cast(
+                    TxParams,  # web3's TxParams wants Wei for the plain int
+                    {
+                        "from": payer.address,
+                        "gasPrice": 0,
+                        "chainId": 1337,
+                        "gas": 100_000,
+                        "nonce": w3.eth.get_transaction_count(payer.address, "pending"),
+                    },
+                )
             )
             await asyncio.to_thread(send, w3, payer, tx)
             seen: dict[str, dict] = {}
