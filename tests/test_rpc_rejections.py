@@ -108,19 +108,19 @@ def legacy_transfer(account: LocalAccount, nonce: int, chain_id: int | None = CH
     return bytes(account.sign_transaction(tx).raw_transaction)
 
 
-def with_signature(raw: bytes, r: int | None = None, s: int | None = None) -> bytes:
-    """`raw` (an EIP-1559 transaction) with its r and/or s replaced, minimally encoded."""
-    assert raw[0] == 0x02
-    fields = rlp.decode(raw[1:])
-    if r is not None:
-        fields[10] = _minimal(r)
-    if s is not None:
-        fields[11] = _minimal(s)
-    return b"\x02" + rlp.encode(fields)
+def with_signature(
+    raw: bytes, *, v: int | None = None, r: int | None = None, s: int | None = None
+) -> bytes:
+    """`raw` (legacy or typed) with its v (y parity), r and/or s replaced, minimally encoded.
 
-
-def _minimal(value: int) -> bytes:
-    return value.to_bytes((value.bit_length() + 7) // 8, "big")
+    Every kind ends with those three fields.
+    """
+    typed = raw[0] < 0xC0
+    fields = rlp.decode(raw[1:] if typed else raw)
+    for position, value in ((-3, v), (-2, r), (-1, s)):
+        if value is not None:
+            fields[position] = value
+    return (raw[:1] if typed else b"") + rlp.encode(fields)
 
 
 def flipped_r(raw: bytes, *, on_curve: bool) -> int:
@@ -130,7 +130,7 @@ def flipped_r(raw: bytes, *, on_curve: bool) -> int:
     Off the curve, public-key recovery fails whatever the recovery id. On it, recovery yields
     some other key: the transaction is then validly signed by a stranger.
     """
-    r = rlp.decode(raw[1:])[10]
+    r = rlp.decode(raw[1:])[-2]
     for index in range(len(r)):
         for mask in (0x01, 0x02, 0x80, 0xFF):
             flipped = bytearray(r)
@@ -237,10 +237,9 @@ def test_high_s_is_refused(rpc: Rpc, dev_accounts: list) -> None:
     """(r, n - s) with the other parity is the same signature mathematically; EIP-2 forbids it."""
     account = dev_accounts[MINED]
     raw = transfer(account, 1)
-    fields = rlp.decode(raw[1:])
-    fields[9] = b"" if fields[9] == b"\x01" else b"\x01"
-    fields[11] = _minimal(SECPK1_N - int.from_bytes(fields[11], "big"))
-    message = refused(rpc, b"\x02" + rlp.encode(fields), "invalid sender", account.address)
+    y_parity, _, s = (int.from_bytes(field, "big") for field in rlp.decode(raw[1:])[-3:])
+    high_s = with_signature(raw, v=1 - y_parity, s=SECPK1_N - s)
+    message = refused(rpc, high_s, "invalid sender", account.address)
     assert message == "invalid sender: invalid transaction v, r, s values"
 
 

@@ -16,7 +16,6 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from eth_keys import keys
-from eth_keys.exceptions import BadSignature
 from eth_typing import Address
 
 from node.chain.evm.vm import TallyVM
@@ -24,6 +23,7 @@ from node.txpool import errors
 from node.txpool.admission import AdmissionRules, admit
 from node.txpool.pool import PoolConfig, TxPool
 from node.txpool.transaction import PooledTransaction
+from tests.test_rpc_rejections import flipped_r, with_signature
 
 CHAIN_ID = 1337
 GAS_LIMIT = 30_000_000
@@ -82,15 +82,6 @@ def sign(
     else:
         tx.update(type=2, maxFeePerGas=fee, maxPriorityFeePerGas=fee if tip is None else tip)
     return bytes(account.sign_transaction(tx).raw_transaction)
-
-
-def with_signature(raw: bytes, v: int, r: int, s: int) -> bytes:
-    """Re-encode `raw` with other signature values (legacy v, typed y_parity)."""
-    if raw[0] >= 0xC0:
-        fields = rlp.decode(raw)
-        return rlp.encode([*fields[:-3], v, r, s])
-    fields = rlp.decode(raw[1:])
-    return raw[:1] + rlp.encode([*fields[:-3], v, r, s])
 
 
 @pytest.fixture
@@ -195,32 +186,24 @@ def test_rejects_bad_signature_values(state: ChainState, pool: TxPool) -> None:
     for kind in ("legacy", "1559"):
         raw = sign(alice, kind=kind)
         tx_fields = rlp.decode(raw if kind == "legacy" else raw[1:])
-        v, r, s = (int.from_bytes(f, "big") for f in tx_fields[-3:])
-        high_s = with_signature(raw, v, r, SECPK1_N - s)
-        zero_r = with_signature(raw, v, 0, s)
+        s = int.from_bytes(tx_fields[-1], "big")
+        high_s = with_signature(raw, s=SECPK1_N - s)
+        zero_r = with_signature(raw, r=0)
         for bad in (high_s, zero_r):
             message = rejected(pool, bad, state, errors.InvalidSender)
             assert message == "invalid sender: invalid transaction v, r, s values"
-    raw = sign(alice, kind="1559")
-    fields = rlp.decode(raw[1:])
-    bad_parity = with_signature(raw, 5, int.from_bytes(fields[-2], "big"), 1)
+    bad_parity = with_signature(sign(alice, kind="1559"), v=5, s=1)
     rejected(pool, bad_parity, state, errors.InvalidSender)
-    legacy_bad_v = with_signature(sign(alice, kind="legacy"), 30, 1, 1)
+    legacy_bad_v = with_signature(sign(alice, kind="legacy"), v=30, r=1, s=1)
     rejected(pool, legacy_bad_v, state, errors.InvalidSender)
 
 
 def test_rejects_signature_that_recovers_nothing(state: ChainState, pool: TxPool) -> None:
     alice = funded(state)
     raw = sign(alice, kind="2930")
-    # An r that is not the x coordinate of any curve point: eth-keys cannot recover a key.
-    for r in range(1, 200):
-        try:
-            keys.Signature(vrs=(0, r, 1)).recover_public_key_from_msg(b"x")
-        except BadSignature:
-            break
-    else:
-        pytest.fail("no unrecoverable r found")
-    message = rejected(pool, with_signature(raw, 0, r, 1), state, errors.InvalidSender)
+    # An r that is not the x coordinate of any curve point: no key can be recovered.
+    unrecoverable = with_signature(raw, v=0, r=flipped_r(raw, on_curve=False), s=1)
+    message = rejected(pool, unrecoverable, state, errors.InvalidSender)
     assert message.startswith("invalid sender")
 
 
