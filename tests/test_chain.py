@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from eth.abc import BlockHeaderAPI
 from eth_account import Account
 from eth_typing import Address
 
@@ -235,61 +234,3 @@ def test_the_latest_records_stay_decoded_and_equal_what_the_store_holds(tmp_path
         assert chain.store.receipt(pending.executed.transactions[0].tx_hash) is None
     finally:
         store.close()
-
-
-def _everything(chain: Chain) -> dict[bytes, bytes]:
-    return dict(chain.store.store.iterate_range(b"", b"\xff" * 40))
-
-
-def _token_block() -> list:
-    """A DevToken deployment (a Transfer log, indexed) and plain transfers from others."""
-    from eth_abi import encode
-
-    artifact = load_artifact("DevToken")
-    data = bytes.fromhex(artifact["bytecode"][2:]) + encode(["uint256"], [10**24])
-    raw = (
-        dev_accounts()[5]
-        .sign_transaction(
-            {"nonce": 0, "gas": 3_000_000, "gasPrice": 0, "data": data, "chainId": 1337}
-        )
-        .raw_transaction
-    )
-    return [decode_transaction(bytes(raw)), *transfers(4)]
-
-
-def _sealed(header: BlockHeaderAPI, vanity: bytes = b"\x00" * 32) -> BlockHeaderAPI:
-    """`header` as its commit would seal it (the seal's bytes are not checked on commit)."""
-    return header.copy(
-        extra_data=QbftExtraData(vanity, (VALIDATOR,), None, 0, (b"\x01" * 65,)).encode()
-    )
-
-
-def test_a_staged_block_commits_what_an_unstaged_one_does_and_shows_nothing_before() -> None:
-    unstaged, staged = new_chain(), new_chain()
-    first = unstaged.build(_token_block(), timestamp=7, coinbase=VALIDATOR, extra_data=EXTRA)
-    unstaged.commit(first, _sealed(first.header))
-    second = staged.build(_token_block(), timestamp=7, coinbase=VALIDATOR, extra_data=EXTRA)
-    before = _everything(staged)
-    staged.stage(second)
-    assert second.staged is not None and len(second.staged.records) == 5
-    assert _everything(staged) == before
-    assert staged.store.receipt(second.executed.transactions[0].tx_hash) is None
-    staged.commit(second, _sealed(second.header))
-    assert second.staged.block_hash == staged.head_hash == unstaged.head_hash
-    assert _everything(staged) == _everything(unstaged)
-    minted_to = schema.token_transfer_prefix(bytes.fromhex(dev_accounts()[5].address[2:]))
-    assert any(key.startswith(minted_to) for key in _everything(staged))
-
-
-def test_records_staged_for_another_block_hash_are_not_written() -> None:
-    unstaged, staged = new_chain(), new_chain()
-    pending = staged.build(transfers(3), timestamp=7, coinbase=VALIDATOR, extra_data=EXTRA)
-    staged.stage(pending)
-    assert pending.staged is not None
-    other = _sealed(pending.header, vanity=b"\x07" * 32)
-    staged.commit(pending, other)
-    assert staged.head_hash != pending.staged.block_hash
-    assert staged.store.store.get(schema.body_key(pending.staged.block_hash)) is None
-    twin = unstaged.build(transfers(3), timestamp=7, coinbase=VALIDATOR, extra_data=EXTRA)
-    unstaged.commit(twin, other)
-    assert _everything(staged) == _everything(unstaged)

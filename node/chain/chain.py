@@ -8,10 +8,9 @@ atomic write; until then nothing of it is visible to readers.
 from __future__ import annotations
 
 import json
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from eth.abc import BlockHeaderAPI
 from eth.db.account import AccountDB
@@ -35,7 +34,7 @@ from node.domain.indexer import BlockIndexer
 from node.qbftheader.rules import QBFT_RULES
 from node.qbftheader.tally import VoteTally
 from node.qbftheader.verify import QBFT_MIX_HASH
-from node.storage.chainstore import BlockRecords, ChainStore
+from node.storage.chainstore import ChainStore
 from node.storage.records import LogRecord, ReceiptRecord, TransactionRecord
 from node.storage.store import StoreBatch
 
@@ -58,19 +57,6 @@ class DifferentChain(GenesisError):
 
 
 @dataclass(slots=True)
-class StagedRecords:
-    """A pending block's records and index rows, encoded before the block is decided.
-
-    Kept in a batch of their own over the block's, and merged into it only by the commit of
-    the block they were made for (`block_hash`).
-    """
-
-    block_hash: bytes
-    records: BlockRecords
-    writes: StoreBatch
-
-
-@dataclass(slots=True)
 class PendingBlock:
     """An executed, not yet committed block and the batch holding its state writes."""
 
@@ -80,10 +66,6 @@ class PendingBlock:
     internal_calls_pending: bool = False
     """Accepted from its proposer's state diff, not executed: its internal transactions are
     unknown until `node.chain.backfill` replays it, so commit marks it for that."""
-    staged: StagedRecords | None = None
-    """Set by `Chain.stage` while the block waits for its commit seals."""
-    staging: threading.Lock = field(default_factory=threading.Lock)
-    """Held while `staged` is made, so a commit that comes meanwhile waits for it."""
 
     @property
     def header(self) -> BlockHeaderAPI:
@@ -322,25 +304,13 @@ class Chain:
         return PendingBlock(tip.hash, executed, batch)
 
     @block_work
-    def stage(self, pending: PendingBlock) -> None:
-        """Encode `pending`'s records and index rows now, so that its commit only writes.
-
-        A validator waits for the others between executing a block and committing it: the
-        proposer while they re-execute, the rest for the commit quorum. The commit is on the
-        path from a transaction's submission to its receipt; this work need not be (a
-        400-transfer block: 37 ms of a 45 ms commit, in process). Writes nothing a reader
-        can see.
-        """
-        with pending.staging:
-            if pending.staged is None:
-                header = pending.header
-                pending.staged = self._staged(pending, self.block_hash(header), header)
-
-    def _staged(
-        self, pending: PendingBlock, block_hash: bytes, header: BlockHeaderAPI
-    ) -> StagedRecords:
-        number = header.block_number
-        records: BlockRecords = []
+    def commit(self, pending: PendingBlock, sealed_header: BlockHeaderAPI) -> bytes:
+        """Write the sealed block, its records and the new head in one atomic batch."""
+        if pending.parent_hash != self.tip.hash:
+            raise BlockRejected("head moved while the block was pending")
+        block_hash = self.block_hash(sealed_header)
+        number = sealed_header.block_number
+        records = []
         log_index = 0
         for index, item in enumerate(pending.executed.transactions):
             receipt = item.receipt
@@ -364,35 +334,22 @@ class Chain:
             log_index += len(logs)
             counterparty = item.tx.to or item.contract_address
             records.append((item.tx_hash, tx_record, receipt_record, counterparty))
-        writes = StoreBatch(pending.batch)
-        self.store.save_records(writes, block_hash, records)
-        self.indexer.index_block(writes, header.timestamp, [record[:3] for record in records])
+        self.store.save_block(pending.batch, block_hash, sealed_header, records)
+        self.indexer.index_block(
+            pending.batch, sealed_header.timestamp, [record[:3] for record in records]
+        )
         if not pending.internal_calls_pending:
             self.indexer.index_internal_calls(
-                writes, number, header.timestamp, pending.executed.transactions
+                pending.batch, number, sealed_header.timestamp, pending.executed.transactions
             )
         elif records:
-            self.indexer.defer_internal_calls(writes, number, block_hash)
-        return StagedRecords(block_hash, records, writes)
-
-    @block_work
-    def commit(self, pending: PendingBlock, sealed_header: BlockHeaderAPI) -> bytes:
-        """Write the sealed block, its records and the new head in one atomic batch."""
-        if pending.parent_hash != self.tip.hash:
-            raise BlockRejected("head moved while the block was pending")
-        block_hash = self.block_hash(sealed_header)
-        with pending.staging:
-            staged = pending.staged
-        if staged is None or staged.block_hash != block_hash:
-            staged = self._staged(pending, block_hash, sealed_header)
-        pending.batch.pending.update(staged.writes.pending)
-        self.store.save_head(pending.batch, block_hash, sealed_header)
+            self.indexer.defer_internal_calls(pending.batch, number, block_hash)
         tally = self.consensus.tally_after(
             self.validator_tally(pending.parent_hash), sealed_header, self.genesis.epoch_length
         )
         self.store.save_validator_tally(pending.batch, block_hash, tally.encode())
         self.store.commit(pending.batch)
-        self.store.remember(staged.records)
+        self.store.remember(records)
         self._remember(block_hash, sealed_header)
         self.tip = ChainHead(sealed_header, block_hash)
         return block_hash

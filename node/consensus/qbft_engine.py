@@ -92,12 +92,6 @@ alternated) 0.5 gave 367-450 tx/s and 0.6 379-392 with more round changes; 0.4 t
 The budget is this share at most: `BuildBudget` shrinks it while heights near the timeout."""
 
 
-def _report_staging_error(staging: asyncio.Future[None]) -> None:
-    """A block whose staging failed is staged again by its commit, which reports the error."""
-    if not staging.cancelled() and staging.exception() is not None:
-        log.warning("staging a block's records failed: %r", staging.exception())
-
-
 class ChainBlockPort:
     """`BlockPort` over the node's chain: build from the pool, validate by re-execution (or,
     for the designated validators, against the proposer's state diff)."""
@@ -380,7 +374,6 @@ class QbftEngine:
                     actions = await self._loop.run_in_executor(executor, self.machine.handle, event)
                     for action in actions:
                         await self._perform(action)
-                self._stage_executed()
         finally:
             self._running = False
             unsubscribe()
@@ -389,16 +382,6 @@ class QbftEngine:
             for handle in self._timers.values():
                 handle.cancel()
             self._deferred.shutdown(wait=False)
-
-    def _stage_executed(self) -> None:
-        """Encode a block's records while this validator waits for the others' messages
-        (`Chain.stage`): after its proposal or prepare went out, off the chain lock, so the
-        messages that decide the block are handled meanwhile."""
-        assert self._loop is not None
-        for pending in self.port.executed.to_stage():
-            if pending.parent_hash == self.chain.head_hash:
-                staging = self._loop.run_in_executor(None, self.chain.stage, pending)
-                staging.add_done_callback(_report_staging_error)
 
     def _may_defer(self, event: Event) -> bool:
         """Whether `event` is a round-0 proposal this validator may validate at low priority.

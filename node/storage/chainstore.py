@@ -174,13 +174,8 @@ class ChainStore:
 
         `transactions` holds (tx hash, tx record, receipt record, recipient or created address).
         """
-        ChainStore.save_records(batch, block_hash, transactions)
-        ChainStore.save_head(batch, block_hash, header)
-
-    @staticmethod
-    def save_records(batch: StoreBatch, block_hash: bytes, transactions: BlockRecords) -> None:
-        """Stage a block's body, per-tx records and account index (`save_block` without the
-        header, which a QBFT block has only once its commit seals are in)."""
+        batch[schema.header_key(block_hash)] = rlp.encode(header)
+        batch[schema.canonical_hash_key(header.block_number)] = block_hash
         batch[schema.body_key(block_hash)] = b"".join(item[0] for item in transactions)
         for tx_hash, tx_record, receipt_record, counterparty in transactions:
             batch[schema.transaction_key(tx_hash)] = encode_record(tx_record)
@@ -189,10 +184,4 @@ class ChainStore:
             batch[schema.account_tx_key(tx_record.sender, *position)] = b""
             if counterparty and counterparty != tx_record.sender:
                 batch[schema.account_tx_key(counterparty, *position)] = b""
-
-    @staticmethod
-    def save_head(batch: StoreBatch, block_hash: bytes, header: BlockHeaderAPI) -> None:
-        """Stage `header` as the new head, canonical at its number."""
-        batch[schema.header_key(block_hash)] = rlp.encode(header)
-        batch[schema.canonical_hash_key(header.block_number)] = block_hash
         batch[schema.HEAD_KEY] = block_hash
