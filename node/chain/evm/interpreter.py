@@ -484,36 +484,28 @@ def _run(computation: TallyComputation, dispatch: dict[int, _Entry], inline: lis
                     code.program_counter = destination
                     raise InvalidInstruction("Jump resulted in invalid instruction")
                 pc = destination
-            elif opcode == MLOAD:
+            elif opcode in (MLOAD, MSTORE):
                 if not values:
                     raise InsufficientStack("Wanted 1 stack item, had none")
                 start = values.pop()
+                if opcode == MSTORE:
+                    if not values:
+                        raise InsufficientStack("Wanted 1 stack item, had none")
+                    value = values.pop()
                 if not isinstance(start, int):
                     start = int.from_bytes(start, "big")
                 if start + 32 > len(memory._bytes):
                     meter.gas_remaining = remaining
                     computation.extend_memory(start, 32)
                     remaining = meter.gas_remaining
-                values.append(bytes(memory._bytes[start : start + 32]))
-            elif opcode == MSTORE:
-                if not values:
-                    raise InsufficientStack("Wanted 1 stack item, had none")
-                start = values.pop()
-                if not values:
-                    raise InsufficientStack("Wanted 1 stack item, had none")
-                value = values.pop()
-                if not isinstance(start, int):
-                    start = int.from_bytes(start, "big")
-                word = (
-                    value.to_bytes(32, "big")
-                    if isinstance(value, int)
-                    else value.rjust(32, b"\x00")
-                )
-                if start + 32 > len(memory._bytes):
-                    meter.gas_remaining = remaining
-                    computation.extend_memory(start, 32)
-                    remaining = meter.gas_remaining
-                memory._bytes[start : start + 32] = word
+                if opcode == MLOAD:
+                    values.append(bytes(memory._bytes[start : start + 32]))
+                else:
+                    memory._bytes[start : start + 32] = (
+                        value.to_bytes(32, "big")
+                        if isinstance(value, int)
+                        else value.rjust(32, b"\x00")
+                    )
             continue
         code.program_counter = pc
         meter.gas_remaining = remaining
