@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
+from eth_typing import ChecksumAddress
 from rich.console import Console
 from rich.table import Column, Table
 
@@ -593,8 +594,8 @@ class DevFaucet:
     def create(self, label: str) -> KeyInfo:
         raise KeyStoreError("the dev faucet holds one well-known key and makes none")
 
-    def address(self, label: str) -> str:
-        return str(self._key.public_key.to_checksum_address())
+    def address(self, label: str) -> ChecksumAddress:
+        return self._key.public_key.to_checksum_address()
 
     def sign_digest(self, label: str, digest: bytes) -> Signature:
         return self._key.sign_msg_hash(digest)

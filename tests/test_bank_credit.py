@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy
+from eth_typing import ChecksumAddress
 
 from bank.credit import MODEL_VERSION, Held, History, Model, Transfer, evaluate
 from client.tokens import held_payment
@@ -48,7 +49,7 @@ def head_time(stack: CreditStack) -> int:
 
 @dataclass
 class Histories:
-    address: dict[int, str]
+    address: dict[int, ChecksumAddress]
     a_done: int  # the head's time when A's rounds ended
     b_done: int  # the time of the block holding the last of B's and C's transactions
 

@@ -159,13 +159,12 @@ def test_payment_over_the_tier_limit_is_refused_with_a_decoded_error(
     payer = wallets[6]  # tier 1: 1,000.00 per payment
     top_up(w3, wallets, 6, 1_500 * CENTS)
     token = token_of(payer)
-    payer_address = cast(ChecksumAddress, payer.address)  # Wallet.address is typed a plain str
-    nonce = w3.eth.get_transaction_count(payer_address, "pending")
+    nonce = w3.eth.get_transaction_count(payer.address, "pending")
     with pytest.raises(
         ExecutionReverted, match=r"OverPaymentLimit\(payer=0x.*100001, limit=100000"
     ):
         token.transfer(wallets[9].address, 100_001)
-    assert w3.eth.get_transaction_count(payer_address, "pending") == nonce  # nothing was sent
+    assert w3.eth.get_transaction_count(payer.address, "pending") == nonce  # nothing was sent
 
 
 def test_withdrawal_request_locks_funds_until_the_issuer_burns_them(

@@ -12,7 +12,7 @@ from typing import Any, cast
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_typing import ChecksumAddress, HexStr
+from eth_typing import HexStr
 from web3 import Web3
 
 from client.errors import (
@@ -100,8 +100,7 @@ def test_policy_refuses_before_the_store_signs(
         {"ETH": AssetLimits(per_payment=5 * ETH, totp_above=ETH)}, allowlist=[friend], totp=factor
     )
     wallet = funded_wallet(w3, funder, store, "policed", policy=policy)
-    address = cast(ChecksumAddress, wallet.address)  # Wallet.address is typed a plain str
-    nonce = w3.eth.get_transaction_count(address)
+    nonce = w3.eth.get_transaction_count(wallet.address)
     before = store.signatures_made
     with pytest.raises(PerPaymentLimitExceeded):
         wallet.transfer(friend, 6 * ETH)
@@ -110,7 +109,7 @@ def test_policy_refuses_before_the_store_signs(
     with pytest.raises(SecondFactorRequired):
         wallet.transfer(friend, 2 * ETH)
     assert store.signatures_made == before  # the token was never asked
-    assert w3.eth.get_transaction_count(address, "pending") == nonce
+    assert w3.eth.get_transaction_count(wallet.address, "pending") == nonce
     sent = wallet.transfer(friend, 2 * ETH, totp=factor.code(time.time()))
     assert sent.receipt is not None and store.signatures_made == before + 1
     assert policy.spent_today() == 2 * ETH
@@ -120,8 +119,7 @@ def test_concurrent_sends_from_one_account_get_consecutive_nonces(
     w3: Web3, funder: LocalAccount, stores: dict[str, KeyStore]
 ) -> None:
     wallet = funded_wallet(w3, funder, stores["pkcs11"], "busy")
-    address = cast(ChecksumAddress, wallet.address)  # Wallet.address is typed a plain str
-    start = w3.eth.get_transaction_count(address)
+    start = w3.eth.get_transaction_count(wallet.address)
     payee = Account.create().address
     sent, errors = [], []
 
@@ -141,7 +139,7 @@ def test_concurrent_sends_from_one_account_get_consecutive_nonces(
     assert sorted(s.nonce for s in sent) == list(range(start, start + 24))
     for submitted in sent:
         assert wallet.wait_for_finality(submitted.tx_hash).status == 1
-    assert w3.eth.get_transaction_count(address) == start + 24
+    assert w3.eth.get_transaction_count(wallet.address) == start + 24
     assert wallet.balance(address=payee) == 24
 
 

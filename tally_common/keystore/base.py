@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from eth_keys.constants import SECPK1_N
 from eth_keys.datatypes import PublicKey, Signature
+from eth_typing import ChecksumAddress
 
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -53,7 +54,7 @@ class KeyStore(Protocol):
         """Generate a new secp256k1 key inside the store; raises `KeyExists` if taken."""
         ...
 
-    def address(self, label: str) -> str:
+    def address(self, label: str) -> ChecksumAddress:
         """The checksummed Ethereum address of the key; raises `KeyNotFound`."""
         ...
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from eth_account import Account
 from eth_keys.datatypes import PrivateKey, PublicKey, Signature
+from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
 
 from tally_common.keystore.base import KeyInfo, LoginGuard, SignCounter, check_label
@@ -132,7 +133,7 @@ class FileKeyStore(SignCounter):
             self._unlocked[label] = PrivateKey(account.key)
             return KeyInfo(label, account.address, self.backend)
 
-    def address(self, label: str) -> str:
+    def address(self, label: str) -> ChecksumAddress:
         return to_checksum_address(self._read(label)["address"])
 
     def public_key(self, label: str) -> PublicKey:

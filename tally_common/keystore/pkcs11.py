@@ -31,6 +31,7 @@ from typing import Any, NoReturn, TypeVar
 
 import pkcs11
 from eth_keys.datatypes import PublicKey, Signature
+from eth_typing import ChecksumAddress
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
@@ -295,7 +296,7 @@ class Pkcs11KeyStore(SignCounter):
             self._keys[label] = (private, point)
             return KeyInfo(label, point.to_checksum_address(), self.backend)
 
-    def address(self, label: str) -> str:
+    def address(self, label: str) -> ChecksumAddress:
         with self._session().lock:
             return self._find(label)[1].to_checksum_address()
 
