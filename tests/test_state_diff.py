@@ -69,6 +69,13 @@ def blocks() -> Blocks:
     return follower, pending, raws
 
 
+def made_diff(blocks: Blocks) -> StateDiff:
+    """The diff the leader's execution of the block made (building always makes one)."""
+    diff = blocks[1].executed.state_diff
+    assert diff is not None
+    return diff
+
+
 def attempt(blocks: Blocks, diff: StateDiff, receipts: list[bytes] | None = None) -> PendingBlock:
     follower, pending, raws = blocks
     encoded = [item.receipt.encode() for item in pending.executed.transactions]
@@ -82,8 +89,7 @@ def attempt(blocks: Blocks, diff: StateDiff, receipts: list[bytes] | None = None
 
 
 def test_the_untouched_diff_applies(blocks: Blocks) -> None:
-    assert blocks[1].executed.state_diff is not None
-    pending = attempt(blocks, blocks[1].executed.state_diff)
+    pending = attempt(blocks, made_diff(blocks))
     assert pending.header.state_root == blocks[1].header.state_root
 
 
@@ -139,24 +145,21 @@ def wipe_instead(diff: StateDiff) -> None:
     ],
 )
 def test_a_tampered_diff_is_rejected(blocks: Blocks, tamper: Callable[[StateDiff], None]) -> None:
-    assert blocks[1].executed.state_diff is not None
-    diff = copy.deepcopy(blocks[1].executed.state_diff)
+    diff = copy.deepcopy(made_diff(blocks))
     tamper(diff)
     with pytest.raises(DiffRejected):
         attempt(blocks, diff)
 
 
 def test_receipts_must_match_the_header(blocks: Blocks) -> None:
-    assert blocks[1].executed.state_diff is not None
     receipts = [item.receipt.encode() for item in blocks[1].executed.transactions]
     receipts[0], receipts[1] = receipts[1], receipts[0]
     with pytest.raises(DiffRejected, match="receipt"):
-        attempt(blocks, blocks[1].executed.state_diff, receipts)
+        attempt(blocks, made_diff(blocks), receipts)
 
 
 def test_a_diff_survives_its_wire_encoding(blocks: Blocks) -> None:
-    diff = blocks[1].executed.state_diff
-    assert diff is not None
+    diff = made_diff(blocks)
     assert StateDiff.from_rlp(rlp.decode(rlp.encode(diff.to_rlp()))) == diff
     with pytest.raises(DiffRejected):
         StateDiff.from_rlp([[[b"short", b""]], [], []])

@@ -68,6 +68,15 @@ def deploy(w3: Web3, account: LocalAccount, name: str, *args: Any) -> Contract:
     return w3.eth.contract(address=address, abi=artifact["abi"])
 
 
+def call_params(payer: LocalAccount, nonce: int = 0) -> TxParams:
+    """The fields of every contract call here (a cast: web3's TxParams wants its Wei and Nonce
+    types for the plain ints)."""
+    return cast(
+        TxParams,
+        {"from": payer.address, "gasPrice": 0, "nonce": nonce, "chainId": 1337, "gas": 100_000},
+    )
+
+
 @pytest.fixture(scope="module")
 def payer(w3: Web3, dev_accounts: list[LocalAccount]) -> LocalAccount:
     return fresh_funded_account(w3, dev_accounts[0], 10**21)
@@ -131,12 +140,7 @@ def test_erc20_deploy_transfer_balances_and_events(w3: Web3, payer: LocalAccount
     assert w3.eth.get_code(token.address) != b""
     holder = Account.create().address
     start = w3.eth.block_number
-    tx = token.functions.transfer(holder, 500).build_transaction(
-        cast(
-            TxParams,  # web3's TxParams wants Wei/Nonce for the plain ints
-            {"from": payer.address, "gasPrice": 0, "nonce": 0, "chainId": 1337, "gas": 100_000},
-        )
-    )
+    tx = token.functions.transfer(holder, 500).build_transaction(call_params(payer))
     receipt = send(
         w3, payer, tx | {"nonce": w3.eth.get_transaction_count(payer.address, "pending")}
     )
@@ -161,12 +165,7 @@ def test_revert_reasons_reach_web3(w3: Web3, payer: LocalAccount) -> None:
 
 def test_a_reverted_transaction_is_mined_with_status_zero(w3: Web3, payer: LocalAccount) -> None:
     probe = deploy(w3, payer, "Probe")
-    tx = probe.functions.failRequire().build_transaction(
-        cast(
-            TxParams,  # web3's TxParams wants Wei/Nonce for the plain ints
-            {"from": payer.address, "gasPrice": 0, "nonce": 0, "chainId": 1337, "gas": 100_000},
-        )
-    )
+    tx = probe.functions.failRequire().build_transaction(call_params(payer))
     receipt = send(
         w3, payer, tx | {"nonce": w3.eth.get_transaction_count(payer.address, "pending")}
     )
@@ -176,12 +175,7 @@ def test_a_reverted_transaction_is_mined_with_status_zero(w3: Web3, payer: Local
 def test_log_filter_sees_new_events(w3: Web3, payer: LocalAccount) -> None:
     probe = deploy(w3, payer, "Probe")
     event_filter = probe.events.Poked.create_filter(from_block="latest")
-    tx = probe.functions.poke(42).build_transaction(
-        cast(
-            TxParams,  # web3's TxParams wants Wei/Nonce for the plain ints
-            {"from": payer.address, "gasPrice": 0, "nonce": 0, "chainId": 1337, "gas": 100_000},
-        )
-    )
+    tx = probe.functions.poke(42).build_transaction(call_params(payer))
     send(w3, payer, tx | {"nonce": w3.eth.get_transaction_count(payer.address, "pending")})
     changes = event_filter.get_new_entries()
     assert [entry["args"]["value"] for entry in changes] == [42]
@@ -200,16 +194,7 @@ def test_websocket_subscription_receives_new_heads_and_logs(
             heads = await aw3.eth.subscribe("newHeads")
             logs = await aw3.eth.subscribe("logs", {"address": probe.address})
             tx = probe.functions.poke(7).build_transaction(
-                cast(
-                    TxParams,  # web3's TxParams wants Wei for the plain int
-                    {
-                        "from": payer.address,
-                        "gasPrice": 0,
-                        "chainId": 1337,
-                        "gas": 100_000,
-                        "nonce": w3.eth.get_transaction_count(payer.address, "pending"),
-                    },
-                )
+                call_params(payer, w3.eth.get_transaction_count(payer.address, "pending"))
             )
             await asyncio.to_thread(send, w3, payer, tx)
             seen: dict[str, dict] = {}
