@@ -20,6 +20,7 @@ from eth_typing import Hash32
 from node.chain.admitted import Executable
 from node.chain.evm.state_db import TallyAccountDB
 from node.chain.executor import (
+    BlockBuilder,
     BlockExecutor,
     BlockRejected,
     ExecutedBlock,
@@ -70,6 +71,49 @@ class PendingBlock:
     @property
     def header(self) -> BlockHeaderAPI:
         return self.executed.header
+
+
+class OpenBlock:
+    """A block being built on `parent_hash`: transactions go in by batches until `finish`.
+
+    Its writes stay in its own batch, so an open block that is never finished (the head
+    moved, its turn never came) is dropped without a trace.
+    """
+
+    def __init__(
+        self,
+        work: BlockWork,
+        parent_hash: bytes,
+        timestamp: int,
+        builder: BlockBuilder,
+        batch: StoreBatch,
+    ) -> None:
+        self.block_work = work
+        self.parent_hash = parent_hash
+        self.timestamp = timestamp
+        self._builder = builder
+        self._batch = batch
+
+    @property
+    def applied(self) -> int:
+        """Transactions included so far."""
+        return len(self._builder.executed)
+
+    @property
+    def deferred(self) -> list[Executable]:
+        """What the latest `apply` left out for lack of gas or time, as it was given."""
+        return self._builder.deferred
+
+    @block_work
+    def apply(self, transactions: Iterable[Executable], deadline: float | None = None) -> None:
+        """Execute `transactions` after those already applied; a `deadline`
+        (`time.monotonic()` value) defers whatever is left once it passes."""
+        self._builder.apply(transactions, deadline)
+
+    @block_work
+    def finish(self, extra_data: bytes | None = None) -> PendingBlock:
+        """The executed block, its header's extraData replaced by `extra_data` if given."""
+        return PendingBlock(self.parent_hash, self._builder.finish(extra_data), self._batch)
 
 
 class Chain:
@@ -244,6 +288,13 @@ class Chain:
         Those the pool admitted come as `AdmittedTransaction`s: their signatures and fields
         were checked there, so execution skips those checks.
         """
+        block = self.open_block(timestamp=timestamp, coinbase=coinbase, extra_data=extra_data)
+        block.apply(transactions, deadline)
+        return block.finish()
+
+    def open_block(self, *, timestamp: int, coinbase: bytes, extra_data: bytes) -> OpenBlock:
+        """A new block on the head, open for transactions until it is finished (`build`'s
+        arguments mean the same here)."""
         tip = self.tip
         parent = tip.header
         header = self.executor.new_header(
@@ -257,16 +308,14 @@ class Chain:
             base_fee=self.child_base_fee(parent),
         )
         batch = self.store.new_batch()
-        executed = self.executor.execute(
+        builder = self.executor.start(
             batch,
             self._require_header,
             header,
-            transactions,
             building=True,
-            deadline=deadline,
             sender_allowed=self.sender_rules(parent),
         )
-        return PendingBlock(tip.hash, executed, batch)
+        return OpenBlock(self.block_work, tip.hash, timestamp, builder, batch)
 
     @block_work
     def reexecute(

@@ -146,24 +146,79 @@ class BlockExecutor:
         `sender_allowed` is the account permissioning in force at the parent block: a
         transaction from anyone else is skipped when building and rejects a received block.
         """
-        vm = TallyVM(
-            header=header,
-            # The VM reads only `db` and `get_block_header_by_hash` of its chain database.
-            chaindb=cast(ChainDatabaseAPI, HeaderSource(db, headers)),
-            chain_context=self._chain_context,
-            consensus_context=ConsensusContext(db),
-        )
-        block = vm.start_block(header)
-        vm.block_preprocessing(block)
+        builder = self.start(db, headers, header, building=building, sender_allowed=sender_allowed)
+        builder.apply(transactions, deadline)
+        return builder.finish()
 
-        state = cast(TallyState, vm.state)  # TallyVM builds TallyStates; py-evm says StateAPI
-        gas_limit = header.gas_limit
-        cursor = GasCursor(gas_limit)
-        bloom = 0
-        base_fee = prague_header(header).base_fee_per_gas
-        executed: list[ExecutedTransaction] = []
-        skipped: list[tuple[Executable, str]] = []
-        deferred: list[Executable] = []
+    def start(
+        self,
+        db: AtomicDatabaseAPI,
+        headers: HeaderLookup,
+        header: BlockHeaderAPI,
+        *,
+        building: bool,
+        sender_allowed: Callable[[bytes], bool] | None = None,
+    ) -> BlockBuilder:
+        """A block open on `header` for transactions applied in one or more batches
+        (`execute`'s arguments mean the same here)."""
+        return BlockBuilder(
+            TallyVM(
+                header=header,
+                # The VM reads only `db` and `get_block_header_by_hash` of its chain database.
+                chaindb=cast(ChainDatabaseAPI, HeaderSource(db, headers)),
+                chain_context=self._chain_context,
+                consensus_context=ConsensusContext(db),
+            ),
+            header,
+            building=building,
+            sender_allowed=sender_allowed,
+        )
+
+
+class BlockBuilder:
+    """One block being executed: transactions go in by batches, then `finish` seals its roots.
+
+    A proposer may open its next block before its turn comes and apply what its pool holds
+    meanwhile (`node.consensus.speculation`); re-execution applies a block's list at once.
+    """
+
+    def __init__(
+        self,
+        vm: TallyVM,
+        header: BlockHeaderAPI,
+        *,
+        building: bool,
+        sender_allowed: Callable[[bytes], bool] | None,
+    ) -> None:
+        self._vm = vm
+        self._header = header
+        self._block = vm.start_block(header)
+        vm.block_preprocessing(self._block)
+        self._state = cast(TallyState, vm.state)  # TallyVM builds TallyStates; py-evm: StateAPI
+        self._building = building
+        self._sender_allowed = sender_allowed
+        self._cursor = GasCursor(header.gas_limit)
+        self._bloom = 0
+        self._base_fee = prague_header(header).base_fee_per_gas
+        self.executed: list[ExecutedTransaction] = []
+        self.skipped: list[tuple[Executable, str]] = []
+        self.deferred: list[Executable] = []
+        """What the latest `apply` left out for lack of gas or time, as it was given."""
+
+    @property
+    def gas_used(self) -> int:
+        return self._cursor.gas_used
+
+    def apply(self, transactions: Iterable[Executable], deadline: float | None = None) -> None:
+        """Execute `transactions` in order after those already applied."""
+        building = self._building
+        sender_allowed = self._sender_allowed
+        vm = self._vm
+        cursor = self._cursor
+        gas_limit = cursor.gas_limit
+        executed = self.executed
+        skipped = self.skipped
+        self.deferred = deferred = []
         for item in transactions:
             tx = unwrap(item)
             sender = item.sender if isinstance(item, AdmittedTransaction) else tx.sender
@@ -194,7 +249,7 @@ class BlockExecutor:
                     raise BlockRejected(f"invalid transaction: {exc}") from exc
                 skipped.append((item, str(exc)))
                 continue
-            bloom |= receipt.bloom
+            self._bloom |= receipt.bloom
             executed.append(
                 ExecutedTransaction(
                     tx=tx,
@@ -202,7 +257,7 @@ class BlockExecutor:
                     sender=sender,
                     receipt=receipt,
                     gas_used=receipt.gas_used - cursor.gas_used,
-                    effective_gas_price=effective_gas_price(tx, base_fee),
+                    effective_gas_price=effective_gas_price(tx, self._base_fee),
                     contract_address=_created_address(tx, computation),
                     internal_calls=collect(computation),
                     error=error_description(computation) if computation.is_error else "",
@@ -210,23 +265,40 @@ class BlockExecutor:
             )
             cursor.gas_used = receipt.gas_used
 
+    def finish(self, extra_data: bytes | None = None) -> ExecutedBlock:
+        """Post-process and seal the roots; nothing may be applied afterwards.
+
+        `extra_data` replaces the header's: no opcode reads it, so a block opened before its
+        round or vote were known executes the same.
+        """
+        vm = self._vm
+        executed = self.executed
         receipts = tuple(item.receipt for item in executed)
         vm.receipts_for_postprocessing = receipts
+        header = self._header
+        if extra_data is not None:
+            header = header.copy(extra_data=extra_data)
         # Prague's post-processing reads only the header and the receipts handed over above;
         # the block keeps no transactions because its `copy()` would deep-copy them all.
-        filled = block.copy(
+        filled = self._block.copy(
             header=header.copy(
-                gas_used=cursor.gas_used,
-                bloom=bloom,
+                gas_used=self._cursor.gas_used,
+                bloom=self._bloom,
                 blob_gas_used=0,
                 transaction_root=ordered_trie_root([item.tx.encode() for item in executed]),
                 receipt_root=ordered_trie_root([receipt.encode() for receipt in receipts]),
             )
         )
         processed = vm.block_postprocessing(filled)
+        state = self._state
         state.persist()
-        final_header = processed.header.copy(state_root=state.state_root)
-        return ExecutedBlock(final_header, executed, skipped, deferred, state.state_diff())
+        return ExecutedBlock(
+            processed.header.copy(state_root=state.state_root),
+            executed,
+            self.skipped,
+            self.deferred,
+            state.state_diff(),
+        )
 
 
 def _created_address(tx: SignedTransactionAPI, computation: ComputationAPI) -> bytes:

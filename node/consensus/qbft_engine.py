@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -65,7 +66,13 @@ from node.consensus.qbft.state_machine import (
     SendTo,
     StartTimer,
 )
+from node.consensus.qbft.validators import proposer
 from node.consensus.scheduling import deferring_validators
+from node.consensus.speculation import (
+    SPECULATION_MARGIN_SECONDS,
+    SPECULATION_POLL_SECONDS,
+    Speculation,
+)
 from node.consensus.voting import VoteProposals
 from node.lowpriority import low_priority_executor
 from node.metrics import NodeMetrics
@@ -113,13 +120,14 @@ class ChainBlockPort:
         self.admitted = admitted
         self.executed = executed
         """Blocks executed (or accepted from a diff) here, kept for their commit."""
-        self.last_selection: list[PooledTransaction] = []
         self.diffs: OrderedDict[bytes, bytes] = OrderedDict()
         """State diff messages received, by the hash of the block they describe."""
         self.outgoing_diff: tuple[bytes, bytes, frozenset[bytes]] | None = None
         """(block hash, diff message, recipients) for this node's latest round-0 proposal."""
         self.budget = budget
         """How long a proposer may execute; the engine feeds it each height's duration."""
+        self.speculation: Speculation | None = None
+        """This node's next block, opened before its block timer fired."""
 
     def validators_after(self, header: BlockHeaderAPI) -> Sequence[bytes]:
         return self.chain.validator_tally(onchain_hash(header)).validators
@@ -127,7 +135,7 @@ class ChainBlockPort:
     def create_block(self, parent: BlockHeaderAPI, round_number: int, timestamp: int) -> QbftBlock:
         tally = self.chain.validator_tally(self.chain.head_hash)
         extra = QbftExtraData(
-            vanity=self.chain.genesis.vanity.rjust(VANITY_LENGTH, b"\x00"),
+            vanity=self._vanity(),
             validators=tally.validators,
             vote=self.proposals.next_vote(tally, self.address),
             round=round_number,
@@ -136,14 +144,20 @@ class ChainBlockPort:
         started = time.perf_counter()
         selection = self.select_transactions()
         budget = self.budget.seconds
-        pending = self.chain.build(
-            [item.admitted for item in selection],
-            timestamp=timestamp,
-            coinbase=self.address,
-            extra_data=extra.encode(),
-            deadline=time.monotonic() + budget,
-        )
-        self.last_selection = selection
+        speculation, self.speculation = self.speculation, None
+        if speculation is not None and speculation.matches(self.chain.head_hash, timestamp):
+            ahead = speculation.block.applied
+            speculation.apply(selection, budget, until=math.inf)
+            pending = speculation.finish(extra.encode())
+        else:
+            ahead = 0
+            pending = self.chain.build(
+                [item.admitted for item in selection],
+                timestamp=timestamp,
+                coinbase=self.address,
+                extra_data=extra.encode(),
+                deadline=time.monotonic() + budget,
+            )
         self._keep(pending)
         self.outgoing_diff = None
         checkers = self.diff_checkers(round_number) - {self.address}
@@ -152,14 +166,34 @@ class ChainBlockPort:
             message = encode_diff_message(block_hash, pending.executed)
             self.outgoing_diff = (block_hash, message, checkers)
         log.info(
-            "built block %d: %d of %d selected txs in %.0f ms (budget %.0f ms)",
+            "built block %d: %d of %d selected txs in %.0f ms (budget %.0f ms), "
+            "%d of them executed ahead of the timer",
             pending.header.block_number,
             len(pending.executed.transactions),
             len(selection),
             (time.perf_counter() - started) * 1000,
             budget * 1000,
+            ahead,
         )
         return QbftBlock(pending.header, tuple(item.tx for item in pending.executed.transactions))
+
+    def speculate(self, timestamp: int, until: float) -> None:
+        """Open this node's next block on the head, or add to it, what the pool holds now
+        (worker thread, under the chain lock; see `node.consensus.speculation`). `until`
+        (`time.monotonic()`) is when the block timer is about to fire."""
+        speculation = self.speculation
+        if speculation is None or not speculation.matches(self.chain.head_hash, timestamp):
+            tally = self.chain.validator_tally(self.chain.head_hash)
+            # The vote and round are chosen when the block is finished: no opcode reads them.
+            extra = QbftExtraData(self._vanity(), tally.validators, None, 0, ())
+            opened = self.chain.open_block(
+                timestamp=timestamp, coinbase=self.address, extra_data=extra.encode()
+            )
+            speculation = self.speculation = Speculation(opened)
+        speculation.apply(self.select_transactions(), self.budget.seconds, until)
+
+    def _vanity(self) -> bytes:
+        return self.chain.genesis.vanity.rjust(VANITY_LENGTH, b"\x00")
 
     def diff_checkers(self, round_number: int) -> frozenset[bytes]:
         """Validators that check the next block's round-0 proposal against its state diff.
@@ -248,6 +282,7 @@ class ChainBlockPort:
             pending = self.chain.reexecute(sealed, transactions)
         block_hash = self.chain.commit(pending, sealed)
         self.executed.clear()
+        self.speculation = None
         return block_hash, {item.sender for item in pending.executed.transactions}
 
 
@@ -297,6 +332,8 @@ class QbftEngine:
             chain, key, proposals, self._select_from_pool, budget, executed, pool.admitted
         )
         self.machine = QbftStateMachine(key, self.port, config)
+        self._block_period = config.block_period_seconds
+        self._speculating: asyncio.Task[None] | None = None
         self._round0_started: dict[int, float] = {}
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -381,6 +418,9 @@ class QbftEngine:
             stop_listening()
             for handle in self._timers.values():
                 handle.cancel()
+            if self._speculating is not None:
+                self._speculating.cancel()
+                await asyncio.wait([self._speculating])
             self._deferred.shutdown(wait=False)
 
     def _may_defer(self, event: Event) -> bool:
@@ -422,6 +462,8 @@ class QbftEngine:
                 )
             case StartTimer():
                 self._start_timer(action)
+                if action.kind == "block":
+                    self._plan_speculation(action)
             case CommitBlock():
                 await self._commit(action)
             case RequestSync():
@@ -461,6 +503,42 @@ class QbftEngine:
                 self._queue.put_nowait(RoundTimerExpired(timer.height, timer.round, now))
 
         self._timers[timer.kind] = self._loop.call_later(max(0.0, timer.delay_seconds), fire)
+
+    def _plan_speculation(self, timer: StartTimer) -> None:
+        """If this node proposes first at the height whose block timer starts, execute its
+        block while the timer runs (`node.consensus.speculation`)."""
+        head = self.chain.head
+        if timer.height != head.block_number + 1 or timer.delay_seconds <= 0:
+            return
+        validators = self.chain.validator_tally(self.chain.head_hash).validators
+        if self.address not in validators or proposer(validators, head.coinbase, 0) != self.address:
+            return
+        if self._speculating is not None and not self._speculating.done():
+            return
+        # The timestamp the state machine stamps when the timer fires on time.
+        timestamp = math.ceil(head.timestamp + self._block_period)
+        until = time.monotonic() + timer.delay_seconds - SPECULATION_MARGIN_SECONDS
+        self._speculating = asyncio.create_task(self._speculate(timer.height, timestamp, until))
+
+    async def _speculate(self, height: int, timestamp: int, until: float) -> None:
+        """Take in the pool's transactions every poll until shortly before the block timer,
+        each time under the chain lock, so the state machine never sees the head move."""
+        assert self._loop is not None
+        while time.monotonic() < until:
+            async with self.chain_lock:
+                if self.chain.head.block_number + 1 != height:
+                    return
+                work = self._loop.run_in_executor(None, self.port.speculate, timestamp, until)
+                try:
+                    await asyncio.shield(work)
+                except asyncio.CancelledError:
+                    await asyncio.wait([work])  # stopping: not while the chain is in use
+                    raise
+                except Exception:
+                    log.exception("executing block %d ahead of its timer failed", height)
+                    self.port.speculation = None
+                    return
+            await asyncio.sleep(SPECULATION_POLL_SECONDS)
 
     async def _commit(self, action: CommitBlock) -> None:
         """Write the decided block; the machine already sealed its header."""
