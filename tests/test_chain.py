@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from eth.abc import SignedTransactionAPI
 from eth_account import Account
 from eth_typing import Address
 
 from contracts import load_artifact
 from node.chain.chain import Chain, PendingBlock
 from node.chain.executor import BlockRejected
-from node.chain.genesis import dev_accounts, dev_genesis
+from node.chain.genesis import Genesis, dev_accounts, dev_genesis
 from node.chain.vm import decode_transaction
 from node.domain.indexes import ChainIndex
 from node.qbftheader.extra_data import QbftExtraData
@@ -115,6 +116,43 @@ def test_building_skips_invalid_and_defers_what_does_not_fit() -> None:
     assert [item.tx for item in pending.executed.transactions] == good
     assert {id(tx) for tx, _ in pending.executed.skipped} == {id(stale), id(broke)}
     assert pending.executed.deferred == []
+
+
+def signed_transfer(sender: int, nonce: int, gas: int) -> SignedTransactionAPI:
+    raw = dev_accounts()[sender].sign_transaction(
+        {"nonce": nonce, "gas": gas, "gasPrice": 0, "to": RECIPIENT, "value": 1, "chainId": 1337}
+    )
+    return decode_transaction(bytes(raw.raw_transaction))
+
+
+def test_a_block_is_filled_by_the_gas_used_not_the_gas_declared() -> None:
+    """As geth's builder: a transaction goes in while the gas left covers what it declares,
+    and the block is charged what it uses. Three transfers declaring 50,000 (using 21,000)
+    fit a 100,000 block; a fourth does not (37,000 left), and its sender's next nonce waits
+    with it rather than fail for a nonce gap."""
+    dev = dev_genesis(VALIDATOR)
+    genesis = Genesis(dev.chain_id, dev.validators, dev.alloc, gas_limit=100_000)
+    chain = Chain(ChainStore(MemoryStore()), genesis)
+    first = [signed_transfer(0, nonce, 50_000) for nonce in range(3)]
+    waiting = [signed_transfer(1, 0, 50_000), signed_transfer(1, 1, 21_000)]
+    pending = chain.build([*first, *waiting], timestamp=3, coinbase=VALIDATOR, extra_data=EXTRA)
+    assert [item.tx for item in pending.executed.transactions] == first
+    assert pending.header.gas_used == 63_000
+    assert pending.executed.deferred == waiting
+    assert pending.executed.skipped == []
+
+
+def test_an_open_block_takes_transactions_in_batches_and_matches_one_built_at_once() -> None:
+    """A proposer executing its block ahead of its turn (`node.consensus.speculation`) adds
+    transactions by batches and sets extraData at the end; the block is the same."""
+    txs = transfers(8)
+    at_once = new_chain().build(txs, timestamp=3, coinbase=VALIDATOR, extra_data=EXTRA)
+    opened = new_chain().open_block(timestamp=3, coinbase=VALIDATOR, extra_data=b"")
+    opened.apply(txs[:3])
+    opened.apply(txs[3:])
+    in_batches = opened.finish(EXTRA)
+    assert in_batches.header == at_once.header
+    assert opened.applied == 8
 
 
 def test_receipts_and_records_are_committed_with_the_block(tmp_path: Path) -> None:

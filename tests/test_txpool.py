@@ -645,17 +645,22 @@ def test_select_uses_effective_tip_and_skips_below_base_fee(
     assert len(pool.select(GAS_LIMIT, 0)) == 3
 
 
-def test_select_respects_gas_limit(state: ChainState, pool: TxPool) -> None:
+def test_select_offers_what_the_block_could_hold_by_gas_used(
+    state: ChainState, pool: TxPool
+) -> None:
+    """The builder fills a block by the gas transactions use, so `select` does not stop where
+    their declared gas adds up: it offers as many as a block could hold (limit // 21,000),
+    leaving out only a sender whose next transaction declares more than a whole block."""
     alice, bob = funded(state), funded(state)
     a0 = pool.add(sign(alice, 0, fee=9, gas=50_000), state)
     a1 = pool.add(sign(alice, 1, fee=9, gas=50_000), state)
     b0 = pool.add(sign(bob, 0, fee=1), state)
     b1 = pool.add(sign(bob, 1, fee=1), state)
-    assert pool.select(100_000, 0) == [a0, a1]
-    assert pool.select(80_000, 0) == [a0, b0]  # a1 does not fit: alice stops, bob continues
+    assert pool.select(100_000, 0) == [a0, a1, b0, b1]
+    assert pool.select(63_000, 0) == [a0, a1, b0]  # room for three of 21,000
+    assert pool.select(49_999, 0) == [b0, b1]  # alice's next declares more than a block
     assert pool.select(21_000, 0) == [b0]
     assert pool.select(20_999, 0) == []
-    assert b1 in pool.select(GAS_LIMIT, 0)
 
 
 def test_select_does_not_change_the_pool(state: ChainState, pool: TxPool) -> None:

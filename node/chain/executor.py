@@ -137,10 +137,11 @@ class BlockExecutor:
     ) -> ExecutedBlock:
         """Apply `transactions` on `header` (its roots and gas fields are recomputed).
 
-        When `building`, a transaction that does not fit the remaining gas is deferred and one
-        that is invalid against the current state is skipped; otherwise (re-executing a
-        received block) either is a `BlockRejected`. An `AdmittedTransaction` brings its hash
-        and skips the stateless checks the pool already did; any other is checked in full.
+        When `building`, a transaction that does not fit the remaining gas is deferred (with its
+        sender's later ones) and one that is invalid against the current state is skipped;
+        otherwise (re-executing a received block) either is a `BlockRejected`. An
+        `AdmittedTransaction` brings its hash and skips the stateless checks the pool already
+        did; any other is checked in full.
         A building `deadline` (`time.monotonic()` value) defers whatever is left once passed:
         a proposal must leave validators time to re-execute it within the round.
         `sender_allowed` is the account permissioning in force at the parent block: a
@@ -219,11 +220,15 @@ class BlockBuilder:
         executed = self.executed
         skipped = self.skipped
         self.deferred = deferred = []
+        waiting: set[bytes] = set()  # senders with a deferred transaction, whose later nonces wait
         for item in transactions:
             tx = unwrap(item)
             sender = item.sender if isinstance(item, AdmittedTransaction) else tx.sender
-            if building and deadline is not None and time.monotonic() > deadline:
+            if building and (
+                sender in waiting or (deadline is not None and time.monotonic() > deadline)
+            ):
                 deferred.append(item)
+                waiting.add(sender)
                 continue
             if sender_allowed is not None:
                 if not sender_allowed(sender):
@@ -241,6 +246,7 @@ class BlockBuilder:
                 if not building:
                     raise BlockRejected("transactions exceed the block gas limit")
                 deferred.append(item)
+                waiting.add(sender)
                 continue
             try:
                 receipt, computation = vm.apply_in_block(cursor, item)

@@ -9,19 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
-from typing import cast
+from typing import TypeVar, TypeVarTuple, cast
 
 from node.chain.admitted import AdmittedTransaction
 from node.chain.chain import Chain, PendingBlock
 from node.chain.notifications import ChainEvents, CommittedBlock
+from node.consensus.speculation import (
+    SPECULATION_MARGIN_SECONDS,
+    SPECULATION_POLL_SECONDS,
+    Speculation,
+)
 from node.qbftheader.extra_data import VANITY_LENGTH, QbftExtraData
 from node.qbftheader.hashing import sign_commit_seal
 from node.signer import NodeSigner
 from node.txpool.pool import TxPool
+from node.txpool.transaction import PooledTransaction
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_Args = TypeVarTuple("_Args")
 
 
 class SoloValidator:
@@ -57,36 +67,79 @@ class SoloValidator:
             self._work.set()
         while True:
             await self._work.wait()
-            delay = self.chain.head.timestamp + self.block_period - self.clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            selected = self.pool.select(
-                self.chain.head.gas_limit, self.chain.child_base_fee(self.chain.head)
-            )
-            if not selected:
-                self._work.clear()
-                continue
+            timestamp = max(int(self.clock()), self.chain.head.timestamp + self.block_period)
             try:
-                await self._produce(selected)
+                speculation = await self._execute_until(timestamp)
+                selected = self._select()
+                if not selected and speculation is None:
+                    self._work.clear()
+                    continue
+                await self._produce(selected, timestamp, speculation)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("block production failed; retrying after one block period")
                 await asyncio.sleep(self.block_period)
 
-    async def _produce(self, selected: list) -> None:
-        timestamp = max(int(self.clock()), self.chain.head.timestamp + self.block_period)
-        transactions = [item.admitted for item in selected]
+    def _select(self) -> list[PooledTransaction]:
+        head = self.chain.head
+        return self.pool.select(head.gas_limit, self.chain.child_base_fee(head))
+
+    async def _execute_until(self, timestamp: int) -> Speculation | None:
+        """Execute what the pool holds into the next block while its time comes, again as
+        more arrives (`node.consensus.speculation`): at `timestamp` only the latest arrivals
+        are left to execute. None if the pool stayed empty."""
+        speculation: Speculation | None = None
+        while (left := self._time_left(timestamp)) > 0:
+            selected = self._select()
+            if selected:
+                until = time.monotonic() + left
+                speculation = await self._locked(
+                    self._speculate, speculation, selected, timestamp, until
+                )
+            await asyncio.sleep(max(0.0, min(SPECULATION_POLL_SECONDS, self._time_left(timestamp))))
+        return speculation
+
+    def _time_left(self, timestamp: int) -> float:
+        """Seconds early execution may still take before the block due at `timestamp`."""
+        return timestamp - self.clock() - SPECULATION_MARGIN_SECONDS
+
+    async def _locked(self, work: Callable[[*_Args], _T], *args: *_Args) -> _T:
+        """Run `work` in a worker thread under the chain lock; a stop waits for it to end,
+        so the store is never closed under a block being written."""
         async with self._chain_lock:
-            work = asyncio.get_running_loop().run_in_executor(
-                None, self._build_and_commit, transactions, timestamp
-            )
+            running = asyncio.get_running_loop().run_in_executor(None, work, *args)
             try:
-                pending, block_hash = await asyncio.shield(work)
+                return await asyncio.shield(running)
             except asyncio.CancelledError:
-                # Stopping: let the commit finish before the store is closed under it.
-                await asyncio.wait([work])
+                await asyncio.wait([running])
                 raise
+
+    def _speculate(
+        self,
+        speculation: Speculation | None,
+        selected: list[PooledTransaction],
+        timestamp: int,
+        until: float,
+    ) -> Speculation:
+        if speculation is None or not speculation.matches(self.chain.head_hash, timestamp):
+            opened = self.chain.open_block(
+                timestamp=timestamp, coinbase=self.address, extra_data=self._extra().encode()
+            )
+            speculation = Speculation(opened)
+        speculation.apply(selected, math.inf, until)
+        log.info("DEBUG spec sel=%d applied=%d", len(selected), speculation.block.applied)
+        return speculation
+
+    async def _produce(
+        self,
+        selected: list[PooledTransaction],
+        timestamp: int,
+        speculation: Speculation | None,
+    ) -> None:
+        pending, block_hash = await self._locked(
+            self._build_and_commit, selected, timestamp, speculation
+        )
         for item, reason in pending.executed.skipped:
             # Skipped items are the ones handed to `build`: admitted transactions, all of them.
             dropped = self.pool.drop_invalid(cast(AdmittedTransaction, item).hash)
@@ -106,23 +159,35 @@ class SoloValidator:
         )
         self.events.publish_block(CommittedBlock(block_hash, header, included))
 
-    def _build_and_commit(
-        self, transactions: list[AdmittedTransaction], timestamp: int
-    ) -> tuple[PendingBlock, bytes | None]:
-        """Build, seal and commit; a block whose every candidate proved invalid is not kept."""
-        extra = QbftExtraData(
+    def _extra(self) -> QbftExtraData:
+        return QbftExtraData(
             vanity=self.chain.genesis.vanity.rjust(VANITY_LENGTH, b"\x00"),
             validators=self.chain.validator_tally(self.chain.head_hash).validators,
             vote=None,
             round=0,
             seals=(),
         )
-        pending = self.chain.build(
-            transactions,
-            timestamp=timestamp,
-            coinbase=self.address,
-            extra_data=extra.encode(),
-        )
+
+    def _build_and_commit(
+        self,
+        selected: list[PooledTransaction],
+        timestamp: int,
+        speculation: Speculation | None,
+    ) -> tuple[PendingBlock, bytes | None]:
+        """Build (or finish the block opened early), seal and commit; a block whose every
+        candidate proved invalid is not kept."""
+        extra = self._extra()
+        if speculation is not None and speculation.matches(self.chain.head_hash, timestamp):
+            speculation.apply(selected, math.inf, math.inf)
+            log.info("DEBUG final sel=%d applied=%d", len(selected), speculation.block.applied)
+            pending = speculation.finish(extra.encode())
+        else:
+            pending = self.chain.build(
+                [item.admitted for item in selected],
+                timestamp=timestamp,
+                coinbase=self.address,
+                extra_data=extra.encode(),
+            )
         if not pending.executed.transactions:
             return pending, None
         seal = sign_commit_seal(pending.header, 0, self.key)
