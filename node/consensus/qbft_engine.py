@@ -13,7 +13,9 @@ written without executing it a third time.
 Two things here exist for throughput when validators share cores (`node.consensus.scheduling`
 says why they keep QBFT's guarantees): a proposer sends its round-0 block's state diff to the
 f validators proposing last, which check the proposal against it instead of re-executing;
-and such a validator without a diff re-executes on a low-priority thread.
+and such a validator without a diff re-executes on a low-priority thread. One exists for
+latency: the next round-0 proposer executes its block while its block timer runs
+(`node.consensus.speculation`).
 """
 
 from __future__ import annotations
@@ -190,7 +192,8 @@ class ChainBlockPort:
                 timestamp=timestamp, coinbase=self.address, extra_data=extra.encode()
             )
             speculation = self.speculation = Speculation(opened)
-        speculation.apply(self.select_transactions(), self.budget.seconds, until)
+        if speculation.spent < self.budget.seconds:
+            speculation.apply(self.select_transactions(), self.budget.seconds, until)
 
     def _vanity(self) -> bytes:
         return self.chain.genesis.vanity.rjust(VANITY_LENGTH, b"\x00")
@@ -333,7 +336,7 @@ class QbftEngine:
         )
         self.machine = QbftStateMachine(key, self.port, config)
         self._block_period = config.block_period_seconds
-        self._speculating: asyncio.Task[None] | None = None
+        self._speculating: set[asyncio.Task[None]] = set()
         self._round0_started: dict[int, float] = {}
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -418,9 +421,10 @@ class QbftEngine:
             stop_listening()
             for handle in self._timers.values():
                 handle.cancel()
-            if self._speculating is not None:
-                self._speculating.cancel()
-                await asyncio.wait([self._speculating])
+            for task in self._speculating:
+                task.cancel()
+            if self._speculating:
+                await asyncio.wait(self._speculating)
             self._deferred.shutdown(wait=False)
 
     def _may_defer(self, event: Event) -> bool:
@@ -513,32 +517,41 @@ class QbftEngine:
         validators = self.chain.validator_tally(self.chain.head_hash).validators
         if self.address not in validators or proposer(validators, head.coinbase, 0) != self.address:
             return
-        if self._speculating is not None and not self._speculating.done():
-            return
         # The timestamp the state machine stamps when the timer fires on time.
         timestamp = math.ceil(head.timestamp + self._block_period)
         until = time.monotonic() + timer.delay_seconds - SPECULATION_MARGIN_SECONDS
-        self._speculating = asyncio.create_task(self._speculate(timer.height, timestamp, until))
+        task = asyncio.create_task(self._speculate(timer.height, timestamp, until))
+        self._speculating.add(task)
+        task.add_done_callback(self._speculating.discard)
 
     async def _speculate(self, height: int, timestamp: int, until: float) -> None:
-        """Take in the pool's transactions every poll until shortly before the block timer,
+        """Take in what the pool received, every poll until shortly before the block timer,
         each time under the chain lock, so the state machine never sees the head move."""
-        assert self._loop is not None
+        taken = -1
         while time.monotonic() < until:
-            async with self.chain_lock:
-                if self.chain.head.block_number + 1 != height:
-                    return
-                work = self._loop.run_in_executor(None, self.port.speculate, timestamp, until)
-                try:
-                    await asyncio.shield(work)
-                except asyncio.CancelledError:
-                    await asyncio.wait([work])  # stopping: not while the chain is in use
-                    raise
-                except Exception:
-                    log.exception("executing block %d ahead of its timer failed", height)
-                    self.port.speculation = None
+            if self.pool.arrivals != taken:
+                taken = self.pool.arrivals
+                if not await self._speculate_once(height, timestamp, until):
                     return
             await asyncio.sleep(SPECULATION_POLL_SECONDS)
+
+    async def _speculate_once(self, height: int, timestamp: int, until: float) -> bool:
+        """One batch into the open block; False once there is nothing more to do for it."""
+        assert self._loop is not None
+        async with self.chain_lock:
+            if self.chain.head.block_number + 1 != height:
+                return False
+            work = self._loop.run_in_executor(None, self.port.speculate, timestamp, until)
+            try:
+                await asyncio.shield(work)
+            except asyncio.CancelledError:
+                await asyncio.wait([work])  # stopping: not while the chain is in use
+                raise
+            except Exception:
+                log.exception("executing block %d ahead of its timer failed", height)
+                self.port.speculation = None
+                return False
+        return True
 
     async def _commit(self, action: CommitBlock) -> None:
         """Write the decided block; the machine already sealed its header."""

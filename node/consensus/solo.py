@@ -90,8 +90,10 @@ class SoloValidator:
         more arrives (`node.consensus.speculation`): at `timestamp` only the latest arrivals
         are left to execute. None if the pool stayed empty."""
         speculation: Speculation | None = None
+        taken = -1
         while (left := self._time_left(timestamp)) > 0:
-            selected = self._select()
+            selected = self._select() if self.pool.arrivals != taken else []
+            taken = self.pool.arrivals
             if selected:
                 until = time.monotonic() + left
                 speculation = await self._locked(

@@ -128,6 +128,12 @@ class TxPool:
     def __len__(self) -> int:
         return len(self._by_hash)
 
+    @property
+    def arrivals(self) -> int:
+        """How many transactions the pool has taken in. While it is unchanged (and no block
+        came), `select` offers nothing it did not offer before."""
+        return self._seq
+
     def __contains__(self, tx_hash: object) -> bool:
         return tx_hash in self._by_hash
 
