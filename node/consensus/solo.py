@@ -130,7 +130,6 @@ class SoloValidator:
             )
             speculation = Speculation(opened)
         speculation.apply(selected, math.inf, until)
-        log.info("DEBUG spec sel=%d applied=%d", len(selected), speculation.block.applied)
         return speculation
 
     async def _produce(
@@ -181,7 +180,6 @@ class SoloValidator:
         extra = self._extra()
         if speculation is not None and speculation.matches(self.chain.head_hash, timestamp):
             speculation.apply(selected, math.inf, math.inf)
-            log.info("DEBUG final sel=%d applied=%d", len(selected), speculation.block.applied)
             pending = speculation.finish(extra.encode())
         else:
             pending = self.chain.build(
