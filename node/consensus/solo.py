@@ -138,7 +138,7 @@ class SoloValidator:
         timestamp: int,
         speculation: Speculation | None,
     ) -> None:
-        pending, block_hash = await self._locked(
+        pending, block_hash, ahead = await self._locked(
             self._build_and_commit, selected, timestamp, speculation
         )
         for item, reason in pending.executed.skipped:
@@ -152,11 +152,12 @@ class SoloValidator:
         self.pool.on_new_block(included, self.chain.state_at(self.chain.head))
         header = self.chain.head
         log.info(
-            "sealed block %d hash=%s txs=%d gas=%d",
+            "sealed block %d hash=%s txs=%d gas=%d, %d txs executed ahead of it",
             header.block_number,
             block_hash.hex()[:16],
             len(included),
             header.gas_used,
+            ahead,
         )
         self.events.publish_block(CommittedBlock(block_hash, header, included))
 
@@ -174,11 +175,14 @@ class SoloValidator:
         selected: list[PooledTransaction],
         timestamp: int,
         speculation: Speculation | None,
-    ) -> tuple[PendingBlock, bytes | None]:
+    ) -> tuple[PendingBlock, bytes | None, int]:
         """Build (or finish the block opened early), seal and commit; a block whose every
-        candidate proved invalid is not kept."""
+        candidate proved invalid is not kept. Also returns how many transactions were
+        executed before the block came due."""
         extra = self._extra()
+        ahead = 0
         if speculation is not None and speculation.matches(self.chain.head_hash, timestamp):
+            ahead = speculation.block.applied
             speculation.apply(selected, math.inf, math.inf)
             pending = speculation.finish(extra.encode())
         else:
@@ -189,8 +193,8 @@ class SoloValidator:
                 extra_data=extra.encode(),
             )
         if not pending.executed.transactions:
-            return pending, None
+            return pending, None, ahead
         seal = sign_commit_seal(pending.header, 0, self.key)
         sealed_extra = QbftExtraData(extra.vanity, extra.validators, None, 0, (seal,))
         sealed = pending.header.copy(extra_data=sealed_extra.encode())
-        return pending, self.chain.commit(pending, sealed)
+        return pending, self.chain.commit(pending, sealed), ahead
