@@ -1,13 +1,15 @@
 """A real 4-validator + 1-member QBFT localnet of processes on loopback (issue checklist).
 
 Finality with one validator down, a safe halt with two down, recovery on their return with
-every node agreeing on every block hash, a validator restarted with an empty datadir, and a
-validator voted out and back in while transactions flow.
+every node agreeing on every block hash (and proposers executing their blocks ahead of their
+block timers meanwhile), a validator restarted with an empty datadir, and a validator voted
+out and back in while transactions flow.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -183,6 +185,11 @@ def test_faults_halt_safely_and_recover(
     assert sent > 10
     top = min(answered_heights(nodes))
     hashes_agree(nodes, top)
+    logs = "".join(
+        (directory / node.name / "node.log").read_text("utf-8", "replace") for node in nodes
+    )
+    ahead = [int(n) for n in re.findall(r"(\d+) of them executed ahead of the timer", logs)]
+    assert any(ahead), "no proposer executed any transaction ahead of its block timer"
 
 
 def test_a_validator_restarted_with_an_empty_datadir_rejoins(
