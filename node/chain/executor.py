@@ -206,10 +206,6 @@ class BlockBuilder:
         self.deferred: list[Executable] = []
         """What the latest `apply` left out for lack of gas or time, as it was given."""
 
-    @property
-    def gas_used(self) -> int:
-        return self._cursor.gas_used
-
     def apply(self, transactions: Iterable[Executable], deadline: float | None = None) -> None:
         """Execute `transactions` in order after those already applied."""
         building = self._building

@@ -2,7 +2,9 @@
 
 The block layout is exactly what a one-validator Besu QBFT network produces: coinbase = the
 validator, extraData = [vanity, [validator], no vote, round 0, [its commit seal]], block hash
-excluding the seals. Blocks are made every `block_period` seconds while transactions wait.
+excluding the seals. Blocks are made every `block_period` seconds while transactions wait;
+while the next one comes due, what the pool holds is executed into it
+(`node.consensus.speculation`), so when its time comes only the latest arrivals are left.
 """
 
 from __future__ import annotations

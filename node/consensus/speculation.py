@@ -15,6 +15,10 @@ pool's order for each sender; extraData (round, vote) is read by no opcode and i
 the block is finished. If the head moves or the timer stamps another timestamp, the open block
 is dropped and the proposer builds as before. Execution time spent early counts against the
 build budget (`node.consensus.build_budget`) like any other, so blocks are no larger.
+
+The dev node's single validator (`node.consensus.solo`) does the same while its next block
+comes due, without a budget: it executes while it takes transactions in, where it used to
+take them in and then execute in one burst at the block's time.
 """
 
 from __future__ import annotations
