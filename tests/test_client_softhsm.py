@@ -27,6 +27,7 @@ from client.policy import PinGuard
 from client.signing import sign_transaction
 from tally_common.keystore import SOFTHSM2_MODULE, Pkcs11KeyStore
 from tally_common.keystore.errors import KeyExists, KeyNotFound, KeyStoreUnavailable, WrongPin
+from tally_common.keystore.softhsm import token_directory
 
 SO_PIN = "87654321"
 USER_PIN = "1234"
@@ -166,7 +167,9 @@ def test_processes_logging_in_to_their_own_tokens_together_all_get_in() -> None:
     """Validators of one host start together, each logging in to its own token.
 
     SoftHSM2 rewrites a token's file at each login and a lookup by label reads every token, so
-    without retrying its general errors a third of these lookups failed and a node exited.
+    without retrying its general errors a third of these lookups failed and a node exited; and
+    a process whose module initialised while another rewrote a token aborted inside SoftHSM2
+    (2 runs of 12 on a loaded machine) until loading, logging in and out took turns.
     """
     softhsm_tokens()
     start = time.time() + 2.0
@@ -181,3 +184,15 @@ def test_processes_logging_in_to_their_own_tokens_together_all_get_in() -> None:
     errors = [racer.communicate(timeout=120)[1] for racer in racers]
     failed = [error for racer, error in zip(racers, errors, strict=True) if racer.returncode]
     assert failed == []
+
+
+def test_only_softhsm2_takes_turns_at_the_token_directory_its_conf_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text("# tokens\ndirectories.tokendir = /srv/tokens \nobjectstore.backend = file\n")
+    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+    assert token_directory(SOFTHSM2_MODULE) == Path("/srv/tokens")
+    assert token_directory("/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so") is None
+    monkeypatch.setenv("SOFTHSM2_CONF", str(tmp_path / "missing.conf"))
+    assert token_directory(SOFTHSM2_MODULE) is None

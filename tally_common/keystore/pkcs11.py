@@ -17,7 +17,9 @@ session out. So the first store to log in owns the session, later stores on the 
 present the same PIN (compared in constant time; a different one is a `WrongPin` without asking
 the token again) and share it, and the session is closed when the last of them closes. Sessions
 must not be used by two threads at once, and a signature takes well under a millisecond, so
-serialising costs little.
+serialising costs little. Processes sharing a SoftHSM2 token directory take turns to load the
+module, log in and log out (`tally_common.keystore.softhsm`): SoftHSM2 aborts a process that
+initialises while another rewrites a token.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from tally_common.keystore.errors import (
     KeyStoreUnavailable,
     WrongPin,
 )
+from tally_common.keystore.softhsm import token_files_turn
 
 SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 SECP256K1_OID = "1.3.132.0.10"
@@ -188,6 +191,10 @@ class Pkcs11KeyStore(SignCounter):
             return login
 
     def _log_in(self) -> Any:
+        with token_files_turn(self.module):
+            return self._open_session()
+
+    def _open_session(self) -> Any:
         token = self._token()
         try:
             return token.open(user_pin=self._pin, rw=True)
@@ -216,7 +223,7 @@ class Pkcs11KeyStore(SignCounter):
                 return
             login.users -= 1
             if login.users == 0:
-                with login.lock:
+                with login.lock, token_files_turn(self.module):
                     login.session.close()
                 del _logins[(self.module, self.token_label)]
 
