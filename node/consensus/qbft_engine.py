@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -67,6 +66,7 @@ from node.consensus.qbft.state_machine import (
     RoundTimerExpired,
     SendTo,
     StartTimer,
+    proposal_timestamp,
 )
 from node.consensus.qbft.validators import proposer
 from node.consensus.scheduling import deferring_validators
@@ -74,6 +74,8 @@ from node.consensus.speculation import (
     SPECULATION_MARGIN_SECONDS,
     SPECULATION_POLL_SECONDS,
     Speculation,
+    finish_or_build,
+    speculation_on_head,
 )
 from node.consensus.voting import VoteProposals
 from node.lowpriority import low_priority_executor
@@ -146,20 +148,16 @@ class ChainBlockPort:
         started = time.perf_counter()
         selection = self.select_transactions()
         budget = self.budget.seconds
-        speculation, self.speculation = self.speculation, None
-        if speculation is not None and speculation.matches(self.chain.head_hash, timestamp):
-            ahead = speculation.block.applied
-            speculation.apply(selection, budget, until=math.inf)
-            pending = speculation.finish(extra.encode())
-        else:
-            ahead = 0
-            pending = self.chain.build(
-                [item.admitted for item in selection],
-                timestamp=timestamp,
-                coinbase=self.address,
-                extra_data=extra.encode(),
-                deadline=time.monotonic() + budget,
-            )
+        speculation, self.speculation = self.speculation, None  # used once, whatever happens
+        pending, ahead = finish_or_build(
+            self.chain,
+            speculation,
+            selection,
+            timestamp=timestamp,
+            coinbase=self.address,
+            extra_data=extra.encode(),
+            budget=budget,
+        )
         self._keep(pending)
         self.outgoing_diff = None
         checkers = self.diff_checkers(round_number) - {self.address}
@@ -183,20 +181,24 @@ class ChainBlockPort:
         """Open this node's next block on the head, or add to it, what the pool holds now
         (worker thread, under the chain lock; see `node.consensus.speculation`). `until`
         (`time.monotonic()`) is when the block timer is about to fire."""
-        speculation = self.speculation
-        if speculation is None or not speculation.matches(self.chain.head_hash, timestamp):
-            tally = self.chain.validator_tally(self.chain.head_hash)
-            # The vote and round are chosen when the block is finished: no opcode reads them.
-            extra = QbftExtraData(self._vanity(), tally.validators, None, 0, ())
-            opened = self.chain.open_block(
-                timestamp=timestamp, coinbase=self.address, extra_data=extra.encode()
-            )
-            speculation = self.speculation = Speculation(opened)
+        speculation = self.speculation = speculation_on_head(
+            self.chain,
+            self.speculation,
+            timestamp=timestamp,
+            coinbase=self.address,
+            extra_data=self._unvoted_extra,
+        )
         if speculation.spent < self.budget.seconds:
             speculation.apply(self.select_transactions(), self.budget.seconds, until)
 
     def _vanity(self) -> bytes:
         return self.chain.genesis.vanity.rjust(VANITY_LENGTH, b"\x00")
+
+    def _unvoted_extra(self) -> bytes:
+        """extraData for a block opened early: its vote and round are chosen when it is
+        finished (no opcode reads them)."""
+        tally = self.chain.validator_tally(self.chain.head_hash)
+        return QbftExtraData(self._vanity(), tally.validators, None, 0, ()).encode()
 
     def diff_checkers(self, round_number: int) -> frozenset[bytes]:
         """Validators that check the next block's round-0 proposal against its state diff.
@@ -517,8 +519,8 @@ class QbftEngine:
         validators = self.chain.validator_tally(self.chain.head_hash).validators
         if self.address not in validators or proposer(validators, head.coinbase, 0) != self.address:
             return
-        # The timestamp the state machine stamps when the timer fires on time.
-        timestamp = math.ceil(head.timestamp + self._block_period)
+        on_time = head.timestamp + self._block_period  # when the block timer fires
+        timestamp = proposal_timestamp(head, self._block_period, on_time)
         until = time.monotonic() + timer.delay_seconds - SPECULATION_MARGIN_SECONDS
         task = asyncio.create_task(self._speculate(timer.height, timestamp, until))
         self._speculating.add(task)

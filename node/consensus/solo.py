@@ -19,10 +19,13 @@ from typing import TypeVar, TypeVarTuple, cast
 from node.chain.admitted import AdmittedTransaction
 from node.chain.chain import Chain, PendingBlock
 from node.chain.notifications import ChainEvents, CommittedBlock
+from node.consensus.qbft.state_machine import proposal_timestamp
 from node.consensus.speculation import (
     SPECULATION_MARGIN_SECONDS,
     SPECULATION_POLL_SECONDS,
     Speculation,
+    finish_or_build,
+    speculation_on_head,
 )
 from node.qbftheader.extra_data import VANITY_LENGTH, QbftExtraData
 from node.qbftheader.hashing import sign_commit_seal
@@ -69,7 +72,7 @@ class SoloValidator:
             self._work.set()
         while True:
             await self._work.wait()
-            timestamp = max(int(self.clock()), self.chain.head.timestamp + self.block_period)
+            timestamp = proposal_timestamp(self.chain.head, self.block_period, self.clock())
             try:
                 speculation = await self._execute_until(timestamp)
                 selected = self._select()
@@ -126,11 +129,13 @@ class SoloValidator:
         timestamp: int,
         until: float,
     ) -> Speculation:
-        if speculation is None or not speculation.matches(self.chain.head_hash, timestamp):
-            opened = self.chain.open_block(
-                timestamp=timestamp, coinbase=self.address, extra_data=self._extra().encode()
-            )
-            speculation = Speculation(opened)
+        speculation = speculation_on_head(
+            self.chain,
+            speculation,
+            timestamp=timestamp,
+            coinbase=self.address,
+            extra_data=lambda: self._extra().encode(),
+        )
         speculation.apply(selected, math.inf, until)
         return speculation
 
@@ -182,18 +187,15 @@ class SoloValidator:
         candidate proved invalid is not kept. Also returns how many transactions were
         executed before the block came due."""
         extra = self._extra()
-        ahead = 0
-        if speculation is not None and speculation.matches(self.chain.head_hash, timestamp):
-            ahead = speculation.block.applied
-            speculation.apply(selected, math.inf, math.inf)
-            pending = speculation.finish(extra.encode())
-        else:
-            pending = self.chain.build(
-                [item.admitted for item in selected],
-                timestamp=timestamp,
-                coinbase=self.address,
-                extra_data=extra.encode(),
-            )
+        pending, ahead = finish_or_build(
+            self.chain,
+            speculation,
+            selected,
+            timestamp=timestamp,
+            coinbase=self.address,
+            extra_data=extra.encode(),
+            budget=math.inf,
+        )
         if not pending.executed.transactions:
             return pending, None, ahead
         seal = sign_commit_seal(pending.header, 0, self.key)

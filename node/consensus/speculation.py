@@ -23,10 +23,11 @@ take them in and then execute in one burst at the block's time.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from node.chain.chain import OpenBlock, PendingBlock
+from node.chain.chain import Chain, OpenBlock, PendingBlock
 from node.txpool.transaction import PooledTransaction
 
 SPECULATION_MARGIN_SECONDS = 0.02
@@ -62,5 +63,47 @@ class Speculation:
         left = {id(item) for item in self.block.deferred}
         self._settled.update(item.hash for item in fresh if id(item) not in left)
 
-    def finish(self, extra_data: bytes) -> PendingBlock:
-        return self.block.finish(extra_data)
+
+def speculation_on_head(
+    chain: Chain,
+    speculation: Speculation | None,
+    *,
+    timestamp: int,
+    coinbase: bytes,
+    extra_data: Callable[[], bytes],
+) -> Speculation:
+    """`speculation` if it is the block on the head at `timestamp`, else one opened there
+    (`extra_data` is asked for only then; the block's final one is set when it is finished)."""
+    if speculation is not None and speculation.matches(chain.head_hash, timestamp):
+        return speculation
+    return Speculation(
+        chain.open_block(timestamp=timestamp, coinbase=coinbase, extra_data=extra_data())
+    )
+
+
+def finish_or_build(
+    chain: Chain,
+    speculation: Speculation | None,
+    selection: Sequence[PooledTransaction],
+    *,
+    timestamp: int,
+    coinbase: bytes,
+    extra_data: bytes,
+    budget: float,
+) -> tuple[PendingBlock, int]:
+    """The block due at `timestamp`: the one opened early, finished with what `selection`
+    adds, or, if there is none on the head at that timestamp, built from `selection` now,
+    within `budget` seconds of execution either way. Also how many of its transactions were
+    executed ahead."""
+    if speculation is None or not speculation.matches(chain.head_hash, timestamp):
+        pending = chain.build(
+            [item.admitted for item in selection],
+            timestamp=timestamp,
+            coinbase=coinbase,
+            extra_data=extra_data,
+            deadline=time.monotonic() + budget,
+        )
+        return pending, 0
+    ahead = speculation.block.applied
+    speculation.apply(selection, budget, until=math.inf)
+    return speculation.block.finish(extra_data), ahead

@@ -380,6 +380,12 @@ class _Height:
         return proposer(self.validators, self.parent.coinbase, round_number)
 
 
+def proposal_timestamp(parent: BlockHeaderAPI, block_period: float, now: float) -> int:
+    """The timestamp a proposer stamps on a new block at `now`: a block period after its
+    parent's, or `now` (whole seconds) if that is later."""
+    return max(math.ceil(parent.timestamp + block_period), math.floor(now))
+
+
 def with_round(header: BlockHeaderAPI, round_number: int) -> BlockHeaderAPI:
     """`header` with its extraData round replaced and its seals removed (re-proposal)."""
     extra = QbftExtraData.decode(header.extra_data)
@@ -700,10 +706,7 @@ class QbftStateMachine:
             prepares = tuple(_dedupe(best.prepares).values())
             self._log(f"re-proposing the block prepared in round {best.prepared.round}")  # type: ignore[union-attr]
         else:
-            timestamp = max(
-                math.ceil(height.parent.timestamp + self.config.block_period_seconds),
-                math.floor(now),
-            )
+            timestamp = proposal_timestamp(height.parent, self.config.block_period_seconds, now)
             block = self.port.create_block(height.parent, round_number, timestamp)
         proposal = Proposal.create(
             self.key,
