@@ -170,50 +170,41 @@ Event = (
 # Actions
 
 
+class _Outgoing:
+    """An action that sends `message`: the transport reads its code and data from here."""
+
+    __slots__ = ()
+    message: QbftMessage
+
+    @property
+    def code(self) -> int:
+        return self.message.code
+
+    @property
+    def data(self) -> bytes:
+        return self.message.data
+
+
 @dataclass(frozen=True, slots=True)
-class Broadcast:
+class Broadcast(_Outgoing):
     """Send this node's own `message` to every other validator."""
 
     message: QbftMessage
 
-    @property
-    def code(self) -> int:
-        return self.message.code
-
-    @property
-    def data(self) -> bytes:
-        return self.message.data
-
 
 @dataclass(frozen=True, slots=True)
-class Regossip:
+class Regossip(_Outgoing):
     """Forward a received `message` to the validators other than its sender and author."""
 
     message: QbftMessage
 
-    @property
-    def code(self) -> int:
-        return self.message.code
-
-    @property
-    def data(self) -> bytes:
-        return self.message.data
-
 
 @dataclass(frozen=True, slots=True)
-class SendTo:
+class SendTo(_Outgoing):
     """Send this node's own `message` to the one validator `peer` (a re-send on reconnection)."""
 
     peer: bytes
     message: QbftMessage
-
-    @property
-    def code(self) -> int:
-        return self.message.code
-
-    @property
-    def data(self) -> bytes:
-        return self.message.data
 
 
 TimerKind = Literal["block", "round"]
