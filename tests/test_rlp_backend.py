@@ -9,13 +9,20 @@ pure-Python codec does, which a subprocess that cannot import rusty-rlp provides
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 import textwrap
 
+import pytest
 import rlp
 import rlp.codec
 from rlp.exceptions import DecodingError
+
+pytestmark = pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "AMD64") or sys.version_info >= (3, 13),
+    reason="rusty-rlp has wheels for x86-64 and CPython 3.11-3.12 only (pyproject.toml)",
+)
 
 NESTED = [b"", b"\x00", b"\x7f", b"\x80", b"a" * 55, b"b" * 56, b"c" * 1024, [], [[b"", []]]]
 """Values at every length-prefix boundary, and nested empty lists."""
