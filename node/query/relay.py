@@ -6,6 +6,11 @@ A JSON-RPC batch of raw transactions is `prepare`d first: their stateless checks
 recovery start in worker processes (`node.txpool.prechecks`), and `submit_prepared` then
 admits each, in the batch's order, with what its worker found. Without workers, or for a
 transaction nobody prepared, it is all done here, with the same answers.
+
+Admission reads the state at the committed head (`ChainReader.head`), not `Chain.tip`: a
+client that has just read the receipt of the transfer that funded it, and sends from the
+funded account, must not be told "insufficient funds" because the commit's thread has not
+swapped `tip` yet (it did happen, in CI, under load).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from node.chain.chain import Chain
+from node.query.reader import ChainReader
+from node.txpool.admission import AccountStateReader
 from node.txpool.pool import TxPool
 from node.txpool.prechecks import Precheck, Prechecks
 from node.txpool.transaction import PooledTransaction
@@ -24,13 +31,14 @@ Prepared = list[tuple[bytes, Precheck]]
 class Relay:
     def __init__(self, chain: Chain, pool: TxPool, prechecks: Prechecks | None = None) -> None:
         self.chain = chain
+        self.reader = ChainReader(chain)
         self.pool = pool
         self.prechecks = prechecks
         self._prepared: dict[bytes, Precheck] = {}
 
     def submit(self, raw: bytes) -> PooledTransaction:
         """Admit the signed transaction `raw`, or raise the pool's `TxPoolError`."""
-        return self.pool.add(raw, self.chain.state_at(self.chain.head))
+        return self.pool.add(raw, self._committed_state())
 
     def prepare(self, raws: Sequence[bytes]) -> Prepared:
         """Start the stateless checks of `raws` in the workers, if there are any and they are
@@ -56,4 +64,7 @@ class Relay:
         """`submit`, using the workers' checks of `raw` if it was prepared."""
         precheck = self._prepared.pop(raw, None)
         checked = None if precheck is None else await precheck.result()
-        return self.pool.add(raw, self.chain.state_at(self.chain.head), checked=checked)
+        return self.pool.add(raw, self._committed_state(), checked=checked)
+
+    def _committed_state(self) -> AccountStateReader:
+        return self.chain.state_at(self.reader.head().header)

@@ -144,7 +144,7 @@ class EthApi:
     def get_transaction_count(self, address: Any, block: Any) -> str:
         account = Address(p.address(address))
         if block == "pending":
-            state = self.chain.state_at(self.chain.head)
+            state = self.chain.state_at(self.blocks.header("latest"))
             return views.hexq(self.pool.pending_nonce(account, state))
         return views.hexq(self.chain.state_at(self.blocks.header(block)).get_nonce(account))
 
